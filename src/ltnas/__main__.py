@@ -1,0 +1,3 @@
+from ltnas.cli import main
+
+raise SystemExit(main())
