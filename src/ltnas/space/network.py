@@ -1,0 +1,136 @@
+"""The discrete network a genotype describes, built for (re)training: DARTS' NetworkCIFAR.
+
+Generalised in two ways the papers need: a cell may have any number of edges per node (FairDARTS),
+and nodes left without input are pruned. Auxiliary head and drop-path follow the DARTS recipe.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ltnas.errors import LtnasError
+from ltnas.space.genotype import Genotype
+from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
+from ltnas.space.search_network import reduction_layers
+
+
+def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """Zero whole samples of a path with probability p and rescale the rest (DARTS drop-path)."""
+    if drop_prob <= 0.0:
+        return x
+    keep = 1.0 - drop_prob
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
+class Cell(nn.Module):
+    def __init__(self, genotype: Genotype, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
+                 reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        kind = "reduce" if reduction else "normal"
+        edges, concat = genotype.live_cell(kind)
+        if not concat:
+            raise LtnasError(
+                f"the {kind} cell of genotype {genotype.name or ''} has no node with an input, so it outputs "
+                "nothing; search longer or lower the derivation threshold"
+            )
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_prev_prev, channels)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+        self.edges = sorted(edges, key=lambda edge: edge.to_node)  # stable: keeps the genotype's order
+        self.ops = nn.ModuleList(
+            make_op(edge.op, channels, 2 if reduction and edge.from_node < 2 else 1, affine=True)
+            for edge in self.edges
+        )
+        self.concat = concat
+        self.multiplier = len(concat)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+        states: dict[int, torch.Tensor] = {0: self.preprocess0(s0), 1: self.preprocess1(s1)}
+        for edge, op in zip(self.edges, self.ops):
+            out = op(states[edge.from_node])
+            if self.training and drop_prob > 0 and not isinstance(op, nn.Identity):
+                out = drop_path(out, drop_prob)
+            states[edge.to_node] = states[edge.to_node] + out if edge.to_node in states else out
+        return torch.cat([states[node] for node in self.concat], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS' CIFAR auxiliary classifier. It expects 8×8 maps (pool 5, stride 3 → 2×2); smaller
+    inputs such as 8×8 digits reach it at 2×2, where it pools adaptively to the same 2×2."""
+
+    def __init__(self, channels: int, num_classes: int, spatial: int):
+        super().__init__()
+        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if spatial >= 5
+                else nn.AdaptiveAvgPool2d(2))
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            pool,
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class DiscreteNetwork(nn.Module):
+    """Stem (3×3 conv to 3C + BN), `layers` cells with reductions at L//3 and 2L//3, pooled linear head.
+
+    In training mode with `auxiliary=True`, `forward` returns `(logits, aux_logits)`; otherwise logits.
+    Set `drop_path_prob` (scheduled by the trainer) to enable drop-path.
+    """
+
+    def __init__(self, genotype: Genotype, C: int, num_classes: int, layers: int, auxiliary: bool = False,
+                 in_channels: int = 3, *, image_size: int = 32, stem_multiplier: int = 3):
+        super().__init__()
+        self.genotype = genotype
+        self.drop_path_prob = 0.0
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        spatial = image_size
+        self.auxiliary_layer = 2 * layers // 3
+        self.auxiliary_head = None
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+                spatial = (spatial + 1) // 2
+            cell = Cell(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+            if auxiliary and i == self.auxiliary_layer:
+                self.auxiliary_head = AuxiliaryHead(c_prev, num_classes, spatial)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor):
+        aux_logits = None
+        s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.auxiliary_layer and self.auxiliary_head is not None and self.training:
+                aux_logits = self.auxiliary_head(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return (logits, aux_logits) if aux_logits is not None else logits
+
+
+def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
+    """Trainable parameters; the auxiliary head is excluded by default, as DARTS reports sizes."""
+    return sum(
+        p.numel() for name, p in model.named_parameters()
+        if p.requires_grad and (include_auxiliary or "auxiliary" not in name)
+    )

@@ -1,0 +1,104 @@
+"""The DARTS candidate operations, as small modules registered by name.
+
+Each builder takes `(channels, stride, affine)`. During search every BatchNorm is affine-free
+(`affine=False`) and pooling is followed by one (see `search_network.MixedEdge`), as in DARTS, so
+that no operation gets a learnable scale that competes with its architecture weight.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltnas.config import PRIMITIVES
+from ltnas.errors import LtnasError
+
+__all__ = ["PRIMITIVES", "OPS", "make_op", "ReLUConvBN", "FactorizedReduce", "SepConv", "DilConv", "Zero"]
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise k×k with dilation, pointwise 1×1, BN."""
+
+    def __init__(self, c_in, c_out, kernel, stride, padding, dilation, affine=True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked (ReLU, depthwise k×k, pointwise 1×1, BN) blocks; only the first one strides."""
+
+    def __init__(self, c_in, c_out, kernel, stride, padding, affine=True):
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, dilation=1, affine=affine),
+            DilConv(c_in, c_out, kernel, 1, padding, dilation=1, affine=affine),
+        )
+
+
+class Zero(nn.Module):
+    """The `none` operation: zeros of the output shape."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution without losing half the pixels: two stride-2 1×1 convs, offset by one pixel."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        # The original slices x[:, :, 1:, 1:]; padding by one first gives the same result for even
+        # sizes and keeps both halves the same shape for odd ones (e.g. 7×7 maps of 28×28 inputs).
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+OpBuilder = Callable[[int, int, bool], nn.Module]
+
+OPS: dict[str, OpBuilder] = {
+    "none": lambda c, stride, affine: Zero(stride),
+    "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
+    "skip_connect": lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
+    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
+    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+}
+assert tuple(OPS) == PRIMITIVES  # one order everywhere: α columns, derivation, plots
+
+
+def make_op(name: str, channels: int, stride: int, affine: bool) -> nn.Module:
+    if name not in OPS:
+        raise LtnasError(f"unknown primitive '{name}'; choose from {', '.join(OPS)}")
+    return OPS[name](channels, stride, affine)

@@ -1,0 +1,165 @@
+"""The DARTS supernet: every candidate operation on every edge, weighted by relaxed α.
+
+`SearchNetwork.parameters()` yields the operation weights only; the architecture parameters α
+(one row per edge, one column per primitive, for the normal and the reduction cell) come from
+`arch_parameters()`. Calling the network uses its current α through its relaxation, which can be
+swapped (softmax for DARTS, sigmoid for FairDARTS) without touching the network.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ltnas.config import PRIMITIVES
+from ltnas.space.genotype import Genotype, derive_genotype
+from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
+from ltnas.space.relaxation import Relaxation, make_relaxation
+
+
+def num_edges(nodes: int) -> int:
+    """Intermediate node j (0-based) has an edge from each of the 2 inputs and the j nodes before it."""
+    return sum(2 + j for j in range(nodes))
+
+
+def reduction_layers(layers: int) -> tuple[int, ...]:
+    """Cells at L//3 and 2L//3 halve the resolution and double the channels (one cell if they coincide)."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
+class MixedEdge(nn.Module):
+    """One edge of the supernet: the weighted sum of every candidate operation."""
+
+    def __init__(self, channels: int, stride: int, primitives: tuple[str, ...]):
+        super().__init__()
+        ops = []
+        for name in primitives:
+            op = make_op(name, channels, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+        # `none` contributes exactly zero to the sum (and to every gradient), so it is never run.
+        self.active = [i for i, name in enumerate(primitives) if name != "none"]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(weights[i] * self.ops[i](x) for i in self.active)
+
+
+class SearchCell(nn.Module):
+    def __init__(
+        self,
+        nodes: int,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        reduction: bool,
+        reduction_prev: bool,
+        primitives: tuple[str, ...],
+    ):
+        super().__init__()
+        self.reduction = reduction
+        self.nodes = nodes
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            MixedEdge(channels, 2 if reduction and source < 2 else 1, primitives)
+            for node in range(nodes)
+            for source in range(2 + node)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.nodes):
+            states.append(sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states)))
+            offset += len(states) - 1
+        return torch.cat(states[2:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    def __init__(
+        self,
+        C: int,
+        num_classes: int,
+        layers: int,
+        in_channels: int = 3,
+        primitives: tuple[str, ...] | list[str] = PRIMITIVES,
+        *,
+        nodes: int = 4,
+        stem_multiplier: int = 3,
+        relaxation: str | Relaxation = "softmax",
+        alpha_init_std: float = 1e-3,
+    ):
+        super().__init__()
+        self.primitives = tuple(primitives)
+        self.nodes = nodes
+        self.num_classes = num_classes
+        self.relaxation = make_relaxation(relaxation)
+
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+        )
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(
+                SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, self.primitives)
+            )
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, nodes * c_curr
+        self.feature_dim = c_prev
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+        shape = (num_edges(nodes), len(self.primitives))
+        self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
+        self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(shape))
+
+    # --- weights and architecture kept apart --------------------------------------------------
+    _ARCH_NAMES = ("alpha_normal", "alpha_reduce")
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Operation weights only: α lives in the same module (so `.to()` and `state_dict()` carry
+        it) but is trained by its own optimizer, so it must never reach the weight optimizer."""
+        for name, param in super().named_parameters(prefix, recurse, remove_duplicate):
+            if name.removeprefix(prefix + "." if prefix else "") not in self._ARCH_NAMES:
+                yield name, param
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha_normal, self.alpha_reduce]
+
+    def named_arch_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        yield from zip(self._ARCH_NAMES, self.arch_parameters())
+
+    # --- forward ------------------------------------------------------------------------------
+    def relaxed_weights(self) -> dict[str, torch.Tensor]:
+        """Edge weights under the current relaxation: {'normal': (edges, ops), 'reduce': ...}."""
+        return {"normal": self.relaxation(self.alpha_normal), "reduce": self.relaxation(self.alpha_reduce)}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally pooled features before the classifier (used by heads and self-supervision)."""
+        weights = self.relaxed_weights()
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+        return self.global_pooling(s1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def genotype(self, rule: str = "darts", threshold: float = 0.85) -> Genotype:
+        weights = {k: v.detach().cpu() for k, v in self.relaxed_weights().items()}
+        return derive_genotype(
+            weights["normal"], weights["reduce"], rule=rule, threshold=threshold, primitives=self.primitives
+        )
