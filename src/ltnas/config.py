@@ -112,6 +112,7 @@ class SearchConfig(Section):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
+    hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
     derive: Literal["darts", "threshold"] = "darts"
     threshold: float = Field(0.85, gt=0, lt=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

@@ -1,0 +1,149 @@
+"""DARTS (Liu et al., 2019): bilevel search with first- or second-order architecture gradients.
+
+One `step` = an α step on a validation batch, then a weight step on a training batch, as in the
+original code. The second-order α gradient follows DESIGN.md:
+
+    w' = w − ξ (momentum·buf + ∇w L_train(w, α) + wd·w)
+    ∇α ≈ ∇α L_val(w', α) − ξ · (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε
+    w± = w ± ε ∇w' L_val(w', α),  ε = r / ‖∇w' L_val(w', α)‖,  r = `hvp_radius` (0.01)
+
+with ξ the current weight learning rate.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ltnas.config import SearchConfig
+from ltnas.space.search_network import SearchNetwork
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _grad(loss: torch.Tensor, inputs) -> tuple[torch.Tensor, ...]:
+    """Gradients of `loss` w.r.t. `inputs` only; zeros for inputs it does not use (a cell type
+    absent from a very small network, a classifier row of an unseen class)."""
+    return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
+
+
+class DartsSearch:
+    """The DARTS strategy: softmax relaxation, SGD on weights, Adam on α."""
+
+    relaxation = "softmax"
+
+    def __init__(self, network: SearchNetwork, config: SearchConfig, criterion: Criterion,
+                 arch_criterion: Criterion | None = None):
+        self.network = network
+        self.config = config
+        self.criterion = criterion
+        # The α objective may differ from the weights' (e.g. class-balanced validation loss).
+        self.arch_criterion = arch_criterion or criterion
+        self.weights = list(network.parameters())
+        self.alphas = network.arch_parameters()
+        self.w_optimizer = torch.optim.SGD(
+            self.weights, config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.w_optimizer, T_max=config.epochs, eta_min=config.lr_min
+        )
+        self.a_optimizer = torch.optim.Adam(
+            self.alphas, config.arch_lr, betas=tuple(config.arch_betas), weight_decay=config.arch_weight_decay
+        )
+
+    @property
+    def lr(self) -> float:
+        return self.w_optimizer.param_groups[0]["lr"]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the loop before each epoch (epoch counted from 0)."""
+        for criterion in {id(self.criterion): self.criterion, id(self.arch_criterion): self.arch_criterion}.values():
+            if hasattr(criterion, "set_epoch"):
+                criterion.set_epoch(epoch)
+
+    def end_epoch(self) -> None:
+        self.w_scheduler.step()
+
+    # --- one search step ----------------------------------------------------------------------
+    def step(self, train: Batch, val: Batch) -> dict[str, float]:
+        self.network.train()
+        self.arch_step(train, val)
+        return self.weight_step(train)
+
+    def arch_step(self, train: Batch, val: Batch) -> None:
+        if self.config.order == "second":
+            grads = self.second_order_arch_grads(train, val)
+        else:
+            x_val, y_val = val
+            loss = self.arch_criterion(self.network(x_val), y_val)
+            grads = _grad(loss, self.alphas)  # α only: no weight gradients computed
+        for alpha, grad in zip(self.alphas, grads):
+            alpha.grad = grad
+        self.a_optimizer.step()
+
+    def weight_step(self, train: Batch) -> dict[str, float]:
+        x, y = train
+        self.w_optimizer.zero_grad(set_to_none=True)
+        logits = self.network(x)
+        loss = self.criterion(logits, y)
+        loss.backward(inputs=self.weights)  # weights only: α gets its gradient in arch_step
+        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_optimizer.step()
+        return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item(), "count": len(y)}
+
+    # --- second order -------------------------------------------------------------------------
+    def second_order_arch_grads(self, train: Batch, val: Batch) -> list[torch.Tensor]:
+        (x_train, y_train), (x_val, y_val) = train, val
+        xi = self.lr
+        names = [name for name, _ in self.network.named_parameters()]
+
+        # One virtual SGD step (momentum and weight decay included) to w'.
+        grads = _grad(self.criterion(self.network(x_train), y_train), self.weights)
+        momentum, decay = self.config.momentum, self.config.weight_decay
+        unrolled = {}
+        for name, w, g in zip(names, self.weights, grads):
+            buf = self.w_optimizer.state.get(w, {}).get("momentum_buffer")
+            step = g + decay * w if buf is None else momentum * buf + g + decay * w
+            unrolled[name] = (w - xi * step).detach().requires_grad_(True)
+
+        val_loss = self.arch_criterion(functional_call(self.network, unrolled, (x_val,)), y_val)
+        grads = _grad(val_loss, [*self.alphas, *unrolled.values()])
+        d_alpha, d_unrolled = grads[: len(self.alphas)], grads[len(self.alphas):]
+        hessian_vector = self._hessian_vector_product(d_unrolled, x_train, y_train)
+        return [da - xi * hv for da, hv in zip(d_alpha, hessian_vector)]
+
+    def _hessian_vector_product(self, vector, x, y) -> list[torch.Tensor]:
+        """∇²_{α,w} L_train · v by central differences of ∇α L_train around w along v."""
+        eps = self.config.hvp_radius / torch.cat([v.flatten() for v in vector]).norm()
+
+        def alpha_grads_at(scale: float) -> tuple[torch.Tensor, ...]:
+            with torch.no_grad():
+                for w, v in zip(self.weights, vector):
+                    w.add_(v, alpha=scale * eps.item())
+            return _grad(self.criterion(self.network(x), y), self.alphas)
+
+        grads_plus = alpha_grads_at(+1.0)   # w + εv
+        grads_minus = alpha_grads_at(-2.0)  # w − εv
+        with torch.no_grad():
+            for w, v in zip(self.weights, vector):
+                w.add_(v, alpha=eps.item())  # back to w
+        return [(p - m) / (2 * eps) for p, m in zip(grads_plus, grads_minus)]
+
+    # --- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "network": self.network.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "w_scheduler": self.w_scheduler.state_dict(),
+            "a_optimizer": self.a_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.network.load_state_dict(state["network"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.w_scheduler.load_state_dict(state["w_scheduler"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])
