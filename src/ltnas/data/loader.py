@@ -1,0 +1,90 @@
+"""Batches straight from device memory: the whole set moves once, each batch is an index, no workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from ltnas.config import AugmentConfig
+from ltnas.data.augment import BatchAugment
+from ltnas.data.imageset import ImageSet
+from ltnas.data.samplers import class_balanced_indices, instance_indices
+from ltnas.errors import LtnasError
+
+SAMPLERS = ("instance", "class_balanced")
+
+
+class DeviceBatches:
+    """Iterate (x, y): x float32 normalised (and augmented) on the device, y int64.
+
+    shuffle=True (training): each epoch's order is drawn from `generator` when iteration starts, by the
+    instance or class-balanced sampler; both give the same number of batches. The generator is the only
+    source of randomness, so saving and restoring its state reproduces an epoch.
+    shuffle=False (evaluation): dataset order, every image exactly once; drop_last and sampler do not apply.
+    """
+
+    def __init__(
+        self,
+        images: ImageSet,
+        batch_size: int,
+        *,
+        device: torch.device | str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        generator: torch.Generator,
+        sampler: str = "instance",
+        augment: AugmentConfig | None = None,
+        shuffle: bool = True,
+        drop_last: bool = True,
+    ) -> None:
+        if sampler not in SAMPLERS:
+            raise LtnasError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
+        if batch_size < 1:
+            raise LtnasError(f"batch size must be >= 1, got {batch_size}; set a positive batch_size")
+        if len(mean) != images.images.shape[1] or len(std) != images.images.shape[1]:
+            raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {images.images.shape[1]} channels")
+        self.device = torch.device(device)
+        self.images = images.images.to(self.device)
+        self.labels = images.labels.to(self.device)
+        self.batch_size = batch_size
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self.generator = generator
+        self.sampler = sampler
+        self.augment = BatchAugment(augment, mean, std) if augment is not None else None
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    @property
+    def num_images(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        n = self.num_images
+        if self.drop_last and self.shuffle:
+            # a set smaller than one batch still yields one (smaller) batch rather than none
+            return max(1, n // self.batch_size) if n else 0
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # Draw the epoch's order now, not lazily at the first batch, so the generator state right after
+        # iter() already accounts for it.
+        order = self._epoch_order()
+        return self._batches(order)
+
+    def _epoch_order(self) -> torch.Tensor:
+        n = self.num_images
+        if not self.shuffle:
+            return torch.arange(n, device=self.device)
+        num_samples = min(n, len(self) * self.batch_size)
+        if self.sampler == "class_balanced":
+            return class_balanced_indices(self.labels, num_samples, self.generator)
+        return instance_indices(n, num_samples, self.generator, self.device)
+
+    def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in order.split(self.batch_size):
+            x = (self.images[index].float().div_(255) - self.mean) / self.std
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield x, self.labels[index]
