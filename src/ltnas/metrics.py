@@ -1,0 +1,126 @@
+"""Classification metrics that stay honest on long-tailed data.
+
+Overall accuracy on a long-tailed test set is dominated by the head classes, so every result is
+reported per class and per shot group as well (DESIGN.md: many / medium / few-shot classes have
+> 100, 20-100 and < 20 training images).
+
+Everything here is a pure function of predictions and labels. Inputs may be torch tensors, NumPy
+arrays or plain lists, and the results are plain Python numbers and lists, ready for `json.dump`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ltnas.errors import LtnasError
+
+SHOT_GROUPS: tuple[str, ...] = ("many", "medium", "few")
+
+
+def shot_groups(train_counts: list[int], many: int = 100, few: int = 20) -> dict[str, list[int]]:
+    """Split class indices by training-set size: > `many` images, `few`..`many` inclusive, < `few`."""
+    return {
+        "many": [c for c, n in enumerate(train_counts) if n > many],
+        "medium": [c for c, n in enumerate(train_counts) if few <= n <= many],
+        "few": [c for c, n in enumerate(train_counts) if n < few],
+    }
+
+
+def classification_metrics(
+    predictions: Any, labels: Any, num_classes: int, train_counts: list[int]
+) -> dict[str, Any]:
+    """Accuracy overall, class-balanced, per class and per shot group, plus the confusion matrix.
+
+    `predictions` are class indices of shape (N,), or scores of shape (N, num_classes) whose
+    argmax is taken. `labels` are class indices of shape (N,). Accuracies are fractions in [0, 1].
+    A class without test samples has recall `None` and is left out of every mean, so a test set
+    that lacks a class is not penalised for it.
+    """
+    predicted, true = _validated_inputs(predictions, labels, num_classes, train_counts)
+    confusion = confusion_matrix(predicted, true, num_classes)
+    recalls = per_class_recall(confusion)
+    groups = shot_groups(list(train_counts))
+    return {
+        "overall": float(np.trace(confusion) / confusion.sum()),
+        "balanced": _mean_defined(recalls),
+        "per_class": recalls,
+        **{name: _mean_defined([recalls[c] for c in classes]) for name, classes in groups.items()},
+        "groups": groups,
+        "confusion": confusion.tolist(),
+        "num_samples": int(true.size),
+    }
+
+
+def confusion_matrix(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of shape (num_classes, num_classes): rows are the true class, columns the prediction."""
+    # One bincount over the flattened (true, predicted) pair index is a 2-D histogram in a single pass.
+    flat = np.bincount(true * num_classes + predicted, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
+
+
+def per_class_recall(confusion: np.ndarray) -> list[float | None]:
+    """Recall of each class (diagonal over row sum); `None` where the class has no test samples."""
+    support = confusion.sum(axis=1)
+    return [float(confusion[c, c] / n) if n > 0 else None for c, n in enumerate(support)]
+
+
+def _mean_defined(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def _validated_inputs(
+    predictions: Any, labels: Any, num_classes: int, train_counts: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn the inputs into two int64 vectors, or raise `LtnasError` saying what to fix."""
+    if num_classes < 1:
+        raise LtnasError(f"num_classes must be at least 1, got {num_classes}; pass the dataset's class count")
+    if len(train_counts) != num_classes:
+        raise LtnasError(
+            f"train_counts has {len(train_counts)} entries but num_classes is {num_classes}; "
+            "pass one training-image count per class"
+        )
+    scores = _as_numpy(predictions)
+    if scores.ndim == 2:
+        if scores.shape[1] != num_classes:
+            raise LtnasError(
+                f"predictions are scores with {scores.shape[1]} columns but num_classes is {num_classes}; "
+                "pass scores of shape (N, num_classes) or class indices of shape (N,)"
+            )
+        scores = scores.argmax(axis=1)
+    predicted = _as_class_indices(scores, "predictions", num_classes)
+    true = _as_class_indices(_as_numpy(labels), "labels", num_classes)
+    if predicted.size != true.size:
+        raise LtnasError(
+            f"got {predicted.size} predictions for {true.size} labels; pass one prediction per test sample"
+        )
+    if true.size == 0:
+        raise LtnasError("got no test samples; evaluate on a non-empty test set")
+    return predicted, true
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    # Duck-typed so that this module never imports torch: a tensor (on any device) has `detach`.
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _as_class_indices(values: np.ndarray, name: str, num_classes: int) -> np.ndarray:
+    """`values` as an int64 vector of indices in 0..num_classes-1, or `LtnasError`."""
+    if values.ndim != 1:
+        raise LtnasError(f"{name} has shape {tuple(values.shape)}; pass class indices of shape (N,)")
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        # Whole-valued floats (e.g. labels stored as float32) are accepted; anything else is a mix-up.
+        if not np.issubdtype(values.dtype, np.number) or not np.all(np.mod(values, 1) == 0):
+            raise LtnasError(f"{name} must be whole class indices, got dtype {values.dtype}; pass integers")
+    indices = values.astype(np.int64)
+    out_of_range = indices[(indices < 0) | (indices >= num_classes)]
+    if out_of_range.size:
+        raise LtnasError(
+            f"{name} contain class index {int(out_of_range[0])}, outside 0..{num_classes - 1}; "
+            "check num_classes and the dataset's label mapping"
+        )
+    return indices

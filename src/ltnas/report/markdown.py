@@ -1,0 +1,405 @@
+"""`report.md` of a run folder: what was searched, how training went, and how every class fared.
+
+The report is rebuilt from the files the run wrote (DESIGN.md, "run folder"), so it can be
+regenerated at any time, for a finished run or one still going. Whatever is missing (a search-only
+run has no `train/` and no `eval.json`; a retrain of a published genotype has no `search/`) is
+simply left out. Only `report.md` and `plots/` are written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ltnas.errors import LtnasError
+from ltnas.metrics import shot_groups
+from ltnas.report.plots import (
+    node_name,
+    plot_alpha_heatmap,
+    plot_alpha_history,
+    plot_confusion,
+    plot_curves,
+    plot_genotype,
+    plot_per_class,
+)
+from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
+
+Row = dict[str, Any]
+PLOTS_DIR = "plots"
+CELL_TITLES = {"normal": "Normal cell", "reduce": "Reduction cell"}
+ACCURACY_TITLES = {"overall": "Overall", "balanced": "Balanced (mean per-class)",
+                   "many": "Many-shot (> 100 train images)", "medium": "Medium-shot (20–100)",
+                   "few": "Few-shot (< 20)"}
+CLASSES_PER_COUNTS_TABLE = 10
+# Columns of the final-epoch tables, when the rows have them.
+SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
+RETRAIN_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_balanced_acc")
+
+
+@dataclass
+class RunFiles:
+    """The files of a run folder that the report uses, parsed; absent files are `None` or empty lists."""
+
+    path: Path
+    config: Row | None = None
+    data: Row | None = None
+    search_rows: list[Row] = field(default_factory=list)
+    alpha_rows: list[Row] = field(default_factory=list)
+    search_genotype: Row | None = None
+    train_rows: list[Row] = field(default_factory=list)
+    train_genotype: Row | None = None
+    evaluation: Row | None = None
+
+    @property
+    def name(self) -> str:
+        return str((self.config or {}).get("name") or self.path.name)
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.data and self.data.get("classes"):
+            return [str(name) for name in self.data["classes"]]
+        per_class = ((self.evaluation or {}).get("balanced_test") or {}).get("per_class") or []
+        return [str(index) for index in range(len(per_class))]
+
+    @property
+    def train_counts(self) -> list[int] | None:
+        return (self.data or {}).get("train_counts")
+
+
+def read_run_files(run_dir: str | Path) -> RunFiles:
+    """Read whatever of a run folder exists; `LtnasError` if it is not a run folder at all."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise LtnasError(f"run folder {path} does not exist; pass the folder a run wrote (it holds config.yaml)")
+    run = RunFiles(
+        path=path,
+        config=_read_yaml(path / "config.yaml"),
+        data=_read_json(path / "data.json"),
+        search_rows=_read_jsonl(path / "search" / "metrics.jsonl"),
+        alpha_rows=_read_jsonl(path / "search" / "alpha.jsonl"),
+        search_genotype=_read_json(path / "search" / "genotype.json"),
+        train_rows=_read_jsonl(path / "train" / "metrics.jsonl"),
+        train_genotype=_read_json(path / "train" / "genotype.json"),
+        evaluation=_read_json(path / "eval.json"),
+    )
+    if run == RunFiles(path=path):  # equal to an empty record: not one of the files exists
+        raise LtnasError(
+            f"{path} holds none of config.yaml, data.json, search/, train/, eval.json; "
+            "pass the folder of a run (ltnas prints it when the run starts)"
+        )
+    return run
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """(Re)draw the plots into RUN/plots/ and write RUN/report.md; returns the report's path."""
+    run = read_run_files(run_dir)
+    plots = draw_plots(run)
+    sections = [
+        _title_section(run),
+        _summary_section(run),
+        _data_section(run),
+        _search_section(run, plots),
+        _retrain_section(run, plots),
+        _evaluation_section(run, plots),
+        _config_section(run),
+    ]
+    report = run.path / "report.md"
+    report.write_text("\n\n".join(section for section in sections if section) + "\n", encoding="utf-8")
+    return report
+
+
+# ------------------------------------------------------------------------------------------ plots
+
+
+def draw_plots(run: RunFiles) -> set[str]:
+    """Draw every plot the run's files allow into RUN/plots/; returns the names drawn (no suffix)."""
+    out = run.path / PLOTS_DIR
+    drawn: set[str] = set()
+
+    def draw(name: str, plot: Callable[..., Path], *args: Any, **options: Any) -> None:
+        plot(*args, path=out / f"{name}.png", **options)
+        drawn.add(name)
+
+    if run.search_rows:
+        draw("search_curves", plot_curves, run.search_rows, None)
+    if run.search_genotype:
+        draw("search_genotype", plot_genotype, run.search_genotype)
+    if run.alpha_rows:
+        draw("alpha_heatmap", plot_alpha_heatmap, run.alpha_rows[-1])
+        draw("alpha_history", plot_alpha_history, run.alpha_rows)
+    if run.train_rows:
+        draw("train_curves", plot_curves, None, run.train_rows)
+    if _retrained_other_genotype(run):
+        draw("train_genotype", plot_genotype, run.train_genotype)
+    balanced, longtail = _test_metrics(run)
+    if balanced and run.train_counts:
+        draw("per_class", plot_per_class, balanced, longtail, run.train_counts, run.class_names)
+    if balanced and balanced.get("confusion"):
+        draw("confusion", plot_confusion, balanced["confusion"], run.class_names,
+             title="Confusion matrix, balanced test")
+    if longtail and longtail.get("confusion"):
+        draw("confusion_longtail", plot_confusion, longtail["confusion"], run.class_names,
+             title="Confusion matrix, long-tailed test")
+    return drawn
+
+
+def _image(plots: set[str], name: str, caption: str) -> str:
+    return f"![{caption}]({PLOTS_DIR}/{name}.png)" if name in plots else ""
+
+
+# --------------------------------------------------------------------------------------- sections
+
+
+def _title_section(run: RunFiles) -> str:
+    config = run.config or {}
+    facts = [f"{key} {config[key]}" for key in ("seed", "device") if config.get(key) is not None]
+    where = f"Run folder `{run.path}`" + (f" ({', '.join(facts)})" if facts else "")
+    return f"# Run report: {run.name}\n\n{where}"
+
+
+def _summary_section(run: RunFiles) -> str:
+    evaluation = run.evaluation
+    if evaluation is None:
+        return ("## Summary\n\nNo evaluation yet: `eval.json` is missing "
+                "(a search-only run, or training has not finished).")
+    seconds = evaluation.get("seconds") or {}
+    facts = _table(["run", "value"], [
+        ["Genotype", f"`{evaluation.get('genotype', MISSING)}`"],
+        ["Parameters", format_params(evaluation.get("params"))],
+        ["Search time", format_seconds(seconds.get("search"))],
+        ["Train time", format_seconds(seconds.get("train"))],
+        ["Evaluation time", format_seconds(seconds.get("eval"))],
+    ])
+    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run))])
+
+
+def _accuracy_table(balanced: Row | None, longtail: Row | None) -> str:
+    test_sets = [("balanced test", balanced)] + ([("long-tailed test", longtail)] if longtail else [])
+    rows = [[ACCURACY_TITLES[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
+            for metric in ACCURACIES]
+    rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
+    return _table(["accuracy"] + [name for name, _ in test_sets], rows)
+
+
+def _data_section(run: RunFiles) -> str:
+    data = run.data
+    if data is None:
+        return ""
+    counts = data.get("train_counts") or []
+    shape = "×".join(str(side) for side in data.get("image_shape") or []) or MISSING
+    ratio = data.get("ratio")
+    facts = [
+        f"- Dataset: **{data.get('name', MISSING)}**, {len(run.class_names)} classes, images {shape} (C×H×W)",
+        f"- Training profile: **{data.get('profile', MISSING)}**, "
+        f"imbalance ratio {MISSING if ratio is None else f'{ratio:g}'}",
+    ]
+    if counts:
+        groups = shot_groups(counts)
+        facts.append(f"- Training images: {sum(counts)} (largest class {max(counts)}, smallest {min(counts)}); "
+                     + ", ".join(f"{len(members)} {name}-shot" for name, members in groups.items()) + " classes")
+    for key, title in (("test_counts", "Balanced test images"), ("longtail_test_counts", "Long-tailed test images")):
+        if data.get(key):
+            facts.append(f"- {title}: {sum(data[key])}")
+    return "\n\n".join(["## Data", "\n".join(facts), _counts_tables(run)])
+
+
+def _counts_tables(run: RunFiles) -> str:
+    """Images per class as narrow tables of up to 10 classes each, so 100 classes stay readable."""
+    data = run.data or {}
+    count_rows = [(title, data[key]) for key, title in (
+        ("train_counts", "train"), ("test_counts", "test"), ("longtail_test_counts", "long-tailed test"))
+        if data.get(key)]
+    if not count_rows:
+        return ""
+    names = run.class_names
+    tables = []
+    for start in range(0, len(names), CLASSES_PER_COUNTS_TABLE):
+        chunk = range(start, min(start + CLASSES_PER_COUNTS_TABLE, len(names)))
+        tables.append(_table(["images"] + [names[c] for c in chunk],
+                             [[title] + [str(counts[c]) for c in chunk] for title, counts in count_rows]))
+    return "\n\n".join(tables)
+
+
+def _search_section(run: RunFiles, plots: set[str]) -> str:
+    if not (run.search_rows or run.alpha_rows or run.search_genotype):
+        return ""
+    parts = ["## Search"]
+    if run.search_rows:
+        parts += [_final_epoch_table(run.search_rows, SEARCH_KEYS)]
+    if run.search_genotype:
+        parts += ["### Genotype found", _genotype_text(run.search_genotype),
+                  _image(plots, "search_genotype", "searched cells")]
+    parts += [
+        _image(plots, "search_curves", "search loss and accuracy"),
+        "### Architecture weights" if run.alpha_rows else "",
+        _image(plots, "alpha_heatmap", "relaxed architecture weights at the last epoch"),
+        _image(plots, "alpha_history", "mean relaxed weight per operation during search"),
+    ]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _retrain_section(run: RunFiles, plots: set[str]) -> str:
+    if not (run.train_rows or run.train_genotype):
+        return ""
+    parts = ["## Retrain"]
+    if run.train_genotype:
+        name = run.train_genotype.get("name")
+        if not _retrained_other_genotype(run):
+            parts.append("Retrained the genotype found by the search.")
+        else:
+            parts += [f"Retrained genotype{f' **{name}**' if name else ''}:", _genotype_text(run.train_genotype),
+                      _image(plots, "train_genotype", "retrained cells")]
+    if run.train_rows:
+        parts.append(_final_epoch_table(run.train_rows, RETRAIN_KEYS))
+        parts.append(_best_epoch_line(run.train_rows, "test_balanced_acc"))
+    parts.append(_image(plots, "train_curves", "retrain loss and accuracy"))
+    return "\n\n".join(part for part in parts if part)
+
+
+def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
+    balanced, longtail = _test_metrics(run)
+    if balanced is None:
+        return ""
+    parts = ["## Evaluation", _per_class_table(run, balanced, longtail),
+             _image(plots, "per_class", "per-class accuracy against training-set size"),
+             _image(plots, "confusion", "confusion matrix on the balanced test set"),
+             _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
+    counts = run.train_counts
+    groups = shot_groups(counts) if counts else balanced.get("groups") or {}
+    group_of = {c: name for name, members in groups.items() for c in members}
+    header = ["class", "train images", "group", "balanced test"] + (["long-tailed test"] if longtail else [])
+    rows = []
+    for c, name in enumerate(run.class_names):
+        row = [name, str(counts[c]) if counts else MISSING, group_of.get(c, MISSING),
+               format_percent(_at(balanced.get("per_class"), c))]
+        if longtail:
+            row.append(format_percent(_at(longtail.get("per_class"), c)))
+        rows.append(row)
+    return "Recall of each class (a class without test images reads —):\n\n" + _table(header, rows)
+
+
+def _config_section(run: RunFiles) -> str:
+    if run.config is None:
+        return ""
+    config = yaml.safe_dump(run.config, sort_keys=False).rstrip()
+    return f"## Configuration\n\n<details><summary>config.yaml</summary>\n\n```yaml\n{config}\n```\n\n</details>"
+
+
+# ---------------------------------------------------------------------------------- small pieces
+
+
+def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
+    """The last epoch's numbers, with the phase's total time."""
+    last = rows[-1]
+    present = [key for key in keys if last.get(key) is not None]
+    seconds = sum(float(row.get("seconds") or 0.0) for row in rows)
+    cells = [str(last.get("epoch", len(rows)))]
+    cells += [format_percent(last[key]) if key.endswith("_acc") else f"{last[key]:.4f}" for key in present]
+    header = ["epochs"] + [key.replace("_", " ") for key in present] + ["time"]
+    return "Final epoch:\n\n" + _table(header, [cells + [format_seconds(seconds)]])
+
+
+def _best_epoch_line(rows: list[Row], key: str) -> str:
+    scored = [row for row in rows if row.get(key) is not None]
+    if not scored:
+        return ""
+    best = max(scored, key=lambda row: row[key])
+    return f"Best {key.replace('_', ' ')}: {format_percent(best[key])} at epoch {best.get('epoch', MISSING)}."
+
+
+def _genotype_text(genotype: Row) -> str:
+    """Each cell as a list of nodes and their inputs, e.g. `1 ← sep_conv_3x3(c_{k-1}), skip_connect(0)`."""
+    blocks = []
+    for key, title in CELL_TITLES.items():
+        if key not in genotype:
+            continue
+        inputs: dict[int, list[str]] = {}
+        for op, to_node, from_node in genotype[key]:
+            inputs.setdefault(int(to_node), []).append(f"{op}({node_name(int(from_node))})")
+        concat = genotype.get(f"{key}_concat") or sorted(inputs)
+        last_node = max([*inputs, *concat, 1])
+        lines = [f"**{title}**, output = concat of nodes {', '.join(node_name(n) for n in concat)}:", ""]
+        for node in range(2, last_node + 1):
+            if node in inputs:
+                lines.append(f"- node {node_name(node)} ← `{', '.join(inputs[node])}`")
+            else:
+                lines.append(f"- node {node_name(node)}: no input (dropped)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        # A "|" inside a cell would end the cell early.
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in rows)])
+
+
+def _test_metrics(run: RunFiles) -> tuple[Row | None, Row | None]:
+    evaluation = run.evaluation or {}
+    return evaluation.get("balanced_test"), evaluation.get("longtail_test")
+
+
+def _retrained_other_genotype(run: RunFiles) -> bool:
+    """True when train/genotype.json is not simply the searched genotype (e.g. a published one)."""
+    if not run.train_genotype:
+        return False
+    if not run.search_genotype:
+        return True
+    cell_keys = ("normal", "normal_concat", "reduce", "reduce_concat")
+    return any(run.train_genotype.get(key) != run.search_genotype.get(key) for key in cell_keys)
+
+
+def _at(values: list[Any] | None, index: int) -> Any:
+    return values[index] if values is not None and index < len(values) else None
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> Row | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise LtnasError(f"{path} is not valid JSON ({error}); restore it or re-run the step that writes it") from None
+
+
+def _read_jsonl(path: Path) -> list[Row]:
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            # A run killed mid-write leaves a torn last line; everything before it is still good.
+            if number == len(lines):
+                break
+            raise LtnasError(f"{path} line {number} is not valid JSON ({error}); "
+                             "restore the file or delete that line") from None
+    return rows
+
+
+def _read_yaml(path: Path) -> Row | None:
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        reason = str(error).splitlines()[0]
+        raise LtnasError(f"{path} is not valid YAML ({reason}); restore it or re-run") from None

@@ -1,0 +1,432 @@
+"""The figures of a run report: training curves, architecture weights, per-class results, cells.
+
+Every function takes plain data (rows read from the run folder, metric dicts, a genotype dict) and
+an output path, writes one PNG and returns the path. Figures are built on `matplotlib.figure.Figure`
+with an Agg canvas, never through pyplot, so no global figure state exists to leak between plots or
+into a user's interactive session, and nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+from matplotlib.ticker import MaxNLocator
+
+from ltnas.metrics import shot_groups
+
+DPI = 120
+CELL_TYPES: tuple[tuple[str, str], ...] = (("normal", "Normal cell"), ("reduce", "Reduction cell"))
+GROUP_COLOURS = {"many": "#dbe9f6", "medium": "#fdebd0", "few": "#f9d6d5"}
+# Past this many classes, per-class tick labels and cell annotations turn into an unreadable smear.
+MAX_LABELLED_CLASSES = 40
+MAX_ANNOTATED_CLASSES = 15
+MAX_ANNOTATED_CELLS = 200  # α heatmaps: the DARTS space's 14 edges × 8 operations still get numbers
+
+Row = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------- curves
+
+
+def plot_curves(search_rows: Sequence[Row] | None, train_rows: Sequence[Row] | None, path: str | Path) -> Path:
+    """Loss (left) and accuracy (right) against epoch, one row per phase present (search, retrain)."""
+    phases = [
+        (title, rows, losses, accuracies)
+        for title, rows, losses, accuracies in (
+            ("Search", search_rows, ("train_loss", "val_loss"), ("train_acc", "val_acc", "val_balanced_acc")),
+            ("Retrain", train_rows, ("train_loss", "test_loss"), ("train_acc", "test_acc", "test_balanced_acc")),
+        )
+        if rows
+    ]
+    if not phases:
+        raise ValueError("plot_curves needs search rows or train rows; both are empty")
+    fig = _new_figure(width=11.0, height=4.2 * len(phases))
+    axes = fig.subplots(len(phases), 2, squeeze=False)
+    for (loss_axes, accuracy_axes), (title, rows, losses, accuracies) in zip(axes, phases):
+        _plot_series(loss_axes, rows, losses, scale=1.0)
+        _plot_series(accuracy_axes, rows, accuracies, scale=100.0)  # fractions, shown as percentages
+        loss_axes.set(title=f"{title}: loss", xlabel="epoch", ylabel="loss")
+        accuracy_axes.set(title=f"{title}: accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    return _save(fig, path)
+
+
+def _plot_series(ax: Axes, rows: Sequence[Row], keys: Iterable[str], scale: float) -> None:
+    """One line per key that any row has; epochs come from the rows (1-based index if absent)."""
+    epochs = [row.get("epoch", index + 1) for index, row in enumerate(rows)]
+    plotted = False
+    for key in keys:
+        values = [_float_or_nan(row.get(key)) * scale for row in rows]
+        if all(math.isnan(v) for v in values):
+            continue
+        ax.plot(epochs, values, marker="o" if len(rows) <= 30 else None, markersize=3, label=_pretty(key))
+        plotted = True
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if plotted:
+        ax.legend(fontsize="small")
+    else:
+        _say_nothing(ax, "not recorded")
+
+
+# ------------------------------------------------------------------------------------------ alpha
+
+
+def edge_labels(num_edges: int) -> list[str]:
+    """Names of a cell's edges in α row order: node j (from 2 on) has edges from nodes 0..j-1."""
+    labels: list[str] = []
+    node = 2
+    while len(labels) < num_edges:
+        labels.extend(f"{node}←{source}" for source in range(node))
+        node += 1
+    if len(labels) != num_edges:
+        raise ValueError(f"{num_edges} α rows do not fill whole nodes (2, 5, 9, 14, 20, ... edges do)")
+    return labels
+
+
+def plot_alpha_heatmap(alpha_row: Row, path: str | Path) -> Path:
+    """Heatmaps of the relaxed weights of one epoch: edges × primitives, one panel per cell type."""
+    primitives = list(alpha_row["primitives"])
+    cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in CELL_TYPES if key in alpha_row]
+    if not cells:
+        raise ValueError("the α row has neither 'normal' nor 'reduce' weights")
+    num_edges = max(weights.shape[0] for _, weights in cells)
+    panel_width = 1.5 + 0.55 * len(primitives)
+    fig = _new_figure(width=panel_width * len(cells) + 1.2, height=2.2 + 0.34 * num_edges)
+    axes = fig.subplots(1, len(cells), squeeze=False)[0]
+    # One colour scale for both cells, so that equal colours mean equal weights across the panels.
+    vmax = max(float(weights.max()) for _, weights in cells)
+    for ax, (title, weights) in zip(axes, cells):
+        image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(primitives)), primitives, rotation=45, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(weights.shape[0]), edge_labels(weights.shape[0]))
+        ax.set(title=title, xlabel="operation", ylabel="edge (to ← from)")
+        if weights.size <= MAX_ANNOTATED_CELLS:
+            _annotate_cells(ax, image, weights, fmt="{:.2f}")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="relaxed weight")
+    epoch = alpha_row.get("epoch")
+    fig.suptitle("Architecture weights" + (f" after epoch {epoch}" if epoch is not None else ""))
+    return _save(fig, path)
+
+
+def plot_alpha_history(alpha_rows: Sequence[Row], path: str | Path) -> Path:
+    """Mean relaxed weight of each primitive over a cell's edges, against epoch."""
+    if not alpha_rows:
+        raise ValueError("plot_alpha_history needs at least one α row")
+    primitives = list(alpha_rows[-1]["primitives"])
+    epochs = [row.get("epoch", index + 1) for index, row in enumerate(alpha_rows)]
+    cells = [(key, title) for key, title in CELL_TYPES if key in alpha_rows[-1]]
+    fig = _new_figure(width=5.5 * len(cells), height=4.8)
+    axes = fig.subplots(1, len(cells), squeeze=False, sharey=True)[0]
+    colours = _primitive_colours(len(primitives))
+    for ax, (key, title) in zip(axes, cells):
+        means = np.array([np.asarray(row[key], dtype=float).mean(axis=0) for row in alpha_rows])
+        for index, primitive in enumerate(primitives):
+            ax.plot(epochs, means[:, index], color=colours[index], label=primitive, linewidth=1.8)
+        ax.set(title=title, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean relaxed weight over edges")
+    # One legend for the figure: the colours are the same in every panel.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(4, len(primitives)))
+    fig.suptitle("Architecture weights during search")
+    return _save(fig, path)
+
+
+def _primitive_colours(count: int) -> list[tuple[float, float, float, float]]:
+    palette = colormaps["tab10"]
+    return [palette(index % palette.N) for index in range(count)]
+
+
+# -------------------------------------------------------------------------------------- per class
+
+
+def plot_per_class(
+    metrics_balanced: Row,
+    metrics_longtail: Row | None,
+    train_counts: Sequence[int],
+    class_names: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """Per-class recall as bars, classes sorted by training count, the count on a log axis beside.
+
+    The shot groups (many / medium / few) are shaded, so the tail's drop is visible at a glance.
+    """
+    # A stable sort keeps the dataset order among classes of equal size.
+    order = sorted(range(len(train_counts)), key=lambda c: -train_counts[c])
+    positions = np.arange(len(order))
+    test_sets = [("balanced test", metrics_balanced, "#1f77b4")]
+    if metrics_longtail is not None:
+        test_sets.append(("long-tailed test", metrics_longtail, "#ff7f0e"))
+    bar_width = 0.8 / len(test_sets)
+
+    fig = _new_figure(width=min(16.0, max(8.0, 0.32 * len(order) * len(test_sets) + 3)), height=5.2)
+    ax = fig.subplots()
+    _shade_shot_groups(ax, [train_counts[c] for c in order])
+    for index, (label, metrics, colour) in enumerate(test_sets):
+        recalls = [_float_or_nan(metrics["per_class"][c]) * 100 for c in order]
+        offset = (index - (len(test_sets) - 1) / 2) * bar_width
+        ax.bar(positions + offset, recalls, bar_width, label=f"{label} recall", color=colour, zorder=2)
+        # Without a mark, a class with no test images would look like one with 0 % recall.
+        for position, recall in zip(positions + offset, recalls):
+            if math.isnan(recall):
+                ax.text(position, 1, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color="grey")
+    # Headroom above 100 % for the group names; ticks stop at 100 so the scale still reads as recall.
+    ax.set(ylim=(0, 112), yticks=range(0, 101, 20), xlim=(-0.6, len(order) - 0.4),
+           ylabel="recall (%)", xlabel="class, by training-set size")
+    _class_ticks(ax, [class_names[c] for c in order])
+
+    counts_axis = ax.twinx()
+    counts_axis.plot(positions, [train_counts[c] for c in order], color="black", marker="o", markersize=3,
+                     linewidth=1.2, label="training images")
+    counts_axis.set_yscale("log")
+    counts_axis.set_ylabel("training images (log scale)")
+
+    handles = ax.get_legend_handles_labels()[0] + counts_axis.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
+    ax.set_title("Per-class accuracy against training-set size")
+    return _save(fig, path)
+
+
+def _shade_shot_groups(ax: Axes, sorted_counts: Sequence[int]) -> None:
+    """Shade the contiguous many / medium / few runs of classes (counts sorted descending)."""
+    groups = shot_groups(list(sorted_counts))
+    for name, members in groups.items():
+        if not members:
+            continue
+        start, end = min(members) - 0.5, max(members) + 0.5
+        ax.axvspan(start, end, color=GROUP_COLOURS[name], zorder=0)
+        ax.text((start + end) / 2, 106, f"{name}-shot", ha="center", va="center", fontsize="small", zorder=3)
+
+
+def _class_ticks(ax: Axes, names: Sequence[str]) -> None:
+    if len(names) <= MAX_LABELLED_CLASSES:
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        # Too many names to read: label every k-th position with its rank instead.
+        step = math.ceil(len(names) / MAX_LABELLED_CLASSES)
+        ax.set_xticks(range(0, len(names), step))
+
+
+# -------------------------------------------------------------------------------------- confusion
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
+                   title: str = "Confusion matrix") -> Path:
+    """Row-normalised confusion matrix: row = true class, so the diagonal is each class's recall."""
+    counts = np.asarray(confusion, dtype=float)
+    support = counts.sum(axis=1, keepdims=True)
+    # A class absent from the test set keeps an all-zero row instead of a row of NaNs.
+    rates = np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
+    size = min(14.0, max(5.5, 0.45 * len(class_names) + 2.5))
+    fig = _new_figure(width=size + 1.2, height=size)
+    ax = fig.subplots()
+    image = ax.imshow(rates * 100, cmap="Blues", vmin=0, vmax=100)
+    if len(class_names) <= MAX_LABELLED_CLASSES:
+        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", rotation_mode="anchor")
+        # The number of test images per row tells how much a long-tailed row's percentages are worth.
+        ax.set_yticks(range(len(class_names)), [f"{name} ({int(n)})" for name, n in zip(class_names, support[:, 0])])
+    if len(class_names) <= MAX_ANNOTATED_CLASSES:
+        _annotate_cells(ax, image, rates * 100, fmt="{:.0f}", skip_zero=True)
+    ax.set(title=f"{title} (row-normalised)", xlabel="predicted class", ylabel="true class (test images)")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="% of the true class")
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------- genotype
+
+Node = int | str  # 0, 1 = cell inputs; 2.. = intermediate nodes; OUTPUT = the concatenated output
+Point = tuple[float, float]
+OUTPUT = "output"
+NODE_RADIUS = 0.42
+LAYER_GAP = 4.0
+ROW_GAP = 1.5
+# Bends tried for an edge, straightest first; the first whose curve clears every other node wins.
+BENDS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.8)
+LABEL_AT = 0.65  # edge labels sit past the middle, so that labels of two crossing edges do not collide
+
+
+def node_name(node: int, math_text: bool = False) -> str:
+    """Display name of a cell node: the inputs are c_{k-2} and c_{k-1}, intermediate nodes count from 0."""
+    inputs = ("c_{k-2}", "c_{k-1}")
+    if node < 2:
+        return f"${inputs[node]}$" if math_text else inputs[node]
+    return str(node - 2)
+
+
+@dataclass
+class _CellDrawing:
+    """Where everything of one cell goes: node positions and edges as (source, target, op | None, bend)."""
+
+    positions: dict[Node, Point]
+    edges: list[tuple[Node, Node, str | None, float]]
+    dropped: set[int]
+
+    def extent(self) -> tuple[float, float, float, float]:
+        """(x min, x max, y min, y max) of the nodes and every edge's curve."""
+        points = [np.array(list(self.positions.values()))]
+        points += [_curve(self.positions[s], self.positions[t], bend) for s, t, _, bend in self.edges]
+        stacked = np.vstack(points)
+        (x_min, y_min), (x_max, y_max) = stacked.min(axis=0), stacked.max(axis=0)
+        margin = NODE_RADIUS + 0.3
+        return x_min - margin, x_max + margin, y_min - margin, y_max + margin
+
+
+def plot_genotype(genotype: Row, path: str | Path) -> Path:
+    """Draw the normal and reduction cells as layered graphs: inputs left, output right."""
+    cells = [(title, _plan_cell(genotype[key], genotype.get(f"{key}_concat")))
+             for key, title in CELL_TYPES if key in genotype]
+    extents = [drawing.extent() for _, drawing in cells]
+    width = max(x_max - x_min for x_min, x_max, _, _ in extents)
+    heights = [y_max - y_min for _, _, y_min, y_max in extents]
+    scale = min(1.0, 15.0 / width)  # inches per unit, shrunk so that wide cells still fit on a page
+    fig = _new_figure(width=scale * width + 0.5, height=scale * sum(heights) + 0.6 * len(cells))
+    axes = fig.subplots(len(cells), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (title, drawing), (x_min, x_max, y_min, y_max) in zip(axes, cells, extents):
+        _draw_cell(ax, drawing)
+        ax.set(xlim=(x_min, x_max), ylim=(y_min, y_max), aspect="equal", title=title)
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def _plan_cell(edges: Sequence[Sequence[Any]], concat: Sequence[int] | None) -> _CellDrawing:
+    sources: dict[int, list[int]] = {}
+    for _, to_node, from_node in edges:
+        sources.setdefault(int(to_node), []).append(int(from_node))
+    concat = [int(node) for node in concat] if concat is not None else sorted(sources)
+    last = max([*sources, *concat, *(int(from_node) for _, _, from_node in edges), 1])
+    # FairDARTS can leave a node with no input (DESIGN.md): draw it greyed out rather than hide it.
+    dropped = {node for node in range(2, last + 1) if node not in sources}
+    positions = _layered_positions(sources, last)
+    labelled = [(int(from_node), int(to_node), str(op)) for op, to_node, from_node in edges]
+    to_output = [(node, OUTPUT, None) for node in concat if node in positions]
+    planned = [(s, t, label, _least_bend(positions, s, t)) for s, t, label in labelled + to_output]
+    return _CellDrawing(positions, planned, dropped)
+
+
+def _layered_positions(sources: dict[int, list[int]], last: int) -> dict[Node, Point]:
+    """Column = depth (longest path from the inputs); rows spread evenly, centred on y = 0."""
+    depth: dict[Node, int] = {0: 0, 1: 0}
+    for node in range(2, last + 1):  # edges point from lower to higher nodes, so one pass suffices
+        depth[node] = 1 + max((depth[s] for s in sources.get(node, [])), default=0)
+    depth[OUTPUT] = max(depth.values()) + 1
+    layers: dict[int, list[Node]] = {}
+    for node, layer in depth.items():
+        layers.setdefault(layer, []).append(node)
+    return {
+        node: (layer * LAYER_GAP, ((len(members) - 1) / 2 - row) * ROW_GAP)
+        for layer, members in layers.items()
+        for row, node in enumerate(members)
+    }
+
+
+def _least_bend(positions: dict[Node, Point], source: Node, target: Node) -> float:
+    """The smallest arc3 `rad` whose curve from source to target passes clear of every other node."""
+    start, end = positions[source], positions[target]
+    others = np.array([xy for node, xy in positions.items() if node not in (source, target)])
+    if not others.size:
+        return 0.0
+    # Prefer bowing away from the middle row (up in the upper half); arc3's rad > 0 bends a
+    # left-to-right edge downwards.
+    outward = -1.0 if (start[1] + end[1]) / 2 >= 0 else 1.0
+    for bend in BENDS:
+        for rad in (outward * bend, -outward * bend):
+            curve = _curve(start, end, rad)
+            distances = np.linalg.norm(curve[:, None, :] - others[None, :, :], axis=2)
+            if distances.min() > NODE_RADIUS * 1.3:
+                return rad
+    return outward * BENDS[-1]
+
+
+def _curve(start: Point, end: Point, rad: float, points: int = 30) -> np.ndarray:
+    """Points along matplotlib's arc3 connection: a quadratic Bézier whose control point is the
+    chord's midpoint moved by rad × the chord turned clockwise (same in data and screen units,
+    because the cell axes have equal aspect)."""
+    p0, p2 = np.asarray(start), np.asarray(end)
+    dx, dy = p2 - p0
+    control = (p0 + p2) / 2 + rad * np.array([dy, -dx])
+    t = np.linspace(0.0, 1.0, points)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * control + t**2 * p2
+
+
+def _draw_cell(ax: Axes, drawing: _CellDrawing) -> None:
+    circles = {node: _draw_node(ax, node, xy, dropped=node in drawing.dropped)
+               for node, xy in drawing.positions.items()}
+    for source, target, label, rad in drawing.edges:
+        ax.annotate("", xy=drawing.positions[target], xytext=drawing.positions[source], zorder=2,
+                    arrowprops=dict(arrowstyle="-|>", color="black" if label else "grey", linewidth=1.0,
+                                    shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={rad}",
+                                    patchA=circles[source], patchB=circles[target]))
+        if label:
+            curve = _curve(drawing.positions[source], drawing.positions[target], rad, points=101)
+            at = round(LABEL_AT * 100)
+            (x, y), (dx, dy) = curve[at], curve[at + 1] - curve[at - 1]
+            # Written along its edge, a label cannot be mistaken for that of a neighbouring edge.
+            ax.text(x, y, label, ha="center", va="center", fontsize=8, zorder=5,
+                    rotation=math.degrees(math.atan2(dy, dx)), rotation_mode="anchor", transform_rotates_text=True,
+                    bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85))
+
+
+def _draw_node(ax: Axes, node: Node, xy: Point, dropped: bool) -> Circle:
+    if node == OUTPUT:
+        colour, label = "#eee8aa", "$c_{k}$"
+    elif node in (0, 1):
+        colour, label = "#b4eeb4", node_name(int(node), math_text=True)
+    else:
+        colour, label = ("#eeeeee" if dropped else "#add8e6"), node_name(int(node))
+    circle = Circle(xy, NODE_RADIUS, facecolor=colour, edgecolor="grey" if dropped else "black",
+                    linestyle="--" if dropped else "-", zorder=3)
+    ax.add_patch(circle)
+    ax.text(*xy, label, ha="center", va="center", fontsize=12, zorder=4, color="grey" if dropped else "black")
+    if dropped:
+        ax.text(xy[0], xy[1] - NODE_RADIUS - 0.08, "no input", ha="center", va="top", fontsize=8, color="grey")
+    return circle
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas: rendering needs no pyplot and no display
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
+    return path
+
+
+def _annotate_cells(ax: Axes, image: Any, values: np.ndarray, fmt: str, skip_zero: bool = False) -> None:
+    """Write each cell's value on a heatmap, in black or white, whichever reads on that colour."""
+    for (row, column), value in np.ndenumerate(values):
+        if skip_zero and value == 0:
+            continue
+        red, green, blue, _ = image.cmap(image.norm(value))
+        luminance = 0.299 * red + 0.587 * green + 0.114 * blue
+        ax.text(column, row, fmt.format(value), ha="center", va="center", fontsize=7,
+                color="black" if luminance > 0.5 else "white")
+
+
+def _say_nothing(ax: Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="grey")
+
+
+def _float_or_nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _pretty(key: str) -> str:
+    return key.replace("_acc", " accuracy").replace("_loss", " loss").replace("_", " ")

@@ -1,0 +1,76 @@
+"""The few numbers a run ends with, formatted once for the terminal and the Markdown report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+MISSING = "—"
+# The accuracies of a `classification_metrics` dict, in the order they are reported.
+ACCURACIES: tuple[str, ...] = ("overall", "balanced", "many", "medium", "few")
+
+
+def format_percent(fraction: float | None) -> str:
+    """0.87123 → "87.12%"; `None` (nothing to measure) → "—"."""
+    return MISSING if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def format_params(count: int | None) -> str:
+    """3_349_578 → "3.35M", 12_400 → "12.40K", 950 → "950"."""
+    if count is None:
+        return MISSING
+    if count >= 1_000_000:
+        return f"{count / 1e6:.2f}M"
+    if count >= 1_000:
+        return f"{count / 1e3:.2f}K"
+    return str(count)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """42.5 → "42.5s", 754 → "12m 34s", 7384 → "2h 03m"."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, formatted value) pairs of an `eval.json`; absent numbers read "—"."""
+    balanced = eval_dict.get("balanced_test") or {}
+    longtail = eval_dict.get("longtail_test")
+    seconds = eval_dict.get("seconds") or {}
+    rows = [
+        ("Genotype", str(eval_dict.get("genotype", MISSING))),
+        ("Parameters", format_params(eval_dict.get("params"))),
+    ]
+    rows += [(f"Balanced test: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
+    if longtail:
+        rows += [(f"Long-tailed test: {metric}", format_percent(longtail.get(metric)))
+                 for metric in ("overall", "balanced")]
+    rows += [
+        ("Search time", format_seconds(seconds.get("search"))),
+        ("Train time", format_seconds(seconds.get("train"))),
+    ]
+    return rows
+
+
+def print_summary(eval_dict: dict[str, Any], run_dir: str | Path, console: Console | None = None) -> None:
+    """Print `summary_rows` as a table, then where the run folder (and its report) is."""
+    console = console or Console()
+    table = Table(title="ltnas run summary", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in summary_rows(eval_dict):
+        # Text, not str: a genotype or a path may contain "[...]", which rich would read as markup.
+        table.add_row(Text(metric), Text(value))
+    console.print(table)
+    console.print(Text(f"Run folder: {run_dir}"))

@@ -1,0 +1,91 @@
+"""ltnas.metrics against hand-computed answers."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from ltnas.errors import LtnasError
+from ltnas.metrics import classification_metrics, shot_groups
+
+# 3 classes; class 0 is many-shot, 1 medium-shot, 2 few-shot.
+TRAIN_COUNTS = [500, 50, 5]
+LABELS = [0, 0, 0, 0, 1, 1, 2, 2]
+PREDICTIONS = [0, 0, 0, 1, 1, 0, 2, 0]
+
+
+def test_hand_computed_example() -> None:
+    metrics = classification_metrics(PREDICTIONS, LABELS, 3, TRAIN_COUNTS)
+
+    # Correct: three of class 0, one of class 1, one of class 2 → 5 of 8.
+    assert metrics["overall"] == pytest.approx(5 / 8)
+    assert metrics["per_class"] == pytest.approx([3 / 4, 1 / 2, 1 / 2])
+    assert metrics["balanced"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)
+    assert metrics["many"] == pytest.approx(3 / 4)
+    assert metrics["medium"] == pytest.approx(1 / 2)
+    assert metrics["few"] == pytest.approx(1 / 2)
+    assert metrics["confusion"] == [[3, 1, 0], [1, 1, 0], [1, 0, 1]]
+    assert metrics["groups"] == {"many": [0], "medium": [1], "few": [2]}
+    assert metrics["num_samples"] == 8
+
+
+def test_result_is_json_ready_and_accepts_tensors_and_arrays() -> None:
+    from_lists = classification_metrics(PREDICTIONS, LABELS, 3, TRAIN_COUNTS)
+    from_tensors = classification_metrics(torch.tensor(PREDICTIONS), torch.tensor(LABELS), 3, TRAIN_COUNTS)
+    from_arrays = classification_metrics(np.array(PREDICTIONS), np.array(LABELS, dtype=np.float32), 3, TRAIN_COUNTS)
+
+    assert from_tensors == from_lists == from_arrays
+    assert json.loads(json.dumps(from_lists)) == from_lists
+
+
+def test_scores_are_reduced_to_their_argmax() -> None:
+    logits = torch.nn.functional.one_hot(torch.tensor(PREDICTIONS), 3).float() * 5 - 1
+
+    assert classification_metrics(logits, LABELS, 3, TRAIN_COUNTS) == classification_metrics(
+        PREDICTIONS, LABELS, 3, TRAIN_COUNTS
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "group"), [(101, "many"), (100, "medium"), (20, "medium"), (19, "few"), (0, "few")]
+)
+def test_shot_group_boundaries(count: int, group: str) -> None:
+    groups = shot_groups([count])
+
+    assert groups[group] == [0]
+    assert sum(len(members) for members in groups.values()) == 1
+
+
+def test_class_absent_from_the_test_set_is_left_out_of_the_means() -> None:
+    # Class 2 (the only few-shot class) has no test samples, though the model predicts it once.
+    metrics = classification_metrics([0, 2, 1, 1], [0, 0, 1, 1], 3, TRAIN_COUNTS)
+
+    assert metrics["per_class"] == [0.5, 1.0, None]
+    assert metrics["balanced"] == pytest.approx(0.75)
+    assert metrics["few"] is None
+    assert metrics["overall"] == pytest.approx(0.75)
+    assert metrics["confusion"][2] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels", "num_classes", "train_counts", "message"),
+    [
+        ([0, 1], [0, 1, 2], 3, TRAIN_COUNTS, "2 predictions for 3 labels"),
+        ([0, 1, 3], [0, 1, 2], 3, TRAIN_COUNTS, "predictions contain class index 3"),
+        ([0, 1, 2], [0, -1, 2], 3, TRAIN_COUNTS, "labels contain class index -1"),
+        ([0, 1, 2], [0, 1, 5], 3, TRAIN_COUNTS, "labels contain class index 5"),
+        ([0, 1, 2], [0, 1, 2], 3, [500, 50], "train_counts has 2 entries but num_classes is 3"),
+        ([0.5, 1, 2], [0, 1, 2], 3, TRAIN_COUNTS, "whole class indices"),
+        ([[0.1, 0.9]], [1], 3, TRAIN_COUNTS, "2 columns but num_classes is 3"),
+        ([0, 1, 2], [[0, 1, 2]], 3, TRAIN_COUNTS, "labels has shape (1, 3)"),
+        ([], [], 3, TRAIN_COUNTS, "no test samples"),
+    ],
+)
+def test_bad_input_raises_one_line_error(predictions, labels, num_classes, train_counts, message) -> None:
+    with pytest.raises(LtnasError, match=re.escape(message)) as caught:
+        classification_metrics(predictions, labels, num_classes, train_counts)
+
+    assert "\n" not in str(caught.value)
+    assert ";" in str(caught.value)  # what is wrong; what to do

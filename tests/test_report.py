@@ -1,0 +1,262 @@
+"""The run report, built from a complete fake run folder and from a search-only one."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from matplotlib.image import imread
+from rich.console import Console
+
+from ltnas.errors import LtnasError
+from ltnas.metrics import classification_metrics
+from ltnas.report import print_summary, summary_rows, write_report
+from ltnas.report.summary import format_params, format_percent, format_seconds
+
+PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+              "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# CIFAR-10-LT style exp profile, n_max 500, ratio 100: 4 many-, 3 medium-, 3 few-shot classes.
+TRAIN_COUNTS = [int(500 * 0.01 ** (c / 9)) for c in range(10)]
+TEST_PER_CLASS = 20
+LONGTAIL_TEST_COUNTS = [max(1, n // 25) for n in TRAIN_COUNTS]
+
+DARTS_V2 = {
+    "normal": [["sep_conv_3x3", 2, 0], ["sep_conv_3x3", 2, 1], ["sep_conv_3x3", 3, 0], ["sep_conv_3x3", 3, 1],
+               ["sep_conv_3x3", 4, 1], ["skip_connect", 4, 0], ["skip_connect", 5, 0], ["dil_conv_3x3", 5, 2]],
+    "normal_concat": [2, 3, 4, 5],
+    "reduce": [["max_pool_3x3", 2, 0], ["max_pool_3x3", 2, 1], ["skip_connect", 3, 2], ["max_pool_3x3", 3, 1],
+               ["max_pool_3x3", 4, 0], ["skip_connect", 4, 2], ["skip_connect", 5, 2], ["max_pool_3x3", 5, 1]],
+    "reduce_concat": [2, 3, 4, 5],
+}
+# FairDARTS-style: node 4 of the normal cell kept no edge above the threshold, so it was dropped.
+FAIR_WITH_DROPPED_NODE = {
+    "name": "fair_pruned",
+    "normal": [["sep_conv_3x3", 2, 0], ["dil_conv_5x5", 2, 1], ["skip_connect", 3, 2], ["sep_conv_5x5", 3, 1],
+               ["sep_conv_3x3", 5, 3], ["avg_pool_3x3", 5, 0]],
+    "normal_concat": [2, 3, 5],
+    "reduce": [["max_pool_3x3", 2, 0], ["avg_pool_3x3", 2, 1], ["skip_connect", 3, 2], ["max_pool_3x3", 4, 3],
+               ["dil_conv_3x3", 5, 4]],
+    "reduce_concat": [2, 3, 4, 5],
+}
+PARAMS = 1_234_567
+
+
+def fake_predictions(rng: np.random.Generator, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels with `counts` per class, predicted well for head classes and badly for tail ones."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    hit_rate = np.linspace(0.95, 0.3, len(counts))[labels]
+    wrong = rng.integers(0, len(counts), size=labels.size)
+    return np.where(rng.random(labels.size) < hit_rate, labels, wrong), labels
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def make_search(run: Path, rng: np.random.Generator, epochs: int = 4) -> None:
+    write_jsonl(run / "search" / "metrics.jsonl", [
+        {"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e,
+         "val_acc": 0.25 + 0.1 * e, "lr": 0.025, "seconds": 12.5, "extra_key": "ignored"}
+        for e in range(1, epochs + 1)
+    ])
+
+    def relaxed() -> list[list[float]]:
+        logits = rng.normal(size=(14, len(PRIMITIVES)))
+        weights = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return weights.round(4).tolist()
+
+    write_jsonl(run / "search" / "alpha.jsonl", [
+        {"epoch": e, "primitives": PRIMITIVES, "normal": relaxed(), "reduce": relaxed()}
+        for e in range(1, epochs + 1)
+    ])
+    write_json(run / "search" / "genotype.json", DARTS_V2)
+
+
+def make_common(run: Path, name: str) -> None:
+    run.mkdir(parents=True)
+    config = {"name": name, "seed": 0, "device": "cpu", "data": {"source": "synthetic", "profile": "exp"},
+              "search": {"epochs": 4}, "train": {"epochs": 3}, "eval": {}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    write_json(run / "data.json", {
+        "name": "synthetic", "classes": CLASSES, "profile": "exp", "ratio": 100.0, "image_shape": [3, 32, 32],
+        "train_counts": TRAIN_COUNTS, "test_counts": [TEST_PER_CLASS] * 10,
+        "longtail_test_counts": LONGTAIL_TEST_COUNTS, "mean": [0.5] * 3, "std": [0.25] * 3,
+    })
+
+
+@pytest.fixture
+def complete_run(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    run = tmp_path / "runs" / "complete"
+    make_common(run, "cifar10lt-smoke")
+    make_search(run, rng)
+    write_jsonl(run / "train" / "metrics.jsonl", [
+        {"epoch": e, "train_loss": 1.5 / e, "train_acc": 0.4 + 0.1 * e, "test_acc": 0.35 + 0.1 * e,
+         "test_balanced_acc": 0.3 + 0.1 * e, "lr": 0.025, "seconds": 30.0}
+        for e in range(1, 4)
+    ])
+    write_json(run / "train" / "genotype.json", FAIR_WITH_DROPPED_NODE)
+    balanced = classification_metrics(*fake_predictions(rng, [TEST_PER_CLASS] * 10), 10, TRAIN_COUNTS)
+    longtail = classification_metrics(*fake_predictions(rng, LONGTAIL_TEST_COUNTS), 10, TRAIN_COUNTS)
+    write_json(run / "eval.json", {
+        "genotype": "fair_pruned", "params": PARAMS, "seconds": {"search": 50.0, "train": 90.0, "eval": 1.5},
+        "balanced_test": balanced, "longtail_test": longtail,
+    })
+    return run
+
+
+def referenced_plots(report: Path) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.read_text())
+
+
+def assert_valid_png(path: Path) -> None:
+    assert path.is_file(), f"{path} is referenced but missing"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = imread(path).shape
+    assert height > 200 and width > 200
+
+
+def test_complete_run_report(complete_run: Path) -> None:
+    report = write_report(complete_run)
+
+    assert report == complete_run / "report.md"
+    text = report.read_text()
+    evaluation = json.loads((complete_run / "eval.json").read_text())
+    balanced, longtail = evaluation["balanced_test"], evaluation["longtail_test"]
+    assert text.startswith("# Run report: cifar10lt-smoke")
+    for number in (balanced["overall"], balanced["balanced"], balanced["many"], balanced["few"],
+                   longtail["overall"], longtail["balanced"]):
+        assert format_percent(number) in text
+    assert "1.23M" in text
+    assert "fair_pruned" in text
+    assert "65.00%" in text  # final search val accuracy
+    assert "node 2: no input (dropped)" in text  # the retrained genotype's pruned node
+    assert "node 0 ← `sep_conv_3x3(c_{k-2}), sep_conv_3x3(c_{k-1})`" in text
+    for name, count in zip(CLASSES, TRAIN_COUNTS):
+        assert f"| {name} | {count} |" in text
+
+    plots = referenced_plots(report)
+    assert {Path(p).name for p in plots} == {
+        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
+        "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
+    }
+    for plot in plots:
+        assert plot.startswith("plots/")
+        assert_valid_png(complete_run / plot)
+
+
+def test_search_only_run_report(tmp_path: Path) -> None:
+    run = tmp_path / "search-only"
+    make_common(run, "search-only")
+    make_search(run, np.random.default_rng(1))
+
+    text = write_report(run).read_text()
+
+    assert "No evaluation yet" in text
+    assert "## Retrain" not in text and "## Evaluation" not in text
+    plots = referenced_plots(run / "report.md")
+    assert {Path(p).name for p in plots} == {
+        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png"}
+    for plot in plots:
+        assert_valid_png(run / plot)
+
+
+def test_train_only_run_report(tmp_path: Path) -> None:
+    run = tmp_path / "train-only"
+    make_common(run, "train-only")
+    write_json(run / "train" / "genotype.json", {**DARTS_V2, "name": "DARTS_V2"})
+    balanced = classification_metrics(*fake_predictions(np.random.default_rng(3), [TEST_PER_CLASS] * 10), 10,
+                                      TRAIN_COUNTS)
+    write_json(run / "eval.json", {"genotype": "DARTS_V2", "params": 3_349_578,
+                                   "seconds": {"search": None, "train": 12.0, "eval": 0.5},
+                                   "balanced_test": balanced, "longtail_test": None})
+
+    text = write_report(run).read_text()
+
+    assert "## Search" not in text
+    assert "| accuracy | balanced test |\n" in text  # no long-tailed column without that test
+    assert "Retrained genotype **DARTS_V2**" in text and "3.35M" in text
+    for plot in referenced_plots(run / "report.md"):
+        assert_valid_png(run / plot)
+
+
+def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path: Path) -> None:
+    run = tmp_path / "killed"
+    write_jsonl(run / "search" / "metrics.jsonl", [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.4}])
+    with open(run / "search" / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"epoch": 2, "train_lo')
+
+    text = write_report(run).read_text()
+
+    assert text.startswith("# Run report: killed")  # no config.yaml: the folder names the run
+    assert "| 1 | 2.0000 | 40.00% |" in text  # the last complete epoch is reported
+
+
+def test_corrupt_line_inside_a_jsonl_file_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')
+
+    with pytest.raises(LtnasError, match="metrics.jsonl line 2 is not valid JSON"):
+        write_report(tmp_path)
+
+
+def test_not_a_run_folder_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(LtnasError, match="does not exist"):
+        write_report(tmp_path / "missing")
+    with pytest.raises(LtnasError, match="holds none of"):
+        write_report(tmp_path)
+
+
+def test_summary_rows_format() -> None:
+    evaluation = {
+        "genotype": "DARTS_V2", "params": 3_349_578, "seconds": {"search": None, "train": 754.0, "eval": 2.0},
+        "balanced_test": {"overall": 0.87123, "balanced": 0.8, "many": 0.9, "medium": 0.755, "few": None},
+        "longtail_test": {"overall": 0.9, "balanced": 0.81234},
+    }
+
+    assert summary_rows(evaluation) == [
+        ("Genotype", "DARTS_V2"),
+        ("Parameters", "3.35M"),
+        ("Balanced test: overall", "87.12%"),
+        ("Balanced test: balanced", "80.00%"),
+        ("Balanced test: many", "90.00%"),
+        ("Balanced test: medium", "75.50%"),
+        ("Balanced test: few", "—"),
+        ("Long-tailed test: overall", "90.00%"),
+        ("Long-tailed test: balanced", "81.23%"),
+        ("Search time", "—"),
+        ("Train time", "12m 34s"),
+    ]
+    without_longtail = summary_rows({**evaluation, "longtail_test": None})
+    assert not any(name.startswith("Long-tailed") for name, _ in without_longtail)
+
+
+def test_formatters() -> None:
+    assert format_params(950) == "950"
+    assert format_params(12_400) == "12.40K"
+    assert format_params(1_234_567) == "1.23M"
+    assert format_seconds(42.54) == "42.5s"
+    assert format_seconds(7384) == "2h 03m"
+    assert format_percent(1.0) == "100.00%"
+
+
+def test_print_summary_shows_table_and_folder(tmp_path: Path) -> None:
+    console = Console(record=True, width=100)
+    evaluation = {"genotype": "[weird]", "params": 5000, "balanced_test": {"overall": 0.5}}
+
+    print_summary(evaluation, tmp_path / "run[1]", console=console)
+
+    output = console.export_text()
+    assert "50.00%" in output and "5.00K" in output and "[weird]" in output
+    assert f"Run folder: {tmp_path / 'run[1]'}" in output
