@@ -1,0 +1,45 @@
+"""Evaluate a classifier on an image set: predictions on the device, honest per-class metrics."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltnas.data import DeviceBatches, ImageSet, LongTailDataset
+from ltnas.metrics import classification_metrics
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: DeviceBatches) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(predictions, labels, mean cross-entropy) over every image once, in eval mode."""
+    was_training = model.training
+    model.eval()
+    predictions, labels, loss_sum = [], [], 0.0
+    for x, y in batches:
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        predictions.append(logits.argmax(1).cpu())
+        labels.append(y.cpu())
+    model.train(was_training)
+    labels_all = torch.cat(labels)
+    return torch.cat(predictions), labels_all, loss_sum / max(len(labels_all), 1)
+
+
+def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch_size: int) -> DeviceBatches:
+    return DeviceBatches(
+        images, batch_size, device=device, mean=dataset.mean, std=dataset.std,
+        generator=torch.Generator(device=device), shuffle=False, drop_last=False,
+    )
+
+
+def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
+                   batch_size: int = 256, train_counts: list[int] | None = None) -> dict:
+    """Overall, balanced, per-class and many/medium/few accuracy plus the confusion matrix.
+
+    Shot groups follow the counts the model was trained on (the long-tailed training set by default).
+    """
+    predictions, labels, loss = predict(model, evaluation_batches(images, dataset, device, batch_size))
+    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts)
+    metrics["loss"] = loss
+    return metrics

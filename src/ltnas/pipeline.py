@@ -1,0 +1,173 @@
+"""The stages of a run — search, retrain, evaluate — wired from a config into a run folder.
+
+Each stage is resumable on its own: it finds its checkpoint in the run folder and continues.
+Each stage seeds the random generators itself, so it starts from the same state whether the
+stages before it ran in this process or in an earlier, killed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from time import perf_counter
+
+import torch
+
+from ltnas.config import RunConfig
+from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
+from ltnas.evaluate import evaluate_model, evaluation_batches
+from ltnas.errors import LtnasError
+from ltnas.longtail import build_criterion
+from ltnas.runs import RunFolder, resolve_device
+from ltnas.search import strategy_class
+from ltnas.search.task import SearchTask
+from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
+from ltnas.train.checkpoint import atomic_save, load_checkpoint, seed_everything
+from ltnas.train.loop import JsonlLog, ProgressReporter, fit
+from ltnas.train.retrain import RetrainTask
+
+# Offsets keep the stages' random streams apart while one seed drives them all.
+SEARCH_SEED, TRAIN_SEED = 0, 1000
+
+
+@dataclass
+class Context:
+    config: RunConfig
+    run: RunFolder
+    dataset: LongTailDataset
+    device: torch.device
+    progress: ProgressReporter
+
+    @classmethod
+    def prepare(cls, config: RunConfig, run: RunFolder) -> "Context":
+        device = resolve_device(config.device)
+        dataset = build_dataset(config.data, seed=config.seed)
+        if run.read_json("data.json") is None:
+            run.write_json("data.json", dataset.summary())
+        return cls(config, run, dataset, device, ProgressReporter(config.progress))
+
+    def generator(self, offset: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.config.seed + offset)
+
+
+def search(ctx: Context) -> Genotype:
+    """Bilevel search on a stratified train/val split of the long-tailed training set."""
+    config, data = ctx.config, ctx.dataset
+    cfg = config.search
+    seed_everything(config.seed + SEARCH_SEED)
+    train_idx, val_idx = stratified_split(data.train.labels, config.data.val_fraction, config.seed)
+    train_set, val_set = data.train.subset(train_idx), data.train.subset(val_idx)
+    counts = train_set.counts(data.num_classes)
+
+    strategy_cls = strategy_class(cfg.method)
+    network = SearchNetwork(
+        cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
+        nodes=cfg.nodes, relaxation=strategy_cls.relaxation, alpha_init_std=cfg.alpha_init_std,
+    ).to(ctx.device)
+    criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
+    strategy = strategy_cls(network, cfg, criterion)
+
+    def batches(images, offset):
+        return DeviceBatches(images, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
+                             generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment)
+
+    task = SearchTask(
+        strategy, batches(train_set, SEARCH_SEED + 1), batches(val_set, SEARCH_SEED + 2),
+        evaluation_batches(val_set, data, ctx.device, config.eval.batch_size), counts, cfg.derive, cfg.threshold,
+    )
+    fit(task, cfg.epochs, ctx.run.search, ctx.progress)
+    return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")
+
+
+def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
+    """Retrain `genotype` from scratch on the whole long-tailed training set; save the final model."""
+    config, data = ctx.config, ctx.dataset
+    cfg = config.train
+    seed_everything(config.seed + TRAIN_SEED)
+    model = build_model(config, data, genotype).to(ctx.device)
+    criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
+    train_batches = DeviceBatches(
+        data.train, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
+        generator=ctx.generator(TRAIN_SEED + 1), sampler=cfg.longtail.sampler, augment=cfg.augment,
+    )
+    test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
+    ctx.run.train.mkdir(parents=True, exist_ok=True)
+    genotype.to_json(ctx.run.train / "genotype.json")
+    task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
+    fit(task, cfg.epochs, ctx.run.train, ctx.progress)
+    atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+    return model
+
+
+def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
+    cfg = config.train
+    return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
+                           in_channels=data.channels, image_size=data.image_size)
+
+
+def evaluate(ctx: Context) -> dict:
+    """Evaluate the retrained model on the balanced and the long-tailed test sets; write eval.json."""
+    model_file = ctx.run.train / "model.pt"
+    if not model_file.is_file():
+        raise LtnasError(f"{ctx.run.path} has no trained model (train/model.pt); finish it with `ltnas run --resume "
+                         f"{ctx.run.path}` or train one with `ltnas train`")
+    began = perf_counter()
+    saved = load_checkpoint(model_file, ctx.device)
+    genotype = Genotype.from_dict(saved["genotype"])
+    model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
+    model.load_state_dict(saved["model"])
+    data, batch_size = ctx.dataset, ctx.config.eval.batch_size
+    results = {
+        "genotype": genotype.name or "searched",
+        "params": count_parameters(model),
+        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
+        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
+                          if data.test_longtail is not None else None),
+    }
+    results["seconds"] = {
+        "search": _stage_seconds(ctx.run, "search"),
+        "train": _stage_seconds(ctx.run, "train"),
+        "eval": perf_counter() - began,
+    }
+    ctx.run.write_json("eval.json", results)
+    return results
+
+
+def _stage_seconds(run: RunFolder, stage: str) -> float | None:
+    rows = JsonlLog(run.path / stage / "metrics.jsonl").rows()
+    return sum(row["seconds"] for row in rows) if rows else None
+
+
+def report(ctx: Context) -> None:
+    from ltnas.report import write_report
+
+    write_report(ctx.run.path)
+
+
+def run_all(config: RunConfig, run: RunFolder) -> dict:
+    """search → train → evaluate → report, each stage resuming where a killed run stopped."""
+    ctx = Context.prepare(config, run)
+    genotype = search(ctx)
+    train(ctx, genotype)
+    return evaluate_and_report(ctx)
+
+
+def search_only(config: RunConfig, run: RunFolder) -> Genotype:
+    ctx = Context.prepare(config, run)
+    genotype = search(ctx)
+    report(ctx)
+    return genotype
+
+
+def train_only(config: RunConfig, run: RunFolder) -> dict:
+    """Retrain `train.genotype` (a published name or a file), then evaluate and report."""
+    if not config.train.genotype:
+        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2) or set train.genotype")
+    ctx = Context.prepare(config, run)
+    train(ctx, load_genotype(config.train.genotype))
+    return evaluate_and_report(ctx)
+
+
+def evaluate_and_report(ctx: Context) -> dict:
+    results = evaluate(ctx)
+    report(ctx)
+    return results

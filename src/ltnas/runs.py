@@ -1,0 +1,97 @@
+"""Run folders: where a run lives, how it is created (never over another) and reopened."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import yaml
+
+from ltnas.config import RunConfig, validate_config
+from ltnas.errors import LtnasError
+from ltnas.train.checkpoint import atomic_write_text
+
+
+class RunFolder:
+    """RUN/config.yaml, data.json, search/, train/, eval.json, report.md, plots/."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    search = property(lambda self: self.path / "search")
+    train = property(lambda self: self.path / "train")
+    eval_file = property(lambda self: self.path / "eval.json")
+    config_file = property(lambda self: self.path / "config.yaml")
+
+    @classmethod
+    def create(cls, path: str | Path | None, config: RunConfig) -> "RunFolder":
+        """A new run folder holding the resolved config; refuses a folder that already holds anything."""
+        path = Path(path) if path else default_run_path(config.name)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise LtnasError(
+                f"run folder {path} already exists and is not empty; continue it with --resume {path}, "
+                "or choose another --out"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(config.to_yaml(), path / "config.yaml")
+        except OSError as exc:
+            raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunFolder":
+        run = cls(path)
+        if not run.config_file.is_file():
+            raise LtnasError(
+                f"{run.path} holds no ltnas run (no config.yaml); start one with `ltnas run CONFIG --out {run.path}`"
+            )
+        return run
+
+    def config(self) -> RunConfig:
+        try:
+            raw = yaml.safe_load(self.config_file.read_text()) or {}
+        except yaml.YAMLError:
+            raise LtnasError(f"{self.config_file} is not valid YAML; restore it or start a new run") from None
+        return validate_config(raw, source=str(self.config_file))
+
+    def write_json(self, name: str, data: dict) -> Path:
+        path = self.path / name
+        atomic_write_text(json.dumps(data, indent=1) + "\n", path)
+        return path
+
+    def read_json(self, name: str) -> dict | None:
+        path = self.path / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def default_run_path(name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{name}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path("runs") / f"{name}-{stamp}-{suffix}"
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then MPS, then CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LtnasError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LtnasError(f"device '{name}' requested but torch sees no CUDA GPU; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise LtnasError(f"device '{name}' does not exist ({torch.cuda.device_count()} GPUs); pick another index")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise LtnasError(f"device '{name}' requested but MPS is not available here; use --device cpu (or auto)")
+    return device

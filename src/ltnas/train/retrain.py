@@ -1,0 +1,92 @@
+"""Retraining a genotype from scratch with the DARTS evaluation recipe, as an epoch task.
+
+SGD with momentum and cosine LR, gradient clipping, auxiliary head (loss weight 0.4), drop-path
+rising linearly to its maximum, cutout; the long-tail plug-ins (loss re-weighting, DRW,
+class-balanced sampling) come from the `train.longtail` section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ltnas.config import TrainConfig
+from ltnas.data import DeviceBatches
+from ltnas.evaluate import predict
+from ltnas.longtail import LongTailLoss
+from ltnas.metrics import classification_metrics
+from ltnas.space import DiscreteNetwork
+from ltnas.train.loop import OnStep
+
+
+class RetrainTask:
+    name = "train"
+
+    def __init__(self, model: DiscreteNetwork, config: TrainConfig, criterion: LongTailLoss,
+                 train_batches: DeviceBatches, test_batches: DeviceBatches, train_counts: list[int],
+                 num_classes: int):
+        self.model = model
+        self.config = config
+        self.criterion = criterion
+        self.train_batches = train_batches
+        self.test_batches = test_batches
+        self.train_counts = train_counts
+        self.num_classes = num_classes
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=config.epochs, eta_min=config.lr_min
+        )
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train_batches)
+
+    def run_epoch(self, epoch: int, on_step: OnStep) -> dict[str, Any]:
+        config = self.config
+        self.criterion.set_epoch(epoch)
+        self.model.drop_path_prob = config.drop_path * epoch / config.epochs
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.model.train()
+        loss_sum, correct, count = 0.0, 0, 0
+        for x, y in self.train_batches:
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self.model(x)
+            logits, aux_logits = output if isinstance(output, tuple) else (output, None)
+            loss = self.criterion(logits, y)
+            if aux_logits is not None:
+                loss = loss + config.auxiliary_weight * self.criterion(aux_logits, y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            on_step(loss=loss.item())
+        self.scheduler.step()
+        predictions, labels, test_loss = predict(self.model, self.test_batches)
+        test = classification_metrics(predictions, labels, self.num_classes, self.train_counts)
+        return {
+            "train_loss": loss_sum / count, "train_acc": correct / count, "test_loss": test_loss,
+            "test_acc": test["overall"], "test_balanced_acc": test["balanced"], "lr": lr,
+        }
+
+    def after_epoch(self, epoch: int, folder: Path) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "train_generator": self.train_batches.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_batches.generator.set_state(state["train_generator"])
