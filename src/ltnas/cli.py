@@ -149,12 +149,24 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
-    if args.command == "search":
+    try:
+        return _run_command(args.command, run, config)
+    except LtnasError:
+        if not args.resume:
+            run.discard_if_unstarted()
+        raise
+
+
+def _run_command(command: str, run, config) -> int:
+    from ltnas import pipeline
+    from ltnas.report import print_summary
+
+    if command == "search":
         genotype = pipeline.search_only(config, run)
         print(genotype.describe())
         print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
         return 0
-    if args.command == "train":
+    if command == "train":
         results = pipeline.train_only(config, run)
     else:  # run, quickstart
         results = pipeline.run_all(config, run)

@@ -50,6 +50,16 @@ class RunFolder:
             )
         return run
 
+    def discard_if_unstarted(self) -> None:
+        """Remove a run folder that failed before any stage wrote to it (e.g. the data was missing),
+        so that fixing the problem and running the same command again just works."""
+        if not self.path.is_dir():
+            return
+        if {p.name for p in self.path.iterdir()} <= {"config.yaml", "data.json"}:
+            for name in ("config.yaml", "data.json"):
+                (self.path / name).unlink(missing_ok=True)
+            self.path.rmdir()
+
     def config(self) -> RunConfig:
         try:
             raw = yaml.safe_load(self.config_file.read_text()) or {}

@@ -157,8 +157,7 @@ def _literal(node: ast.AST) -> Any:
 
 def _validate_cell(kind: str, edges: Sequence[Edge], concat: Sequence[int], name: str | None) -> None:
     where = f"genotype {name!r}" if name else "genotype"
-    nodes = {edge.to_node for edge in edges} | set(concat)
-    last = max(nodes, default=1)
+    last = max((edge.to_node for edge in edges), default=1)  # the cell's nodes are those its edges reach
     for edge in edges:
         if edge.op not in PRIMITIVES or edge.op == "none":
             raise LtnasError(

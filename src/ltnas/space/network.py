@@ -60,12 +60,12 @@ class Cell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """DARTS' CIFAR auxiliary classifier. It expects 8×8 maps (pool 5, stride 3 → 2×2); smaller
-    inputs such as 8×8 digits reach it at 2×2, where it pools adaptively to the same 2×2."""
+    """DARTS' CIFAR auxiliary classifier: pool 5, stride 3 takes its 8×8 maps to 2×2. Maps too small
+    for that (2×2 for 8×8 digits, 7×7 for 28×28 images) are pooled adaptively to the same 2×2."""
 
     def __init__(self, channels: int, num_classes: int, spatial: int):
         super().__init__()
-        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if spatial >= 5
+        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if spatial >= 8
                 else nn.AdaptiveAvgPool2d(2))
         self.features = nn.Sequential(
             nn.ReLU(inplace=True),

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny synthetic run that exercises the whole pipeline in seconds on a CPU."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+# Test tensors are tiny: a second intra-op thread buys nothing there, and when another process
+# holds the other core, OpenMP barriers turn microsecond ops into milliseconds.
+torch.set_num_threads(1)
+
+TINY_RUN = {
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "progress": False,
+    "data": {
+        "source": "synthetic", "num_classes": 4, "channels": 3, "image_size": 8,
+        "n_max": 40, "test_per_class": 10, "profile": "exp", "ratio": 10,
+        "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
+    },
+    "search": {
+        "init_channels": 4, "layers": 3, "epochs": 2, "batch_size": 16, "lr": 0.05, "arch_lr": 0.003,
+        "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
+    },
+    "train": {
+        "init_channels": 4, "layers": 3, "epochs": 2, "batch_size": 16, "lr": 0.05, "auxiliary": True,
+        "drop_path": 0.1, "augment": {"crop_padding": 1, "flip": True, "cutout": 2},
+    },
+}
+
+
+@pytest.fixture
+def tiny_run() -> dict:
+    """The tiny run config as a dict (a fresh copy per test)."""
+    return copy.deepcopy(TINY_RUN)
+
+
+@pytest.fixture
+def tiny_config_file(tmp_path: Path, tiny_run: dict) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_run, sort_keys=False))
+    return path

@@ -1,0 +1,65 @@
+"""Long-tail plug-ins: class-balanced weights, DRW, the criterion shared by search and retrain."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ltnas.config import LongTailConfig
+from ltnas.errors import LtnasError
+from ltnas.longtail import build_criterion, class_balanced_weights, drw_switch_epoch
+
+
+def test_class_balanced_weights_against_the_formula():
+    counts, beta = [100, 10, 1], 0.9
+    raw = [(1 - beta) / (1 - beta**n) for n in counts]  # 0.1/(1-0.9^100), 0.1/(1-0.9^10), 1.0
+    expected = [3 * r / sum(raw) for r in raw]
+    torch.testing.assert_close(class_balanced_weights(counts, beta), torch.tensor(expected))
+    assert class_balanced_weights(counts, beta).sum().item() == pytest.approx(3.0)
+    assert raw[2] == pytest.approx(1.0)  # a single image has effective number 1
+
+
+def test_class_balanced_weights_cifar10_lt_ordering():
+    counts = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # CIFAR-10, ratio 100
+    weights = class_balanced_weights(counts, 0.9999)
+    assert weights.sum().item() == pytest.approx(10.0, rel=1e-6)
+    assert torch.all(weights[1:] > weights[:-1])  # rarer class, larger weight
+
+
+def test_class_without_images_gets_no_weight():
+    weights = class_balanced_weights([10, 0, 5], 0.99)
+    assert weights[1] == 0 and weights.sum().item() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 1.5])
+def test_bad_beta(beta):
+    with pytest.raises(LtnasError, match="beta"):
+        class_balanced_weights([1, 2], beta)
+
+
+def test_drw_is_unweighted_until_the_switch_epoch():
+    counts = [50, 5]
+    criterion = build_criterion(LongTailConfig(reweight="drw"), counts, epochs=200)
+    assert drw_switch_epoch(LongTailConfig(reweight="drw"), 200) == 160  # LDAM-DRW's 160 of 200
+    logits, targets = torch.randn(6, 2), torch.tensor([0, 0, 0, 0, 1, 1])
+    criterion.set_epoch(159)
+    torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets))
+    criterion.set_epoch(160)
+    weights = class_balanced_weights(counts, 0.9999)
+    torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets, weight=weights))
+    assert build_criterion(LongTailConfig(reweight="drw", drw_epoch=3), counts, 10).reweighting.switch_epoch == 3
+
+
+def test_class_balanced_loss_is_weighted_cross_entropy_from_the_start():
+    counts = [30, 3, 1]
+    criterion = build_criterion(LongTailConfig(reweight="class_balanced", beta=0.99), counts, epochs=5)
+    logits, targets = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    expected = F.cross_entropy(logits, targets, weight=class_balanced_weights(counts, 0.99))
+    torch.testing.assert_close(criterion(logits, targets), expected)
+
+
+def test_plain_cross_entropy_by_default():
+    criterion = build_criterion(LongTailConfig(), [3, 2], epochs=1)
+    logits, targets = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets))
