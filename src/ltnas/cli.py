@@ -10,6 +10,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from ltnas import __version__
 from ltnas.config import load_config
 from ltnas.errors import LtnasError
 
@@ -41,6 +42,7 @@ def resolve_config_path(value: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ltnas", description="Neural architecture search for long-tailed image data.",
                      epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"ltnas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def run_options(sub: argparse.ArgumentParser, config: bool = True) -> None:
@@ -78,8 +80,11 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
     from ltnas.runs import RunFolder
 
     if args.resume:
-        if getattr(args, "config", None) or args.overrides or getattr(args, "genotype", None):
-            raise LtnasError("a resumed run keeps its saved config; drop CONFIG, --set and --genotype with --resume")
+        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
+                                          ("--seed", args.seed is not None), ("--out", args.out),
+                                          ("--genotype", getattr(args, "genotype", None))) if value]
+        if given:
+            raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
         run = RunFolder.open(args.resume)
         config = run.config()
         if args.device:  # the device may change between sessions; nothing else may
@@ -88,7 +93,8 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
 
     config_name = getattr(args, "config", None) or default_config
     if config_name is None:
-        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG` (e.g. configs/quickstart.yaml)")
+        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG` (a YAML file or a shipped name such "
+                         "as quickstart; see `ltnas configs`)")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device={args.device}")

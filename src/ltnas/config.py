@@ -134,7 +134,7 @@ class SearchConfig(Section):
 class TrainConfig(Section):
     """Retraining a genotype from scratch: the DARTS evaluation recipe by default."""
 
-    genotype: str | None = Field(None, description="published name or JSON file; default: this run's search result")
+    genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
     init_channels: int = Field(36, ge=1)
     layers: int = Field(20, ge=1)
     epochs: int = Field(600, ge=1)
@@ -186,7 +186,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise LtnasError(f"config file {path} must hold a mapping of sections (data:, search:, ...)")
     for item in overrides or []:
         apply_override(raw, item)
-    return validate_config(raw, source=str(path) if path else "--set")
+    overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    try:
+        return validate_config(raw, source=str(path) if path else "--set")
+    except LtnasError:
+        if path is None or not overridden:
+            raise
+        # Blame --set when the bad value came from it rather than from the file.
+        return validate_config(raw, source=str(path), overridden=overridden)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -204,17 +211,20 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[leaf] = yaml.safe_load(value) if value.strip() else None
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+def validate_config(raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise LtnasError(_first_problem(exc, source)) from None
+        raise LtnasError(_first_problem(exc, source, overridden or [])) from None
 
 
-def _first_problem(exc: ValidationError, source: str) -> str:
+def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> str:
     """One line for the first validation error, with a spelling suggestion for unknown keys."""
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error["loc"])
+    culprit = next((key for key in overridden if key == location or key.startswith(location + ".")), None)
+    if culprit is not None:
+        source = f"--set {culprit}"
     if error["type"] == "extra_forbidden":
         section_model = _section_model(error["loc"][:-1])
         known = sorted(section_model.model_fields) if section_model else []

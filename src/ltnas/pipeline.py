@@ -7,6 +7,7 @@ stages before it ran in this process or in an earlier, killed one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from time import perf_counter
 
@@ -21,7 +22,7 @@ from ltnas.runs import RunFolder, resolve_device
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
-from ltnas.train.checkpoint import atomic_save, load_checkpoint, seed_everything
+from ltnas.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 from ltnas.train.retrain import RetrainTask
 
@@ -91,7 +92,7 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     )
     test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
     ctx.run.train.mkdir(parents=True, exist_ok=True)
-    genotype.to_json(ctx.run.train / "genotype.json")
+    atomic_write_text(json.dumps(genotype.to_dict(), indent=1) + "\n", ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
@@ -144,7 +145,12 @@ def report(ctx: Context) -> None:
 
 
 def run_all(config: RunConfig, run: RunFolder) -> dict:
-    """search → train → evaluate → report, each stage resuming where a killed run stopped."""
+    """search → train → evaluate → report, each stage resuming where a killed run stopped.
+
+    With `train.genotype` set there is nothing to search: that genotype is trained instead.
+    """
+    if config.train.genotype:
+        return train_only(config, run)
     ctx = Context.prepare(config, run)
     genotype = search(ctx)
     train(ctx, genotype)
@@ -163,7 +169,11 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
     if not config.train.genotype:
         raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2) or set train.genotype")
     ctx = Context.prepare(config, run)
-    train(ctx, load_genotype(config.train.genotype))
+    # A resumed run trains the genotype it started with, wherever it is resumed from and whatever
+    # happened to the file it was read from since.
+    started = ctx.run.train / "genotype.json"
+    genotype = Genotype.from_json(started) if started.is_file() else load_genotype(config.train.genotype)
+    train(ctx, genotype)
     return evaluate_and_report(ctx)
 
 

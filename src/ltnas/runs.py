@@ -17,8 +17,9 @@ from ltnas.train.checkpoint import atomic_write_text
 class RunFolder:
     """RUN/config.yaml, data.json, search/, train/, eval.json, report.md, plots/."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, created: tuple[Path, ...] = ()):
         self.path = Path(path)
+        self._created = created  # folders this process made for a new run, deepest last
 
     search = property(lambda self: self.path / "search")
     train = property(lambda self: self.path / "train")
@@ -29,17 +30,20 @@ class RunFolder:
     def create(cls, path: str | Path | None, config: RunConfig) -> "RunFolder":
         """A new run folder holding the resolved config; refuses a folder that already holds anything."""
         path = Path(path) if path else default_run_path(config.name)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not path.is_dir():
+            raise LtnasError(f"--out {path} is a file, not a folder; choose another --out")
+        if path.exists() and any(path.iterdir()):
             raise LtnasError(
                 f"run folder {path} already exists and is not empty; continue it with --resume {path}, "
                 "or choose another --out"
             )
+        missing = [folder for folder in (path, *path.parents) if not folder.exists()][::-1]
         try:
             path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_yaml(), path / "config.yaml")
         except OSError as exc:
             raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
-        return cls(path)
+        return cls(path, created=tuple(missing))
 
     @classmethod
     def open(cls, path: str | Path) -> "RunFolder":
@@ -51,14 +55,16 @@ class RunFolder:
         return run
 
     def discard_if_unstarted(self) -> None:
-        """Remove a run folder that failed before any stage wrote to it (e.g. the data was missing),
-        so that fixing the problem and running the same command again just works."""
-        if not self.path.is_dir():
+        """Undo a new run that failed before any stage wrote to it (e.g. the data was missing), so
+        that fixing the problem and running the same command again just works. Only what this
+        process created goes: a folder the user made beforehand stays."""
+        if not self.path.is_dir() or not {p.name for p in self.path.iterdir()} <= {"config.yaml", "data.json"}:
             return
-        if {p.name for p in self.path.iterdir()} <= {"config.yaml", "data.json"}:
-            for name in ("config.yaml", "data.json"):
-                (self.path / name).unlink(missing_ok=True)
-            self.path.rmdir()
+        for name in ("config.yaml", "data.json"):
+            (self.path / name).unlink(missing_ok=True)
+        for folder in reversed(self._created):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     def config(self) -> RunConfig:
         try:

@@ -34,7 +34,8 @@ class Cell(nn.Module):
         if not concat:
             raise LtnasError(
                 f"the {kind} cell of genotype {genotype.name or ''} has no node with an input, so it outputs "
-                "nothing; search longer or lower the derivation threshold"
+                "nothing; give it edges from the cell inputs (for a searched cell: search longer or lower "
+                "search.threshold)"
             )
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(c_prev_prev, channels)
