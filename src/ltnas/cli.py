@@ -87,8 +87,10 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
             raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
         run = RunFolder.open(args.resume)
         config = run.config()
-        if args.device:  # the device may change between sessions; nothing else may
+        if args.device:  # where and how visibly it runs may change between sessions; nothing else may
             config.device = args.device
+        if args.no_progress:
+            config.progress = False
         return run, config
 
     config_name = getattr(args, "config", None) or default_config
