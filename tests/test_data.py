@@ -128,11 +128,11 @@ def _cifar_rows(num_classes: int, per_class: int, seed: int) -> tuple[np.ndarray
     return rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8), labels
 
 
-def make_cifar10(root: Path, meta: bool = True) -> Path:
+def make_cifar10(root: Path, meta: bool = True, per_batch: int = CIFAR10_PER_BATCH) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for i in range(1, 6):
-        data, labels = _cifar_rows(10, CIFAR10_PER_BATCH, seed=i)
+        data, labels = _cifar_rows(10, per_batch, seed=i)
         if i == 3:  # a known pixel: image 5 of batch 3, channel 2 (blue), row 7, column 11
             data[5] = 0
             data[5, 2 * 1024 + 7 * 32 + 11] = 201
