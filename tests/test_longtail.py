@@ -63,3 +63,33 @@ def test_plain_cross_entropy_by_default():
     criterion = build_criterion(LongTailConfig(), [3, 2], epochs=1)
     logits, targets = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
     torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets))
+
+
+def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_path, monkeypatch):
+    """Every long-tail plug-in is selectable in search and retrain, with either search order."""
+    from ltnas import pipeline
+    from ltnas.config import validate_config
+    from ltnas.runs import RunFolder
+
+    used = {"reweight": [], "sampler": []}
+    real_criterion, real_batches = pipeline.build_criterion, pipeline.DeviceBatches
+
+    def spy_criterion(config, *args, **kwargs):
+        used["reweight"].append(config.reweight)
+        return real_criterion(config, *args, **kwargs)
+
+    def spy_batches(*args, **kwargs):
+        used["sampler"].append(kwargs["sampler"])
+        return real_batches(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build_criterion", spy_criterion)
+    monkeypatch.setattr(pipeline, "DeviceBatches", spy_batches)
+
+    tiny_run["search"].update(order="second", epochs=1,
+                              longtail={"reweight": "class_balanced", "sampler": "class_balanced"})
+    tiny_run["train"].update(epochs=2, longtail={"reweight": "drw", "drw_epoch": 1, "sampler": "class_balanced"})
+    config = validate_config(tiny_run)
+    results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+    assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0
+    assert (tmp_path / "run" / "search" / "genotype.json").is_file()
+    assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3}
