@@ -120,6 +120,7 @@ def evaluate(ctx: Context) -> dict:
     results = {
         "genotype": genotype.name or "searched",
         "params": count_parameters(model),
+        "device": str(ctx.device),
         "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
         "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
                           if data.test_longtail is not None else None),

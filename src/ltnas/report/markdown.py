@@ -156,7 +156,9 @@ def _image(plots: set[str], name: str, caption: str) -> str:
 
 
 def _title_section(run: RunFiles) -> str:
-    config = run.config or {}
+    config = dict(run.config or {})
+    if run.evaluation and run.evaluation.get("device"):  # the device it ran on, not just "auto"
+        config["device"] = run.evaluation["device"]
     facts = [f"{key} {config[key]}" for key in ("seed", "device") if config.get(key) is not None]
     where = f"Run folder `{run.path}`" + (f" ({', '.join(facts)})" if facts else "")
     return f"# Run report: {run.name}\n\n{where}"
