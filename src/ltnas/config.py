@@ -94,8 +94,25 @@ class LongTailConfig(Section):
     sampler: Literal["instance", "class_balanced"] = "instance"
 
 
+# The authors' settings for FairDARTS (paper 003), applied to the keys a config leaves unset when
+# `search.method: fairdarts`; anything the config sets explicitly wins.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fairdarts": {
+        "primitives": [name for name in PRIMITIVES if name != "none"],
+        "batch_size": 128,
+        "lr": 0.005,
+        "lr_min": 0.001,
+        "arch_lr": 3e-3,
+        "order": "first",
+        "derive": "threshold",
+    },
+}
+
+
 class SearchConfig(Section):
-    method: Literal["darts"] = "darts"
+    method: Literal["darts", "fairdarts"] = Field(
+        "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults)"
+    )
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
     init_channels: int = Field(16, ge=1)
@@ -115,8 +132,17 @@ class SearchConfig(Section):
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
     derive: Literal["darts", "threshold"] = "darts"
     threshold: float = Field(0.85, gt=0, lt=1)
+    zero_one_weight: float = Field(10.0, ge=0, description="fairdarts: weight w01 of the zero-one loss on σ(α)")
+    zero_one_kind: Literal["l2", "l1"] = Field("l2", description="fairdarts: −mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
+            data = {**METHOD_DEFAULTS[data["method"]], **data}
+        return data
 
     @field_validator("primitives")
     @classmethod

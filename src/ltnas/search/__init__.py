@@ -2,8 +2,10 @@
 
 from ltnas.errors import LtnasError
 from ltnas.search.darts import DartsSearch
+from ltnas.search.fairdarts import FairDartsSearch
+from ltnas.search.losses import barlow_twins_loss, zero_one_loss
 
-STRATEGIES = {"darts": DartsSearch}
+STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch}
 
 
 def strategy_class(method: str):
@@ -12,4 +14,4 @@ def strategy_class(method: str):
     return STRATEGIES[method]
 
 
-__all__ = ["DartsSearch", "STRATEGIES", "strategy_class"]
+__all__ = ["DartsSearch", "FairDartsSearch", "STRATEGIES", "barlow_twins_loss", "strategy_class", "zero_one_loss"]

@@ -1,0 +1,146 @@
+"""FairDARTS: zero-one loss, sigmoid relaxation, the authors' defaults; Barlow Twins loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ltnas.config import PRIMITIVES, SearchConfig, load_config
+from ltnas.errors import LtnasError
+from ltnas.search import FairDartsSearch, barlow_twins_loss, strategy_class, zero_one_loss
+from ltnas.space import SearchNetwork
+
+
+def test_zero_one_loss_value_and_gradient_against_the_formulas():
+    w = torch.tensor([0.1, 0.5, 0.9, 0.7], requires_grad=True)
+    l2 = zero_one_loss(w, "l2")
+    assert l2.item() == pytest.approx(-(0.16 + 0 + 0.16 + 0.04) / 4)
+    (grad,) = torch.autograd.grad(l2, w)
+    torch.testing.assert_close(grad, -2 * (w.detach() - 0.5) / 4)  # d/dw −mean((w−½)²)
+
+    l1 = zero_one_loss(w, "l1")
+    assert l1.item() == pytest.approx(-(0.4 + 0 + 0.4 + 0.2) / 4)
+    (grad,) = torch.autograd.grad(l1, w)
+    torch.testing.assert_close(grad, -torch.sign(w.detach() - 0.5) / 4)
+
+
+def test_zero_one_loss_pools_every_tensor_given():
+    a, b = torch.tensor([[0.2, 0.8]]), torch.tensor([0.5, 0.5, 1.0])
+    assert zero_one_loss([a, b]).item() == pytest.approx(-(0.09 + 0.09 + 0 + 0 + 0.25) / 5)
+    with pytest.raises(LtnasError, match="l2"):
+        zero_one_loss(a, "l3")
+
+
+def _standardise(z):
+    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+
+def test_barlow_twins_loss_against_a_direct_computation():
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(32, 6), torch.randn(32, 6)
+    c = _standardise(z1).T @ _standardise(z2) / 32
+    expected = sum((1 - c[i, i]) ** 2 for i in range(6)) + 0.0051 * sum(
+        c[i, j] ** 2 for i in range(6) for j in range(6) if i != j)
+    assert barlow_twins_loss(z1, z2).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_barlow_twins_identical_views_have_no_on_diagonal_loss():
+    torch.manual_seed(0)
+    z = torch.randn(64, 8)
+    # λ = 0 isolates the on-diagonal term: identical views are perfectly correlated, dimension by dimension.
+    assert barlow_twins_loss(z, z, lambd=0.0).item() == pytest.approx(0.0, abs=1e-4)
+    independent = barlow_twins_loss(z, torch.randn(64, 8), lambd=0.0).item()
+    assert independent > 4.0  # ≈ D = 8 when the views are unrelated
+
+
+def test_barlow_twins_bad_shapes():
+    with pytest.raises(LtnasError, match="same shape"):
+        barlow_twins_loss(torch.randn(4, 3), torch.randn(4, 2))
+    with pytest.raises(LtnasError, match="at least 2"):
+        barlow_twins_loss(torch.randn(1, 3), torch.randn(1, 3))
+
+
+def test_fairdarts_uses_the_authors_defaults_unless_overridden():
+    config = load_config(None, ["search.method=fairdarts"]).search
+    assert tuple(config.primitives) == PRIMITIVES[1:]  # the 7 operations without `none`
+    assert (config.batch_size, config.lr, config.lr_min, config.arch_lr) == (128, 0.005, 0.001, 3e-3)
+    assert (config.order, config.derive, config.threshold, config.zero_one_weight) == ("first", "threshold", 0.85, 10)
+    assert load_config(None, ["search.method=fairdarts", "search.batch_size=32"]).search.batch_size == 32
+    assert load_config(None, []).search.batch_size == 64  # DARTS keeps its own
+    assert strategy_class("fairdarts") is FairDartsSearch and FairDartsSearch.relaxation == "sigmoid"
+
+
+def _fairdarts(zero_one_weight: float, arch_lr: float = 3e-3, order: str = "first"):
+    torch.manual_seed(0)
+    config = SearchConfig(method="fairdarts", epochs=1, zero_one_weight=zero_one_weight, arch_lr=arch_lr,
+                          order=order, arch_weight_decay=0.0)
+    network = SearchNetwork(4, 3, 3, primitives=config.primitives, relaxation="sigmoid", alpha_init_std=0.3)
+    return FairDartsSearch(network, config, F.cross_entropy)
+
+
+def test_fairdarts_alpha_gradient_is_validation_plus_weighted_zero_one():
+    strategy = _fairdarts(zero_one_weight=10.0)
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,))
+    network = strategy.network
+    weights = network.relaxed_weights()
+    torch.testing.assert_close(weights["normal"], torch.sigmoid(network.alpha_normal))
+    objective = F.cross_entropy(network(x), y) + 10.0 * zero_one_loss(list(weights.values()))
+    expected = torch.autograd.grad(objective, network.arch_parameters())
+    strategy.arch_step((x, y), (x, y))
+    for alpha, grad in zip(network.arch_parameters(), expected):
+        torch.testing.assert_close(alpha.grad, grad)
+
+
+def _polarised_fraction(strategy) -> float:
+    sigma = torch.cat([w.detach().flatten() for w in strategy.network.relaxed_weights().values()])
+    return ((sigma < 0.1) | (sigma > 0.9)).float().mean().item()
+
+
+def test_zero_one_loss_polarises_sigma_in_a_short_search():
+    """FairDARTS Fig. 8: with w01 > 0, σ piles up near 0 and 1; without it, it does not."""
+    torch.manual_seed(1)
+    batches = [(torch.randn(16, 3, 8, 8), torch.randint(0, 3, (16,))) for _ in range(4)]
+    fractions = {}
+    for w01 in (0.0, 10.0):
+        torch.manual_seed(0)  # the same initial α for both
+        config = SearchConfig(method="fairdarts", epochs=1, zero_one_weight=w01, arch_lr=0.1, arch_weight_decay=0.0)
+        network = SearchNetwork(2, 3, 3, primitives=config.primitives, nodes=1, relaxation="sigmoid",
+                                alpha_init_std=1.0)
+        strategy = FairDartsSearch(network, config, F.cross_entropy)
+        for step in range(30):
+            strategy.step(batches[step % 4], batches[(step + 1) % 4])
+        fractions[w01] = _polarised_fraction(strategy)
+    assert fractions[10.0] > 0.8
+    assert fractions[10.0] > fractions[0.0] + 0.5
+
+
+def test_fairdarts_second_order_adds_the_zero_one_gradient():
+    strategy = _fairdarts(zero_one_weight=5.0, order="second")
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,))
+    strategy.network.train()
+    second = [g.clone() for g in strategy.second_order_arch_grads((x, y), (x, y))]
+    zero_one = strategy.zero_one_grads()
+    before = [a.detach().clone() for a in strategy.alphas]
+    torch.manual_seed(0)
+    strategy.arch_step((x, y), (x, y))
+    for alpha, s, z in zip(strategy.alphas, second, zero_one):
+        torch.testing.assert_close(alpha.grad, s + z, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(strategy.alphas, before))
+
+
+def test_fairdarts_runs_through_the_pipeline_with_threshold_derivation(tiny_run, tmp_path):
+    import json
+
+    from ltnas import pipeline
+    from ltnas.config import validate_config
+    from ltnas.runs import RunFolder
+
+    tiny_run["search"].update(method="fairdarts", threshold=0.5, arch_lr=0.05,
+                              longtail={"reweight": "class_balanced"})
+    config = validate_config(tiny_run)
+    assert config.search.derive == "threshold" and "none" not in config.search.primitives
+    results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+    alpha = [json.loads(line) for line in (tmp_path / "run" / "search" / "alpha.jsonl").read_text().splitlines()]
+    assert alpha[-1]["relaxation"] == "sigmoid" and len(alpha[-1]["normal"][0]) == 7
+    assert results["params"] > 0
