@@ -25,7 +25,7 @@ Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _grad(loss: torch.Tensor, inputs) -> tuple[torch.Tensor, ...]:
+def gradients(loss: torch.Tensor, inputs) -> tuple[torch.Tensor, ...]:
     """Gradients of `loss` w.r.t. `inputs` only; zeros for inputs it does not use (a cell type
     absent from a very small network, a classifier row of an unseen class)."""
     return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
@@ -61,7 +61,7 @@ class DartsSearch:
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the loop before each epoch (epoch counted from 0)."""
-        for criterion in {id(self.criterion): self.criterion, id(self.arch_criterion): self.arch_criterion}.values():
+        for criterion in {self.criterion, self.arch_criterion}:
             if hasattr(criterion, "set_epoch"):
                 criterion.set_epoch(epoch)
 
@@ -75,15 +75,17 @@ class DartsSearch:
         return self.weight_step(train)
 
     def arch_step(self, train: Batch, val: Batch) -> None:
-        if self.config.order == "second":
-            grads = self.second_order_arch_grads(train, val)
-        else:
-            x_val, y_val = val
-            loss = self.arch_criterion(self.network(x_val), y_val)
-            grads = _grad(loss, self.alphas)  # α only: no weight gradients computed
-        for alpha, grad in zip(self.alphas, grads):
+        for alpha, grad in zip(self.alphas, self.arch_gradients(train, val)):
             alpha.grad = grad
         self.a_optimizer.step()
+
+    def arch_gradients(self, train: Batch, val: Batch) -> list[torch.Tensor]:
+        """∇α of the architecture objective; strategies that add α terms extend this."""
+        if self.config.order == "second":
+            return self.second_order_arch_grads(train, val)
+        x_val, y_val = val
+        loss = self.arch_criterion(self.network(x_val), y_val)
+        return list(gradients(loss, self.alphas))  # α only: no weight gradients computed
 
     def weight_step(self, train: Batch) -> dict[str, float]:
         x, y = train
@@ -102,7 +104,7 @@ class DartsSearch:
         names = [name for name, _ in self.network.named_parameters()]
 
         # One virtual SGD step (momentum and weight decay included) to w'.
-        grads = _grad(self.criterion(self.network(x_train), y_train), self.weights)
+        grads = gradients(self.criterion(self.network(x_train), y_train), self.weights)
         momentum, decay = self.config.momentum, self.config.weight_decay
         unrolled = {}
         for name, w, g in zip(names, self.weights, grads):
@@ -111,7 +113,7 @@ class DartsSearch:
             unrolled[name] = (w - xi * step).detach().requires_grad_(True)
 
         val_loss = self.arch_criterion(functional_call(self.network, unrolled, (x_val,)), y_val)
-        grads = _grad(val_loss, [*self.alphas, *unrolled.values()])
+        grads = gradients(val_loss, [*self.alphas, *unrolled.values()])
         d_alpha, d_unrolled = grads[: len(self.alphas)], grads[len(self.alphas):]
         hessian_vector = self._hessian_vector_product(d_unrolled, x_train, y_train)
         return [da - xi * hv for da, hv in zip(d_alpha, hessian_vector)]
@@ -124,7 +126,7 @@ class DartsSearch:
             with torch.no_grad():
                 for w, v in zip(self.weights, vector):
                     w.add_(v, alpha=scale * eps.item())
-            return _grad(self.criterion(self.network(x), y), self.alphas)
+            return gradients(self.criterion(self.network(x), y), self.alphas)
 
         grads_plus = alpha_grads_at(+1.0)   # w + εv
         grads_minus = alpha_grads_at(-2.0)  # w − εv

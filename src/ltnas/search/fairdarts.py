@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from ltnas.search.darts import Batch, DartsSearch, _grad
+from ltnas.search.darts import Batch, DartsSearch, gradients
 from ltnas.search.losses import zero_one_loss
 
 
 class FairDartsSearch(DartsSearch):
     relaxation = "sigmoid"
 
-    def arch_step(self, train: Batch, val: Batch) -> None:
-        if self.config.order == "second":
-            grads = self.second_order_arch_grads(train, val)
-        else:
-            x_val, y_val = val
-            grads = _grad(self.arch_criterion(self.network(x_val), y_val), self.alphas)
+    def arch_gradients(self, train: Batch, val: Batch) -> list[torch.Tensor]:
         # The zero-one term depends on α alone, so its gradient simply adds to either order's.
-        grads = [g + z for g, z in zip(grads, self.zero_one_grads())]
-        for alpha, grad in zip(self.alphas, grads):
-            alpha.grad = grad
-        self.a_optimizer.step()
+        return [g + z for g, z in zip(super().arch_gradients(train, val), self.zero_one_grads())]
 
     def zero_one_term(self) -> torch.Tensor:
         """w01 · L01 over the relaxed weights of both cell types."""
@@ -35,4 +27,4 @@ class FairDartsSearch(DartsSearch):
         return self.config.zero_one_weight * zero_one_loss(list(weights.values()), self.config.zero_one_kind)
 
     def zero_one_grads(self) -> tuple[torch.Tensor, ...]:
-        return _grad(self.zero_one_term(), self.alphas)
+        return gradients(self.zero_one_term(), self.alphas)
