@@ -112,7 +112,8 @@ def test_finished_run_resumes_to_the_same_result(resume_config, tmp_path):
 
 
 def test_checkpoint_files_are_replaced_atomically(tmp_path):
-    from ltnas.train.checkpoint import atomic_save, load_checkpoint
+    from ltnas.atomic import atomic_save
+    from ltnas.train.checkpoint import load_checkpoint
 
     target = tmp_path / "checkpoint.pt"
     atomic_save({"epoch": 1}, target)

@@ -7,12 +7,12 @@ stages before it ran in this process or in an earlier, killed one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from time import perf_counter
 
 import torch
 
+from ltnas.atomic import atomic_save
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
 from ltnas.evaluate import evaluate_model, evaluation_batches
@@ -22,7 +22,7 @@ from ltnas.runs import RunFolder, resolve_device
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
-from ltnas.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint, seed_everything
+from ltnas.train.checkpoint import load_checkpoint, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 from ltnas.train.retrain import RetrainTask
 
@@ -92,7 +92,7 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     )
     test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
     ctx.run.train.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(genotype.to_dict(), indent=1) + "\n", ctx.run.train / "genotype.json")
+    genotype.to_json(ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")

@@ -11,7 +11,7 @@ import yaml
 
 from ltnas.config import RunConfig, validate_config
 from ltnas.errors import LtnasError
-from ltnas.train.checkpoint import atomic_write_text
+from ltnas.atomic import atomic_write_text
 
 
 class RunFolder:

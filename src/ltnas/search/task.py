@@ -3,14 +3,12 @@ validation metrics, α history and the genotype derived after every epoch."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ltnas.data import DeviceBatches
 from ltnas.metrics import classification_metrics
 from ltnas.evaluate import predict
-from ltnas.train.checkpoint import atomic_write_text
 from ltnas.train.loop import JsonlLog, OnStep
 
 
@@ -57,10 +55,10 @@ class SearchTask:
             "relaxation": self.network.relaxation.name,
             **{kind: w.tolist() for kind, w in weights.items()},
         })
-        text = json.dumps(self.network.genotype(self.derive, self.threshold).to_dict(), indent=1) + "\n"
+        genotype = self.network.genotype(self.derive, self.threshold)
         (folder / "genotypes").mkdir(exist_ok=True)
-        atomic_write_text(text, folder / "genotypes" / f"epoch_{epoch + 1:03d}.json")
-        atomic_write_text(text, folder / "genotype.json")
+        genotype.to_json(folder / "genotypes" / f"epoch_{epoch + 1:03d}.json")
+        genotype.to_json(folder / "genotype.json")
 
     def truncate_history(self, folder: Path, epochs_done: int) -> None:
         JsonlLog(folder / "alpha.jsonl").truncate(epochs_done)

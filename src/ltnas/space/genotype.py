@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import torch
 
+from ltnas.atomic import atomic_write_text
 from ltnas.config import PRIMITIVES
 from ltnas.errors import LtnasError
 
@@ -76,7 +77,7 @@ class Genotype:
         )
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        atomic_write_text(json.dumps(self.to_dict(), indent=1) + "\n", path)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Genotype":

@@ -1,7 +1,6 @@
 """Training machinery shared by every stage: the epoch loop with resume and checkpoints, retraining."""
 
-from ltnas.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint, seed_everything
+from ltnas.train.checkpoint import load_checkpoint, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 
-__all__ = ["JsonlLog", "ProgressReporter", "atomic_save", "atomic_write_text", "fit", "load_checkpoint",
-           "seed_everything"]
+__all__ = ["JsonlLog", "ProgressReporter", "fit", "load_checkpoint", "seed_everything"]

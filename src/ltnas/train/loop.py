@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ltnas.atomic import atomic_save
 from ltnas.errors import LtnasError
-from ltnas.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from ltnas.train.checkpoint import load_checkpoint, rng_state, set_rng_state
 
 OnStep = Callable[..., None]
 
