@@ -564,3 +564,15 @@ def test_batches_normalise_and_augment():
 def test_batches_unknown_sampler():
     with pytest.raises(LtnasError, match="instance, class_balanced"):
         _batches(_indexed_set(4), 2, sampler="balanced")
+
+
+def test_in_order_view_shares_the_device_copy_and_covers_every_image_once():
+    images = ImageSet(torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8), torch.arange(10) % 3)
+    training = DeviceBatches(images, 4, device="cpu", mean=[0.5], std=[0.25], generator=torch.Generator(),
+                             augment=AugmentConfig(crop_padding=1, flip=True))
+    view = training.in_order(3)
+    assert view.images.data_ptr() == training.images.data_ptr()  # no second copy
+    xs, ys = zip(*view)
+    assert [len(y) for y in ys] == [3, 3, 3, 1]
+    torch.testing.assert_close(torch.cat(ys), images.labels)
+    torch.testing.assert_close(torch.cat(xs), (images.images.float() / 255 - 0.5) / 0.25)  # no augmentation

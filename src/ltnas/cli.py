@@ -139,22 +139,8 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name:32s} {path}")
         return 0
 
-    from ltnas import pipeline
-    from ltnas.report import print_summary, write_report
-    from ltnas.runs import RunFolder
-
-    if args.command == "report":
-        run = RunFolder.open(args.run_dir)
-        print(write_report(run.path))
-        return 0
-    if args.command == "eval":
-        run = RunFolder.open(args.run_dir)
-        config = run.config()
-        if args.device:
-            config.device = args.device
-        results = pipeline.evaluate_and_report(pipeline.Context.prepare(config, run))
-        print_summary(results, run.path)
-        return 0
+    if args.command in ("report", "eval"):
+        return _existing_run_command(args)
 
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
     try:
@@ -165,7 +151,26 @@ def _main(argv: list[str] | None) -> int:
         raise
 
 
+def _existing_run_command(args: argparse.Namespace) -> int:
+    """`report` and `eval`: work on a run folder that is already there."""
+    from ltnas import pipeline
+    from ltnas.report import print_summary, write_report
+    from ltnas.runs import RunFolder
+
+    run = RunFolder.open(args.run_dir)
+    if args.command == "report":
+        print(write_report(run.path))
+        return 0
+    config = run.config()
+    if args.device:
+        config.device = args.device
+    results = pipeline.evaluate_and_report(pipeline.Context.prepare(config, run))
+    print_summary(results, run.path)
+    return 0
+
+
 def _run_command(command: str, run, config) -> int:
+    """`search`, `train`, `run`, `quickstart`: a new or resumed run in `run`."""
     from ltnas import pipeline
     from ltnas.report import print_summary
 

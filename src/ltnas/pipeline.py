@@ -71,9 +71,10 @@ def search(ctx: Context) -> Genotype:
         return DeviceBatches(images, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
                              generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment)
 
+    val_batches = batches(val_set, SEARCH_SEED + 2)
     task = SearchTask(
-        strategy, batches(train_set, SEARCH_SEED + 1), batches(val_set, SEARCH_SEED + 2),
-        evaluation_batches(val_set, data, ctx.device, config.eval.batch_size), counts, cfg.derive, cfg.threshold,
+        strategy, batches(train_set, SEARCH_SEED + 1), val_batches, val_batches.in_order(config.eval.batch_size),
+        counts, cfg.derive, cfg.threshold,
     )
     fit(task, cfg.epochs, ctx.run.search, ctx.progress)
     return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")

@@ -56,6 +56,14 @@ class DeviceBatches:
         self.shuffle = shuffle
         self.drop_last = drop_last
 
+    def in_order(self, batch_size: int) -> DeviceBatches:
+        """The same images, already on the device, each once in dataset order: for evaluation
+        passes over a set that is also trained on, without a second copy on the device."""
+        return DeviceBatches(
+            ImageSet(self.images, self.labels), batch_size, device=self.device, mean=self.mean.flatten().tolist(),
+            std=self.std.flatten().tolist(), generator=self.generator, shuffle=False, drop_last=False,
+        )
+
     @property
     def num_images(self) -> int:
         return len(self.labels)

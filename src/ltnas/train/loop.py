@@ -37,6 +37,9 @@ class EpochTask(Protocol):
 
     def after_epoch(self, epoch: int, folder: Path) -> None: ...
 
+    def truncate_history(self, folder: Path, epochs_done: int) -> None:
+        """Drop per-epoch artefacts beyond `epochs_done` (written after the last checkpoint)."""
+
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
@@ -106,8 +109,7 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
         set_rng_state(state["rng"])
         start = state["epoch"]
     log.truncate(start)
-    if hasattr(task, "truncate_history"):
-        task.truncate_history(folder, start)
+    task.truncate_history(folder, start)
 
     steps = task.steps_per_epoch()
     with progress.stage(task.name, total=epochs * steps, completed=start * steps):

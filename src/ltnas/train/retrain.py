@@ -75,6 +75,9 @@ class RetrainTask:
         }
 
     def after_epoch(self, epoch: int, folder: Path) -> None:
+        pass  # everything a retrain epoch produces is in its metrics row and checkpoint
+
+    def truncate_history(self, folder: Path, epochs_done: int) -> None:
         pass
 
     def state_dict(self) -> dict:
