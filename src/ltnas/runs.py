@@ -23,7 +23,6 @@ class RunFolder:
 
     search = property(lambda self: self.path / "search")
     train = property(lambda self: self.path / "train")
-    eval_file = property(lambda self: self.path / "eval.json")
     config_file = property(lambda self: self.path / "config.yaml")
 
     @classmethod

@@ -8,7 +8,6 @@ swapped (softmax for DARTS, sigmoid for FairDARTS) without touching the network.
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -138,9 +137,6 @@ class SearchNetwork(nn.Module):
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alpha_normal, self.alpha_reduce]
-
-    def named_arch_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        yield from zip(self._ARCH_NAMES, self.arch_parameters())
 
     # --- forward ------------------------------------------------------------------------------
     def relaxed_weights(self) -> dict[str, torch.Tensor]:
