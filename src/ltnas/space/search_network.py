@@ -8,7 +8,6 @@ swapped (softmax for DARTS, sigmoid for FairDARTS) without touching the network.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
