@@ -8,7 +8,9 @@ stages before it ran in this process or in an earlier, killed one.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from importlib import import_module
 from time import perf_counter
+from typing import Callable
 
 import torch
 
@@ -146,13 +148,31 @@ def report(ctx: Context) -> None:
     write_report(ctx.run.path)
 
 
+# Methods whose run is not search → retrain → evaluate register their own `run_all` here as
+# "module:function" (imported only when used): fn(config, run) -> eval.json dict, written to the run
+# folder in the same schema as `evaluate` (balanced_test / longtail_test metrics, seconds, ...).
+METHOD_RUNNERS: dict[str, str] = {}
+
+
+def method_runner(method: str) -> Callable[[RunConfig, RunFolder], dict] | None:
+    target = METHOD_RUNNERS.get(method)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(import_module(module), function)
+
+
 def run_all(config: RunConfig, run: RunFolder) -> dict:
     """search → train → evaluate → report, each stage resuming where a killed run stopped.
 
     With `train.genotype` set there is nothing to search: that genotype is trained instead.
+    A method with its own kind of run (see METHOD_RUNNERS) runs that instead.
     """
     if config.train.genotype:
         return train_only(config, run)
+    runner = method_runner(config.search.method)
+    if runner is not None:
+        return runner(config, run)
     ctx = Context.prepare(config, run)
     genotype = search(ctx)
     train(ctx, genotype)
