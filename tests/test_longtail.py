@@ -93,3 +93,66 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
     assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0
     assert (tmp_path / "run" / "search" / "genotype.json").is_file()
     assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3}
+
+
+# ------------------------------------------------------------------ tail-aware α objective
+
+
+def test_inverse_frequency_weights_by_hand():
+    from ltnas.longtail import inverse_frequency_weights
+
+    # 1/100, 1/10, 0 (absent), 1/1 → normalised to sum to 4
+    raw = [0.01, 0.1, 0.0, 1.0]
+    expected = torch.tensor([4 * r / sum(raw) for r in raw])
+    torch.testing.assert_close(inverse_frequency_weights([100, 10, 0, 1]), expected)
+
+
+def test_logit_adjusted_loss_against_the_formula():
+    from ltnas.longtail import LogitAdjustedLoss
+
+    counts, tau = [60, 30, 10], 1.5
+    logits, targets = torch.randn(5, 3), torch.tensor([0, 1, 2, 2, 1])
+    prior = torch.tensor([0.6, 0.3, 0.1])
+    expected = F.cross_entropy(logits + tau * prior.log(), targets)
+    torch.testing.assert_close(LogitAdjustedLoss(counts, tau)(logits, targets), expected)
+    # τ = 0 is plain cross-entropy; an absent class keeps the loss finite
+    torch.testing.assert_close(LogitAdjustedLoss(counts, 0.0)(logits, targets), F.cross_entropy(logits, targets))
+    assert torch.isfinite(LogitAdjustedLoss([5, 0, 5])(logits, targets))
+
+
+@pytest.mark.parametrize("kind", ["ce", "balanced", "class_balanced", "logit_adjusted"])
+def test_arch_objectives(kind):
+    from ltnas.config import SearchConfig
+    from ltnas.longtail import build_arch_criterion, inverse_frequency_weights
+
+    counts = [50, 10, 2]
+    logits, targets = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 1, 2])
+    config = SearchConfig(arch_objective=kind, arch_tau=1.0)
+    loss = build_arch_criterion(config, counts)(logits, targets)
+    expected = {
+        "ce": F.cross_entropy(logits, targets),
+        "balanced": F.cross_entropy(logits, targets, weight=inverse_frequency_weights(counts)),
+        "class_balanced": F.cross_entropy(logits, targets, weight=class_balanced_weights(counts, 0.9999)),
+        "logit_adjusted": F.cross_entropy(logits + torch.tensor(counts).div(62).log(), targets),
+    }[kind]
+    torch.testing.assert_close(loss, expected)
+
+
+def test_tail_aware_objective_changes_the_alpha_gradient_only():
+    """DARTS' α step uses the α objective; the weight step keeps the training criterion."""
+    from ltnas.config import SearchConfig
+    from ltnas.longtail import build_arch_criterion
+    from ltnas.search import DartsSearch
+    from ltnas.space import SearchNetwork
+
+    torch.manual_seed(0)
+    network = SearchNetwork(2, 3, 3, nodes=1)
+    x, y = torch.randn(8, 3, 8, 8), torch.tensor([0, 0, 0, 0, 0, 1, 1, 2])
+    network.train()
+    grads = {}
+    for kind in ("ce", "balanced"):
+        config = SearchConfig(arch_objective=kind)
+        strategy = DartsSearch(network, config, F.cross_entropy, build_arch_criterion(config, [40, 8, 2]))
+        grads[kind] = strategy.arch_gradients((x, y), (x, y))
+        assert strategy.criterion is F.cross_entropy
+    assert not torch.allclose(grads["ce"][0], grads["balanced"][0])

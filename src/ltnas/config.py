@@ -94,24 +94,88 @@ class LongTailConfig(Section):
     sampler: Literal["instance", "class_balanced"] = "instance"
 
 
+class ViewsConfig(Section):
+    """Two augmented views per image for Barlow Twins, made batched on the device (data/views.py).
+
+    Barlow Twins' recipe, asymmetric between the views for blur and solarize. Colour jitter's
+    saturation and hue and the grayscale step only apply to 3-channel images.
+    """
+
+    crop_scale: tuple[float, float] = Field((0.2, 1.0), description="random resized crop: area fraction range")
+    flip: bool = Field(True, description="random horizontal flip (off for digits and text-like data)")
+    jitter: float = Field(0.8, ge=0, le=1, description="probability of colour jitter")
+    brightness: float = Field(0.4, ge=0, lt=1)
+    contrast: float = Field(0.4, ge=0, lt=1)
+    saturation: float = Field(0.2, ge=0, lt=1)
+    hue: float = Field(0.1, ge=0, le=0.5)
+    grayscale: float = Field(0.2, ge=0, le=1, description="probability of converting to grayscale")
+    blur: tuple[float, float] = Field((1.0, 0.1), description="Gaussian blur probability of view 1 and view 2")
+    solarize: tuple[float, float] = Field((0.0, 0.2), description="solarize probability of view 1 and view 2")
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {list(value)}")
+        return value
+
+    @field_validator("blur", "solarize")
+    @classmethod
+    def _probabilities(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= p <= 1 for p in value):
+            raise ValueError(f"probabilities must lie in [0, 1], got {list(value)}")
+        return value
+
+
+class SslConfig(Section):
+    """How Barlow Twins enters an SSF-NAS search (paper 000 leaves it open; see README, SSF-NAS).
+
+    add (default): weight step loss = supervised loss + weight · BT / D; the supernet learns from the
+      labels and from label-free view agreement, which cannot be dominated by the head classes.
+    replace: weight step loss = weight · BT / D for the supernet (label-free); the classifier alone is
+      trained with the supervised loss on detached features (a linear probe), so that the α step's
+      validation loss still measures how well the architecture separates the classes.
+    BT is divided by the projector width D so that its scale (about 1 at the start) does not depend on D.
+    """
+
+    mode: Literal["add", "replace"] = "add"
+    weight: float = Field(1.0, gt=0, description="weight of the Barlow Twins term (per projector dimension)")
+    lambd: float = Field(0.0051, ge=0, description="λ: weight of the off-diagonal (redundancy) terms")
+    projector: list[int] = Field(
+        default_factory=lambda: [2048, 2048, 2048],
+        description="widths of the projector's Linear-BN-ReLU, Linear-BN-ReLU, Linear layers",
+    )
+    arch_step: bool = Field(False, description="also add weight · BT / D (on views of the val batch) to the α step")
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+
+    @field_validator("projector")
+    @classmethod
+    def _widths(cls, value: list[int]) -> list[int]:
+        if not value or any(width < 1 for width in value):
+            raise ValueError(f"projector needs at least one positive layer width, got {value}")
+        return value
+
+
 # The authors' settings for FairDARTS (paper 003), applied to the keys a config leaves unset when
-# `search.method: fairdarts`; anything the config sets explicitly wins.
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fairdarts": {
-        "primitives": [name for name in PRIMITIVES if name != "none"],
-        "batch_size": 128,
-        "lr": 0.005,
-        "lr_min": 0.001,
-        "arch_lr": 3e-3,
-        "order": "first",
-        "derive": "threshold",
-    },
+# `search.method` is fairdarts or ssf (SSF-NAS is FairDARTS plus Barlow Twins); anything the config
+# sets explicitly wins.
+FAIRDARTS_DEFAULTS: dict[str, Any] = {
+    "primitives": [name for name in PRIMITIVES if name != "none"],
+    "batch_size": 128,
+    "lr": 0.005,
+    "lr_min": 0.001,
+    "arch_lr": 3e-3,
+    "order": "first",
+    "derive": "threshold",
 }
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"fairdarts": FAIRDARTS_DEFAULTS, "ssf": FAIRDARTS_DEFAULTS}
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts"] = Field(
-        "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults)"
+    method: Literal["darts", "fairdarts", "ssf"] = Field(
+        "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
+        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`)"
     )
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
@@ -134,6 +198,12 @@ class SearchConfig(Section):
     threshold: float = Field(0.85, gt=0, lt=1)
     zero_one_weight: float = Field(10.0, ge=0, description="fairdarts: weight w01 of the zero-one loss on σ(α)")
     zero_one_kind: Literal["l2", "l1"] = Field("l2", description="fairdarts: −mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
+    arch_objective: Literal["ce", "balanced", "class_balanced", "logit_adjusted"] = Field(
+        "ce", description="α step's validation loss: plain CE (the papers), CE re-weighted by 1/n_c (balanced) or "
+        "by class-balanced weights (longtail.beta), or logit-adjusted CE (arch_tau); ltnas's tail-aware option"
+    )
+    arch_tau: float = Field(1.0, ge=0, description="logit_adjusted α objective: CE(logits + τ·log prior, y)")
+    ssl: SslConfig = Field(default_factory=SslConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
 
@@ -143,6 +213,12 @@ class SearchConfig(Section):
         if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
             data = {**METHOD_DEFAULTS[data["method"]], **data}
         return data
+
+    @model_validator(mode="after")
+    def _method_order(self) -> "SearchConfig":
+        if self.method == "ssf" and self.order != "first":
+            raise ValueError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
+        return self
 
     @field_validator("primitives")
     @classmethod
@@ -181,6 +257,14 @@ class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
 
 
+class PublishedResults(Section):
+    """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent)."""
+
+    source: str = Field(description="where the numbers come from, e.g. '000, abstract'")
+    metric: str = Field("balanced_test.overall", description="dotted path into eval.json they correspond to")
+    values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
+
+
 class RunConfig(Section):
     name: str = "ltnas"
     seed: int = 0
@@ -190,6 +274,7 @@ class RunConfig(Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

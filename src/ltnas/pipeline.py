@@ -19,7 +19,8 @@ from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
 from ltnas.evaluate import evaluate_model, evaluation_batches
 from ltnas.errors import LtnasError
-from ltnas.longtail import build_criterion
+from ltnas.data.views import ViewAugment
+from ltnas.longtail import build_arch_criterion, build_criterion
 from ltnas.runs import RunFolder, resolve_device
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
@@ -67,7 +68,11 @@ def search(ctx: Context) -> Genotype:
         nodes=cfg.nodes, relaxation=strategy_cls.relaxation, alpha_init_std=cfg.alpha_init_std,
     ).to(ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
-    strategy = strategy_cls(network, cfg, criterion)
+    arch_criterion = build_arch_criterion(cfg, counts, ctx.device)
+    views = {}
+    if cfg.method == "ssf":  # Barlow Twins' two views, with their own random stream
+        views = {"views": ViewAugment(cfg.ssl.views, data.mean, data.std), "generator": ctx.generator(SEARCH_SEED + 3)}
+    strategy = strategy_cls(network, cfg, criterion, arch_criterion, **views)
 
     def batches(images, offset):
         return DeviceBatches(images, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,

@@ -4,10 +4,15 @@ Class-balanced re-*sampling* is chosen by `LongTailConfig.sampler` and done by t
 (`ltnas.data.DeviceBatches`), so it needs nothing here.
 """
 
-from ltnas.longtail.losses import LongTailLoss, build_criterion, drw_switch_epoch
-from ltnas.longtail.weights import ClassBalanced, DeferredReweighting, Reweighting, class_balanced_weights
+from ltnas.longtail.losses import (
+    LogitAdjustedLoss, LongTailLoss, build_arch_criterion, build_criterion, drw_switch_epoch,
+)
+from ltnas.longtail.weights import (
+    ClassBalanced, DeferredReweighting, InverseFrequency, Reweighting, class_balanced_weights, inverse_frequency_weights,
+)
 
 __all__ = [
-    "LongTailLoss", "build_criterion", "drw_switch_epoch",
-    "ClassBalanced", "DeferredReweighting", "Reweighting", "class_balanced_weights",
+    "LogitAdjustedLoss", "LongTailLoss", "build_arch_criterion", "build_criterion", "drw_switch_epoch",
+    "inverse_frequency_weights",
+    "ClassBalanced", "DeferredReweighting", "InverseFrequency", "Reweighting", "class_balanced_weights",
 ]

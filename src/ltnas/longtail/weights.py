@@ -25,6 +25,15 @@ def class_balanced_weights(counts: Sequence[int], beta: float = 0.9999) -> torch
     return (weights * len(n) / weights.sum()).float()
 
 
+def inverse_frequency_weights(counts: Sequence[int]) -> torch.Tensor:
+    """w_c ∝ 1 / n_c, normalised to sum to C: every class then carries the same total weight."""
+    n = torch.as_tensor(list(counts), dtype=torch.float64)
+    if n.numel() == 0 or (n < 0).any():
+        raise LtnasError("class counts must be a non-empty list of non-negative integers")
+    weights = torch.where(n > 0, 1.0 / n.clamp_min(1), torch.zeros_like(n))
+    return (weights * len(n) / weights.sum()).float()
+
+
 class Reweighting:
     """Which class weights the loss uses at a given epoch (None = unweighted)."""
 
@@ -35,6 +44,14 @@ class Reweighting:
 class ClassBalanced(Reweighting):
     def __init__(self, counts: Sequence[int], beta: float):
         self.weights = class_balanced_weights(counts, beta)
+
+    def weights_at(self, epoch: int) -> torch.Tensor | None:
+        return self.weights
+
+
+class InverseFrequency(Reweighting):
+    def __init__(self, counts: Sequence[int]):
+        self.weights = inverse_frequency_weights(counts)
 
     def weights_at(self, epoch: int) -> torch.Tensor | None:
         return self.weights

@@ -4,8 +4,9 @@ from ltnas.errors import LtnasError
 from ltnas.search.darts import DartsSearch
 from ltnas.search.fairdarts import FairDartsSearch
 from ltnas.search.losses import barlow_twins_loss, zero_one_loss
+from ltnas.search.ssf import Projector, SsfSearch
 
-STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch}
+STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch, "ssf": SsfSearch}
 
 
 def strategy_class(method: str):
@@ -14,4 +15,4 @@ def strategy_class(method: str):
     return STRATEGIES[method]
 
 
-__all__ = ["DartsSearch", "FairDartsSearch", "STRATEGIES", "barlow_twins_loss", "strategy_class", "zero_one_loss"]
+__all__ = ["DartsSearch", "FairDartsSearch", "Projector", "SsfSearch", "STRATEGIES", "barlow_twins_loss", "strategy_class", "zero_one_loss"]

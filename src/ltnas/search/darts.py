@@ -43,7 +43,7 @@ class DartsSearch:
         self.criterion = criterion
         # The α objective may differ from the weights' (e.g. class-balanced validation loss).
         self.arch_criterion = arch_criterion or criterion
-        self.weights = list(network.parameters())
+        self.weights = self.weight_parameters()
         self.alphas = network.arch_parameters()
         self.w_optimizer = torch.optim.SGD(
             self.weights, config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -54,6 +54,10 @@ class DartsSearch:
         self.a_optimizer = torch.optim.Adam(
             self.alphas, config.arch_lr, betas=tuple(config.arch_betas), weight_decay=config.arch_weight_decay
         )
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """What the weight optimizer trains: the supernet's operation weights (never α)."""
+        return list(self.network.parameters())
 
     @property
     def lr(self) -> float:

@@ -33,10 +33,15 @@ class SearchTask:
     def run_epoch(self, epoch: int, on_step: OnStep) -> dict[str, Any]:
         self.strategy.set_epoch(epoch)
         lr = self.strategy.lr
-        loss_sum, correct, count = 0.0, 0, 0
+        # Sample-weighted sums of every loss a step reports: `loss` (supervised) and any extra term
+        # a strategy adds (e.g. SSF-NAS's `ssl_loss`), logged as train_<name>.
+        sums: dict[str, float] = {}
+        correct, count = 0, 0
         for train, val in zip(self.train_batches, self.val_batches):
             out = self.strategy.step(train, val)
-            loss_sum += out["loss"] * out["count"]
+            for key, value in out.items():
+                if key not in ("correct", "count"):
+                    sums[key] = sums.get(key, 0.0) + value * out["count"]
             correct += out["correct"]
             count += out["count"]
             on_step(loss=out["loss"])
@@ -44,7 +49,7 @@ class SearchTask:
         predictions, labels, val_loss = predict(self.network, self.eval_batches)
         val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts)
         return {
-            "train_loss": loss_sum / count, "train_acc": correct / count,
+            **{f"train_{key}": total / count for key, total in sums.items()}, "train_acc": correct / count,
             "val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"], "lr": lr,
         }
 
