@@ -149,7 +149,7 @@ def test_complete_run_report(complete_run: Path) -> None:
     plots = referenced_plots(report)
     assert {Path(p).name for p in plots} == {
         "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
-        "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
+        "sigma_histogram.png", "dominant_ops.png", "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
     }
     for plot in plots:
         assert plot.startswith("plots/")
@@ -167,7 +167,8 @@ def test_search_only_run_report(tmp_path: Path) -> None:
     assert "## Retrain" not in text and "## Evaluation" not in text
     plots = referenced_plots(run / "report.md")
     assert {Path(p).name for p in plots} == {
-        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png"}
+        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
+        "sigma_histogram.png", "dominant_ops.png"}
     for plot in plots:
         assert_valid_png(run / plot)
 
@@ -260,3 +261,42 @@ def test_print_summary_shows_table_and_folder(tmp_path: Path) -> None:
     output = console.export_text()
     assert "50.00%" in output and "5.00K" in output and "[weird]" in output
     assert f"Run folder: {tmp_path / 'run[1]'}" in output
+
+
+# ------------------------------------------------------------------ search diagnostics (issue 3)
+
+
+def test_dominant_operations_follow_the_darts_derivation(tmp_path: Path) -> None:
+    from ltnas.report.plots import dominant_operations, plot_dominant_operations, polarised_fraction
+
+    primitives = ["none", "skip_connect", "sep_conv_3x3"]
+    # Two nodes: node 2 has edges 0-1 (both kept), node 3 has edges 2-4 (the two strongest kept).
+    normal = [[0.9, 0.05, 0.05], [0.1, 0.6, 0.3],                     # none never dominates
+              [0.0, 0.2, 0.1], [0.0, 0.1, 0.7], [0.0, 0.5, 0.1]]     # edge 2 (0.2) is dropped
+    row = {"epoch": 1, "primitives": primitives, "relaxation": "softmax", "normal": normal, "reduce": normal}
+    assert dominant_operations(row, "normal") == ["skip_connect", "skip_connect", "sep_conv_3x3", "skip_connect"]
+    assert polarised_fraction([0.05, 0.5, 0.95, 0.2]) == 0.5
+    path = plot_dominant_operations([row, {**row, "epoch": 2}], tmp_path / "dominant.png")
+    assert path.stat().st_size > 0
+
+
+def test_weight_histogram_plot(tmp_path: Path) -> None:
+    from ltnas.report.plots import plot_weight_histogram
+
+    row = {"epoch": 3, "primitives": ["skip_connect", "sep_conv_3x3"], "relaxation": "sigmoid",
+           "normal": [[0.01, 0.99], [0.5, 0.97]], "reduce": [[0.02, 0.98], [0.03, 0.6]]}
+    assert plot_weight_histogram(row, tmp_path / "hist.png").stat().st_size > 0
+    with pytest.raises(ValueError):
+        plot_weight_histogram({"primitives": []}, tmp_path / "none.png")
+
+
+def test_genotype_dot_source_and_fallback_drawing(tmp_path: Path, monkeypatch) -> None:
+    import ltnas.report.plots as plots
+    from ltnas.space import load_genotype
+
+    genotype = load_genotype("DARTS_V2").to_dict()
+    dot = plots.genotype_dot(genotype)
+    assert dot.startswith("digraph") and "cluster_normal" in dot and "cluster_reduce" in dot
+    assert dot.count("->") == 2 * 8 + 2 * 4  # 8 edges per cell + 4 concatenated nodes per cell
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no graphviz: matplotlib draws
+    assert plots.plot_genotype(genotype, tmp_path / "cells.png").stat().st_size > 0

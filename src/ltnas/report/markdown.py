@@ -24,8 +24,10 @@ from ltnas.report.plots import (
     plot_alpha_history,
     plot_confusion,
     plot_curves,
+    plot_dominant_operations,
     plot_genotype,
     plot_per_class,
+    plot_weight_histogram,
 )
 from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
 
@@ -132,6 +134,8 @@ def draw_plots(run: RunFiles) -> set[str]:
     if run.alpha_rows:
         draw("alpha_heatmap", plot_alpha_heatmap, run.alpha_rows[-1])
         draw("alpha_history", plot_alpha_history, run.alpha_rows)
+        draw("sigma_histogram", plot_weight_histogram, run.alpha_rows[-1])
+        draw("dominant_ops", plot_dominant_operations, run.alpha_rows)
     if run.train_rows:
         draw("train_curves", plot_curves, None, run.train_rows)
     if _retrained_other_genotype(run):
@@ -241,6 +245,8 @@ def _search_section(run: RunFiles, plots: set[str]) -> str:
         "### Architecture weights" if run.alpha_rows else "",
         _image(plots, "alpha_heatmap", "relaxed architecture weights at the last epoch"),
         _image(plots, "alpha_history", "mean relaxed weight per operation during search"),
+        _image(plots, "sigma_histogram", "distribution of the relaxed weights at the last epoch"),
+        _image(plots, "dominant_ops", "dominant operation per edge, and dominant skip connections, per epoch"),
     ]
     return "\n\n".join(part for part in parts if part)
 

@@ -9,6 +9,8 @@ into a user's interactive session, and nothing needs a display.
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +141,88 @@ def plot_alpha_history(alpha_rows: Sequence[Row], path: str | Path) -> Path:
     # One legend for the figure: the colours are the same in every panel.
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(4, len(primitives)))
     fig.suptitle("Architecture weights during search")
+    return _save(fig, path)
+
+
+def plot_weight_histogram(alpha_row: Row, path: str | Path, bins: int = 20) -> Path:
+    """Histogram of every relaxed weight at one epoch, one panel per cell type (FairDARTS Fig. 8).
+
+    With the zero-one loss, σ(α) piles up near 0 and 1; the share within 0.1 of either end is shown.
+    """
+    cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in CELL_TYPES if key in alpha_row]
+    if not cells:
+        raise ValueError("the α row has neither 'normal' nor 'reduce' weights")
+    symbol = "σ(α)" if alpha_row.get("relaxation") == "sigmoid" else "softmax(α)"
+    fig = _new_figure(width=4.6 * len(cells), height=3.8)
+    axes = fig.subplots(1, len(cells), squeeze=False, sharey=True)[0]
+    for ax, (title, weights) in zip(axes, cells):
+        values = weights.flatten()
+        ax.hist(values, bins=bins, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+        ax.set(title=f"{title}: {polarised_fraction(values):.0%} within 0.1 of 0 or 1", xlabel=symbol, xlim=(0, 1))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("operations (edges × primitives)")
+    epoch = alpha_row.get("epoch")
+    fig.suptitle(f"Distribution of {symbol}" + (f" after epoch {epoch}" if epoch is not None else ""))
+    return _save(fig, path)
+
+
+def polarised_fraction(weights: Any, margin: float = 0.1) -> float:
+    """Share of weights within `margin` of 0 or 1: how decided the relaxed architecture is."""
+    values = np.asarray(weights, dtype=float).flatten()
+    return float(np.mean((values <= margin) | (values >= 1 - margin))) if values.size else float("nan")
+
+
+def dominant_operations(alpha_row: Row, cell: str, inputs_per_node: int = 2) -> list[str]:
+    """The cell's dominant operations (FairDARTS' definition, Sec. 3): per intermediate node, the
+    strongest non-`none` operations of its `inputs_per_node` strongest incoming edges, i.e. what the
+    DARTS derivation would keep at this epoch (8 for the DARTS cell)."""
+    primitives = list(alpha_row["primitives"])
+    weights = np.asarray(alpha_row[cell], dtype=float).copy()
+    if "none" in primitives:
+        weights[:, primitives.index("none")] = -np.inf
+    best_op, best_weight = weights.argmax(axis=1), weights.max(axis=1)
+    dominant, start, node_inputs = [], 0, 2
+    while start < len(weights):
+        edges = range(start, min(start + node_inputs, len(weights)))
+        strongest = sorted(edges, key=lambda edge: -best_weight[edge])[:inputs_per_node]
+        dominant += [primitives[best_op[edge]] for edge in sorted(strongest)]
+        start += node_inputs
+        node_inputs += 1
+    return dominant
+
+
+def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Path:
+    """Per epoch: how many of the dominant operations each primitive holds (stacked areas, one panel
+    per cell type; FairDARTS Fig. 1) and the number of dominant skip connections (DARTS' collapse,
+    FairDARTS Fig. 2)."""
+    if not alpha_rows:
+        raise ValueError("plot_dominant_operations needs at least one α row")
+    primitives = [p for p in alpha_rows[-1]["primitives"] if p != "none"]
+    colours = dict(zip(alpha_rows[-1]["primitives"], _primitive_colours(len(alpha_rows[-1]["primitives"]))))
+    epochs = [row.get("epoch", index + 1) for index, row in enumerate(alpha_rows)]
+    cells = [(key, title) for key, title in CELL_TYPES if key in alpha_rows[-1]]
+    fig = _new_figure(width=4.8 * (len(cells) + 1), height=4.6)
+    axes = fig.subplots(1, len(cells) + 1, squeeze=False)[0]
+    skips = {}
+    for ax, (key, title) in zip(axes, cells):
+        dominant = [dominant_operations(row, key) for row in alpha_rows]
+        counts = np.array([[ops.count(p) for ops in dominant] for p in primitives])
+        ax.stackplot(epochs, counts, labels=primitives, colors=[colours[p] for p in primitives])
+        ax.set(title=title, xlabel="epoch", ylabel="dominant operations", xlim=(epochs[0], epochs[-1]) if len(epochs) > 1 else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        skips[title] = [ops.count("skip_connect") for ops in dominant]
+    skip_ax = axes[-1]
+    for title, series in skips.items():
+        skip_ax.plot(epochs, series, marker="o", markersize=3, label=title)
+    skip_ax.set(title="Dominant skip connections", xlabel="epoch", ylabel="skip connections")
+    skip_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    skip_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    skip_ax.set_ylim(bottom=0)
+    skip_ax.grid(alpha=0.3)
+    skip_ax.legend(fontsize="small")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(7, len(primitives)),
+               fontsize="small")
+    fig.suptitle("Dominant operations during search (2 strongest inputs per node)")
     return _save(fig, path)
 
 
@@ -281,7 +365,41 @@ class _CellDrawing:
         return x_min - margin, x_max + margin, y_min - margin, y_max + margin
 
 
+def genotype_dot(genotype: Row) -> str:
+    """Graphviz DOT source of the normal and reduction cells (one cluster each), the DARTS style."""
+    lines = ["digraph genotype {", "  rankdir=LR; node [shape=box, style=filled, fontname=helvetica];",
+             "  edge [fontname=helvetica, fontsize=10];"]
+    for key, title in CELL_TYPES:
+        if key not in genotype:
+            continue
+        lines += [f"  subgraph cluster_{key} {{", f'    label="{title}";']
+        edges = [(str(op), int(to_node), int(from_node)) for op, to_node, from_node in genotype[key]]
+        concat = genotype.get(f"{key}_concat") or sorted({to_node for _, to_node, _ in edges})
+        nodes = sorted({0, 1, *(t for _, t, _ in edges), *(f for _, _, f in edges), *concat})
+        for node in nodes:
+            colour = "darkseagreen2" if node < 2 else "lightblue"
+            lines.append(f'    {key}_{node} [label="{node_name(node)}", fillcolor={colour}];')
+        lines.append(f'    {key}_out [label="c_{{k}}", fillcolor=palegoldenrod];')
+        lines += [f'    {key}_{f} -> {key}_{t} [label="{op}"];' for op, t, f in edges]
+        lines += [f"    {key}_{node} -> {key}_out [color=grey];" for node in concat]
+        lines.append("  }")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
 def plot_genotype(genotype: Row, path: str | Path) -> Path:
+    """Draw the normal and reduction cells: with graphviz's `dot` when it is installed, otherwise
+    as layered matplotlib graphs (inputs left, output right)."""
+    if shutil.which("dot"):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["dot", "-Tpng", "-Gdpi=120", "-o", str(path)], input=genotype_dot(genotype),
+                              text=True, capture_output=True)
+        if done.returncode == 0:
+            return path
+    return plot_genotype_matplotlib(genotype, path)
+
+
+def plot_genotype_matplotlib(genotype: Row, path: str | Path) -> Path:
     """Draw the normal and reduction cells as layered graphs: inputs left, output right."""
     cells = [(title, _plan_cell(genotype[key], genotype.get(f"{key}_concat")))
              for key, title in CELL_TYPES if key in genotype]
@@ -390,6 +508,51 @@ def _draw_node(ax: Axes, node: Node, xy: Point, dropped: bool) -> Circle:
     if dropped:
         ax.text(xy[0], xy[1] - NODE_RADIUS - 0.08, "no input", ha="center", va="top", fontsize=8, color="grey")
     return circle
+
+
+# ------------------------------------------------------------------------------------- comparison
+
+
+def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path:
+    """Accuracy per variant on the balanced test set (overall and per shot group) and the long-tailed
+    test set, mean over seeds with the std as error bars."""
+    groups = [("balanced", "balanced test"), ("many", "many"), ("medium", "medium"), ("few", "few"),
+              ("longtail", "LT test")]
+    variants = list(table)
+    width = 0.8 / max(1, len(variants))
+    fig = _new_figure(width=max(7.0, 1.4 * len(groups) + 0.5 * len(variants)), height=4.6)
+    ax = fig.subplots()
+    positions = np.arange(len(groups))
+    colours = colormaps["tab10"]
+    for index, variant in enumerate(variants):
+        means = [_float_or_nan(table[variant][key]["mean"]) * 100 for key, _ in groups]
+        stds = [_float_or_nan(table[variant][key]["std"]) * 100 for key, _ in groups]
+        offset = (index - (len(variants) - 1) / 2) * width
+        ax.bar(positions + offset, means, width, yerr=stds, capsize=3, label=variant, color=colours(index % 10),
+               zorder=2)
+    ax.set_xticks(positions, [title for _, title in groups])
+    ax.set(ylim=(0, 105), ylabel="accuracy (%)", title="Accuracy by shot group (many > 100, few < 20 images)")
+    ax.grid(alpha=0.3, axis="y", zorder=0)
+    fig.legend(loc="outside lower center", ncols=min(4, len(variants)), fontsize="small")
+    return _save(fig, path)
+
+
+def plot_comparison_per_class(per_class: dict[str, tuple[Sequence[Any], Sequence[int]]], path: str | Path) -> Path:
+    """Balanced-test recall per class for each variant, classes sorted by training-set size."""
+    first_counts = next(iter(per_class.values()))[1]
+    order = sorted(range(len(first_counts)), key=lambda c: -first_counts[c])
+    fig = _new_figure(width=min(16.0, max(8.0, 0.3 * len(order) + 4)), height=4.8)
+    ax = fig.subplots()
+    _shade_shot_groups(ax, [first_counts[c] for c in order])
+    colours = colormaps["tab10"]
+    for index, (variant, (recalls, _)) in enumerate(per_class.items()):
+        ax.plot(range(len(order)), [_float_or_nan(recalls[c]) * 100 for c in order], marker="o", markersize=3,
+                label=variant, color=colours(index % 10), zorder=3)
+    ax.set(ylim=(0, 112), yticks=range(0, 101, 20), xlim=(-0.6, len(order) - 0.4), ylabel="recall (%)",
+           xlabel="class, by training-set size", title="Per-class accuracy on the balanced test set")
+    _class_ticks(ax, [str(c) for c in order])
+    fig.legend(loc="outside lower center", ncols=min(4, len(per_class)), fontsize="small")
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------- helpers
