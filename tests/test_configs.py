@@ -6,14 +6,62 @@ import json
 
 import pytest
 
-from ltnas.cli import main, shipped_configs
+from ltnas.cli import main, resolve_config_path, shipped_configs
+from ltnas.compare import is_comparison_file, read_comparison_file
 from ltnas.config import load_config
 from test_data import make_cifar10
 
 
 @pytest.mark.parametrize("name", sorted(shipped_configs()))
 def test_every_shipped_config_is_valid(name):
-    load_config(shipped_configs()[name])
+    """A run config validates; a comparison file's every variant does."""
+    path = shipped_configs()[name]
+    if not is_comparison_file(path):
+        load_config(path)
+        return
+    spec = read_comparison_file(path, resolve_config_path)
+    for changes in spec.variants.values():
+        load_config(spec.base, changes)
+    if spec.published:
+        assert set(spec.published.values) <= set(spec.variants)
+
+
+def test_ssf_configs_follow_paper_000():
+    config = load_config(shipped_configs()["ssf_cifar10_lt"])
+    data, search, train = config.data, config.search, config.train
+    assert (data.source, data.profile, data.factor, data.longtail_test) == ("cifar10", "exp", 0.01, True)
+    assert (search.method, search.layers, search.epochs, len(search.primitives)) == ("ssf", 8, 40, 8)
+    assert (search.batch_size, search.lr, search.arch_lr, search.derive) == (128, 0.005, 3e-3, "threshold")
+    assert train.epochs == 150
+    assert config.published.values == {"darts": 78.26, "fairdarts": 79.35, "ssf": 82.64}
+
+    spec = read_comparison_file(shipped_configs()["ssf_cifar10_lt_table"], resolve_config_path)
+    settings = {tuple(changes) for changes in spec.variants.values()}
+    assert len(settings) == 12
+    for method in ("darts", "fairdarts", "ssf"):
+        for profile in ("exp", "step"):
+            for factor in (0.01, 0.1):
+                assert (f"search.method={method}", f"data.profile={profile}", f"data.factor={factor}") in settings
+
+
+def test_fairdarts_cifar10_config_uses_the_authors_settings():
+    config = load_config(shipped_configs()["fairdarts_cifar10"])
+    search = config.search
+    assert config.data.profile == "balanced" and "none" not in search.primitives and len(search.primitives) == 7
+    assert (search.batch_size, search.lr, search.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
+    assert (search.order, search.derive, search.threshold, search.zero_one_weight) == ("first", "threshold", 0.85, 10)
+    assert config.published.values == {"fairdarts": 97.46}
+
+
+@pytest.mark.parametrize("name", ["ssf_cifar10_lt_smoke", "fairdarts_cifar10_smoke"])
+def test_issue3_smoke_configs_run_on_cifar_format_files(name, tmp_path, capsys):
+    make_cifar10(tmp_path / "cifar", per_batch=20)
+    out = tmp_path / "run"
+    code = main(["run", name, "--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=20",
+                 "--set", "train.epochs=1", "--set", "search.epochs=1", "--out", str(out), "--device", "cpu",
+                 "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "eval.json").is_file()
 
 
 def test_paper_scale_darts_config_uses_the_darts_settings():

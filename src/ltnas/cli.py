@@ -58,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     run_options(commands.add_parser(
-        "quickstart", help="search, retrain and evaluate on the embedded long-tailed digits (CPU, minutes)"),
+        "quickstart", help="compare DARTS, FairDARTS and SSF-NAS on the embedded long-tailed digits (CPU, minutes)"),
         config=False)
+    compare = commands.add_parser(
+        "compare", help="run several methods (or a comparison file's variants) × seeds into one table")
+    run_options(compare)
+    compare.add_argument("--methods", help="comma-separated search methods, e.g. darts,fairdarts,ssf")
+    compare.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: the file's, or the config's)")
     run_options(commands.add_parser("run", help="search → retrain → evaluate → report"))
     run_options(commands.add_parser("search", help="search a cell and derive its genotype"))
     train = commands.add_parser("train", help="retrain a genotype from scratch, then evaluate")
@@ -106,7 +111,12 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         overrides.append("progress=false")
     if getattr(args, "genotype", None):
         overrides.append(f"train.genotype={args.genotype}")
-    config = load_config(resolve_config_path(config_name), overrides)
+    path = resolve_config_path(config_name)
+    from ltnas.compare import is_comparison_file
+
+    if is_comparison_file(path):
+        raise LtnasError(f"{path} is a comparison file (several runs); run it with `ltnas compare {config_name}`")
+    config = load_config(path, overrides)
     if config.train.genotype:
         from ltnas.space import load_genotype
 
@@ -135,12 +145,17 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name}\n  " + genotype.describe().replace("\n", "\n  "))
         return 0
     if args.command == "configs":
+        from ltnas.compare import is_comparison_file
+
         for name, path in sorted(shipped_configs().items()):
-            print(f"{name:32s} {path}")
+            kind = "comparison (ltnas compare)" if is_comparison_file(path) else "run"
+            print(f"{name:32s} {kind:27s} {path}")
         return 0
 
     if args.command in ("report", "eval"):
         return _existing_run_command(args)
+    if args.command in ("compare", "quickstart"):
+        return _compare_command(args)
 
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
     try:
@@ -149,6 +164,83 @@ def _main(argv: list[str] | None) -> int:
         if not args.resume:
             run.discard_if_unstarted()
         raise
+
+
+QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    """`compare` and `quickstart` (the three methods on the quickstart config): a new or resumed comparison."""
+    from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
+    from ltnas.report.comparison import print_comparison
+
+    quickstart = args.command == "quickstart"
+    if args.resume:
+        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
+                                          ("--seed", args.seed is not None), ("--out", args.out),
+                                          ("--methods", getattr(args, "methods", None)),
+                                          ("--seeds", getattr(args, "seeds", None))) if value]
+        if given:
+            raise LtnasError(f"a resumed comparison keeps its saved configs and folder; drop {', '.join(given)} "
+                             "with --resume")
+        comparison = Comparison.open(args.resume, device=args.device, progress=False if args.no_progress else None)
+    else:
+        seeds = _seed_list(args)
+        path = resolve_config_path("quickstart" if quickstart else _required_config(args))
+        methods = list(QUICKSTART_METHODS) if quickstart else _method_list(args)
+        if is_comparison_file(path):
+            if methods:
+                raise LtnasError(f"{path} is a comparison file: it lists its own variants; drop --methods")
+            spec = read_comparison_file(path, resolve_config_path)
+        elif not methods:
+            raise LtnasError(f"{path} is a run config; name the methods to compare, e.g. --methods darts,fairdarts,ssf")
+        else:
+            spec = spec_from_methods(path, methods, seeds or [load_config(path).seed])
+        overrides = list(args.overrides)
+        if args.device:
+            overrides.append(f"device={args.device}")
+        if args.no_progress:
+            overrides.append("progress=false")
+        comparison = Comparison.create(spec, args.out, overrides, seeds)
+
+    def announce(index: int, member) -> None:
+        state = "done" if member.finished else "running"
+        print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
+              f"({member.run.path})", file=sys.stderr)
+
+    result = comparison.run(on_member=announce)
+    print_comparison(result, comparison.path)
+    return 0
+
+
+def _required_config(args: argparse.Namespace) -> str:
+    if not args.config:
+        raise LtnasError("no config given; run `ltnas compare CONFIG --methods darts,fairdarts,ssf` or pass a "
+                         "comparison file (see `ltnas configs`)")
+    return args.config
+
+
+def _method_list(args: argparse.Namespace) -> list[str]:
+    # Unknown names are caught when the variants' configs are validated (search.method).
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    if len(set(methods)) != len(methods):
+        raise LtnasError("--methods lists a method twice; list each once")
+    return methods
+
+
+def _seed_list(args: argparse.Namespace) -> list[int] | None:
+    text = getattr(args, "seeds", None)
+    if text is None:
+        return [args.seed] if args.seed is not None else None
+    if args.seed is not None:
+        raise LtnasError("give --seeds or --seed, not both")
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise LtnasError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise LtnasError(f"--seeds {text!r} needs at least one seed and no repeats")
+    return seeds
 
 
 def _existing_run_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,199 @@
+"""Comparisons: several variants of one config (methods, long-tail plug-ins, ...) × seeds, one table.
+
+A comparison is either built from a run config and a list of methods
+(`ltnas compare CONFIG --methods darts,fairdarts,ssf`) or read from a *comparison file*:
+
+    compare:
+      title: "SSF-NAS (000): CIFAR10-LT"
+      base: ssf_cifar10_lt            # shipped config name, or a path relative to this file
+      seeds: [0]
+      variants:                       # name → overrides of the base (as with --set)
+        DARTS: [search.method=darts]
+        SSF-NAS: [search.method=ssf]
+      published:                      # optional: the paper's numbers, in percent, beside ours
+        source: "000, abstract"
+        metric: balanced_test.overall # dotted path into eval.json
+        values: {DARTS: 78.26, SSF-NAS: 82.64}
+
+Every variant × seed is an ordinary run folder, DIR/<variant>/seed_<s>/, all created (and so all
+validated) before the first one starts. Resuming a comparison finishes the unfinished runs and
+skips the finished ones, so a comparison survives a kill like a single run does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from ltnas.atomic import atomic_write_text
+from ltnas.config import PublishedResults, RunConfig, Section, load_config
+from ltnas.errors import LtnasError
+from ltnas.runs import RunFolder, default_run_path
+
+SPEC_FILE = "comparison.yaml"
+
+
+class ComparisonSpec(Section):
+    title: str | None = None
+    base: str = Field(description="run config: a shipped name or a path (relative to the comparison file)")
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    variants: dict[str, list[str]] = Field(description="variant name → overrides of the base config")
+    published: PublishedResults | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, value: list[int]) -> list[int]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"seeds must be a non-empty list without repeats, got {value}")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _some_variants(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("a comparison needs at least one variant")
+        slugs = [slug(name) for name in value]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"variant names {list(value)} collide as folder names; make them differ in letters")
+        return value
+
+
+@dataclass
+class Member:
+    """One variant × seed: its run folder and config."""
+
+    variant: str
+    seed: int
+    run: RunFolder
+    config: RunConfig
+
+    @property
+    def finished(self) -> bool:
+        return (self.run.path / "eval.json").is_file()
+
+
+def slug(name: str) -> str:
+    """A variant name as a folder name: 'DARTS + re-sampling' → 'darts-re-sampling'."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "variant"
+
+
+def is_comparison_file(path: Path) -> bool:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(raw, dict) and "compare" in raw
+
+
+def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
+    """Parse a comparison file; `resolve_config(name)` turns a shipped config name into its path."""
+    raw = yaml.safe_load(path.read_text())["compare"]
+    spec = _validated(raw, str(path))
+    base = Path(spec.base)
+    if not base.is_absolute() and (path.parent / base).is_file():
+        base = path.parent / base
+    return spec.model_copy(update={"base": str(base if base.is_file() else resolve_config(spec.base))})
+
+
+# How the papers name the methods; variants built from --methods are named so.
+METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS"}
+
+
+def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
+    """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
+    from the config's own `published` section, keyed by method."""
+    config = load_config(config_path)
+    names = {method: METHOD_NAMES.get(method, method) for method in methods}
+    published = config.published
+    if published is not None:
+        values = {names[m]: v for m, v in published.values.items() if m in names}
+        published = published.model_copy(update={"values": values})
+    raw = {"title": config.name, "base": str(config_path), "seeds": seeds,
+           "variants": {names[method]: [f"search.method={method}"] for method in methods},
+           "published": published.model_dump() if published and published.values else None}
+    return _validated(raw, "--methods")
+
+
+def _validated(raw: Any, source: str) -> ComparisonSpec:
+    try:
+        return ComparisonSpec.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise LtnasError(f"invalid comparison in {source} at '{where}': {message}") from None
+
+
+class Comparison:
+    """A comparison folder: DIR/comparison.yaml (the spec as run) and one run folder per member."""
+
+    def __init__(self, path: Path, spec: ComparisonSpec, members: list[Member]):
+        self.path = path
+        self.spec = spec
+        self.members = members
+
+    @classmethod
+    def create(cls, spec: ComparisonSpec, out: str | Path | None, overrides: list[str] | None = None,
+               seeds: list[int] | None = None) -> "Comparison":
+        """Validate every member's config, then create the folder and every member's run folder.
+
+        `overrides` apply to every variant (before the variant's own); `seeds` replace the spec's.
+        """
+        if seeds:
+            spec = spec.model_copy(update={"seeds": seeds})
+        configs = {
+            (variant, seed): load_config(spec.base, [*(overrides or []), *changes, f"seed={seed}"])
+            for variant, changes in spec.variants.items() for seed in spec.seeds
+        }
+        path = Path(out) if out else default_run_path(f"compare-{slug(spec.title or 'comparison')}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise LtnasError(f"comparison folder {path} already exists; continue it with --resume {path}, "
+                             "or choose another --out")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
+        saved = {"compare": {**spec.model_dump(mode="json"), "overrides": list(overrides or [])}}
+        atomic_write_text(yaml.safe_dump(saved, sort_keys=False), path / SPEC_FILE)
+        members = [
+            Member(variant, seed, RunFolder.create(path / slug(variant) / f"seed_{seed}", config), config)
+            for (variant, seed), config in configs.items()
+        ]
+        return cls(path, spec, members)
+
+    @classmethod
+    def open(cls, path: str | Path, device: str | None = None, progress: bool | None = None) -> "Comparison":
+        path = Path(path)
+        if not (path / SPEC_FILE).is_file():
+            raise LtnasError(f"{path} holds no comparison ({SPEC_FILE} missing); start one with `ltnas compare`")
+        raw = yaml.safe_load((path / SPEC_FILE).read_text())["compare"]
+        raw.pop("overrides", None)
+        spec = _validated(raw, str(path / SPEC_FILE))
+        members = []
+        for variant in spec.variants:
+            for seed in spec.seeds:
+                run = RunFolder.open(path / slug(variant) / f"seed_{seed}")
+                config = run.config()
+                if device:
+                    config.device = device
+                if progress is not None:
+                    config.progress = progress
+                members.append(Member(variant, seed, run, config))
+        return cls(path, spec, members)
+
+    def run(self, on_member=None) -> dict:
+        """Run every unfinished member (a killed one resumes), then write the comparison report."""
+        from ltnas import pipeline
+        from ltnas.report.comparison import write_comparison
+
+        for index, member in enumerate(self.members):
+            if on_member is not None:
+                on_member(index, member)
+            if not member.finished:
+                pipeline.run_all(member.config, member.run)
+        return write_comparison(self.path, self.spec, [(m.variant, m.seed, m.run.path) for m in self.members])

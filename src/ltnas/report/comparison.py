@@ -1,0 +1,222 @@
+"""The report of a comparison: mean ± std over seeds per variant, the paper's numbers beside ours,
+and the variants' plots side by side (comparison.json, comparison.md, plots/)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ltnas.atomic import atomic_write_text
+from ltnas.report.summary import format_params, format_seconds
+
+# (key in comparison.json, column title, dotted path into eval.json)
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("balanced", "balanced test", "balanced_test.overall"),
+    ("longtail", "LT test", "longtail_test.overall"),
+    ("many", "many", "balanced_test.many"),
+    ("medium", "medium", "balanced_test.medium"),
+    ("few", "few", "balanced_test.few"),
+)
+COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
+                                     ("train_seconds", "seconds.train"))
+# Run plots shown side by side, one column per variant (drawn by each run's own report).
+RUN_PLOTS = (("search_genotype", "searched cells"), ("sigma_histogram", "σ(α) / weights at the last epoch"),
+             ("dominant_ops", "dominant operations per epoch"), ("per_class", "per-class accuracy"))
+
+
+def lookup(data: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def summarise(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample std (0 for one seed) over the seeds that have the value."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return {"mean": None, "std": None, "values": list(values)}
+    std = float(np.std(present, ddof=1)) if len(present) > 1 else 0.0
+    return {"mean": float(np.mean(present)), "std": std, "values": list(values)}
+
+
+def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, Any]]:
+    """variant → {metric: {mean, std, values}} from each member's eval.json."""
+    evals: dict[str, list[dict]] = {}
+    for variant, _seed, path in members:
+        evals.setdefault(variant, []).append(json.loads((Path(path) / "eval.json").read_text()))
+    table = {}
+    for variant, rows in evals.items():
+        table[variant] = {key: summarise([lookup(row, dotted) for row in rows]) for key, _, dotted in METRICS}
+        table[variant].update({key: summarise([lookup(row, dotted) for row in rows]) for key, dotted in COSTS})
+    return table
+
+
+def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]]) -> dict:
+    """Aggregate the finished members into comparison.json and comparison.md; returns the json."""
+    path = Path(path)
+    table = aggregate(members)
+    published = spec.published.model_dump() if spec.published is not None else None
+    result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
+              "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
+                       for variant in table}}
+    atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
+    plots = draw_comparison_plots(path, members, table)
+    atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
+    return result
+
+
+def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
+    if stat.get("mean") is None:
+        return "—"
+    scale = 100.0 if percent else 1.0
+    mean, std = stat["mean"] * scale, stat["std"] * scale
+    return f"{mean:.2f} ± {std:.2f}" if len(stat["values"]) > 1 else f"{mean:.2f}"
+
+
+def published_value(result: dict, variant: str) -> str:
+    published = result.get("published")
+    if not published or variant not in published["values"]:
+        return "—"
+    return f"{published['values'][variant]:.2f}"
+
+
+def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (accuracies in percent)."""
+    published = result.get("published")
+    header = ["variant", *(title for _, title, _ in METRICS), "params", "search", "train"]
+    if published:
+        header.append(f"published ({_metric_title(published['metric'])})")
+    rows = []
+    for variant, stats in result["variants"].items():
+        row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
+               format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
+               format_seconds(stats["train_seconds"]["mean"])]
+        if published:
+            row.append(published_value(result, variant))
+        rows.append(row)
+    return header, rows
+
+
+def verdict(result: dict) -> str | None:
+    """Which variant won on balanced test accuracy, and by how much on the few-shot classes."""
+    ranked = sorted(((stats["balanced"]["mean"], variant) for variant, stats in result["variants"].items()
+                     if stats["balanced"]["mean"] is not None), reverse=True)
+    if len(ranked) < 2:
+        return None
+    (best, winner), (second, runner_up) = ranked[0], ranked[1]
+    stats = result["variants"]
+    if best - second < 5e-5:  # equal at the two decimals shown
+        line = f"No winner: {winner} and {runner_up} tie at {100 * best:.2f}% balanced test accuracy."
+    else:
+        line = (f"{winner} won: {100 * best:.2f}% balanced test accuracy, {100 * (best - second):.2f} points "
+                f"more than {runner_up}.")
+    few = {variant: stats[variant]["few"]["mean"] for _, variant in ranked}
+    if few[winner] is not None:
+        others = ", ".join(f"{variant} {100 * value:.2f}%" for variant, value in few.items()
+                           if variant != winner and value is not None)
+        line += f" On the few-shot (tail) classes {winner} scores {100 * few[winner]:.2f}% ({others})."
+    return line
+
+
+def print_comparison(result: dict, folder: str | Path, console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or logged: rich would squeeze the table into 80 columns
+            console = Console(width=140)
+    header, rows = table_rows(result)
+    seeds = result["seeds"]
+    title = f"{result.get('title') or 'comparison'} — accuracy %, mean ± std over seeds {seeds}" if len(seeds) > 1 \
+        else f"{result.get('title') or 'comparison'} — accuracy %, seed {seeds[0]}"
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(header):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+    if result.get("published"):
+        console.print(Text(f"Published: {result['published']['source']}"))
+    line = verdict(result)
+    if line:
+        console.print(Text(line))
+    console.print(Text(f"Comparison folder: {folder} (comparison.md)"))
+
+
+def comparison_markdown(result: dict, plots: set[str]) -> str:
+    header, rows = table_rows(result)
+    seeds = result["seeds"]
+    parts = [f"# {result.get('title') or 'Comparison'}",
+             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > 100, "
+             f"medium 20–100, few < 20 training images) and on the long-tailed test set; "
+             f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
+             _markdown_table(header, rows)]
+    if result.get("published"):
+        parts.append(f"Published numbers: {result['published']['source']}.")
+    line = verdict(result)
+    if line:
+        parts.append(f"**{line}**")
+    for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy")):
+        if name in plots:
+            parts.append(f"![{caption}](plots/{name}.png)")
+    parts.append(_side_by_side(result))
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _side_by_side(result: dict) -> str:
+    """One column per variant (its first seed's run), one row per run plot that exists."""
+    runs = {variant: paths[0] for variant, paths in result["runs"].items()}
+    rows = []
+    for name, caption in RUN_PLOTS:
+        cells = [f"![{variant}]({run}/plots/{name}.png)" for variant, run in runs.items()]
+        rows.append([caption, *cells])
+    return "## Side by side\n\n" + _markdown_table(["", *runs], rows)
+
+
+def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict) -> set[str]:
+    from ltnas.report.plots import plot_comparison_per_class, plot_comparison_shot_groups
+
+    out = path / "plots"
+    drawn = set()
+    plot_comparison_shot_groups(table, out / "shot_groups.png")
+    drawn.add("shot_groups")
+    per_class = {}
+    for variant, _seed, run in members:
+        if variant in per_class:
+            continue
+        eval_json = json.loads((Path(run) / "eval.json").read_text())
+        data = json.loads((Path(run) / "data.json").read_text()) if (Path(run) / "data.json").is_file() else {}
+        counts = data.get("train_counts")
+        recalls = lookup(eval_json, "balanced_test.per_class")
+        if counts and recalls:
+            per_class[variant] = (recalls, counts)
+    if per_class:
+        plot_comparison_per_class(per_class, out / "per_class.png")
+        drawn.add("per_class")
+    return drawn
+
+
+def _metric_title(dotted: str) -> str:
+    for _, title, path in METRICS:
+        if path == dotted:
+            return title
+    return dotted
+
+
+def _mean_int(stat: dict[str, Any]) -> int | None:
+    mean = stat.get("mean")
+    return None if mean is None or math.isnan(mean) else int(round(mean))
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""`ltnas compare`: variants × seeds into one table, published numbers beside ours, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_cli import call, user_error
+
+from ltnas.compare import is_comparison_file, slug
+from ltnas.report.comparison import summarise, verdict
+
+# One search and one retrain epoch; a low threshold so that FairDARTS/SSF keep edges after one epoch.
+QUICK = ["--set", "search.epochs=1", "--set", "train.epochs=1", "--set", "search.threshold=0.3",
+         "--set", "search.ssl.projector=[16,16]"]
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(tmp_path_factory) -> Path:
+    from conftest import TINY_RUN
+
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def methods_comparison(tiny_yaml, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "methods"
+    code, stdout, stderr = call(["compare", str(tiny_yaml), "--methods", "darts,ssf", "--seeds", "0,1",
+                                 "--out", str(out), *QUICK])
+    assert code == 0, stderr
+    return out, stdout, stderr
+
+
+def test_methods_comparison_table_and_files(methods_comparison):
+    out, stdout, stderr = methods_comparison
+    assert "[4/4] SSF-NAS, seed 1" in stderr
+    assert "DARTS" in stdout and "SSF-NAS" in stdout and "mean ± std over seeds [0, 1]" in stdout
+    assert ("won:" in stdout) or ("No winner" in stdout)
+    result = json.loads((out / "comparison.json").read_text())
+    assert list(result["variants"]) == ["DARTS", "SSF-NAS"]
+    for variant in ("DARTS", "SSF-NAS"):
+        evals = [json.loads((out / slug(variant) / f"seed_{s}" / "eval.json").read_text()) for s in (0, 1)]
+        values = [e["balanced_test"]["overall"] for e in evals]
+        stat = result["variants"][variant]["balanced"]
+        assert stat["values"] == values
+        assert stat["mean"] == pytest.approx(np.mean(values))
+        assert stat["std"] == pytest.approx(np.std(values, ddof=1))
+        assert result["variants"][variant]["few"]["values"] == [e["balanced_test"]["few"] for e in evals]
+    ssf_config = yaml.safe_load((out / "ssf-nas" / "seed_1" / "config.yaml").read_text())
+    assert ssf_config["search"]["method"] == "ssf" and ssf_config["seed"] == 1
+    markdown = (out / "comparison.md").read_text()
+    assert "| DARTS |" in markdown and "plots/shot_groups.png" in markdown and "plots/per_class.png" in markdown
+    assert "ssf-nas/seed_0/plots/sigma_histogram.png" in markdown  # the runs' plots side by side
+    assert (out / "plots" / "shot_groups.png").stat().st_size > 0
+    assert (out / "plots" / "per_class.png").stat().st_size > 0
+
+
+def test_resumed_comparison_finishes_only_what_is_unfinished(methods_comparison):
+    out, _, _ = methods_comparison
+    unfinished = out / "ssf-nas" / "seed_0" / "eval.json"
+    finished = out / "darts" / "seed_1" / "eval.json"
+    before = finished.stat().st_mtime_ns, unfinished.read_text()
+    unfinished.unlink()  # as if the comparison was killed during this member's evaluation
+    code, stdout, stderr = call(["compare", "--resume", str(out), "--no-progress"])
+    assert code == 0, stderr
+    assert "DARTS, seed 1: done" in stderr and "SSF-NAS, seed 0: running" in stderr
+    assert finished.stat().st_mtime_ns == before[0]
+    assert json.loads(unfinished.read_text())["balanced_test"] == json.loads(before[1])["balanced_test"]
+
+
+def test_comparison_file_with_published_numbers(tiny_yaml, tmp_path):
+    spec = {"compare": {
+        "title": "tiny table", "base": "tiny.yaml", "seeds": [0],
+        "variants": {"FairDARTS": ["search.method=fairdarts"],
+                     "DARTS + balanced α": ["search.arch_objective=balanced"]},
+        "published": {"source": "made-up paper, Table 9", "metric": "balanced_test.overall",
+                      "values": {"FairDARTS": 79.35}},
+    }}
+    path = tiny_yaml.parent / "tiny_table.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert is_comparison_file(path) and not is_comparison_file(tiny_yaml)
+    out = tmp_path / "table"
+    code, stdout, stderr = call(["compare", str(path), "--out", str(out), *QUICK])
+    assert code == 0, stderr
+    assert "published (balanced test)" in stdout and "79.35" in stdout and "made-up paper, Table 9" in stdout
+    assert (out / "darts-balanced-α" / "seed_0" / "eval.json").is_file() or \
+        (out / slug("DARTS + balanced α") / "seed_0" / "eval.json").is_file()
+    result = json.loads((out / "comparison.json").read_text())
+    assert result["published"]["values"] == {"FairDARTS": 79.35}
+
+
+def test_summarise_and_verdict_by_hand():
+    assert summarise([0.5, None, 0.7]) == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414213, rel=1e-5),
+                                           "values": [0.5, None, 0.7]}
+    assert summarise([None])["mean"] is None
+    stats = lambda balanced, few: {"balanced": {"mean": balanced}, "few": {"mean": few}}  # noqa: E731
+    line = verdict({"variants": {"A": stats(0.80, 0.40), "B": stats(0.85, 0.55), "C": stats(0.70, 0.20)}})
+    assert line.startswith("B won: 85.00% balanced test accuracy, 5.00 points more than A.")
+    assert "B scores 55.00% (A 40.00%, C 20.00%)" in line
+    assert verdict({"variants": {"A": stats(0.8, 0.4), "B": stats(0.8, 0.5)}}).startswith("No winner")
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
+    user_error(capsys, ["compare", str(tiny_yaml), "--out", str(tmp_path / "a")], "--methods")
+    user_error(capsys, ["compare", "--methods", "darts"], "no config given")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,nope", "--out", str(tmp_path / "b")],
+               "search.method")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,darts"], "twice")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,x"], "--seeds")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,1", "--seed", "3"],
+               "not both")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--set", "search.epochz=1",
+                        "--out", str(tmp_path / "c")], "epochs")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"compare": {"base": str(tiny_yaml), "variants": {"A": ["search.lr=-1"]}}}))
+    user_error(capsys, ["compare", str(spec), "--methods", "darts"], "drop --methods")
+    user_error(capsys, ["compare", str(spec), "--out", str(tmp_path / "d")], "search.lr")
+    assert not (tmp_path / "d").exists()
+    spec.write_text(yaml.safe_dump({"compare": {"base": str(tiny_yaml), "variants": {}}}))
+    user_error(capsys, ["compare", str(spec)], "at least one variant")
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--out", str(existing)], "already exists")
+    assert (existing / "keep.txt").read_text() == "mine"
+    user_error(capsys, ["compare", "--resume", str(existing)], "no comparison")
+    user_error(capsys, ["compare", "--resume", str(existing), "--methods", "darts"], "drop --methods")
