@@ -144,3 +144,13 @@ def test_fairdarts_runs_through_the_pipeline_with_threshold_derivation(tiny_run,
     alpha = [json.loads(line) for line in (tmp_path / "run" / "search" / "alpha.jsonl").read_text().splitlines()]
     assert alpha[-1]["relaxation"] == "sigmoid" and len(alpha[-1]["normal"][0]) == 7
     assert results["params"] > 0
+
+
+def test_search_warns_when_the_threshold_keeps_nothing(tiny_config_file, tmp_path, capsys):
+    from ltnas.cli import main
+
+    code = main(["search", str(tiny_config_file), "--set", "search.method=fairdarts", "--set", "search.epochs=1",
+                 "--set", "search.threshold=0.99", "--out", str(tmp_path / "run")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "normal and reduce cell kept no operation" in err and "search.threshold=0.99" in err

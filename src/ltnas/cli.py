@@ -269,6 +269,11 @@ def _run_command(command: str, run, config) -> int:
     if command == "search":
         genotype = pipeline.search_only(config, run)
         print(genotype.describe())
+        empty = [cell for cell in ("normal", "reduce") if not getattr(genotype, cell)]
+        if empty:  # retraining it would fail; say so now, while the fix is cheap
+            print(f"ltnas: warning: the {' and '.join(empty)} cell kept no operation (every σ below "
+                  f"search.threshold={config.search.threshold}); search longer or lower the threshold",
+                  file=sys.stderr)
         print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
         return 0
     if command == "train":
