@@ -4,10 +4,12 @@ Class-balanced re-*sampling* is chosen by `LongTailConfig.sampler` and done by t
 (`ltnas.data.DeviceBatches`), so it needs nothing here.
 """
 
-from ltnas.longtail.losses import LongTailLoss, build_criterion, drw_switch_epoch
+from ltnas.longtail.logit_losses import FocalLoss, LDAMLoss, LogitAdjustedLoss, ldam_margins
+from ltnas.longtail.losses import LongTailLoss, build_criterion, drw_switch_epoch, loss_function
 from ltnas.longtail.weights import ClassBalanced, DeferredReweighting, Reweighting, class_balanced_weights
 
 __all__ = [
-    "LongTailLoss", "build_criterion", "drw_switch_epoch",
+    "LongTailLoss", "build_criterion", "drw_switch_epoch", "loss_function",
+    "FocalLoss", "LDAMLoss", "LogitAdjustedLoss", "ldam_margins",
     "ClassBalanced", "DeferredReweighting", "Reweighting", "class_balanced_weights",
 ]

@@ -6,21 +6,26 @@ written here is available to all of them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ltnas.config import LongTailConfig
+from ltnas.longtail.logit_losses import FocalLoss, LDAMLoss, LogitAdjustedLoss, cross_entropy
 from ltnas.longtail.weights import ClassBalanced, DeferredReweighting, Reweighting
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 class LongTailLoss:
-    """Cross-entropy whose class weights follow a schedule; call `set_epoch` before each epoch."""
+    """A loss (cross-entropy by default) whose class weights follow a schedule; call `set_epoch`
+    before each epoch."""
 
-    def __init__(self, reweighting: Reweighting, device: torch.device | str = "cpu"):
+    def __init__(self, reweighting: Reweighting, device: torch.device | str = "cpu",
+                 loss: LossFunction = cross_entropy):
         self.reweighting = reweighting
         self.device = torch.device(device)
+        self.loss = loss
         self.weight: torch.Tensor | None = None
         self.set_epoch(0)
 
@@ -29,8 +34,7 @@ class LongTailLoss:
         self.weight = None if weight is None else weight.to(self.device)
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        weight = None if self.weight is None else self.weight.to(logits.dtype)
-        return F.cross_entropy(logits, targets, weight=weight)
+        return self.loss(logits, targets, self.weight)
 
 
 def drw_switch_epoch(config: LongTailConfig, epochs: int) -> int:
@@ -46,4 +50,17 @@ def build_criterion(config: LongTailConfig, counts: Sequence[int], epochs: int,
         reweighting = DeferredReweighting(counts, config.beta, drw_switch_epoch(config, epochs))
     else:
         reweighting = Reweighting()
-    return LongTailLoss(reweighting, device)
+    return LongTailLoss(reweighting, device, loss_function(config, counts))
+
+
+def loss_function(config: LongTailConfig, counts: Sequence[int]) -> LossFunction:
+    """The `loss` of a long-tail section: ce, focal, ldam, logit_adjusted (τ) or balanced_softmax (τ = 1)."""
+    if config.loss == "focal":
+        return FocalLoss(config.focal_gamma)
+    if config.loss == "ldam":
+        return LDAMLoss(counts, config.ldam_max_margin, config.ldam_scale)
+    if config.loss == "logit_adjusted":
+        return LogitAdjustedLoss(counts, config.tau)
+    if config.loss == "balanced_softmax":
+        return LogitAdjustedLoss(counts, 1.0)
+    return cross_entropy
