@@ -341,4 +341,27 @@ def test_table2_comparison_files_give_valid_run_configs(name):
         for item in overrides:
             apply_override(raw, item)
         config = validate_config(raw, source=f"{name}:{variant}")
-        assert config.search.method == "imbnas" and config.adapt.procedure == variant.split()[0]
+        assert config.search.method == "imbnas" and config.adapt.procedure == variant.split("-")[0]
+
+
+@pytest.mark.parametrize("sampling, paths_per_step", [("uniform", 1), ("sandwich", 3), ("attentive", 3)])
+def test_supernet_sampling_strategies_train_and_count_images(sampling, paths_per_step):
+    from ltnas.data import DeviceBatches, make_synthetic
+    from ltnas.longtail import build_criterion
+    from ltnas.config import LongTailConfig
+    from ltnas.search.oneshot import SupernetTask
+
+    images = make_synthetic(4, 3, 8, per_class=8).train
+    config = SupernetConfig(init_channels=4, layers=3, epochs=1, batch_size=16, lr_milestones=[], sampling=sampling,
+                            sandwich_random=1, attentive_candidates=2)
+    network = tiny_supernet()
+    batches = DeviceBatches(images, 16, device="cpu", mean=[0.5] * 3, std=[0.25] * 3,
+                            generator=torch.Generator().manual_seed(0))
+    task = SupernetTask(network, config, config, build_criterion(LongTailConfig(), [8] * 4, 1), batches, seed=0)
+    before = [p.clone() for p in network.parameters()]
+    row = task.run_epoch(0, lambda **_: None)
+    # sandwich trains largest + smallest + 1 random path; attentive scores 2 and trains 1
+    assert row["images"] == 32 * paths_per_step and row["train_loss"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))
+    if sampling == "sandwich":
+        assert (task.sampler.largest, task.sampler.smallest) == ("sep_conv_5x5", "max_pool_3x3")
