@@ -195,6 +195,8 @@ def _run_command(command: str, run, config) -> int:
     from ltnas import pipeline
     from ltnas.report import print_summary
 
+    if command == "search" and config.search.method == "imbnas":
+        command = "evolve"  # IMB-NAS searches by evolving a supernet's subnets
     if command == "search":
         genotype = pipeline.search_only(config, run)
         print(genotype.describe())
