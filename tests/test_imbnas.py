@@ -111,8 +111,10 @@ def test_a_path_runs_only_its_own_operations():
     assert called == expected and len(called) == 3 * 8
 
 
-def test_exported_subnet_computes_what_the_supernet_path_computes():
-    network = tiny_supernet()
+@pytest.mark.parametrize("layers", [3, 2])  # with 2 layers the first cell already reduces
+def test_exported_subnet_computes_what_the_supernet_path_computes(layers):
+    torch.manual_seed(0)
+    network = SearchNetwork(4, 4, layers, primitives=OPS)
     space = PathSpace.of(network)
     rng = random.Random(3)
     with torch.no_grad():  # non-trivial weights and BN statistics
@@ -127,8 +129,7 @@ def test_exported_subnet_computes_what_the_supernet_path_computes():
         subnet = export_subnet(network, path).eval()
         assert torch.allclose(subnet(x), path_forward(network, x, path), atol=1e-5)
         # the same parameter count as the genotype's own DiscreteNetwork, plus nothing but identity BN affines
-        assert count_parameters(subnet) >= count_parameters(
-            type(subnet)(path, 4, network.num_classes, 3))
+        assert count_parameters(subnet) >= count_parameters(type(subnet)(path, 4, network.num_classes, layers))
 
 
 def test_bn_recalibration_replaces_running_statistics_by_the_batch_average():

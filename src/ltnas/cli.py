@@ -1,4 +1,4 @@
-"""`ltnas` command line: quickstart, search, train, eval, run, report, genotypes.
+"""`ltnas` command line: quickstart, search, train, eval, run, report, genotypes, supernet, evolve, adapt.
 
 Problems the user can fix are reported as one line on stderr with exit code 2 (never a traceback).
 """

@@ -173,8 +173,7 @@ def export_subnet(network: SearchNetwork, path: Genotype, auxiliary: bool = Fals
     state_dict has those extra BN entries.
     """
     PathSpace.of(network).check(path)
-    first = network.cells[0]
-    C = first.preprocess1[1].out_channels
+    C = init_channels(network)
     in_channels = network.stem[0].in_channels
     subnet = DiscreteNetwork(path, C, network.num_classes, len(network.cells), auxiliary=auxiliary,
                              in_channels=in_channels, stem_multiplier=network.stem[0].out_channels // C)
@@ -351,8 +350,14 @@ def stage_cost(rows: list[dict]) -> dict[str, float | int]:
 
 
 # --- the supernet artefact ------------------------------------------------------------------------
+def init_channels(network: SearchNetwork) -> int:
+    """The supernet's C: the width of its first cell, halved if that cell already reduces."""
+    first = network.cells[0]
+    return first.preprocess1[1].out_channels // (2 if first.reduction else 1)
+
+
 def save_supernet(path: Path, network: SearchNetwork, meta: dict[str, Any]) -> None:
-    shape = {"C": network.cells[0].preprocess1[1].out_channels, "num_classes": network.num_classes,
+    shape = {"C": init_channels(network), "num_classes": network.num_classes,
              "layers": len(network.cells), "in_channels": network.stem[0].in_channels,
              "primitives": list(network.primitives), "nodes": network.nodes}
     atomic_save({"format": SUPERNET_FORMAT, "network": shape, "state_dict": network.state_dict(), **meta}, path)

@@ -51,13 +51,6 @@ from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 # Offsets keep the stages' random streams apart (pipeline uses 0 for search and 1000 for retrain).
 SUPERNET_SEED, ADAPT_SEED, EVOLVE_SEED = 2000, 3000, 4000
 
-PROCEDURES = {
-    "P0": "no adaptation: the source supernet's best subnet",
-    "P1": "frozen backbone, classifier retrained on the target (class-balanced)",
-    "P2": "backbone and classifier fine-tuned on the target (DRW)",
-    "P3": "supernet trained on the target (DRW)",
-}
-
 
 def run_imbnas(config: RunConfig, run: RunFolder) -> dict:
     """The whole IMB-NAS run of `config.adapt.procedure`: `pipeline.METHOD_RUNNERS["imbnas"]`."""
