@@ -366,3 +366,27 @@ def test_supernet_sampling_strategies_train_and_count_images(sampling, paths_per
     assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))
     if sampling == "sandwich":
         assert (task.sampler.largest, task.sampler.smallest) == ("sep_conv_5x5", "max_pool_3x3")
+
+
+def test_killed_imbnas_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, "adapt.procedure=P2")
+    straight = pipeline.run_all(config, RunFolder.create(tmp_path / "straight", config))
+
+    original = EvolutionTask.run_epoch
+
+    def killed_in_second_generation(self, epoch, on_step):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch, on_step)
+
+    monkeypatch.setattr(EvolutionTask, "run_epoch", killed_in_second_generation)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_all(config, RunFolder.create(tmp_path / "killed", config))
+    monkeypatch.setattr(EvolutionTask, "run_epoch", original)
+    run = RunFolder.open(tmp_path / "killed")
+    resumed = pipeline.run_all(run.config(), run)
+    for name in ("evolve/candidates.jsonl", "train/genotype.json"):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "straight" / name).read_text()
+    assert resumed["balanced_test"] == straight["balanced_test"]
+    rows = (tmp_path / "killed" / "evolve" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(row)["epoch"] for row in rows] == [1, 2]  # generation 1 kept, generation 2 run once
