@@ -211,12 +211,15 @@ def test_evolution_respects_the_parameter_budget(tmp_path):
     def cost(path):
         return subnet_cost(path, 4, 3, 4, 3, 8)
 
-    sizes = [cost(PathSpace.of(network).sample(random.Random(s)))[0] for s in range(10)]
-    budget = sorted(sizes)[len(sizes) // 2]
-    config = EvolveConfig(population=4, generations=2, crossover=2, mutation=2, parents=2, max_params=budget)
+    costs = [cost(PathSpace.of(network).sample(random.Random(s))) for s in range(10)]
+    budget = sorted(params for params, _ in costs)[len(costs) // 2]
+    madds_budget = sorted(madds for _, madds in costs)[len(costs) // 2]
+    config = EvolveConfig(population=4, generations=2, crossover=2, mutation=2, parents=2, max_params=budget,
+                          max_madds=madds_budget)
     task = _op_counting(network, config, cost=cost)
     fit(task, 2, tmp_path / "budget")
-    assert task.candidates and all(record["params"] <= budget for record in task.candidates.values())
+    assert task.candidates and all(record["params"] <= budget and record["madds"] <= madds_budget
+                                   for record in task.candidates.values())
     tight = _op_counting(network, EvolveConfig(population=2, generations=1, crossover=1, mutation=1, parents=1,
                                                max_params=10), cost=cost)
     with pytest.raises(LtnasError, match="budget"):

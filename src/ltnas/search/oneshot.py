@@ -13,8 +13,9 @@ adaptation can rebuild exactly the split the supernet never trained on.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -140,6 +141,19 @@ class SupernetPath(nn.Module):
         return path_forward(self.network, x, self.path)
 
 
+@contextmanager
+def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
+    """BNs in training mode normalise by batch statistics but leave their running statistics as they are."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False  # PyTorch then neither reads nor updates running_mean/var/num_batches
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches, num_batches: int) -> None:
     """Replace every BN's running statistics by their plain average over `num_batches` training batches.
@@ -228,8 +242,10 @@ class SupernetTask:
 
     `optim` holds lr, lr_milestones, lr_gamma, momentum, weight_decay, grad_clip (a SupernetConfig, or
     an AdaptConfig when fine-tuning); `sampling` says which paths a step trains. With `parameters`
-    given only those are trained, and with `train_backbone=False` the backbone also keeps its BN
-    statistics (IMB-NAS P1: the classifier learns on a frozen backbone).
+    given only those are trained, and with `train_backbone=False` the backbone's BN running
+    statistics stay untouched too (IMB-NAS P1: the classifier learns on a frozen backbone). Its BNs
+    still normalise by batch statistics, as in supernet training: the classifier then sees features
+    like those of a recalibrated subnet, which is how evolution will score it.
     """
 
     def __init__(self, network: SearchNetwork, optim, sampling: SupernetConfig, criterion: LongTailLoss,
@@ -254,9 +270,15 @@ class SupernetTask:
         return len(self.batches)
 
     def run_epoch(self, epoch: int, on_step: OnStep) -> dict[str, Any]:
+        self.network.train()
+        if self.train_backbone:
+            return self._epoch(epoch, on_step)
+        with frozen_bn_statistics(self.network):
+            return self._epoch(epoch, on_step)
+
+    def _epoch(self, epoch: int, on_step: OnStep) -> dict[str, Any]:
         self.criterion.set_epoch(epoch)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.network.train(self.train_backbone)
         loss_sum, correct, count, images = 0.0, 0, 0, 0
         for x, y in self.batches:
             paths = self.sampler.paths(self.rng)
