@@ -112,8 +112,9 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
     # `ltnas evolve --supernet PATH` needs no config: the supernet file records its data
     from_defaults = config_name is None and args.command == "evolve" and getattr(args, "supernet", None)
     if config_name is None and not from_defaults:
-        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG` (a YAML file or a shipped name such "
-                         "as quickstart; see `ltnas configs`)")
+        also = " or `ltnas evolve --supernet PATH`" if args.command == "evolve" else ""
+        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG`{also} (a YAML file or a shipped name "
+                         "such as quickstart; see `ltnas configs`)")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device={args.device}")
