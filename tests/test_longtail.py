@@ -156,3 +156,82 @@ def test_tail_aware_objective_changes_the_alpha_gradient_only():
         grads[kind] = strategy.arch_gradients((x, y), (x, y))
         assert strategy.criterion is F.cross_entropy
     assert not torch.allclose(grads["ce"][0], grads["balanced"][0])
+
+
+# --- focal, LDAM, logit adjustment (IMB-NAS plug-ins) ----------------------------------------------
+from ltnas.longtail import FocalLoss, LDAMLoss, LogitAdjustedLoss, ldam_margins  # noqa: E402
+
+LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0]])
+TARGETS = torch.tensor([0, 2, 1])
+COUNTS = [100, 10, 1]
+
+
+def test_ldam_margins_against_the_formula():
+    # n^(-1/4) = 1/√10^(1/2)..., scaled so the rarest class (n = 1) gets the maximum margin 0.5
+    expected = torch.tensor([100 ** -0.25, 10 ** -0.25, 1.0]) * 0.5
+    assert torch.allclose(ldam_margins(COUNTS), expected)
+    assert torch.allclose(ldam_margins(COUNTS, max_margin=1.0), expected * 2)
+    assert ldam_margins([5, 0, 5]).tolist() == pytest.approx([0.5, 0.5, 0.5])  # absent class: any margin works
+
+
+def test_ldam_loss_against_hand_computation():
+    m = ldam_margins(COUNTS)
+    loss = LDAMLoss(COUNTS, max_margin=0.5, scale=30.0)(LOGITS, TARGETS)
+    by_hand = 0.0
+    for z, y in zip(LOGITS, TARGETS):
+        shifted = z.clone()
+        shifted[y] -= m[y]
+        shifted = 30.0 * shifted
+        by_hand += -(shifted[y] - torch.logsumexp(shifted, 0))
+    assert loss.item() == pytest.approx(by_hand.item() / 3, rel=1e-5)
+
+
+def test_focal_loss_against_hand_computation():
+    p = torch.softmax(LOGITS, 1)[torch.arange(3), TARGETS]
+    by_hand = (-((1 - p) ** 2) * p.log()).mean()
+    assert FocalLoss(2.0)(LOGITS, TARGETS).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    # γ = 0 is cross-entropy, weighted ones included
+    weight = torch.tensor([0.2, 1.0, 3.0])
+    assert FocalLoss(0.0)(LOGITS, TARGETS, weight).item() == pytest.approx(
+        F.cross_entropy(LOGITS, TARGETS, weight=weight).item(), rel=1e-6)
+
+
+def test_logit_adjusted_loss_and_balanced_softmax_against_hand_computation():
+    prior = torch.tensor(COUNTS, dtype=torch.float32) / sum(COUNTS)
+    for tau in (1.0, 0.5):
+        adjusted = LOGITS + tau * prior.log()
+        by_hand = -(adjusted[torch.arange(3), TARGETS] - torch.logsumexp(adjusted, 1)).mean()
+        assert LogitAdjustedLoss(COUNTS, tau)(LOGITS, TARGETS).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    # balanced softmax: z + log n_c, the same as τ = 1 (a constant shift does not change softmax)
+    counts = torch.tensor(COUNTS, dtype=torch.float32)
+    balanced = F.cross_entropy(LOGITS + counts.log(), TARGETS)
+    criterion = build_criterion(LongTailConfig(loss="balanced_softmax"), COUNTS, epochs=10)
+    assert criterion(LOGITS, TARGETS).item() == pytest.approx(balanced.item(), rel=1e-6)
+    assert torch.isfinite(LogitAdjustedLoss([5, 0, 5])(LOGITS, TARGETS))  # an absent class gives no NaN
+
+
+@pytest.mark.parametrize("loss", ["focal", "ldam", "logit_adjusted"])
+def test_new_losses_follow_the_drw_schedule(loss):
+    config = LongTailConfig(loss=loss, reweight="drw", drw_epoch=2)
+    criterion = build_criterion(config, COUNTS, epochs=4)
+    unweighted = criterion(LOGITS, TARGETS).item()
+    criterion.set_epoch(2)
+    weighted = criterion(LOGITS, TARGETS).item()
+    assert weighted != pytest.approx(unweighted)
+    # and gradients flow
+    logits = LOGITS.clone().requires_grad_(True)
+    criterion(logits, TARGETS).backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_bad_loss_settings():
+    with pytest.raises(LtnasError, match="gamma"):
+        FocalLoss(-1.0)
+    with pytest.raises(LtnasError, match="max_margin"):
+        ldam_margins(COUNTS, max_margin=0)
+    with pytest.raises(LtnasError, match="counts"):
+        LogitAdjustedLoss([])
+    from ltnas.config import load_config
+
+    with pytest.raises(LtnasError, match="train.longtail.loss"):
+        load_config(None, ["train.longtail.loss=ldam2"])

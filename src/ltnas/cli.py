@@ -1,4 +1,4 @@
-"""`ltnas` command line: quickstart, search, train, eval, run, report, genotypes.
+"""`ltnas` command line: quickstart, search, train, eval, run, report, genotypes, supernet, evolve, adapt.
 
 Problems the user can fix are reported as one line on stderr with exit code 2 (never a traceback).
 """
@@ -75,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="evaluate on this device instead of the run's")
     report = commands.add_parser("report", help="rewrite report.md and the plots of a run folder")
     report.add_argument("run_dir")
+    supernet = commands.add_parser("supernet", help="IMB-NAS: train a one-shot supernet (a reusable artefact)")
+    supernet_train = supernet.add_subparsers(dest="action", required=True, parser_class=_Parser).add_parser(
+        "train", help="train a supernet on source_data (or data); writes RUN/supernet/supernet.pt")
+    run_options(supernet_train)
+    evolve = commands.add_parser("evolve", help="IMB-NAS: evolutionary search over a supernet's subnets")
+    run_options(evolve)
+    evolve.add_argument("--supernet", help="supernet file to search (default: train one on the config's data)")
+    adapt = commands.add_parser("adapt", help="IMB-NAS: adapt a source supernet to the target data, search, "
+                                "retrain, evaluate")
+    run_options(adapt)
+    adapt.add_argument("--procedure", choices=("P0", "P1", "P2", "P3"), help="adaptation procedure (default: the "
+                       "config's adapt.procedure)")
+    adapt.add_argument("--supernet", help="source supernet file (default: adapt.supernet, else the cache)")
     commands.add_parser("genotypes", help="list the published genotypes shipped with ltnas")
     commands.add_parser("configs", help="list the shipped configs")
     return parser
@@ -87,7 +100,9 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
     if args.resume:
         given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
                                           ("--seed", args.seed is not None), ("--out", args.out),
-                                          ("--genotype", getattr(args, "genotype", None))) if value]
+                                          ("--genotype", getattr(args, "genotype", None)),
+                                          ("--procedure", getattr(args, "procedure", None)),
+                                          ("--supernet", getattr(args, "supernet", None))) if value]
         if given:
             raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
         run = RunFolder.open(args.resume)
@@ -99,9 +114,12 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         return run, config
 
     config_name = getattr(args, "config", None) or default_config
-    if config_name is None:
-        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG` (a YAML file or a shipped name such "
-                         "as quickstart; see `ltnas configs`)")
+    # `ltnas evolve --supernet PATH` needs no config: the supernet file records its data
+    from_defaults = config_name is None and args.command == "evolve" and getattr(args, "supernet", None)
+    if config_name is None and not from_defaults:
+        also = " or `ltnas evolve --supernet PATH`" if args.command == "evolve" else ""
+        raise LtnasError(f"no config given; run `ltnas {args.command} CONFIG`{also} (a YAML file or a shipped name "
+                         "such as quickstart; see `ltnas configs`)")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device={args.device}")
@@ -111,10 +129,14 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         overrides.append("progress=false")
     if getattr(args, "genotype", None):
         overrides.append(f"train.genotype={args.genotype}")
-    path = resolve_config_path(config_name)
+    if getattr(args, "procedure", None):
+        overrides.append(f"adapt.procedure={args.procedure}")
+    if getattr(args, "supernet", None):
+        overrides.append(f"adapt.supernet={Path(args.supernet).resolve()}")
     from ltnas.compare import is_comparison_file
 
-    if is_comparison_file(path):
+    path = None if from_defaults else resolve_config_path(config_name)
+    if path is not None and is_comparison_file(path):
         raise LtnasError(f"{path} is a comparison file (several runs); run it with `ltnas compare {config_name}`")
     config = load_config(path, overrides)
     if config.train.genotype:
@@ -171,7 +193,7 @@ QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
 
 def _compare_command(args: argparse.Namespace) -> int:
     """`compare` and `quickstart` (the three methods on the quickstart config): a new or resumed comparison."""
-    from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
+    from ltnas.compare import Comparison, read_comparison_file, spec_from_methods
     from ltnas.report.comparison import print_comparison
 
     quickstart = args.command == "quickstart"
@@ -266,6 +288,8 @@ def _run_command(command: str, run, config) -> int:
     from ltnas import pipeline
     from ltnas.report import print_summary
 
+    if command == "search" and config.search.method == "imbnas":
+        command = "evolve"  # IMB-NAS searches by evolving a supernet's subnets
     if command == "search":
         genotype = pipeline.search_only(config, run)
         print(genotype.describe())
@@ -276,7 +300,20 @@ def _run_command(command: str, run, config) -> int:
                   file=sys.stderr)
         print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
         return 0
-    if command == "train":
+    if command in ("supernet", "evolve"):
+        from ltnas.train import adapt
+
+        if command == "supernet":
+            print(f"supernet: {adapt.supernet_only(config, run)}\nrun folder: {run.path}")
+        else:
+            print(adapt.evolve_only(config, run).describe())
+            print(f"genotype: {run.path / 'evolve' / 'genotype.json'}\nrun folder: {run.path}")
+        return 0
+    if command == "adapt":
+        from ltnas.train.adapt import run_imbnas
+
+        results = run_imbnas(config, run)
+    elif command == "train":
         results = pipeline.train_only(config, run)
     else:  # run, quickstart
         results = pipeline.run_all(config, run)

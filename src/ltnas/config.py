@@ -85,7 +85,14 @@ class DataConfig(Section):
 class LongTailConfig(Section):
     """Long-tail plug-ins; the same section shape serves search and retrain."""
 
-    loss: Literal["ce"] = "ce"
+    loss: Literal["ce", "focal", "ldam", "logit_adjusted", "balanced_softmax"] = Field(
+        "ce", description="ce; focal (γ); ldam (margins ∝ n_c^-1/4); logit_adjusted (z + τ log π); "
+        "balanced_softmax (τ = 1)"
+    )
+    focal_gamma: float = Field(2.0, ge=0, description="focal: γ in (1 − p_t)^γ")
+    ldam_max_margin: float = Field(0.5, gt=0, description="ldam: the rarest class's margin")
+    ldam_scale: float = Field(30.0, gt=0, description="ldam: logit scale s")
+    tau: float = Field(1.0, description="logit_adjusted: τ in z + τ log π")
     reweight: Literal["none", "class_balanced", "drw"] = Field(
         "none", description="class weights in the loss: none, always class-balanced, or deferred (DRW)"
     )
@@ -173,9 +180,10 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"fairdarts": FAIRDARTS_DEFAULTS, "
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts", "ssf"] = Field(
+    method: Literal["darts", "fairdarts", "ssf", "imbnas"] = Field(
         "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
-        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`)"
+        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); "
+        "imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections)"
     )
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
@@ -253,6 +261,102 @@ class TrainConfig(Section):
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
 
 
+SAMPLINGS = ("uniform", "sandwich", "attentive")
+
+
+class SupernetConfig(Section):
+    """IMB-NAS one-shot supernet (paper 002): one uniformly sampled path trained per step. Defaults: 500
+    epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
+
+    primitives: list[str] = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
+                                  description="candidate operations of a path ('none' is never sampled)")
+    init_channels: int = Field(16, ge=1)
+    layers: int = Field(8, ge=1)
+    nodes: int = Field(4, ge=1, description="intermediate nodes per cell, each with two inputs")
+    epochs: int = Field(500, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0)
+    lr_milestones: list[int] = Field(default_factory=lambda: [300, 400], description="epochs where lr *= lr_gamma")
+    lr_gamma: float = Field(0.01, gt=0, le=1)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(2e-4, ge=0)
+    grad_clip: float = Field(5.0, gt=0)
+    sampling: Literal["uniform", "sandwich", "attentive"] = Field(
+        "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
+        "`sandwich_random` random paths, gradients summed; attentive: of `attentive_candidates` random paths "
+        "train the one with the highest loss on the batch"
+    )
+    sandwich_random: int = Field(2, ge=0, description="sandwich: random paths per step besides the extremes")
+    attentive_candidates: int = Field(3, ge=1, description="attentive: paths scored per step")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+
+    @field_validator("primitives")
+    @classmethod
+    def _known_primitives(cls, value: list[str]) -> list[str]:
+        return SearchConfig._known_primitives(value)
+
+
+class EvolveConfig(Section):
+    """Evolutionary search over the supernet's paths (SPOS, as IMB-NAS uses it): paper defaults."""
+
+    population: int = Field(50, ge=1)
+    generations: int = Field(20, ge=1)
+    crossover: int = Field(25, ge=0, description="children by crossover per generation")
+    mutation: int = Field(25, ge=0, description="children by mutation per generation")
+    mutation_prob: float = Field(0.1, ge=0, le=1, description="chance that each op and each input pair is redrawn")
+    parents: int = Field(10, ge=1, description="parents are the top-k candidates seen so far")
+    max_params: int | None = Field(None, ge=1, description="budget: parameters of the retrained network")
+    max_madds: int | None = Field(None, ge=1, description="budget: multiply-adds per image of the retrained network")
+    bn_batches: int = Field(10, ge=1, description="BN recalibration: training batches per candidate")
+    bn_batch_size: int = Field(128, ge=1)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "EvolveConfig":
+        if self.crossover + self.mutation > self.population:
+            raise ValueError(f"crossover + mutation ({self.crossover + self.mutation}) exceed the population "
+                             f"({self.population}); lower them or raise population")
+        if self.parents > self.population:
+            raise ValueError(f"parents ({self.parents}) exceed the population ({self.population})")
+        return self
+
+
+class AdaptConfig(Section):
+    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (paper 002).
+
+    P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
+    the classifier with `classifier_longtail`, search. P2: fine-tune backbone and classifier with
+    `finetune_longtail` (DRW), search. P3: train a supernet on the target with `target_longtail`, search.
+    Fine-tuning defaults: 200 epochs, lr 0.01 cut by 0.01 at epoch 100 (the paper's).
+    """
+
+    procedure: Literal["P0", "P1", "P2", "P3"] = "P1"
+    supernet: str | None = Field(None, description="source supernet file (ltnas supernet train); None: the cache")
+    supernet_cache: str = Field(
+        "runs/supernet-cache", description="folder of source supernets keyed by a hash of what determines them"
+    )
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.01, gt=0)
+    lr_milestones: list[int] = Field(default_factory=lambda: [100])
+    lr_gamma: float = Field(0.01, gt=0, le=1)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(2e-4, ge=0)
+    grad_clip: float = Field(5.0, gt=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    classifier_longtail: LongTailConfig = Field(
+        default_factory=lambda: LongTailConfig(reweight="class_balanced"),
+        description="P1: re-weighted from the first epoch",
+    )
+    finetune_longtail: LongTailConfig = Field(
+        default_factory=lambda: LongTailConfig(reweight="drw", drw_epoch=100), description="P2: DRW at epoch 100"
+    )
+    target_longtail: LongTailConfig = Field(
+        default_factory=lambda: LongTailConfig(reweight="drw", drw_epoch=350),
+        description="P3: the target supernet's loss, DRW at epoch 350 of 500",
+    )
+
+
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
 
@@ -271,9 +375,15 @@ class RunConfig(Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     progress: bool = True
     data: DataConfig = Field(default_factory=DataConfig)
+    source_data: DataConfig | None = Field(
+        None, description="IMB-NAS: the (balanced) source the supernet is trained on; None: `data` itself"
+    )
     search: SearchConfig = Field(default_factory=SearchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    supernet: SupernetConfig = Field(default_factory=SupernetConfig)
+    evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+    adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
 
     def to_yaml(self) -> str:
@@ -351,6 +461,9 @@ def _section_model(loc: tuple) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
+        # an optional section (`DataConfig | None`) suggests the keys of the section
+        annotation = next((arg for arg in getattr(annotation, "__args__", ()) if isinstance(arg, type)
+                           and issubclass(arg, BaseModel)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -156,7 +156,7 @@ def report(ctx: Context) -> None:
 # Methods whose run is not search → retrain → evaluate register their own `run_all` here as
 # "module:function" (imported only when used): fn(config, run) -> eval.json dict, written to the run
 # folder in the same schema as `evaluate` (balanced_test / longtail_test metrics, seconds, ...).
-METHOD_RUNNERS: dict[str, str] = {}
+METHOD_RUNNERS: dict[str, str] = {"imbnas": "ltnas.train.adapt:run_imbnas"}
 
 
 def method_runner(method: str) -> Callable[[RunConfig, RunFolder], dict] | None:

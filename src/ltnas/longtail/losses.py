@@ -6,21 +6,26 @@ written here is available to all of them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ltnas.config import LongTailConfig, SearchConfig
+from ltnas.longtail.logit_losses import FocalLoss, LDAMLoss, LogitAdjustedLoss, cross_entropy
 from ltnas.longtail.weights import ClassBalanced, DeferredReweighting, InverseFrequency, Reweighting
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 class LongTailLoss:
-    """Cross-entropy whose class weights follow a schedule; call `set_epoch` before each epoch."""
+    """A loss (cross-entropy by default) whose class weights follow a schedule; call `set_epoch`
+    before each epoch."""
 
-    def __init__(self, reweighting: Reweighting, device: torch.device | str = "cpu"):
+    def __init__(self, reweighting: Reweighting, device: torch.device | str = "cpu",
+                 loss: LossFunction = cross_entropy):
         self.reweighting = reweighting
         self.device = torch.device(device)
+        self.loss = loss
         self.weight: torch.Tensor | None = None
         self.set_epoch(0)
 
@@ -29,8 +34,7 @@ class LongTailLoss:
         self.weight = None if weight is None else weight.to(self.device)
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        weight = None if self.weight is None else self.weight.to(logits.dtype)
-        return F.cross_entropy(logits, targets, weight=weight)
+        return self.loss(logits, targets, self.weight)
 
 
 def drw_switch_epoch(config: LongTailConfig, epochs: int) -> int:
@@ -46,25 +50,20 @@ def build_criterion(config: LongTailConfig, counts: Sequence[int], epochs: int,
         reweighting = DeferredReweighting(counts, config.beta, drw_switch_epoch(config, epochs))
     else:
         reweighting = Reweighting()
-    return LongTailLoss(reweighting, device)
+    return LongTailLoss(reweighting, device, loss_function(config, counts))
 
 
-class LogitAdjustedLoss:
-    """Logit-adjusted cross-entropy (Menon et al., 2021): CE(logits + τ·log π, y), π the class prior.
-
-    Adding the log prior during training lets the raw logits fit the *balanced* error, so the loss
-    stops rewarding a model for simply favouring frequent classes. A class without training images
-    has prior 0; it gets log π = log(1 / (2N)) instead of −∞ so the loss stays finite.
-    """
-
-    def __init__(self, counts: Sequence[int], tau: float = 1.0, device: torch.device | str = "cpu"):
-        n = torch.as_tensor(list(counts), dtype=torch.float64)
-        prior = torch.where(n > 0, n, torch.full_like(n, 0.5)) / n.sum()
-        self.tau = tau
-        self.offset = (tau * prior.log()).float().to(device)
-
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits + self.offset.to(logits.dtype), targets)
+def loss_function(config: LongTailConfig, counts: Sequence[int]) -> LossFunction:
+    """The `loss` of a long-tail section: ce, focal, ldam, logit_adjusted (τ) or balanced_softmax (τ = 1)."""
+    if config.loss == "focal":
+        return FocalLoss(config.focal_gamma)
+    if config.loss == "ldam":
+        return LDAMLoss(counts, config.ldam_max_margin, config.ldam_scale)
+    if config.loss == "logit_adjusted":
+        return LogitAdjustedLoss(counts, config.tau)
+    if config.loss == "balanced_softmax":
+        return LogitAdjustedLoss(counts, 1.0)
+    return cross_entropy
 
 
 def build_arch_criterion(config: SearchConfig, counts: Sequence[int], device: torch.device | str = "cpu"):
@@ -75,10 +74,10 @@ def build_arch_criterion(config: SearchConfig, counts: Sequence[int], device: to
     or score the balanced error directly (logit-adjusted CE). The papers use plain CE.
     """
     kind = config.arch_objective
-    if kind == "ce":
-        return LongTailLoss(Reweighting(), device)
     if kind == "balanced":
         return LongTailLoss(InverseFrequency(counts), device)
     if kind == "class_balanced":
         return LongTailLoss(ClassBalanced(counts, config.longtail.beta), device)
-    return LogitAdjustedLoss(counts, config.arch_tau, device)
+    if kind == "logit_adjusted":
+        return LongTailLoss(Reweighting(), device, LogitAdjustedLoss(counts, config.arch_tau))
+    return LongTailLoss(Reweighting(), device)

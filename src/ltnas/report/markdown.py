@@ -18,6 +18,7 @@ import yaml
 
 from ltnas.errors import LtnasError
 from ltnas.metrics import shot_groups
+from ltnas.report.evolution import evolution_rows, imbnas_section, plot_evolution
 from ltnas.report.plots import (
     node_name,
     plot_alpha_heatmap,
@@ -106,6 +107,7 @@ def write_report(run_dir: str | Path) -> Path:
         _summary_section(run),
         _data_section(run),
         _search_section(run, plots),
+        imbnas_section(run.path, run.evaluation, plots),
         _retrain_section(run, plots),
         _evaluation_section(run, plots),
         _config_section(run),
@@ -136,6 +138,8 @@ def draw_plots(run: RunFiles) -> set[str]:
         draw("alpha_history", plot_alpha_history, run.alpha_rows)
         draw("sigma_histogram", plot_weight_histogram, run.alpha_rows[-1])
         draw("dominant_ops", plot_dominant_operations, run.alpha_rows)
+    if evolution_rows(run.path):
+        draw("evolution", plot_evolution, evolution_rows(run.path))
     if run.train_rows:
         draw("train_curves", plot_curves, None, run.train_rows)
     if _retrained_other_genotype(run):
