@@ -45,3 +45,11 @@ def tiny_config_file(tmp_path: Path, tiny_run: dict) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_run, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(tmp_path_factory) -> Path:
+    """The tiny run config as a YAML file shared by a test module's runs."""
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
+    return path

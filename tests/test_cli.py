@@ -86,13 +86,6 @@ def assert_metrics(metrics: dict, size: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_yaml(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="module")
 def full_run(tmp_path_factory, tiny_yaml):
     """`ltnas run TINY --out DIR`: (folder, exit code, stdout, eval.json as first written)."""
     folder = tmp_path_factory.mktemp("full") / "run"

@@ -19,15 +19,6 @@ QUICK = ["--set", "search.epochs=1", "--set", "train.epochs=1", "--set", "search
 
 
 @pytest.fixture(scope="module")
-def tiny_yaml(tmp_path_factory) -> Path:
-    from conftest import TINY_RUN
-
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="module")
 def methods_comparison(tiny_yaml, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "methods"
     code, stdout, stderr = call(["compare", str(tiny_yaml), "--methods", "darts,ssf", "--seeds", "0,1",

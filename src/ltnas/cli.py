@@ -193,7 +193,7 @@ QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
 
 def _compare_command(args: argparse.Namespace) -> int:
     """`compare` and `quickstart` (the three methods on the quickstart config): a new or resumed comparison."""
-    from ltnas.compare import Comparison, read_comparison_file, spec_from_methods
+    from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
     from ltnas.report.comparison import print_comparison
 
     quickstart = args.command == "quickstart"
