@@ -127,3 +127,19 @@ def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
     assert (existing / "keep.txt").read_text() == "mine"
     user_error(capsys, ["compare", "--resume", str(existing)], "no comparison")
     user_error(capsys, ["compare", "--resume", str(existing), "--methods", "darts"], "drop --methods")
+
+
+def test_table_shows_a_procedure_cost_when_variants_report_one():
+    from ltnas.report.comparison import table_rows
+
+    def stats(cost_seconds=None, cost_images=None):
+        empty = {"mean": None, "std": None, "values": [None]}
+        one = lambda value: {"mean": value, "std": 0.0, "values": [value]} if value is not None else empty  # noqa: E731
+        return {"balanced": one(0.5), "longtail": one(0.6), "many": one(0.9), "medium": one(0.5), "few": one(0.1),
+                "params": one(1200), "search_seconds": one(3.0), "train_seconds": one(4.0),
+                "cost_seconds": one(cost_seconds), "cost_images": one(cost_images)}
+
+    header, rows = table_rows({"variants": {"P1": stats(12.5, 5400)}, "published": None})
+    assert header[-1] == "cost (time, images)" and rows[0][-1] == "12.5s, 5.40K"
+    header, _ = table_rows({"variants": {"DARTS": stats()}, "published": None})
+    assert "cost (time, images)" not in header

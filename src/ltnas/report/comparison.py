@@ -26,7 +26,10 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("few", "few", "balanced_test.few"),
 )
 COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
-                                     ("train_seconds", "seconds.train"))
+                                     ("train_seconds", "seconds.train"),
+                                     # methods that report their own cost (IMB-NAS procedures)
+                                     ("cost_seconds", "cost.procedure.seconds"),
+                                     ("cost_images", "cost.procedure.images"))
 # Run plots shown side by side, one column per variant (drawn by each run's own report).
 RUN_PLOTS = (("search_genotype", "searched cells"), ("sigma_histogram", "σ(α) / weights at the last epoch"),
              ("dominant_ops", "dominant operations per epoch"), ("per_class", "per-class accuracy"))
@@ -93,7 +96,10 @@ def published_value(result: dict, variant: str) -> str:
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (accuracies in percent)."""
     published = result.get("published")
+    with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
     header = ["variant", *(title for _, title, _ in METRICS), "params", "search", "train"]
+    if with_cost:
+        header.append("cost (time, images)")
     if published:
         header.append(f"published ({_metric_title(published['metric'])})")
     rows = []
@@ -101,6 +107,10 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
                format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
+        if with_cost:
+            images = _mean_int(stats["cost_images"])
+            row.append(f"{format_seconds(stats['cost_seconds']['mean'])}, "
+                       f"{format_params(images) if images is not None else '—'}")
         if published:
             row.append(published_value(result, variant))
         rows.append(row)
