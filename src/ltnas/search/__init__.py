@@ -4,6 +4,7 @@ from ltnas.errors import LtnasError
 from ltnas.search.darts import DartsSearch
 from ltnas.search.fairdarts import FairDartsSearch
 from ltnas.search.losses import barlow_twins_loss, zero_one_loss
+from ltnas.search.schedules import SCHEDULES, hls_factor, mixing_ratio
 
 STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch}
 
@@ -14,4 +15,7 @@ def strategy_class(method: str):
     return STRATEGIES[method]
 
 
-__all__ = ["DartsSearch", "FairDartsSearch", "STRATEGIES", "barlow_twins_loss", "strategy_class", "zero_one_loss"]
+__all__ = [
+    "DartsSearch", "FairDartsSearch", "SCHEDULES", "STRATEGIES", "barlow_twins_loss", "hls_factor", "mixing_ratio",
+    "strategy_class", "zero_one_loss",
+]
