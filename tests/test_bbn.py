@@ -351,3 +351,39 @@ def test_bbn_refuses_to_pretend_it_retrains(tmp_path):
     config = validate_config(raw)
     with pytest.raises(LtnasError, match="eval.model: supernet"):
         pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+
+
+# --- shipped configs --------------------------------------------------------------------------------
+def test_paper_scale_hls_config_uses_the_paper_settings():
+    from ltnas.cli import shipped_configs
+    from ltnas.config import load_config
+
+    config = load_config(shipped_configs()["hls_cifar10_lt"])
+    data, search = config.data, config.search
+    assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.2)
+    assert (search.method, search.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
+    assert (search.lr, search.arch_lr, search.weight_decay) == (0.02, 0.02, 3e-4)
+    assert (search.bbn.schedule, search.bbn.hls, search.bbn.mu_test) == ("parabolic", True, 0.5)
+    assert config.eval.model == "supernet"
+
+
+@pytest.mark.parametrize("name", ["hls_table2", "hls_table2_smoke"])
+def test_table2_comparison_variants_are_valid_run_configs(name):
+    import yaml
+
+    from ltnas.cli import shipped_configs
+    from ltnas.config import load_config
+
+    compare = yaml.safe_load(shipped_configs()[name].read_text())["compare"]
+    base = shipped_configs()[compare["base"]]
+    configs = {variant: load_config(base, overrides) for variant, overrides in compare["variants"].items()}
+    assert set(compare["published"]["values"]) == set(configs)
+    assert compare["published"]["values"]["HLS"] == 65.12 and compare["published"]["values"]["DARTS"] == 64.56
+    assert configs["DARTS"].search.method == "darts" and configs["DARTS"].search.longtail.sampler == "instance"
+    assert configs["DARTS + re-sampling"].search.longtail.sampler == "class_balanced"
+    assert not configs["DARTS + BBN"].search.bbn.hls and configs["HLS"].search.bbn.hls
+    assert configs["HLS + reverse sigmoid"].search.bbn.schedule == "reverse_sigmoid"
+    assert configs["HLS + continued"].search.bbn.continued == "mu_half"
+    # every row is evaluated the paper's way: on the searched network, never retrained
+    assert all(config.eval.model == "supernet" for config in configs.values())
+    assert len({(c.data.val_fraction, c.search.batch_size, c.search.lr) for c in configs.values()}) == 1
