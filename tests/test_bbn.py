@@ -263,6 +263,15 @@ def test_mu_sweep_endpoints_equal_each_head_alone(bbn_run):
         assert sweep[mu]["balanced_test"]["balanced"] == expected["balanced"]
 
 
+def test_ltnas_eval_reevaluates_a_finished_bbn_run_to_the_same_numbers(bbn_run, capsys):
+    from ltnas.cli import main
+
+    before = json.loads((bbn_run / "eval.json").read_text())
+    assert main(["eval", str(bbn_run)]) == 0, capsys.readouterr().err
+    after = json.loads((bbn_run / "eval.json").read_text())
+    assert after["balanced_test"] == before["balanced_test"] and after["mu_selected_on_val"] == before["mu_selected_on_val"]
+
+
 def test_mixed_metrics_at_the_end_points_are_the_heads_metrics():
     o_ins, o_cls = torch.randn(30, 4), torch.randn(30, 4)
     labels = torch.randint(0, 4, (30,))

@@ -145,8 +145,12 @@ def evaluate(ctx: Context) -> dict:
 def evaluate_supernet(ctx: Context) -> dict:
     """Evaluate the searched supernet itself, as it stands after the search (no retraining; paper 001's
     protocol); eval.json in the schema of `evaluate`, with `train` seconds None."""
+    checkpoint = ctx.run.search / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise LtnasError(f"{ctx.run.path} has no searched supernet (search/checkpoint.pt); finish the search with "
+                         f"`ltnas run --resume {ctx.run.path}`")
     began = perf_counter()
-    state = load_checkpoint(ctx.run.search / "checkpoint.pt", ctx.device)
+    state = load_checkpoint(checkpoint, ctx.device)
     network = build_search_network(ctx.config, ctx.dataset).to(ctx.device)
     network.load_state_dict(state["task"]["strategy"]["network"])
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
@@ -237,6 +241,14 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
 
 
 def evaluate_and_report(ctx: Context) -> dict:
-    results = evaluate(ctx)
+    searched = not ctx.config.train.genotype
+    if searched and ctx.config.search.method == "bbn":
+        from ltnas.stages.bbn import reevaluate
+
+        results = reevaluate(ctx)
+    elif searched and ctx.config.eval.model == "supernet":
+        results = evaluate_supernet(ctx)
+    else:
+        results = evaluate(ctx)
     report(ctx)
     return results

@@ -29,7 +29,7 @@ from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork
 from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics, predict_branches
 from ltnas.space import count_parameters
 from ltnas.train.checkpoint import seed_everything
-from ltnas.train.loop import fit
+from ltnas.train.loop import JsonlLog, fit
 
 SWEEP_KEYS = ("overall", "balanced", *SHOT_GROUPS)
 
@@ -44,6 +44,17 @@ def run_bbn(config: RunConfig, run: RunFolder) -> dict:
     results = evaluate_two_branch(ctx, network, val_batches, val_counts)
     report(ctx)
     return results
+
+
+def reevaluate(ctx: Context) -> dict:
+    """`ltnas eval RUN`: evaluate a finished two-branch search again; rewrites eval.json and mu_sweep.json."""
+    rows = JsonlLog(ctx.run.search / "metrics.jsonl").rows()
+    search = ctx.config.search
+    if len(rows) < search.epochs + search.bbn.continued_epochs_run:
+        raise LtnasError(f"the search of {ctx.run.path} has not finished; finish it with "
+                         f"`ltnas run --resume {ctx.run.path}`")
+    network, val_batches, val_counts = search_two_branch(ctx)  # reloads the finished search
+    return evaluate_two_branch(ctx, network, val_batches, val_counts)
 
 
 def build_two_branch_network(config: RunConfig, num_classes: int, channels: int) -> TwoBranchSearchNetwork:
