@@ -20,7 +20,7 @@ from ltnas.metrics import classification_metrics
 from ltnas.runs import RunFolder
 from ltnas.search import hls_factor, mixing_ratio
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss
-from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics, predict_branches
+from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics
 from ltnas.space import Genotype
 from ltnas.pipeline import Context
 from ltnas.stages.bbn import build_two_branch_network, search_two_branch

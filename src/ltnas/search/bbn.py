@@ -33,7 +33,7 @@ from ltnas.atomic import atomic_write_text
 from ltnas.config import PRIMITIVES, SearchConfig
 from ltnas.search.darts import gradients
 from ltnas.search.schedules import hls_factor, make_schedule
-from ltnas.space.genotype import Genotype, derive_genotype
+from ltnas.space.genotype import derive_genotype
 from ltnas.space.relaxation import make_relaxation
 from ltnas.space.search_network import SearchCell, num_edges, reduction_layers
 
@@ -190,11 +190,6 @@ def write_two_branch_genotype(genotype: dict[str, Any], path: str | Path) -> Non
     atomic_write_text(json.dumps(genotype, indent=1) + "\n", path)
 
 
-def backbone_genotype(genotype: dict[str, Any], name: str | None = None) -> Genotype:
-    """The backbone part of a two-branch genotype dict, as an ordinary `Genotype`."""
-    return Genotype.from_dict(genotype, name=name, source="two-branch genotype")
-
-
 class BbnSearch:
     """The BBN + DARTS strategy: one SGD over all weights, one Adam per α component, μ per epoch."""
 
@@ -249,12 +244,10 @@ class BbnSearch:
         backbone_weights = 0.0 if self.backbone_frozen else (factor if bbn.scale_weight_lr else 1.0)
         self.w_optimizer.param_groups[0]["lr"] = cfg.lr * scale * backbone_weights
         self.w_optimizer.param_groups[1]["lr"] = cfg.lr * scale
-        arch_scale = scale if bbn.arch_lr_schedule == "cosine" else 1.0
+        arch_lr = cfg.arch_lr * (scale if bbn.arch_lr_schedule == "cosine" else 1.0)
+        backbone_alpha = 0.0 if self.backbone_frozen else factor  # HLS touches the backbone α group only
         for component, optimizer in self.a_optimizers.items():
-            component_factor = 1.0
-            if component == "backbone":
-                component_factor = 0.0 if self.backbone_frozen else factor
-            optimizer.param_groups[0]["lr"] = cfg.arch_lr * arch_scale * component_factor
+            optimizer.param_groups[0]["lr"] = arch_lr * (backbone_alpha if component == "backbone" else 1.0)
         self.hls = factor
 
     def end_epoch(self) -> None:

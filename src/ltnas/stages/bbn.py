@@ -40,8 +40,8 @@ def run_bbn(config: RunConfig, run: RunFolder) -> dict:
         raise LtnasError("retraining the derived two-branch network is not available; the bbn method evaluates "
                          "its searched network (paper 001): set eval.model: supernet or leave it unset")
     ctx = Context.prepare(config, run)
-    network, val_batches, val_counts = search_two_branch(ctx)
-    results = evaluate_two_branch(ctx, network, val_batches, val_counts)
+    network, val_batches, search_counts = search_two_branch(ctx)
+    results = evaluate_two_branch(ctx, network, val_batches, search_counts)
     report(ctx)
     return results
 
@@ -53,8 +53,8 @@ def reevaluate(ctx: Context) -> dict:
     if len(rows) < search.epochs + search.bbn.continued_epochs_run:
         raise LtnasError(f"the search of {ctx.run.path} has not finished; finish it with "
                          f"`ltnas run --resume {ctx.run.path}`")
-    network, val_batches, val_counts = search_two_branch(ctx)  # reloads the finished search
-    return evaluate_two_branch(ctx, network, val_batches, val_counts)
+    network, val_batches, search_counts = search_two_branch(ctx)  # reloads the finished search
+    return evaluate_two_branch(ctx, network, val_batches, search_counts)
 
 
 def build_two_branch_network(config: RunConfig, num_classes: int, channels: int) -> TwoBranchSearchNetwork:
@@ -66,7 +66,7 @@ def build_two_branch_network(config: RunConfig, num_classes: int, channels: int)
 
 def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatches, list[int]]:
     """Run (or resume, or reload when finished) the two-branch search; returns the searched network,
-    the validation part in order and the class counts of the training part."""
+    the validation part in order and the class counts of the part it trained on."""
     config, data = ctx.config, ctx.dataset
     cfg = config.search
     seed_everything(config.seed + SEARCH_SEED)
@@ -76,14 +76,14 @@ def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatch
 
     network = build_two_branch_network(config, data.num_classes, data.channels).to(ctx.device)
     strategy = BbnSearch(network, cfg)
-    streams = {}
-    for offset, (part, sampler) in enumerate(
-        [(p, s) for p in ("train", "val") for s in ("instance", "class_balanced")], start=1
-    ):
-        name = f"{part}_{'instance' if sampler == 'instance' else 'balanced'}"
-        streams[name] = DeviceBatches(parts[part], cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
-                                      generator=ctx.generator(SEARCH_SEED + offset), sampler=sampler,
-                                      augment=cfg.augment)
+    # Four streams in lockstep, each with its own generator (so each resumes from its own state).
+    plan = [("train_instance", "train", "instance"), ("train_balanced", "train", "class_balanced"),
+            ("val_instance", "val", "instance"), ("val_balanced", "val", "class_balanced")]
+    streams = {
+        name: DeviceBatches(parts[part], cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
+                            generator=ctx.generator(SEARCH_SEED + offset), sampler=sampler, augment=cfg.augment)
+        for offset, (name, part, sampler) in enumerate(plan, start=1)
+    }
     val_in_order = streams["val_instance"].in_order(config.eval.batch_size)
     task = BbnSearchTask(strategy, streams, val_in_order, counts, cfg.bbn.mu_test, cfg.derive, cfg.threshold)
     fit(task, strategy.total_epochs, ctx.run.search, ctx.progress)
@@ -91,11 +91,11 @@ def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatch
 
 
 def evaluate_two_branch(ctx: Context, network: TwoBranchSearchNetwork, val_batches: DeviceBatches,
-                        val_counts: list[int]) -> dict:
+                        search_counts: list[int]) -> dict:
     """eval.json at μ_test, the μ picked on validation, and the μ sweep (mu_sweep.json)."""
     began = perf_counter()
     bbn, data, batch_size = ctx.config.search.bbn, ctx.dataset, ctx.config.eval.batch_size
-    sets = {"val": (predict_branches(network, val_batches), val_counts)}
+    sets = {"val": (predict_branches(network, val_batches), search_counts)}
     sets["balanced_test"] = (predict_branches(network, evaluation_batches(data.test, data, ctx.device, batch_size)),
                              data.train_counts)
     if data.test_longtail is not None:
