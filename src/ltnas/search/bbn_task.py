@@ -9,7 +9,6 @@ two-branch genotype (backbone cells + both head cells).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from ltnas.data import DeviceBatches
 from ltnas.metrics import classification_metrics
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, mix, write_two_branch_genotype
+from ltnas.search.task import cycle
 from ltnas.train.loop import JsonlLog, OnStep
 
 STREAMS = ("train_instance", "train_balanced", "val_instance", "val_balanced")
@@ -43,12 +43,6 @@ def mixed_metrics(o_ins: torch.Tensor, o_cls: torch.Tensor, labels: torch.Tensor
     metrics = classification_metrics(logits.argmax(1), labels, num_classes, train_counts)
     metrics["loss"] = F.cross_entropy(logits, labels).item()
     return metrics
-
-
-def cycle(batches: DeviceBatches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless batches, a fresh epoch order (from the stream's own generator) each pass."""
-    while True:
-        yield from batches
 
 
 class BbnSearchTask:
