@@ -396,3 +396,26 @@ def test_table2_comparison_variants_are_valid_run_configs(name):
     # every row is evaluated the paper's way: on the searched network, never retrained
     assert all(config.eval.model == "supernet" for config in configs.values())
     assert len({(c.data.val_fraction, c.search.batch_size, c.search.lr) for c in configs.values()}) == 1
+
+
+def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_part():
+    """Table II's DARTS rows search on the 80/20 split: the epoch still covers the whole training part."""
+    from ltnas.search import DartsSearch
+    from ltnas.search.task import SearchTask
+    from ltnas.space import SearchNetwork
+
+    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"primitives": list(PRIMITIVES_SMALL)}}).search
+    torch.manual_seed(0)
+    network = SearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
+
+    def batches(n: int, seed: int) -> DeviceBatches:
+        images = ImageSet(torch.randint(0, 255, (n, 3, 8, 8), dtype=torch.uint8), torch.arange(n) % 3)
+        return DeviceBatches(images, 8, device="cpu", mean=[0.5] * 3, std=[0.25] * 3,
+                             generator=torch.Generator().manual_seed(seed))
+
+    train, val = batches(40, 1), batches(10, 2)  # 5 training batches, 1 validation batch
+    task = SearchTask(DartsSearch(network, config, torch.nn.functional.cross_entropy), train, val,
+                      val.in_order(16), [14, 13, 13])
+    steps = []
+    task.run_epoch(0, lambda **status: steps.append(status))
+    assert task.steps_per_epoch() == len(steps) == 5
