@@ -190,7 +190,7 @@ class SearchConfig(Section):
         return data
 
     @model_validator(mode="after")
-    def _bbn_is_first_order(self) -> "SearchConfig":
+    def _bbn_settings(self) -> "SearchConfig":
         if self.method == "bbn" and self.order == "second":
             raise ValueError("the bbn search is first order only; set search.order: first")
         if self.method == "bbn" and self.longtail != LongTailConfig():
