@@ -21,11 +21,10 @@ from ltnas.runs import RunFolder
 from ltnas.search import hls_factor, mixing_ratio
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss
 from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics
-from ltnas.space import Genotype
 from ltnas.pipeline import Context
+from ltnas.space import Genotype
 from ltnas.stages.bbn import build_two_branch_network, search_two_branch
 from ltnas.train.loop import JsonlLog
-
 
 PRIMITIVES_SMALL = ("none", "skip_connect", "sep_conv_3x3", "avg_pool_3x3")
 
@@ -283,7 +282,7 @@ def test_mixed_metrics_at_the_end_points_are_the_heads_metrics():
 
 
 class Killed(Exception):
-    pass
+    """Stands in for a kill: raised between an epoch's log row and its checkpoint."""
 
 
 def test_bbn_search_resumed_after_interruption_equals_the_uninterrupted_run(bbn_run, tmp_path, monkeypatch):
