@@ -331,6 +331,10 @@ def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
     assert not (tmp_path / "run" / "train").exists()
     assert results["balanced_test"]["num_samples"] == 40
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["balanced_test"] == results["balanced_test"]
+    from ltnas.cli import main
+
+    assert main(["eval", str(tmp_path / "run")]) == 0  # re-evaluates the supernet, not a missing retrained model
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["balanced_test"] == results["balanced_test"]
 
 
 # --- bad input --------------------------------------------------------------------------------------
