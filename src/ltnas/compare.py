@@ -101,7 +101,7 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
 
 
 # How the papers name the methods; variants built from --methods are named so.
-METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS"}
+METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS"}
 
 
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:

@@ -176,14 +176,60 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "order": "first",
     "derive": "threshold",
 }
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"fairdarts": FAIRDARTS_DEFAULTS, "ssf": FAIRDARTS_DEFAULTS}
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fairdarts": FAIRDARTS_DEFAULTS,
+    "ssf": FAIRDARTS_DEFAULTS,
+    # Paper 001: batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
+    "bbn": {"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
+}
+
+
+class BbnConfig(Section):
+    """Two-branch (BBN) search with heterogeneous LR scheduling, paper 001; used when `search.method: bbn`."""
+
+    schedule: Literal["parabolic", "reverse_sigmoid", "linear", "cosine", "constant"] = Field(
+        "parabolic", description="mixing ratio μ_t over the search epochs: parabolic 1 − (t/T)² is BBN's"
+    )
+    k: float = Field(10.0, gt=0, description="reverse_sigmoid steepness k in 1 − sigmoid(k (t − T/2)/(T/2))")
+    mu: float = Field(0.5, ge=0, le=1, description="the constant schedule's μ")
+    hls: bool = Field(True, description="scale the backbone α learning rate by 1 − exp(−τ μ_t) (HLS)")
+    tau: float = Field(10.0, gt=0, description="HLS τ (the paper does not give it)")
+    scale_weight_lr: bool = Field(False, description="with hls: scale the backbone weight learning rate the same way")
+    arch_lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="α learning rates follow the weight cosine schedule (paper 001) or stay at arch_lr"
+    )
+    continued: Literal["none", "mu_zero", "mu_half", "frozen_backbone"] = Field(
+        "none", description="extra epochs after the search at μ = 0, at μ = 0.5, or at μ = 0 with the backbone frozen"
+    )
+    continued_epochs: int = Field(10, ge=1, description="number of continued-training epochs (when continued is set)")
+    continued_lr: float = Field(0.002, gt=0, description="constant weight learning rate of continued training "
+                                "(α: arch_lr scaled alike)")
+    mu_test: float = Field(0.5, ge=0, le=1, description="test-time μ of eval.json (BBN's inference convention)")
+    mu_sweep: list[float] = Field(
+        default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
+        description="test-time μ values of the accuracy-against-μ sweep",
+    )
+
+    @field_validator("mu_sweep")
+    @classmethod
+    def _sweep_in_range(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 <= mu <= 1 for mu in value):
+            raise ValueError("mu_sweep needs at least one value, each in [0, 1]")
+        return sorted(set(value))
+
+    def schedule_params(self) -> dict[str, float]:
+        return {"reverse_sigmoid": {"k": self.k}, "constant": {"mu": self.mu}}.get(self.schedule, {})
+
+    @property
+    def continued_epochs_run(self) -> int:
+        return self.continued_epochs if self.continued != "none" else 0
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts", "ssf", "imbnas"] = Field(
+    method: Literal["darts", "fairdarts", "ssf", "bbn", "imbnas"] = Field(
         "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
-        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); "
-        "imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections)"
+        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); bbn (two-branch DARTS with HLS, paper 001's "
+        "settings); imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections)"
     )
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
@@ -214,6 +260,7 @@ class SearchConfig(Section):
     ssl: SslConfig = Field(default_factory=SslConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+    bbn: BbnConfig = Field(default_factory=BbnConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -223,9 +270,13 @@ class SearchConfig(Section):
         return data
 
     @model_validator(mode="after")
-    def _method_order(self) -> "SearchConfig":
+    def _method_settings(self) -> "SearchConfig":
         if self.method == "ssf" and self.order != "first":
             raise ValueError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
+        if self.method == "bbn" and self.order == "second":
+            raise ValueError("the bbn search is first order only; set search.order: first")
+        if self.method == "bbn" and self.longtail != LongTailConfig():
+            raise ValueError("the bbn search re-samples through its class-balanced branch; leave search.longtail unset")
         return self
 
     @field_validator("primitives")
@@ -359,6 +410,10 @@ class AdaptConfig(Section):
 
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
+    model: Literal["retrained", "supernet"] | None = Field(
+        None, description="evaluate the retrained genotype, or the searched supernet itself without retraining "
+        "(paper 001's protocol); default: retrained, except supernet for search.method bbn"
+    )
 
 
 class PublishedResults(Section):

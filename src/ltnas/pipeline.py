@@ -63,10 +63,7 @@ def search(ctx: Context) -> Genotype:
     counts = train_set.counts(data.num_classes)
 
     strategy_cls = strategy_class(cfg.method)
-    network = SearchNetwork(
-        cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
-        nodes=cfg.nodes, relaxation=strategy_cls.relaxation, alpha_init_std=cfg.alpha_init_std,
-    ).to(ctx.device)
+    network = build_search_network(config, data).to(ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
     arch_criterion = build_arch_criterion(cfg, counts, ctx.device)
     views = {}
@@ -85,6 +82,14 @@ def search(ctx: Context) -> Genotype:
     )
     fit(task, cfg.epochs, ctx.run.search, ctx.progress)
     return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")
+
+
+def build_search_network(config: RunConfig, data: LongTailDataset) -> SearchNetwork:
+    cfg = config.search
+    return SearchNetwork(
+        cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
+        nodes=cfg.nodes, relaxation=strategy_class(cfg.method).relaxation, alpha_init_std=cfg.alpha_init_std,
+    )
 
 
 def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
@@ -142,6 +147,32 @@ def evaluate(ctx: Context) -> dict:
     return results
 
 
+def evaluate_supernet(ctx: Context) -> dict:
+    """Evaluate the searched supernet itself, as it stands after the search (no retraining; paper 001's
+    protocol); eval.json in the schema of `evaluate`, with `train` seconds None."""
+    checkpoint = ctx.run.search / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise LtnasError(f"{ctx.run.path} has no searched supernet (search/checkpoint.pt); finish the search with "
+                         f"`ltnas run --resume {ctx.run.path}`")
+    began = perf_counter()
+    state = load_checkpoint(checkpoint, ctx.device)
+    network = build_search_network(ctx.config, ctx.dataset).to(ctx.device)
+    network.load_state_dict(state["task"]["strategy"]["network"])
+    data, batch_size = ctx.dataset, ctx.config.eval.batch_size
+    results = {
+        "genotype": "searched",
+        "model": "supernet",
+        "params": count_parameters(network),
+        "device": str(ctx.device),
+        "balanced_test": evaluate_model(network, data.test, data, ctx.device, batch_size),
+        "longtail_test": (evaluate_model(network, data.test_longtail, data, ctx.device, batch_size)
+                          if data.test_longtail is not None else None),
+    }
+    results["seconds"] = {"search": _stage_seconds(ctx.run, "search"), "train": None, "eval": perf_counter() - began}
+    ctx.run.write_json("eval.json", results)
+    return results
+
+
 def _stage_seconds(run: RunFolder, stage: str) -> float | None:
     rows = JsonlLog(run.path / stage / "metrics.jsonl").rows()
     return sum(row["seconds"] for row in rows) if rows else None
@@ -156,7 +187,7 @@ def report(ctx: Context) -> None:
 # Methods whose run is not search → retrain → evaluate register their own `run_all` here as
 # "module:function" (imported only when used): fn(config, run) -> eval.json dict, written to the run
 # folder in the same schema as `evaluate` (balanced_test / longtail_test metrics, seconds, ...).
-METHOD_RUNNERS: dict[str, str] = {"imbnas": "ltnas.train.adapt:run_imbnas"}
+METHOD_RUNNERS: dict[str, str] = {"bbn": "ltnas.stages.bbn:run_bbn", "imbnas": "ltnas.train.adapt:run_imbnas"}
 
 
 def method_runner(method: str) -> Callable[[RunConfig, RunFolder], dict] | None:
@@ -180,12 +211,22 @@ def run_all(config: RunConfig, run: RunFolder) -> dict:
         return runner(config, run)
     ctx = Context.prepare(config, run)
     genotype = search(ctx)
+    if config.eval.model == "supernet":
+        results = evaluate_supernet(ctx)
+        report(ctx)
+        return results
     train(ctx, genotype)
     return evaluate_and_report(ctx)
 
 
 def search_only(config: RunConfig, run: RunFolder) -> Genotype:
     ctx = Context.prepare(config, run)
+    if config.search.method == "bbn":  # the backbone's cells; the head cells are in search/genotype.json
+        from ltnas.stages.bbn import search_two_branch
+
+        search_two_branch(ctx)
+        report(ctx)
+        return Genotype.from_json(ctx.run.search / "genotype.json")
     genotype = search(ctx)
     report(ctx)
     return genotype
@@ -205,6 +246,14 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
 
 
 def evaluate_and_report(ctx: Context) -> dict:
-    results = evaluate(ctx)
+    searched = not ctx.config.train.genotype
+    if searched and ctx.config.search.method == "bbn":
+        from ltnas.stages.bbn import reevaluate
+
+        results = reevaluate(ctx)
+    elif searched and ctx.config.eval.model == "supernet":
+        results = evaluate_supernet(ctx)
+    else:
+        results = evaluate(ctx)
     report(ctx)
     return results

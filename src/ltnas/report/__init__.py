@@ -7,6 +7,7 @@ from ltnas.report.plots import (
     plot_confusion,
     plot_curves,
     plot_genotype,
+    plot_mu_sweep,
     plot_per_class,
 )
 from ltnas.report.summary import print_summary, summary_rows
@@ -17,6 +18,7 @@ __all__ = [
     "plot_confusion",
     "plot_curves",
     "plot_genotype",
+    "plot_mu_sweep",
     "plot_per_class",
     "print_summary",
     "summary_rows",

@@ -27,6 +27,7 @@ from ltnas.report.plots import (
     plot_curves,
     plot_dominant_operations,
     plot_genotype,
+    plot_mu_sweep,
     plot_per_class,
     plot_weight_histogram,
 )
@@ -34,7 +35,8 @@ from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_perc
 
 Row = dict[str, Any]
 PLOTS_DIR = "plots"
-CELL_TITLES = {"normal": "Normal cell", "reduce": "Reduction cell"}
+CELL_TITLES = {"normal": "Normal cell", "reduce": "Reduction cell",
+               "head_instance": "Instance-sampling head cell", "head_balanced": "Class-balanced head cell"}
 ACCURACY_TITLES = {"overall": "Overall", "balanced": "Balanced (mean per-class)",
                    "many": "Many-shot (> 100 train images)", "medium": "Medium-shot (20–100)",
                    "few": "Few-shot (< 20)"}
@@ -57,6 +59,7 @@ class RunFiles:
     train_rows: list[Row] = field(default_factory=list)
     train_genotype: Row | None = None
     evaluation: Row | None = None
+    mu_sweep: Row | None = None  # two-branch (BBN) runs: accuracy against the test-time mixing ratio
 
     @property
     def name(self) -> str:
@@ -89,6 +92,7 @@ def read_run_files(run_dir: str | Path) -> RunFiles:
         train_rows=_read_jsonl(path / "train" / "metrics.jsonl"),
         train_genotype=_read_json(path / "train" / "genotype.json"),
         evaluation=_read_json(path / "eval.json"),
+        mu_sweep=_read_json(path / "mu_sweep.json"),
     )
     if run == RunFiles(path=path):  # equal to an empty record: not one of the files exists
         raise LtnasError(
@@ -110,6 +114,7 @@ def write_report(run_dir: str | Path) -> Path:
         imbnas_section(run.path, run.evaluation, plots),
         _retrain_section(run, plots),
         _evaluation_section(run, plots),
+        _mu_sweep_section(run, plots),
         _config_section(run),
     ]
     report = run.path / "report.md"
@@ -153,6 +158,8 @@ def draw_plots(run: RunFiles) -> set[str]:
     if longtail and longtail.get("confusion"):
         draw("confusion_longtail", plot_confusion, longtail["confusion"], run.class_names,
              title="Confusion matrix, long-tailed test")
+    if run.mu_sweep:
+        draw("mu_sweep", plot_mu_sweep, run.mu_sweep)
     return drawn
 
 
@@ -282,6 +289,27 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
              _image(plots, "confusion", "confusion matrix on the balanced test set"),
              _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
     return "\n\n".join(part for part in parts if part)
+
+
+def _mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
+    """Two-branch runs: accuracy at every test-time mixing ratio (μ = 1 instance head, 0 balanced head)."""
+    if not run.mu_sweep:
+        return ""
+    sweep = run.mu_sweep
+    sets = [name for name in ("val", "balanced_test", "longtail_test") if name in sweep["rows"][0]]
+    titles = {"val": "validation", "balanced_test": "balanced test", "longtail_test": "long-tailed test"}
+    header = ["μ"] + [f"{titles[name]}: {key}" for name in sets for key in ("overall", "balanced")]
+    rows = [[f"{row['mu']:g}"] + [format_percent(row[name].get(key)) for name in sets for key in ("overall", "balanced")]
+            for row in sweep["rows"]]
+    lines = [
+        "## Accuracy against the mixing ratio",
+        f"Test-time μ of the evaluation above: {sweep.get('mu_test')}; best μ on the validation part "
+        f"(balanced accuracy): {sweep.get('mu_selected_on_val')}. μ = 1 is the instance-sampling head alone, "
+        "μ = 0 the class-balanced head alone.",
+        _table(header, rows),
+        _image(plots, "mu_sweep", "accuracy against the test-time mixing ratio"),
+    ]
+    return "\n\n".join(line for line in lines if line)
 
 
 def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:

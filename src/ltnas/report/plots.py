@@ -27,7 +27,11 @@ from matplotlib.ticker import MaxNLocator
 from ltnas.metrics import shot_groups
 
 DPI = 120
-CELL_TYPES: tuple[tuple[str, str], ...] = (("normal", "Normal cell"), ("reduce", "Reduction cell"))
+CELL_TYPES: tuple[tuple[str, str], ...] = (
+    ("normal", "Normal cell"), ("reduce", "Reduction cell"),
+    # the heads of a two-branch (BBN) search, beside its backbone's normal and reduction cells
+    ("head_instance", "Instance-sampling head cell"), ("head_balanced", "Class-balanced head cell"),
+)
 GROUP_COLOURS = {"many": "#dbe9f6", "medium": "#fdebd0", "few": "#f9d6d5"}
 # Past this many classes, per-class tick labels and cell annotations turn into an unreadable smear.
 MAX_LABELLED_CLASSES = 40
@@ -593,3 +597,32 @@ def _float_or_nan(value: Any) -> float:
 
 def _pretty(key: str) -> str:
     return key.replace("_acc", " accuracy").replace("_loss", " loss").replace("_", " ")
+
+
+# -------------------------------------------------------------------------------- mixing ratio
+
+
+def plot_mu_sweep(sweep: Row, path: str | Path) -> Path:
+    """Two-branch networks: accuracy against the test-time mixing ratio μ (1: instance head alone,
+    0: class-balanced head alone), one panel per evaluation set (paper 001, Fig. 4/6/8)."""
+    rows = sorted(sweep["rows"], key=lambda row: row["mu"])
+    sets = [(name, title) for name, title in (("val", "Validation"), ("balanced_test", "Balanced test"),
+                                               ("longtail_test", "Long-tailed test")) if name in rows[0]]
+    fig = _new_figure(width=4.6 * len(sets), height=4.2)
+    axes = fig.subplots(1, len(sets), squeeze=False, sharey=True)[0]
+    mus = [row["mu"] for row in rows]
+    for ax, (name, title) in zip(axes, sets):
+        for key, style in (("overall", "-o"), ("balanced", "-s"), ("many", ":"), ("medium", "--"), ("few", "-.")):
+            values = [100 * _float_or_nan(row[name].get(key)) for row in rows]
+            if not all(math.isnan(v) for v in values):
+                ax.plot(mus, values, style, label=_pretty(key), linewidth=1.6, markersize=4)
+        for mu, colour, label in ((sweep.get("mu_test"), "grey", "μ_test"),
+                                  (sweep.get("mu_selected_on_val"), "tab:green", "best μ on validation")):
+            if mu is not None:
+                ax.axvline(mu, color=colour, linestyle=":", linewidth=1, label=label)
+        ax.set(title=title, xlabel="test-time mixing ratio μ", xlim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+    fig.suptitle("Accuracy against the mixing ratio (μ = 1: instance head, μ = 0: class-balanced head)")
+    return _save(fig, path)

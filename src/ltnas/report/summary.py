@@ -52,6 +52,8 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
         ("Genotype", str(eval_dict.get("genotype", MISSING))),
         ("Parameters", format_params(eval_dict.get("params"))),
     ]
+    if eval_dict.get("mu_test") is not None:  # a two-branch (bbn) network, evaluated at this mixing ratio
+        rows.append(("Test-time mixing ratio μ", f"{eval_dict['mu_test']:g}"))
     rows += [(f"Balanced test: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
     if longtail:
         rows += [(f"Long-tailed test: {metric}", format_percent(longtail.get(metric)))

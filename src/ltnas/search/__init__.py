@@ -5,6 +5,7 @@ from ltnas.search.darts import DartsSearch
 from ltnas.search.fairdarts import FairDartsSearch
 from ltnas.search.losses import barlow_twins_loss, zero_one_loss
 from ltnas.search.ssf import Projector, SsfSearch
+from ltnas.search.schedules import SCHEDULES, hls_factor, mixing_ratio
 
 STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch, "ssf": SsfSearch}
 
@@ -15,4 +16,7 @@ def strategy_class(method: str):
     return STRATEGIES[method]
 
 
-__all__ = ["DartsSearch", "FairDartsSearch", "Projector", "SsfSearch", "STRATEGIES", "barlow_twins_loss", "strategy_class", "zero_one_loss"]
+__all__ = [
+    "DartsSearch", "FairDartsSearch", "Projector", "SCHEDULES", "STRATEGIES", "SsfSearch", "barlow_twins_loss",
+    "hls_factor", "mixing_ratio", "strategy_class", "zero_one_loss",
+]

@@ -3,13 +3,26 @@ validation metrics, α history and the genotype derived after every epoch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ltnas.data import DeviceBatches
+from ltnas.errors import LtnasError
 from ltnas.metrics import classification_metrics
 from ltnas.evaluate import predict
 from ltnas.train.loop import JsonlLog, OnStep
+
+
+def cycle(batches: DeviceBatches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless batches, a fresh epoch order (from the stream's own generator) each pass."""
+    if len(batches) == 0:
+        raise LtnasError("the validation part of the search is empty; give the classes more images or raise "
+                         "data.val_fraction")
+    while True:
+        yield from batches
 
 
 class SearchTask:
@@ -28,7 +41,7 @@ class SearchTask:
         self.threshold = threshold
 
     def steps_per_epoch(self) -> int:
-        return min(len(self.train_batches), len(self.val_batches))
+        return len(self.train_batches)
 
     def run_epoch(self, epoch: int, on_step: OnStep) -> dict[str, Any]:
         self.strategy.set_epoch(epoch)
@@ -37,7 +50,9 @@ class SearchTask:
         # a strategy adds (e.g. SSF-NAS's `ssl_loss`), logged as train_<name>.
         sums: dict[str, float] = {}
         correct, count = 0, 0
-        for train, val in zip(self.train_batches, self.val_batches):
+        # Every training batch each epoch, as in DARTS' code; a smaller validation part (an 80/20
+        # split) is cycled rather than cutting the epoch short.
+        for train, val in zip(self.train_batches, cycle(self.val_batches)):
             out = self.strategy.step(train, val)
             for key, value in out.items():
                 if key not in ("correct", "count"):

@@ -1,0 +1,310 @@
+"""DARTS inside a bilateral-branch network (BBN), with heterogeneous LR scheduling (HLS): paper 001.
+
+The network: a backbone of stacked search cells with its own α (normal and reduction cell), and
+two heads — instance-sampling and class-balanced — each a single normal search cell fed by the
+last two backbone outputs, with its own α and its own linear classifier.
+
+One search step (paper 001, Algorithm 1, first order as in its DARTS code):
+  - an α step on a validation batch from each sampler, then a weight step on a training batch
+    from each sampler, both with
+        o_ins = head_ins(backbone(x_ins)),   o_cls = head_cls(backbone(x_cls))
+        L = μ·CE(μ o_ins + (1 − μ) o_cls, y_ins) + (1 − μ)·CE(μ o_ins + (1 − μ) o_cls, y_cls)
+  - every α group (backbone, instance head, class-balanced head) has its own Adam, so a learning
+    rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
+    1 − exp(−τ μ_t) (optionally the backbone weight learning rate too).
+
+Theorem 1 of the paper is why HLS exists: ∇α_ins L carries a factor μ and ∇α_cls L a factor 1 − μ,
+while the backbone's gradient is a μ-weighted sum of two gradients of similar size and so does not
+shrink as μ moves; left alone the backbone keeps changing late in the search.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltnas.atomic import atomic_write_text
+from ltnas.config import PRIMITIVES, SearchConfig
+from ltnas.search.darts import gradients
+from ltnas.search.schedules import hls_factor, make_schedule
+from ltnas.space.genotype import derive_genotype
+from ltnas.space.relaxation import make_relaxation
+from ltnas.space.search_network import SearchCell, num_edges, reduction_layers
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+BRANCHES = ("instance", "balanced")
+# μ of each continued-training variant (paper 001, Section V-D); frozen_backbone also stops the backbone.
+CONTINUED_MU = {"mu_zero": 0.0, "mu_half": 0.5, "frozen_backbone": 0.0}
+
+
+def mix(o_ins: torch.Tensor, o_cls: torch.Tensor, mu: float) -> torch.Tensor:
+    """The combined logits μ·o_ins + (1 − μ)·o_cls."""
+    return mu * o_ins + (1.0 - mu) * o_cls
+
+
+def bbn_loss(o_ins: torch.Tensor, o_cls: torch.Tensor, y_ins: torch.Tensor, y_cls: torch.Tensor,
+             mu: float) -> torch.Tensor:
+    """μ·CE(mixed, y_ins) + (1 − μ)·CE(mixed, y_cls) on the mixed logits (Algorithm 1, line 11)."""
+    mixed = mix(o_ins, o_cls, mu)
+    return mu * F.cross_entropy(mixed, y_ins) + (1.0 - mu) * F.cross_entropy(mixed, y_cls)
+
+
+class SearchHead(nn.Module):
+    """One normal search cell on the backbone's last two outputs, global pooling, a linear classifier."""
+
+    def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
+                 num_classes: int, primitives: tuple[str, ...]):
+        super().__init__()
+        self.cell = SearchCell(nodes, c_prev_prev, c_prev, channels, False, reduction_prev, primitives)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(nodes * channels, num_classes)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pooling(self.cell(s0, s1, weights)).flatten(1))
+
+
+class TwoBranchSearchNetwork(nn.Module):
+    """Backbone of search cells + instance and class-balanced search-cell heads, four α tensors.
+
+    `parameters()` yields the operation weights only; α comes from `arch_groups()` (per component).
+    """
+
+    def __init__(
+        self,
+        C: int,
+        num_classes: int,
+        layers: int,
+        in_channels: int = 3,
+        primitives: tuple[str, ...] | list[str] = PRIMITIVES,
+        *,
+        nodes: int = 4,
+        stem_multiplier: int = 3,
+        relaxation: str = "softmax",
+        alpha_init_std: float = 1e-3,
+    ):
+        super().__init__()
+        self.primitives = tuple(primitives)
+        self.nodes = nodes
+        self.num_classes = num_classes
+        self.relaxation = make_relaxation(relaxation)
+
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev,
+                                         self.primitives))
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, nodes * c_curr
+        self.heads = nn.ModuleDict({
+            branch: SearchHead(nodes, c_prev_prev, c_prev, c_curr, reduction_prev, num_classes, self.primitives)
+            for branch in BRANCHES
+        })
+
+        shape = (num_edges(nodes), len(self.primitives))
+        self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
+        self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(shape))
+        self.alpha_head_instance = nn.Parameter(alpha_init_std * torch.randn(shape))
+        self.alpha_head_balanced = nn.Parameter(alpha_init_std * torch.randn(shape))
+
+    # --- weights and architecture kept apart --------------------------------------------------
+    _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "alpha_head_instance", "alpha_head_balanced")
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Operation weights only (α is in `state_dict()` but has its own optimizers)."""
+        for name, param in super().named_parameters(prefix, recurse, remove_duplicate):
+            if name.removeprefix(prefix + "." if prefix else "") not in self._ARCH_NAMES:
+                yield name, param
+
+    def arch_groups(self) -> dict[str, list[nn.Parameter]]:
+        """α per component: the backbone's normal and reduction cell, and each head's cell."""
+        return {"backbone": [self.alpha_normal, self.alpha_reduce],
+                "instance": [self.alpha_head_instance], "balanced": [self.alpha_head_balanced]}
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [alpha for group in self.arch_groups().values() for alpha in group]
+
+    def weight_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Operation weights per component: backbone (stem + cells) and the two heads together."""
+        return {"backbone": [*self.stem.parameters(), *self.cells.parameters()], "heads": list(self.heads.parameters())}
+
+    # --- forward ------------------------------------------------------------------------------
+    def relaxed_weights(self) -> dict[str, torch.Tensor]:
+        """Edge weights per component: normal, reduce (backbone), head_instance, head_balanced."""
+        return {"normal": self.relaxation(self.alpha_normal), "reduce": self.relaxation(self.alpha_reduce),
+                "head_instance": self.relaxation(self.alpha_head_instance),
+                "head_balanced": self.relaxation(self.alpha_head_balanced)}
+
+    def backbone(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last two backbone outputs, which feed both heads."""
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+        return s0, s1
+
+    def branch_logits(self, x_ins: torch.Tensor, x_cls: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(o_ins, o_cls): the instance head on x_ins and the class-balanced head on x_cls (default x_ins).
+
+        The two batches go through the backbone together, as one batch (Algorithm 1, lines 5-6).
+        """
+        weights = self.relaxed_weights()
+        if x_cls is None:
+            states = self.backbone(x_ins, weights)
+            return (self.heads["instance"](*states, weights["head_instance"]),
+                    self.heads["balanced"](*states, weights["head_balanced"]))
+        s0, s1 = self.backbone(torch.cat([x_ins, x_cls]), weights)
+        n = len(x_ins)
+        return (self.heads["instance"](s0[:n], s1[:n], weights["head_instance"]),
+                self.heads["balanced"](s0[n:], s1[n:], weights["head_balanced"]))
+
+    def forward(self, x: torch.Tensor, mu: float = 0.5) -> torch.Tensor:
+        """The combined prediction at test-time mixing ratio μ (1: instance head only, 0: balanced only)."""
+        return mix(*self.branch_logits(x), mu)
+
+    # --- genotype -----------------------------------------------------------------------------
+    def genotype(self, rule: str = "darts", threshold: float = 0.85) -> dict[str, Any]:
+        """The backbone genotype's cells plus `head_instance` and `head_balanced` cells, as a JSON dict."""
+        weights = {k: v.detach().cpu() for k, v in self.relaxed_weights().items()}
+        options = dict(rule=rule, threshold=threshold, primitives=self.primitives)
+        data = derive_genotype(weights["normal"], weights["reduce"], **options).to_dict()
+        for branch in BRANCHES:
+            head = weights[f"head_{branch}"]
+            edges, concat = derive_genotype(head, head, **options).cell("normal")
+            data[f"head_{branch}"] = [list(edge) for edge in edges]
+            data[f"head_{branch}_concat"] = list(concat)
+        return data
+
+
+def write_two_branch_genotype(genotype: dict[str, Any], path: str | Path) -> None:
+    atomic_write_text(json.dumps(genotype, indent=1) + "\n", path)
+
+
+class BbnSearch:
+    """The BBN + DARTS strategy: one SGD over all weights, one Adam per α component, μ per epoch."""
+
+    relaxation = "softmax"
+
+    def __init__(self, network: TwoBranchSearchNetwork, config: SearchConfig):
+        self.network = network
+        self.config = config
+        self.bbn = config.bbn
+        self.schedule = make_schedule(self.bbn.schedule, **self.bbn.schedule_params())
+        weights = network.weight_groups()
+        self.weights = [w for group in weights.values() for w in group]
+        self.w_optimizer = torch.optim.SGD(
+            [{"params": weights["backbone"], "name": "backbone"}, {"params": weights["heads"], "name": "heads"}],
+            config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+        )
+        self.alpha_groups = network.arch_groups()
+        self.a_optimizers = {
+            component: torch.optim.Adam(alphas, config.arch_lr, betas=tuple(config.arch_betas),
+                                        weight_decay=config.arch_weight_decay)
+            for component, alphas in self.alpha_groups.items()
+        }
+        self.mu, self.hls, self.backbone_frozen = 1.0, 1.0, False
+        self.set_epoch(0)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.epochs + self.bbn.continued_epochs_run
+
+    @property
+    def lr(self) -> float:
+        return self.w_optimizer.param_groups[1]["lr"]  # the heads' group: never scaled by HLS
+
+    def lr_scale(self, epoch: int) -> float:
+        """The cosine weight schedule (lr → lr_min over the search epochs) as a multiple of lr;
+        continued-training epochs run at the constant `bbn.continued_lr`."""
+        cfg = self.config
+        if epoch >= cfg.epochs:
+            return self.bbn.continued_lr / cfg.lr
+        cosine = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+        return (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+
+    def set_epoch(self, epoch: int) -> None:
+        """μ and every learning rate for `epoch` (from 0); a pure function of the epoch, so resuming
+        needs no scheduler state."""
+        cfg, bbn = self.config, self.bbn
+        continued = epoch >= cfg.epochs
+        self.mu = CONTINUED_MU[bbn.continued] if continued else self.schedule(epoch, cfg.epochs)
+        self.backbone_frozen = continued and bbn.continued == "frozen_backbone"
+        scale = self.lr_scale(epoch)
+        factor = hls_factor(self.mu, bbn.tau) if bbn.hls else 1.0
+        backbone_weights = 0.0 if self.backbone_frozen else (factor if bbn.scale_weight_lr else 1.0)
+        self.w_optimizer.param_groups[0]["lr"] = cfg.lr * scale * backbone_weights
+        self.w_optimizer.param_groups[1]["lr"] = cfg.lr * scale
+        arch_lr = cfg.arch_lr * (scale if bbn.arch_lr_schedule == "cosine" else 1.0)
+        backbone_alpha = 0.0 if self.backbone_frozen else factor  # HLS touches the backbone α group only
+        for component, optimizer in self.a_optimizers.items():
+            optimizer.param_groups[0]["lr"] = arch_lr * (backbone_alpha if component == "backbone" else 1.0)
+        self.hls = factor
+
+    def end_epoch(self) -> None:
+        pass  # learning rates are set from the epoch number in `set_epoch`
+
+    def epoch_summary(self) -> dict[str, float]:
+        return {"mu": self.mu, "hls_factor": self.hls, "lr_backbone": self.w_optimizer.param_groups[0]["lr"],
+                **{f"arch_lr_{c}": o.param_groups[0]["lr"] for c, o in self.a_optimizers.items()}}
+
+    # --- one search step ----------------------------------------------------------------------
+    def step(self, train_ins: Batch, train_cls: Batch, val_ins: Batch, val_cls: Batch) -> dict[str, float]:
+        self.network.train()
+        if self.backbone_frozen:
+            # A frozen backbone neither learns nor drifts: its BN statistics stay too.
+            self.network.stem.eval()
+            self.network.cells.eval()
+        self.arch_step(val_ins, val_cls)
+        return self.weight_step(train_ins, train_cls)
+
+    def loss(self, ins: Batch, cls: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        (x_ins, y_ins), (x_cls, y_cls) = ins, cls
+        o_ins, o_cls = self.network.branch_logits(x_ins, x_cls)
+        return bbn_loss(o_ins, o_cls, y_ins, y_cls, self.mu), mix(o_ins, o_cls, self.mu)
+
+    def arch_gradients(self, val_ins: Batch, val_cls: Batch) -> dict[str, list[torch.Tensor]]:
+        """∇α of the validation loss, per α component."""
+        alphas = self.network.arch_parameters()
+        grads = iter(gradients(self.loss(val_ins, val_cls)[0], alphas))
+        return {component: [next(grads) for _ in group] for component, group in self.alpha_groups.items()}
+
+    def arch_step(self, val_ins: Batch, val_cls: Batch) -> None:
+        for component, grads in self.arch_gradients(val_ins, val_cls).items():
+            optimizer = self.a_optimizers[component]
+            if optimizer.param_groups[0]["lr"] == 0.0:
+                continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its Adam moments as they are
+            for alpha, grad in zip(self.alpha_groups[component], grads):
+                alpha.grad = grad
+            optimizer.step()
+
+    def weight_step(self, train_ins: Batch, train_cls: Batch) -> dict[str, float]:
+        self.w_optimizer.zero_grad(set_to_none=True)
+        loss, mixed = self.loss(train_ins, train_cls)
+        loss.backward(inputs=self.weights)
+        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_optimizer.step()
+        predicted = mixed.argmax(1)
+        # BBN's training accuracy: the mixed prediction scored against both label sets, weighted by μ.
+        correct = (self.mu * (predicted == train_ins[1]).sum() + (1 - self.mu) * (predicted == train_cls[1]).sum())
+        return {"loss": loss.item(), "correct": correct.item(), "count": len(predicted)}
+
+    # --- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"network": self.network.state_dict(), "w_optimizer": self.w_optimizer.state_dict(),
+                "a_optimizers": {c: o.state_dict() for c, o in self.a_optimizers.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.network.load_state_dict(state["network"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        for component, optimizer in self.a_optimizers.items():
+            optimizer.load_state_dict(state["a_optimizers"][component])

@@ -1,0 +1,1 @@
+"""Runs of methods whose stages differ from search → retrain → evaluate (see `pipeline.METHOD_RUNNERS`)."""

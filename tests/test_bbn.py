@@ -1,0 +1,424 @@
+"""BBN two-branch DARTS with heterogeneous LR scheduling (paper 001): schedules, Theorem 1, HLS,
+the class-balanced sampler, the run end to end, resume, the μ sweep, and bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_RUN
+from ltnas import pipeline
+from ltnas.config import validate_config
+from ltnas.data import DeviceBatches, ImageSet, longtail_counts
+from ltnas.errors import LtnasError
+from ltnas.metrics import classification_metrics
+from ltnas.runs import RunFolder
+from ltnas.search import hls_factor, mixing_ratio
+from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss
+from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics
+from ltnas.pipeline import Context
+from ltnas.space import Genotype
+from ltnas.stages.bbn import build_two_branch_network, search_two_branch
+from ltnas.train.loop import JsonlLog
+
+PRIMITIVES_SMALL = ("none", "skip_connect", "sep_conv_3x3", "avg_pool_3x3")
+
+
+def bbn_config(**bbn) -> dict:
+    raw = copy.deepcopy(TINY_RUN)
+    # a smaller space and one step per epoch keep the run to seconds; the code path is the paper-scale one
+    raw["search"].update(method="bbn", epochs=2, batch_size=32, lr=0.05, arch_lr=0.003, bbn=bbn,
+                         primitives=list(PRIMITIVES_SMALL))
+    raw["data"]["val_fraction"] = 0.2
+    return raw
+
+
+def tiny_strategy(**bbn) -> BbnSearch:
+    config = validate_config(bbn_config(**bbn))
+    torch.manual_seed(0)
+    network = TwoBranchSearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
+    return BbnSearch(network, config.search)
+
+
+# --- schedules and the HLS factor -----------------------------------------------------------------
+@pytest.mark.parametrize("schedule,params,start,middle,end", [
+    ("parabolic", {}, 1.0, 0.75, 0.0),
+    ("reverse_sigmoid", {"k": 10.0}, 1 - 1 / (1 + math.exp(10)), 0.5, 1 - 1 / (1 + math.exp(-10))),
+    ("reverse_sigmoid", {"k": 2.0}, 1 - 1 / (1 + math.exp(2)), 0.5, 1 - 1 / (1 + math.exp(-2))),
+    ("linear", {}, 1.0, 0.5, 0.0),
+    ("cosine", {}, 1.0, 0.5, 0.0),
+    ("constant", {"mu": 0.3}, 0.3, 0.3, 0.3),
+])
+def test_schedules_at_their_end_points_and_midpoint(schedule, params, start, middle, end):
+    assert mixing_ratio(schedule, 0, 50, **params) == pytest.approx(start)
+    assert mixing_ratio(schedule, 25, 50, **params) == pytest.approx(middle)
+    assert mixing_ratio(schedule, 50, 50, **params) == pytest.approx(end, abs=1e-12)
+
+
+def test_parabolic_schedule_matches_bbn_at_every_epoch():
+    assert [mixing_ratio("parabolic", t, 4) for t in range(4)] == [1.0, 1 - 1 / 16, 1 - 4 / 16, 1 - 9 / 16]
+
+
+def test_hls_factor_against_hand_computation():
+    assert hls_factor(0.0, 10.0) == 0.0
+    assert hls_factor(0.5, 2.0) == pytest.approx(1 - math.exp(-1))
+    assert hls_factor(1.0, 10.0) == pytest.approx(1 - math.exp(-10))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mixing_ratio("sawtooth", 0, 10),
+    lambda: mixing_ratio("constant", 0, 10, mu=1.5),
+    lambda: mixing_ratio("parabolic", 0, 10, k=3.0),
+    lambda: mixing_ratio("parabolic", 0, 0),
+    lambda: hls_factor(0.5, 0.0),
+])
+def test_bad_schedule_input_is_one_clear_error(call):
+    with pytest.raises(LtnasError):
+        call()
+
+
+# --- Theorem 1 ------------------------------------------------------------------------------------
+def _alpha_grads(strategy: BbnSearch, batch, mu: float) -> dict[str, list[torch.Tensor]]:
+    strategy.mu = mu
+    return strategy.arch_gradients(batch, batch)
+
+
+def test_head_alpha_gradients_scale_with_mu_while_the_backbone_gradient_does_not():
+    """Paper 001, Theorem 1, on a network whose two heads are identical and see the same batch: then
+    o_ins = o_cls, the loss is the same function for every μ, ∇α_ins = μ g, ∇α_cls = (1 − μ) g, and the
+    backbone's α gradient does not depend on μ at all."""
+    strategy = tiny_strategy()
+    network = strategy.network
+    network.heads["balanced"].load_state_dict(network.heads["instance"].state_dict())
+    with torch.no_grad():
+        network.alpha_head_balanced.copy_(network.alpha_head_instance)
+    batch = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    at_one, at_zero = _alpha_grads(strategy, batch, 1.0), _alpha_grads(strategy, batch, 0.0)
+    head = at_one["instance"][0]
+    assert head.abs().sum() > 0 and torch.allclose(at_zero["balanced"][0], head, atol=1e-7)
+    for mu in (0.2, 0.7):
+        grads = _alpha_grads(strategy, batch, mu)
+        assert torch.allclose(grads["instance"][0], mu * head, rtol=1e-4, atol=1e-8)
+        assert torch.allclose(grads["balanced"][0], (1 - mu) * head, rtol=1e-4, atol=1e-8)
+        for got, reference in zip(grads["backbone"], at_one["backbone"]):
+            assert reference.abs().sum() > 0 and torch.allclose(got, reference, rtol=1e-4, atol=1e-8)
+
+
+def test_a_head_out_of_the_mix_gets_no_gradient_but_the_backbone_still_does():
+    strategy = tiny_strategy()
+    ins = (torch.randn(6, 3, 8, 8), torch.tensor([0, 0, 0, 0, 1, 2]))
+    cls = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    for mu, silent, active in ((0.0, "instance", "balanced"), (1.0, "balanced", "instance")):
+        strategy.mu = mu
+        grads = strategy.arch_gradients(ins, cls)
+        assert torch.count_nonzero(grads[silent][0]) == 0
+        assert grads[active][0].abs().sum() > 0
+        assert all(g.abs().sum() > 0 for g in grads["backbone"])
+
+
+def test_bbn_loss_is_algorithm_1_line_11():
+    o_ins, o_cls = torch.randn(4, 3), torch.randn(4, 3)
+    y_ins, y_cls = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
+    mixed = 0.3 * o_ins + 0.7 * o_cls
+    log_p = mixed.log_softmax(1)
+    expected = -(0.3 * log_p[range(4), y_ins].mean() + 0.7 * log_p[range(4), y_cls].mean())
+    assert bbn_loss(o_ins, o_cls, y_ins, y_cls, 0.3).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# --- HLS reaches the backbone α group only --------------------------------------------------------
+def _arch_lrs(strategy: BbnSearch) -> dict[str, float]:
+    return {c: o.param_groups[0]["lr"] for c, o in strategy.a_optimizers.items()}
+
+
+def test_hls_scales_only_the_backbone_alpha_learning_rate():
+    with_hls, without = tiny_strategy(hls=True, tau=3.0), tiny_strategy(hls=False)
+    for epoch in (0, 1):
+        with_hls.set_epoch(epoch)
+        without.set_epoch(epoch)
+        factor = hls_factor(mixing_ratio("parabolic", epoch, 2), 3.0)
+        plain, scaled = _arch_lrs(without), _arch_lrs(with_hls)
+        assert plain["backbone"] == plain["instance"] == plain["balanced"]
+        assert scaled["instance"] == scaled["balanced"] == plain["instance"]
+        assert scaled["backbone"] == pytest.approx(factor * plain["backbone"])
+        # weights: unscaled unless scale_weight_lr asks for it
+        assert [g["lr"] for g in with_hls.w_optimizer.param_groups] == [g["lr"] for g in without.w_optimizer.param_groups]
+    weights_too = tiny_strategy(hls=True, tau=3.0, scale_weight_lr=True)
+    weights_too.set_epoch(1)
+    backbone, heads = (g["lr"] for g in weights_too.w_optimizer.param_groups)
+    assert backbone == pytest.approx(hls_factor(0.75, 3.0) * heads)
+
+
+def test_each_alpha_component_has_its_own_optimizer_and_no_alpha_reaches_the_weights():
+    strategy = tiny_strategy()
+    network = strategy.network
+    owners = {id(p): c for c, o in strategy.a_optimizers.items() for g in o.param_groups for p in g["params"]}
+    assert owners == {id(network.alpha_normal): "backbone", id(network.alpha_reduce): "backbone",
+                      id(network.alpha_head_instance): "instance", id(network.alpha_head_balanced): "balanced"}
+    weight_ids = {id(p) for g in strategy.w_optimizer.param_groups for p in g["params"]}
+    assert not weight_ids & set(owners) and weight_ids == {id(p) for p in network.parameters()}
+
+
+def test_a_stopped_backbone_keeps_its_alpha_while_the_heads_move():
+    strategy = tiny_strategy(continued="frozen_backbone", continued_epochs=1)
+    strategy.set_epoch(2)  # the continued epoch: μ = 0, backbone frozen
+    assert strategy.mu == 0.0 and strategy.backbone_frozen
+    network = strategy.network
+    before = {name: p.detach().clone() for name, p in network.state_dict().items()}
+    batch = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    strategy.step(batch, batch, batch, batch)
+    after = network.state_dict()
+    backbone = [n for n in before if n.startswith(("stem", "cells", "alpha_normal", "alpha_reduce"))]
+    assert all(torch.equal(before[n], after[n]) for n in backbone)
+    assert not torch.equal(before["alpha_head_balanced"], after["alpha_head_balanced"])
+    assert not torch.equal(before["heads.balanced.classifier.weight"], after["heads.balanced.classifier.weight"])
+
+
+# --- the class-balanced sampler -------------------------------------------------------------------
+def test_class_balanced_sampler_is_near_uniform_over_classes_on_a_ratio_50_set():
+    counts = longtail_counts(500, 10, "exp", ratio=50)
+    assert counts[0] / counts[-1] == 50
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    images = ImageSet(torch.zeros(len(labels), 1, 1, 1, dtype=torch.uint8), labels)
+    drawn = {}
+    for sampler in ("instance", "class_balanced"):
+        batches = DeviceBatches(images, 128, device="cpu", mean=[0.0], std=[1.0], sampler=sampler,
+                                generator=torch.Generator().manual_seed(0))
+        drawn[sampler] = torch.cat([y for _ in range(10) for _, y in batches])
+    balanced = torch.bincount(drawn["class_balanced"], minlength=10).double() / len(drawn["class_balanced"])
+    assert torch.all((balanced - 0.1).abs() < 0.01), balanced
+    natural = torch.bincount(drawn["instance"], minlength=10).double() / len(drawn["instance"])
+    assert natural[0] > 20 * natural[-1]  # the instance sampler keeps the long tail
+
+
+# --- the run end to end ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bbn_run(tmp_path_factory) -> Path:
+    config = validate_config(bbn_config(continued="mu_half", continued_epochs=1, mu_sweep=[0, 0.5, 1]))
+    folder = tmp_path_factory.mktemp("bbn") / "run"
+    pipeline.run_all(config, RunFolder.create(folder, config))
+    return folder
+
+
+def test_bbn_run_writes_eval_json_in_the_pipeline_schema(bbn_run):
+    evaluation = json.loads((bbn_run / "eval.json").read_text())
+    for name in ("balanced_test", "longtail_test"):
+        metrics = evaluation[name]
+        assert {"overall", "balanced", "many", "medium", "few", "per_class", "confusion"} <= set(metrics)
+    assert evaluation["balanced_test"]["num_samples"] == 40
+    assert evaluation["mu_test"] == 0.5 and evaluation["genotype"] == "searched"
+    assert evaluation["params"] > 0 and evaluation["device"] == "cpu"
+    assert evaluation["seconds"]["search"] > 0 and evaluation["seconds"]["train"] is None
+    assert evaluation["mu_selected_on_val"]["mu"] in (0, 0.5, 1)
+
+
+def test_bbn_run_logs_mu_and_learning_rates_per_epoch_with_continued_training(bbn_run):
+    rows = JsonlLog(bbn_run / "search" / "metrics.jsonl").rows()
+    assert [row["mu"] for row in rows] == [1.0, 0.75, 0.5]  # parabolic over 2 epochs, then continued at 0.5
+    assert rows[1]["arch_lr_backbone"] == pytest.approx(hls_factor(0.75, 10.0) * rows[1]["arch_lr_instance"])
+    assert rows[2]["lr"] == pytest.approx(0.002)  # continued_lr
+    alpha = JsonlLog(bbn_run / "search" / "alpha.jsonl").rows()
+    assert len(alpha) == 3
+    assert {"normal", "reduce", "head_instance", "head_balanced"} <= set(alpha[-1])
+
+
+def test_bbn_genotype_has_backbone_and_both_head_cells_and_is_drawn(bbn_run):
+    genotype = json.loads((bbn_run / "search" / "genotype.json").read_text())
+    backbone = Genotype.from_dict(genotype)  # the backbone part is an ordinary genotype
+    assert len(backbone.normal) == len(backbone.reduce) == 8
+    for head in ("head_instance", "head_balanced"):
+        assert len(genotype[head]) == 8 and genotype[f"{head}_concat"] == [2, 3, 4, 5]
+    report = (bbn_run / "report.md").read_text()
+    assert "Class-balanced head cell" in report and "Accuracy against the mixing ratio" in report
+    for plot in ("search_genotype", "alpha_history", "alpha_heatmap", "mu_sweep"):
+        assert (bbn_run / "plots" / f"{plot}.png").is_file()
+
+
+def test_mu_sweep_endpoints_equal_each_head_alone(bbn_run):
+    """μ_test = 1 is the instance head alone, 0 the class-balanced head alone, computed here without mixing."""
+    from ltnas.evaluate import evaluation_batches
+
+    run = RunFolder.open(bbn_run)
+    ctx = Context.prepare(run.config(), run)
+    network = build_two_branch_network(ctx.config, ctx.dataset.num_classes, ctx.dataset.channels)
+    state = torch.load(bbn_run / "search" / "checkpoint.pt", weights_only=False)
+    network.load_state_dict(state["task"]["strategy"]["network"])
+    network.eval()
+    data = ctx.dataset
+    x, y = next(iter(evaluation_batches(data.test, data, "cpu", 1000)))
+    with torch.no_grad():
+        weights = network.relaxed_weights()
+        states = network.backbone(x, weights)
+        alone = {"instance": network.heads["instance"](*states, weights["head_instance"]),
+                 "balanced": network.heads["balanced"](*states, weights["head_balanced"])}
+    sweep = {row["mu"]: row for row in json.loads((bbn_run / "mu_sweep.json").read_text())["rows"]}
+    for mu, head in ((1, "instance"), (0, "balanced")):
+        expected = classification_metrics(alone[head].argmax(1), y, data.num_classes, data.train_counts)
+        assert sweep[mu]["balanced_test"]["overall"] == expected["overall"]
+        assert sweep[mu]["balanced_test"]["balanced"] == expected["balanced"]
+
+
+def test_ltnas_eval_reevaluates_a_finished_bbn_run_to_the_same_numbers(bbn_run, capsys):
+    from ltnas.cli import main
+
+    before = json.loads((bbn_run / "eval.json").read_text())
+    assert main(["eval", str(bbn_run)]) == 0, capsys.readouterr().err
+    after = json.loads((bbn_run / "eval.json").read_text())
+    assert after["balanced_test"] == before["balanced_test"] and after["mu_selected_on_val"] == before["mu_selected_on_val"]
+
+
+def test_mixed_metrics_at_the_end_points_are_the_heads_metrics():
+    o_ins, o_cls = torch.randn(30, 4), torch.randn(30, 4)
+    labels = torch.randint(0, 4, (30,))
+    counts = [50, 20, 10, 5]
+    for mu, head in ((1.0, o_ins), (0.0, o_cls)):
+        got = mixed_metrics(o_ins, o_cls, labels, mu, 4, counts)
+        want = classification_metrics(head.argmax(1), labels, 4, counts)
+        assert got["per_class"] == want["per_class"] and got["overall"] == want["overall"]
+
+
+class Killed(Exception):
+    """Stands in for a kill: raised between an epoch's log row and its checkpoint."""
+
+
+def test_bbn_search_resumed_after_interruption_equals_the_uninterrupted_run(bbn_run, tmp_path, monkeypatch):
+    original = BbnSearchTask.after_epoch
+
+    def interrupt(self, epoch, folder):
+        original(self, epoch, folder)
+        if epoch == 1:  # its metrics row and α are written, its checkpoint is not
+            raise Killed
+
+    def search(run: RunFolder) -> None:  # the search stage alone: the stage that resumes
+        search_two_branch(Context.prepare(run.config(), run))
+
+    monkeypatch.setattr(BbnSearchTask, "after_epoch", interrupt)
+    config = RunFolder.open(bbn_run).config()
+    folder = tmp_path / "run"
+    with pytest.raises(Killed):
+        search(RunFolder.create(folder, config))
+    monkeypatch.setattr(BbnSearchTask, "after_epoch", original)
+    assert len(JsonlLog(folder / "search" / "metrics.jsonl").rows()) == 2  # one row past the checkpoint
+    search(RunFolder.open(folder))
+
+    def outcome(path: Path) -> dict:
+        rows = JsonlLog(path / "search" / "metrics.jsonl").rows()
+        return {"rows": [{k: v for k, v in row.items() if k != "seconds"} for row in rows],
+                "alpha": JsonlLog(path / "search" / "alpha.jsonl").rows(),
+                "genotype": json.loads((path / "search" / "genotype.json").read_text()),
+                "checkpoint": torch.load(path / "search" / "checkpoint.pt", weights_only=False)["task"]["strategy"]["network"]}
+
+    resumed, uninterrupted = outcome(folder), outcome(bbn_run)
+    assert resumed.pop("checkpoint").keys() == uninterrupted["checkpoint"].keys()
+    network = uninterrupted.pop("checkpoint")
+    assert resumed == uninterrupted
+    final = torch.load(folder / "search" / "checkpoint.pt", weights_only=False)["task"]["strategy"]["network"]
+    assert all(torch.equal(final[name], network[name]) for name in network)
+
+
+# --- DARTS evaluated on its searched supernet (paper 001's protocol for its DARTS rows) -------------
+def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
+    raw = copy.deepcopy(TINY_RUN)
+    raw["search"].update(epochs=1, batch_size=32, primitives=list(PRIMITIVES_SMALL))
+    raw["eval"] = {"model": "supernet"}
+    config = validate_config(raw)
+    results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+    assert results["model"] == "supernet" and results["seconds"]["train"] is None
+    assert not (tmp_path / "run" / "train").exists()
+    assert results["balanced_test"]["num_samples"] == 40
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["balanced_test"] == results["balanced_test"]
+    from ltnas.cli import main
+
+    assert main(["eval", str(tmp_path / "run")]) == 0  # re-evaluates the supernet, not a missing retrained model
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["balanced_test"] == results["balanced_test"]
+
+
+# --- bad input --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change,words", [
+    ({"search": {"order": "second"}}, "first order"),
+    ({"search": {"longtail": {"sampler": "class_balanced"}}}, "leave search.longtail unset"),
+    ({"search": {"bbn": {"schedule": "sawtooth"}}}, "search.bbn.schedule"),
+    ({"search": {"bbn": {"mu_sweep": [0.5, 2]}}}, "mu_sweep"),
+    ({"search": {"bbn": {"tua": 3}}}, "did you mean 'tau'"),
+])
+def test_bad_bbn_config_is_one_clear_error(change, words):
+    raw = bbn_config()
+    for section, values in change.items():
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(raw[section].get(key), dict):
+                raw[section][key].update(value)
+            else:
+                raw[section][key] = value
+    with pytest.raises(LtnasError, match=words.replace(".", r"\.").replace("(", r"\(")):
+        validate_config(raw)
+
+
+def test_bbn_refuses_to_pretend_it_retrains(tmp_path):
+    raw = bbn_config()
+    raw["eval"] = {"model": "retrained"}
+    config = validate_config(raw)
+    with pytest.raises(LtnasError, match="eval.model: supernet"):
+        pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+
+
+# --- shipped configs --------------------------------------------------------------------------------
+def test_paper_scale_hls_config_uses_the_paper_settings():
+    from ltnas.cli import shipped_configs
+    from ltnas.config import load_config
+
+    config = load_config(shipped_configs()["hls_cifar10_lt"])
+    data, search = config.data, config.search
+    assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.2)
+    assert (search.method, search.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
+    assert (search.lr, search.arch_lr, search.weight_decay) == (0.02, 0.02, 3e-4)
+    assert (search.bbn.schedule, search.bbn.hls, search.bbn.mu_test) == ("parabolic", True, 0.5)
+    assert config.eval.model == "supernet"
+
+
+@pytest.mark.parametrize("name", ["hls_table2", "hls_table2_smoke"])
+def test_table2_comparison_variants_are_valid_run_configs(name):
+    import yaml
+
+    from ltnas.cli import shipped_configs
+    from ltnas.config import load_config
+
+    compare = yaml.safe_load(shipped_configs()[name].read_text())["compare"]
+    base = shipped_configs()[compare["base"]]
+    configs = {variant: load_config(base, overrides) for variant, overrides in compare["variants"].items()}
+    assert set(compare["published"]["values"]) == set(configs)
+    assert compare["published"]["values"]["HLS"] == 65.12 and compare["published"]["values"]["DARTS"] == 64.56
+    assert configs["DARTS"].search.method == "darts" and configs["DARTS"].search.longtail.sampler == "instance"
+    assert configs["DARTS + re-sampling"].search.longtail.sampler == "class_balanced"
+    assert not configs["DARTS + BBN"].search.bbn.hls and configs["HLS"].search.bbn.hls
+    assert configs["HLS + reverse sigmoid"].search.bbn.schedule == "reverse_sigmoid"
+    assert configs["HLS + continued"].search.bbn.continued == "mu_half"
+    # every row is evaluated the paper's way: on the searched network, never retrained
+    assert all(config.eval.model == "supernet" for config in configs.values())
+    assert len({(c.data.val_fraction, c.search.batch_size, c.search.lr) for c in configs.values()}) == 1
+
+
+def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_part():
+    """Table II's DARTS rows search on the 80/20 split: the epoch still covers the whole training part."""
+    from ltnas.search import DartsSearch
+    from ltnas.search.task import SearchTask
+    from ltnas.space import SearchNetwork
+
+    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"primitives": list(PRIMITIVES_SMALL)}}).search
+    torch.manual_seed(0)
+    network = SearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
+
+    def batches(n: int, seed: int) -> DeviceBatches:
+        images = ImageSet(torch.randint(0, 255, (n, 3, 8, 8), dtype=torch.uint8), torch.arange(n) % 3)
+        return DeviceBatches(images, 8, device="cpu", mean=[0.5] * 3, std=[0.25] * 3,
+                             generator=torch.Generator().manual_seed(seed))
+
+    train, val = batches(40, 1), batches(10, 2)  # 5 training batches, 1 validation batch
+    task = SearchTask(DartsSearch(network, config, torch.nn.functional.cross_entropy), train, val,
+                      val.in_order(16), [14, 13, 13])
+    steps = []
+    task.run_epoch(0, lambda **status: steps.append(status))
+    assert task.steps_per_epoch() == len(steps) == 5
