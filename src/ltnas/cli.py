@@ -111,10 +111,33 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         from ltnas.space import load_genotype
 
         load_genotype(config.train.genotype)  # fail before creating the run folder
-    return RunFolder.create(args.out, config), config
+    return _create_run_folder(args.out, config), config
+
+
+def _create_run_folder(out: str | None, config):
+    """A new run folder; under torchrun rank 0 creates it and the other ranks open the same one."""
+    from ltnas import distributed
+    from ltnas.runs import RunFolder, resolve_device
+
+    distributed.init_from_environment(resolve_device(config.device))
+    if not distributed.is_distributed():
+        return RunFolder.create(out, config)
+    run, path, problem = None, None, None
+    if distributed.is_main():
+        try:
+            run = RunFolder.create(out, config)
+            path = str(run.path)
+        except LtnasError as exc:
+            problem = str(exc)
+    path, problem = distributed.broadcast_object((path, problem))
+    if problem:
+        raise LtnasError(problem)
+    return run if run is not None else RunFolder.open(path)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ltnas import distributed
+
     try:
         return _main(argv)
     except LtnasError as exc:
@@ -124,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ltnas: interrupted; continue with --resume RUN_DIR (the last finished epoch is kept)",
               file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 def _main(argv: list[str] | None) -> int:
@@ -171,11 +196,13 @@ def _existing_run_command(args: argparse.Namespace) -> int:
 
 def _run_command(command: str, run, config) -> int:
     """`search`, `train`, `run`, `quickstart`: a new or resumed run in `run`."""
-    from ltnas import pipeline
+    from ltnas import distributed, pipeline
     from ltnas.report import print_summary
 
     if command == "search":
         genotype = pipeline.search_only(config, run)
+        if not distributed.is_main():
+            return 0
         print(genotype.describe())
         print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
         return 0
@@ -183,5 +210,6 @@ def _run_command(command: str, run, config) -> int:
         results = pipeline.train_only(config, run)
     else:  # run, quickstart
         results = pipeline.run_all(config, run)
-    print_summary(results, run.path)
+    if distributed.is_main():
+        print_summary(results, run.path)
     return 0

@@ -136,6 +136,7 @@ class SearchConfig(Section):
     zero_one_kind: Literal["l2", "l1"] = Field("l2", description="fairdarts: −mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+    amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
 
     @model_validator(mode="before")
     @classmethod
@@ -175,10 +176,17 @@ class TrainConfig(Section):
     drop_path: float = Field(0.2, ge=0, lt=1)
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+    amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
 
 
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
+
+
+class DistributedConfig(Section):
+    """Multi-process runs under `torchrun --nproc_per_node N -m ltnas ...` (ignored in a single process)."""
+
+    sync_bn: bool = Field(False, description="BatchNorm statistics over the global batch (CUDA only)")
 
 
 class RunConfig(Section):
@@ -190,6 +198,7 @@ class RunConfig(Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ltnas import distributed
 from ltnas.atomic import atomic_save
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
@@ -42,11 +43,11 @@ class Context:
 
     @classmethod
     def prepare(cls, config: RunConfig, run: RunFolder) -> "Context":
-        device = resolve_device(config.device)
+        device = distributed.init_from_environment(resolve_device(config.device))
         dataset = build_dataset(config.data, seed=config.seed)
-        if run.read_json("data.json") is None:
+        if run.read_json("data.json") is None and distributed.is_main():
             run.write_json("data.json", dataset.summary())
-        return cls(config, run, dataset, device, ProgressReporter(config.progress))
+        return cls(config, run, dataset, device, ProgressReporter(config.progress and distributed.is_main()))
 
     def generator(self, offset: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(self.config.seed + offset)
@@ -66,12 +67,15 @@ def search(ctx: Context) -> Genotype:
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
         nodes=cfg.nodes, relaxation=strategy_cls.relaxation, alpha_init_std=cfg.alpha_init_std,
     ).to(ctx.device)
+    if config.distributed.sync_bn:
+        network = distributed.convert_sync_batchnorm(network, ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
     strategy = strategy_cls(network, cfg, criterion)
 
     def batches(images, offset):
         return DeviceBatches(images, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
-                             generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment)
+                             generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment,
+                             shard=distributed.shard())
 
     val_batches = batches(val_set, SEARCH_SEED + 2)
     task = SearchTask(
@@ -88,17 +92,23 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
     model = build_model(config, data, genotype).to(ctx.device)
+    if config.distributed.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, ctx.device)
     criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
     train_batches = DeviceBatches(
         data.train, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
         generator=ctx.generator(TRAIN_SEED + 1), sampler=cfg.longtail.sampler, augment=cfg.augment,
+        shard=distributed.shard(),
     )
     test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
-    ctx.run.train.mkdir(parents=True, exist_ok=True)
-    genotype.to_json(ctx.run.train / "genotype.json")
+    if distributed.is_main():
+        ctx.run.train.mkdir(parents=True, exist_ok=True)
+        genotype.to_json(ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
-    atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+    if distributed.is_main():
+        atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+    distributed.barrier()
     return model
 
 
@@ -145,7 +155,8 @@ def _stage_seconds(run: RunFolder, stage: str) -> float | None:
 def report(ctx: Context) -> None:
     from ltnas.report import write_report
 
-    write_report(ctx.run.path)
+    if distributed.is_main():
+        write_report(ctx.run.path)
 
 
 # Methods whose run is not search → retrain → evaluate register their own `run_all` here as
@@ -200,6 +211,9 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
 
 
 def evaluate_and_report(ctx: Context) -> dict:
-    results = evaluate(ctx)
-    report(ctx)
-    return results
+    """Rank 0 evaluates and writes; under torchrun the other ranks wait and get its results."""
+    results = None
+    if distributed.is_main():
+        results = evaluate(ctx)
+        report(ctx)
+    return distributed.broadcast_object(results)

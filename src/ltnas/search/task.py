@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ltnas import distributed
 from ltnas.data import DeviceBatches
 from ltnas.metrics import classification_metrics
 from ltnas.evaluate import predict
@@ -41,6 +42,8 @@ class SearchTask:
             count += out["count"]
             on_step(loss=out["loss"])
         self.strategy.end_epoch()
+        loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
+        distributed.average_buffers(self.network)  # same BatchNorm statistics (and checkpoint) on every rank
         predictions, labels, val_loss = predict(self.network, self.eval_batches)
         val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts)
         return {
