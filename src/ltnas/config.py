@@ -137,6 +137,7 @@ class SearchConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
+    channels_last: bool = Field(True, description="NHWC activations in the supernet (same values; faster on CPU)")
 
     @model_validator(mode="before")
     @classmethod

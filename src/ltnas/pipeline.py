@@ -66,6 +66,7 @@ def search(ctx: Context) -> Genotype:
     network = SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
         nodes=cfg.nodes, relaxation=strategy_cls.relaxation, alpha_init_std=cfg.alpha_init_std,
+        channels_last=cfg.channels_last,
     ).to(ctx.device)
     if config.distributed.sync_bn:
         network = distributed.convert_sync_batchnorm(network, ctx.device)
