@@ -127,3 +127,20 @@ def test_bf16_autocast_search_step_runs_and_stays_close_to_fp32():
     assert loss16 == pytest.approx(loss32, rel=0.05)
     assert alpha16.dtype == torch.float32 and torch.allclose(alpha16, alpha32, atol=1e-3)
     assert not torch.equal(alpha16, alpha32)  # autocast did run in bf16
+
+
+def test_channels_last_retraining_network_computes_the_same():
+    from ltnas.space import DiscreteNetwork, load_genotype
+
+    torch.manual_seed(0)
+    nchw = DiscreteNetwork(load_genotype("DARTS_V2"), 4, 5, 3, auxiliary=True, image_size=8)
+    nhwc = DiscreteNetwork(load_genotype("DARTS_V2"), 4, 5, 3, auxiliary=True, image_size=8)
+    nhwc.load_state_dict(nchw.state_dict())
+    nhwc = nhwc.to(memory_format=torch.channels_last)  # as pipeline.train does with train.channels_last
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,))
+    for model in (nchw, nhwc):
+        logits, aux = model(x)
+        (F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)).backward()
+    assert_relatively_close(nhwc(x)[0], nchw(x)[0])
+    flat = [torch.cat([p.grad.flatten() for p in m.parameters()]) for m in (nhwc, nchw)]
+    assert ((flat[0] - flat[1]).norm() / flat[1].norm()).item() <= 1e-4

@@ -178,6 +178,7 @@ class TrainConfig(Section):
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
+    channels_last: bool = Field(True, description="NHWC weights and activations (same values; faster on CPU)")
 
 
 class EvalConfig(Section):

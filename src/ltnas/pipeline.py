@@ -93,6 +93,8 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
     model = build_model(config, data, genotype).to(ctx.device)
+    if cfg.channels_last:  # convolutions then produce NHWC activations from NCHW batches too
+        model = model.to(memory_format=torch.channels_last)
     if config.distributed.sync_bn:
         model = distributed.convert_sync_batchnorm(model, ctx.device)
     criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
