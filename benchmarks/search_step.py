@@ -1,56 +1,192 @@
-"""Images per second of one DARTS search step (α step + weight step) at the DARTS search size.
+"""One first-order search step (α step + weight step) of ltnas against the original DARTS code.
 
-    python benchmarks/search_step.py                 # C=16, 8 layers, batch 64, 32×32, 10 classes
-    python benchmarks/search_step.py --order second --device cuda
-    python benchmarks/search_step.py --smoke         # tiny sizes: checks the script runs, times nothing useful
+    python benchmarks/search_step.py --threads 2          # DARTS search size: C=16, 8 layers, batch 64, 32×32
+    python benchmarks/search_step.py --device cuda --amp
+    python benchmarks/search_step.py --smoke              # tiny sizes: correctness only, times nothing useful
 
-Random tensors stand in for CIFAR (the step's cost does not depend on pixel values). Prints the
-machine, the settings, seconds per step and images per second (train + val images per step).
+For each relaxation (softmax = DARTS, sigmoid = FairDARTS with its zero-one loss) it
+
+1. checks that ltnas's supernet and the faithful port of the original (`baseline_darts.py`), holding
+   the same parameters, give the same logits and the same gradients for every weight and for α
+   (largest difference relative to the largest value of each tensor ≤ 1e-4 in float64, and for
+   the float32 logits; see `check` for float32 gradients);
+2. times full search steps of each in its own fresh process, so that peak memory (CPU: peak
+   resident set, VmHWM; CUDA: peak allocated) belongs to that implementation alone;
+3. prints images/s (train + val images per step), peak memory and the ratio of ltnas to the baseline.
+
+Random tensors stand in for CIFAR (the step's cost does not depend on pixel values). --amp and
+--nchw apply to ltnas only: the baseline is always NCHW fp32 eager, as the original.
+Exit status 1 when the check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ltnas.config import SearchConfig
-from ltnas.runs import resolve_device
-from ltnas.search import DartsSearch
-from ltnas.space import SearchNetwork
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_darts import BaselineNetwork, BaselineSearch  # noqa: E402
+
+from ltnas.config import PRIMITIVES, SearchConfig  # noqa: E402
+from ltnas.runs import resolve_device  # noqa: E402
+from ltnas.search import strategy_class  # noqa: E402
+from ltnas.space import SearchNetwork  # noqa: E402
+
+METHODS = {"darts": "softmax", "fairdarts": "sigmoid"}
+TOLERANCE = 1e-4
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--order", choices=["first", "second"], default="first")
+    parser.add_argument("--method", choices=[*METHODS, "both"], default="both")
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after warm-up)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    parser.add_argument("--amp", action="store_true", help="ltnas: bf16 autocast (search.amp)")
+    parser.add_argument("--nchw", action="store_true", help="ltnas: NCHW activations (search.channels_last=false)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
-    args = parser.parse_args()
+    parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
+    args = parser.parse_args(argv)
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 2, 3, 4, 8, 1, 1
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
     device = resolve_device(args.device)
-    torch.manual_seed(0)
-    network = SearchNetwork(args.channels, 10, args.layers).to(device)
-    strategy = DartsSearch(network, SearchConfig(order=args.order, epochs=1), F.cross_entropy)
+    if args.impl:  # a child: time one implementation, report as JSON
+        print(json.dumps(time_steps(args, args.impl, args.method, device)))
+        return 0
 
-    def batch():
-        return (torch.randn(args.batch, 3, args.size, args.size, device=device),
-                torch.randint(0, 10, (args.batch,), device=device))
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"device {device}{gpu}, torch {torch.__version__}")
+    print(f"first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
+          f"{args.batch} val, {args.size}x{args.size}, 10 classes, all {len(PRIMITIVES)} primitives; ltnas "
+          f"{'bf16 autocast' if args.amp else 'fp32'}{', NCHW' if args.nchw else ', channels_last'}")
+    ok = True
+    for method in (METHODS if args.method == "both" else [args.method]):
+        passed, detail = check(args, method, device)
+        ok &= passed
+        print(f"{method}: ltnas vs baseline, largest relative differences: {detail}: "
+              f"{'OK' if passed else 'FAIL'} (tolerance {TOLERANCE:.0e})")
+        results = {impl: run_child(args, impl, method) for impl in ("baseline", "ours")}
+        for impl, r in results.items():
+            print(f"  {impl:8s} {r['seconds']:8.3f} s/step  {r['images_per_s']:8.1f} images/s  "
+                  f"peak memory {r['peak_mb']:8.0f} MB ({r['memory']})")
+        base, ours = results["baseline"], results["ours"]
+        print(f"  ltnas / baseline: {ours['images_per_s'] / base['images_per_s']:.2f}x images/s, "
+              f"{ours['peak_mb'] / base['peak_mb']:.2f}x peak memory")
+    return 0 if ok else 1
 
-    train, val = batch(), batch()
+
+def build(args, method: str, device: torch.device, seed: int = 0):
+    """ltnas's network and the baseline, holding the same parameters and α."""
+    torch.manual_seed(seed)
+    network = SearchNetwork(args.channels, 10, args.layers, relaxation=METHODS[method],
+                            channels_last=not args.nchw).to(device)
+    with torch.no_grad():  # α away from its near-uniform start, so that every op weighs differently
+        for alpha in network.arch_parameters():
+            alpha.normal_()
+    baseline = BaselineNetwork(args.channels, 10, args.layers, relaxation=METHODS[method]).to(device)
+    baseline.alphas_normal = baseline.alphas_normal.detach().to(device).requires_grad_(True)
+    baseline.alphas_reduce = baseline.alphas_reduce.detach().to(device).requires_grad_(True)
+    return network, baseline.copy_from(network)
+
+
+def batch(args, device: torch.device, generator: torch.Generator):
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=generator).to(device)
+    y = torch.randint(0, 10, (args.batch,), generator=generator).to(device)
+    return x, y
+
+
+def check(args, method: str, device: torch.device) -> tuple[bool, str]:
+    """Do ltnas and the baseline compute the same function and the same gradients?
+
+    Passes when, in float64, the logits and every weight and α gradient agree to 1e-4 relative (they
+    agree to ~1e-13: the same maths), and the float32 logits agree to 1e-4. Float32 gradients are
+    printed against the float64 answer for both, not held to each other: at the DARTS size a few
+    gradients come out of near-cancellations in BatchNorm's backward, where any reordering of float32
+    sums (ltnas adds the gradients of a shared ReLU before masking; channels_last convolutions sum in
+    another order) moves them by 1e-2 relative, and the original is just as far from the exact answer.
+    The check uses a batch of at most 16: the maths does not depend on the batch size.
+    """
+    x, y = batch(args, device, torch.Generator().manual_seed(1))
+    x, y = x[:16], y[:16]
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        network, baseline = build(args, method, device)
+        network.to(dtype), baseline.to(dtype)
+        baseline.alphas_normal = baseline.alphas_normal.detach().to(dtype).requires_grad_(True)
+        baseline.alphas_reduce = baseline.alphas_reduce.detach().to(dtype).requires_grad_(True)
+        results[dtype] = [outputs_and_gradients(model, x.to(dtype), y) for model in (network, baseline)]
+    (ours64, base64), (ours32, base32) = results[torch.float64], results[torch.float32]
+    exact = max(relative_difference(a, b) for a, b in zip(ours64, base64))
+    logits = relative_difference(ours32[0], base32[0])
+
+    def float32_errors(grads):
+        worst = max(relative_difference(a.double(), b) for a, b in zip(grads[1:], base64[1:]))
+        flat, reference = (torch.cat([g.double().flatten() for g in gs[1:]]) for gs in (grads, base64))
+        return f"worst tensor {worst:.1e}, all together {((flat - reference).norm() / reference.norm()).item():.1e}"
+
+    ok = exact <= TOLERANCE and logits <= TOLERANCE
+    return ok, (f"float64 logits + gradients {exact:.1e}; float32 logits {logits:.1e}; float32 gradients against "
+                f"float64: ltnas {float32_errors(ours32)}, baseline {float32_errors(base32)}")
+
+
+def outputs_and_gradients(model, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    model.train()
+    logits = model(x)
+    F.cross_entropy(logits, y).backward()
+    return [logits.detach(), *(p.grad for p in model.parameters()), *(a.grad for a in model.arch_parameters())]
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference relative to the largest value of the reference `b` (at least 1e-6: a gradient
+    that is exactly 0 in theory, such as one feeding only a BatchNorm's mean, is rounding noise)."""
+    return (a - b).abs().max().item() / max(b.abs().max().item(), 1e-6)
+
+
+def run_child(args, impl: str, method: str) -> dict:
+    argv = [a for a in sys.argv[1:] if a != "--smoke"]
+    command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method]
+    if args.smoke:  # the child must use the same tiny sizes
+        command += ["--channels", "2", "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1", "--warmup", "1"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
+    network, baseline = build(args, method, device)
+    generator = torch.Generator().manual_seed(1)
+    train, val = batch(args, device, generator), batch(args, device, generator)
+    if impl == "baseline":
+        del network
+        strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)
+    else:
+        del baseline
+        config = SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=args.batch, lr=0.025,
+                              arch_lr=3e-4, epochs=1, amp=args.amp)
+        strategy = strategy_class(method)(network, config, F.cross_entropy)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
         strategy.step(train, val)
     synchronize(device)
@@ -59,13 +195,22 @@ def main() -> None:
         strategy.step(train, val)
     synchronize(device)
     seconds = (time.perf_counter() - began) / args.steps
+    if device.type == "cuda":
+        peak, memory = torch.cuda.max_memory_allocated(device) / 2**20, "CUDA peak allocated"
+    else:
+        peak, memory = peak_resident_mb(), "peak resident set"
+    return {"seconds": seconds, "images_per_s": 2 * args.batch / seconds, "peak_mb": peak, "memory": memory}
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"torch {torch.__version__}")
-    print(f"DARTS {args.order}-order search step: C={args.channels}, {args.layers} layers, batch {args.batch}, "
-          f"{args.size}x{args.size}")
-    print(f"{seconds:.3f} s/step, {2 * args.batch / seconds:.1f} images/s (train + val images)")
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; getrusage's maximum
+    does not (a child would report its parent's peak), so it is only the fallback elsewhere."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def synchronize(device: torch.device) -> None:
@@ -74,4 +219,4 @@ def synchronize(device: torch.device) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

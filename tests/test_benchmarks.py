@@ -6,11 +6,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def test_search_step_benchmark_runs_in_smoke_mode():
-    result = subprocess.run([sys.executable, str(BENCHMARKS / "search_step.py"), "--smoke", "--device", "cpu", "--threads", "1"],
+def run_script(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args, "--smoke", "--device", "cpu", "--threads", "1"],
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "images/s" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both():
+    out = run_script(str(BENCHMARKS / "search_step.py"), "--method", "fairdarts")
+    assert "OK (tolerance 1e-04)" in out and "FAIL" not in out
+    assert "ltnas / baseline:" in out and "images/s" in out
+
+
+@pytest.mark.parametrize("script,expect", [("retrain_step.py", "tuned / original"), ("end_to_end.py", "total")])
+def test_retrain_and_end_to_end_benchmarks_run(script, expect):
+    extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]
+    assert expect in run_script(str(BENCHMARKS / script), *extra)

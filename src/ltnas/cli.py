@@ -6,6 +6,7 @@ Problems the user can fix are reported as one line on stderr with exit code 2 (n
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -143,10 +144,33 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         from ltnas.space import load_genotype
 
         load_genotype(config.train.genotype)  # fail before creating the run folder
-    return RunFolder.create(args.out, config), config
+    return _create_run_folder(args.out, config), config
+
+
+def _create_run_folder(out: str | None, config):
+    """A new run folder; under torchrun rank 0 creates it and the other ranks open the same one."""
+    from ltnas import distributed
+    from ltnas.runs import RunFolder, resolve_device
+
+    distributed.init_from_environment(resolve_device(config.device))
+    if not distributed.is_distributed():
+        return RunFolder.create(out, config)
+    run, path, problem = None, None, None
+    if distributed.is_main():
+        try:
+            run = RunFolder.create(out, config)
+            path = str(run.path)
+        except LtnasError as exc:
+            problem = str(exc)
+    path, problem = distributed.broadcast_object((path, problem))
+    if problem:
+        raise LtnasError(problem)
+    return run if run is not None else RunFolder.open(path)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ltnas import distributed
+
     try:
         return _main(argv)
     except LtnasError as exc:
@@ -156,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ltnas: interrupted; continue with --resume RUN_DIR (the last finished epoch is kept)",
               file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 def _main(argv: list[str] | None) -> int:
@@ -197,6 +223,9 @@ def _compare_command(args: argparse.Namespace) -> int:
     from ltnas.report.comparison import print_comparison
 
     quickstart = args.command == "quickstart"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise LtnasError(f"ltnas {args.command} runs its members one after another in one process; under torchrun "
+                         "start each run with `ltnas run`")
     if args.resume:
         given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
                                           ("--seed", args.seed is not None), ("--out", args.out),
@@ -285,13 +314,15 @@ def _existing_run_command(args: argparse.Namespace) -> int:
 
 def _run_command(command: str, run, config) -> int:
     """`search`, `train`, `run`, `quickstart`: a new or resumed run in `run`."""
-    from ltnas import pipeline
+    from ltnas import distributed, pipeline
     from ltnas.report import print_summary
 
     if command == "search" and config.search.method == "imbnas":
         command = "evolve"  # IMB-NAS searches by evolving a supernet's subnets
     if command == "search":
         genotype = pipeline.search_only(config, run)
+        if not distributed.is_main():
+            return 0
         print(genotype.describe())
         empty = [cell for cell in ("normal", "reduce") if not getattr(genotype, cell)]
         if empty:  # retraining it would fail; say so now, while the fix is cheap
@@ -317,5 +348,6 @@ def _run_command(command: str, run, config) -> int:
         results = pipeline.train_only(config, run)
     else:  # run, quickstart
         results = pipeline.run_all(config, run)
-    print_summary(results, run.path)
+    if distributed.is_main():
+        print_summary(results, run.path)
     return 0

@@ -261,6 +261,8 @@ class SearchConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     bbn: BbnConfig = Field(default_factory=BbnConfig)
+    amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
+    channels_last: bool = Field(True, description="NHWC activations in the supernet (same values; faster on CPU)")
 
     @model_validator(mode="before")
     @classmethod
@@ -310,6 +312,8 @@ class TrainConfig(Section):
     drop_path: float = Field(0.2, ge=0, lt=1)
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
+    amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
+    channels_last: bool = Field(True, description="NHWC weights and activations (same values; faster on CPU)")
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")
@@ -424,6 +428,12 @@ class PublishedResults(Section):
     values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
 
 
+class DistributedConfig(Section):
+    """Multi-process runs under `torchrun --nproc_per_node N -m ltnas ...` (ignored in a single process)."""
+
+    sync_bn: bool = Field(False, description="BatchNorm statistics over the global batch (CUDA only)")
+
+
 class RunConfig(Section):
     name: str = "ltnas"
     seed: int = 0
@@ -440,6 +450,7 @@ class RunConfig(Section):
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ltnas import distributed
 from ltnas.atomic import atomic_save
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
@@ -43,11 +44,11 @@ class Context:
 
     @classmethod
     def prepare(cls, config: RunConfig, run: RunFolder) -> "Context":
-        device = resolve_device(config.device)
+        device = distributed.init_from_environment(resolve_device(config.device))
         dataset = build_dataset(config.data, seed=config.seed)
-        if run.read_json("data.json") is None:
+        if run.read_json("data.json") is None and distributed.is_main():
             run.write_json("data.json", dataset.summary())
-        return cls(config, run, dataset, device, ProgressReporter(config.progress))
+        return cls(config, run, dataset, device, ProgressReporter(config.progress and distributed.is_main()))
 
     def generator(self, offset: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(self.config.seed + offset)
@@ -64,6 +65,8 @@ def search(ctx: Context) -> Genotype:
 
     strategy_cls = strategy_class(cfg.method)
     network = build_search_network(config, data).to(ctx.device)
+    if config.distributed.sync_bn:
+        network = distributed.convert_sync_batchnorm(network, ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
     arch_criterion = build_arch_criterion(cfg, counts, ctx.device)
     views = {}
@@ -73,7 +76,8 @@ def search(ctx: Context) -> Genotype:
 
     def batches(images, offset):
         return DeviceBatches(images, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
-                             generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment)
+                             generator=ctx.generator(offset), sampler=cfg.longtail.sampler, augment=cfg.augment,
+                             shard=distributed.shard())
 
     val_batches = batches(val_set, SEARCH_SEED + 2)
     task = SearchTask(
@@ -89,6 +93,7 @@ def build_search_network(config: RunConfig, data: LongTailDataset) -> SearchNetw
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
         nodes=cfg.nodes, relaxation=strategy_class(cfg.method).relaxation, alpha_init_std=cfg.alpha_init_std,
+        channels_last=cfg.channels_last,
     )
 
 
@@ -98,17 +103,25 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
     model = build_model(config, data, genotype).to(ctx.device)
+    if cfg.channels_last:  # convolutions then produce NHWC activations from NCHW batches too
+        model = model.to(memory_format=torch.channels_last)
+    if config.distributed.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, ctx.device)
     criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
     train_batches = DeviceBatches(
         data.train, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
         generator=ctx.generator(TRAIN_SEED + 1), sampler=cfg.longtail.sampler, augment=cfg.augment,
+        shard=distributed.shard(),
     )
     test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
-    ctx.run.train.mkdir(parents=True, exist_ok=True)
-    genotype.to_json(ctx.run.train / "genotype.json")
+    if distributed.is_main():
+        ctx.run.train.mkdir(parents=True, exist_ok=True)
+        genotype.to_json(ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
-    atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+    if distributed.is_main():
+        atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+    distributed.barrier()
     return model
 
 
@@ -181,7 +194,8 @@ def _stage_seconds(run: RunFolder, stage: str) -> float | None:
 def report(ctx: Context) -> None:
     from ltnas.report import write_report
 
-    write_report(ctx.run.path)
+    if distributed.is_main():
+        write_report(ctx.run.path)
 
 
 # Methods whose run is not search → retrain → evaluate register their own `run_all` here as
@@ -208,6 +222,9 @@ def run_all(config: RunConfig, run: RunFolder) -> dict:
         return train_only(config, run)
     runner = method_runner(config.search.method)
     if runner is not None:
+        if distributed.is_distributed():
+            raise LtnasError(f"search.method {config.search.method} runs in one process; under torchrun ltnas "
+                             "runs darts, fairdarts and ssf searches and retraining (start it without torchrun)")
         return runner(config, run)
     ctx = Context.prepare(config, run)
     genotype = search(ctx)
@@ -246,14 +263,17 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
 
 
 def evaluate_and_report(ctx: Context) -> dict:
-    searched = not ctx.config.train.genotype
-    if searched and ctx.config.search.method == "bbn":
-        from ltnas.stages.bbn import reevaluate
+    """Rank 0 evaluates and writes; under torchrun the other ranks wait and get its results."""
+    results = None
+    if distributed.is_main():
+        searched = not ctx.config.train.genotype
+        if searched and ctx.config.search.method == "bbn":
+            from ltnas.stages.bbn import reevaluate
 
-        results = reevaluate(ctx)
-    elif searched and ctx.config.eval.model == "supernet":
-        results = evaluate_supernet(ctx)
-    else:
-        results = evaluate(ctx)
-    report(ctx)
-    return results
+            results = reevaluate(ctx)
+        elif searched and ctx.config.eval.model == "supernet":
+            results = evaluate_supernet(ctx)
+        else:
+            results = evaluate(ctx)
+        report(ctx)
+    return distributed.broadcast_object(results)

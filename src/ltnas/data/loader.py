@@ -21,6 +21,9 @@ class DeviceBatches:
     shuffle=True (training): each epoch's order is drawn from `generator` when iteration starts, by the
     instance or class-balanced sampler; both give the same number of batches. The generator is the only
     source of randomness, so saving and restoring its state reproduces an epoch.
+    shard=(rank, ranks) (data-parallel training): every rank draws the same order and augmentation for
+    global batches of ranks × batch_size images and yields its own slice of each, so N ranks see exactly
+    the batches one process with batch N × batch_size would, and share one generator state.
     shuffle=False (evaluation): dataset order, every image exactly once; drop_last and sampler do not apply.
     """
 
@@ -37,6 +40,7 @@ class DeviceBatches:
         augment: AugmentConfig | None = None,
         shuffle: bool = True,
         drop_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if sampler not in SAMPLERS:
             raise LtnasError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
@@ -55,6 +59,9 @@ class DeviceBatches:
         self.augment = BatchAugment(augment, mean, std) if augment is not None else None
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.rank, self.ranks = shard
+        if not 0 <= self.rank < self.ranks or (self.ranks > 1 and not shuffle):
+            raise ValueError(f"bad shard {shard} (shuffle={shuffle}): sharding is (rank < ranks) for training batches")
 
     def in_order(self, batch_size: int) -> DeviceBatches:
         """The same images, already on the device, each once in dataset order: for evaluation
@@ -68,11 +75,15 @@ class DeviceBatches:
     def num_images(self) -> int:
         return len(self.labels)
 
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.ranks
+
     def __len__(self) -> int:
         n = self.num_images
         if self.drop_last and self.shuffle:
             # a set smaller than one batch still yields one (smaller) batch rather than none
-            return max(1, n // self.batch_size) if n else 0
+            return max(1, n // self.global_batch_size) if n else 0
         return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -85,14 +96,17 @@ class DeviceBatches:
         n = self.num_images
         if not self.shuffle:
             return torch.arange(n, device=self.device)
-        num_samples = min(n, len(self) * self.batch_size)
+        num_samples = min(n, len(self) * self.global_batch_size)
         if self.sampler == "class_balanced":
             return class_balanced_indices(self.labels, num_samples, self.generator)
         return instance_indices(n, num_samples, self.generator, self.device)
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for index in order.split(self.batch_size):
+        for index in order.split(self.global_batch_size):
             x = (self.images[index].float().div_(255) - self.mean) / self.std
             if self.augment is not None:
-                x = self.augment(x, self.generator)
-            yield x, self.labels[index]
+                x = self.augment(x, self.generator)  # the whole global batch: same draws on every rank
+            y = self.labels[index]
+            if self.ranks > 1:
+                x, y = x.tensor_split(self.ranks)[self.rank], y.tensor_split(self.ranks)[self.rank]
+            yield x, y

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ltnas import distributed
 from ltnas.config import SearchConfig
 from ltnas.space.search_network import SearchNetwork
+from ltnas.train.precision import autocast
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -75,11 +77,13 @@ class DartsSearch:
     # --- one search step ----------------------------------------------------------------------
     def step(self, train: Batch, val: Batch) -> dict[str, float]:
         self.network.train()
-        self.arch_step(train, val)
-        return self.weight_step(train)
+        with autocast(self.alphas[0].device, self.config.amp):
+            self.arch_step(train, val)
+            return self.weight_step(train)
 
     def arch_step(self, train: Batch, val: Batch) -> None:
-        for alpha, grad in zip(self.alphas, self.arch_gradients(train, val)):
+        # Under torchrun each rank has its own shard: the mean gradient keeps α the same on every rank.
+        for alpha, grad in zip(self.alphas, distributed.average_tensors(self.arch_gradients(train, val))):
             alpha.grad = grad
         self.a_optimizer.step()
 
@@ -97,6 +101,7 @@ class DartsSearch:
         logits = self.network(x)
         loss = self.criterion(logits, y)
         loss.backward(inputs=self.weights)  # weights only: α gets its gradient in arch_step
+        distributed.average_gradients(self.weights)
         nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_optimizer.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item(), "count": len(y)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ltnas import distributed
 from ltnas.config import SearchConfig
 from ltnas.data.views import ViewAugment
 from ltnas.errors import LtnasError
@@ -83,6 +84,8 @@ class SsfSearch(FairDartsSearch):
             logits = self.network.classifier(features)
         supervised = self.criterion(logits, y)
         (supervised + ssl_loss).backward(inputs=self.weights)
+        # Under torchrun each rank's Barlow Twins term correlates its own shard of the batch.
+        distributed.average_gradients(self.weights)
         nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_optimizer.step()
         return {"loss": supervised.item(), "ssl_loss": ssl_loss.item(),

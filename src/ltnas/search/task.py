@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ltnas import distributed
 from ltnas.data import DeviceBatches
 from ltnas.errors import LtnasError
 from ltnas.metrics import classification_metrics
@@ -61,6 +62,10 @@ class SearchTask:
             count += out["count"]
             on_step(loss=out["loss"])
         self.strategy.end_epoch()
+        names = sorted(sums)  # the same on every rank: one strategy
+        *totals, correct, count = distributed.sum_over_ranks(*(sums[name] for name in names), correct, count)
+        sums = dict(zip(names, totals))
+        distributed.average_buffers(self.network)  # same BatchNorm statistics (and checkpoint) on every rank
         predictions, labels, val_loss = predict(self.network, self.eval_batches)
         val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts)
         return {

@@ -39,6 +39,13 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    def forward_after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an input that has already been through its leading ReLU (shared by the
+        supernet across the operations that start with it)."""
+        for module in list(self)[1:]:
+            x = module(x)
+        return x
+
 
 class SepConv(nn.Sequential):
     """Two stacked (ReLU, depthwise k×k, pointwise 1×1, BN) blocks; only the first one strides."""
@@ -48,6 +55,9 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, dilation=1, affine=affine),
             DilConv(c_in, c_out, kernel, 1, padding, dilation=1, affine=affine),
         )
+
+    def forward_after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        return self[1](self[0].forward_after_relu(x))
 
 
 class Zero(nn.Module):
@@ -76,7 +86,9 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        return self.forward_after_relu(self.relu(x))
+
+    def forward_after_relu(self, x: torch.Tensor) -> torch.Tensor:
         # The original slices x[:, :, 1:, 1:]; padding by one first gives the same result for even
         # sizes and keeps both halves the same shape for odd ones (e.g. 7×7 maps of 28×28 inputs).
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ltnas import distributed
 from ltnas.atomic import atomic_save
 from ltnas.errors import LtnasError
 from ltnas.train.checkpoint import load_checkpoint, rng_state, set_rng_state
@@ -97,8 +98,12 @@ class ProgressReporter:
 
 
 def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter | None = None) -> list[dict]:
-    """Run `task` for `epochs` epochs in `folder`, resuming from `folder/checkpoint.pt` if present."""
-    progress = progress or ProgressReporter(enabled=False)
+    """Run `task` for `epochs` epochs in `folder`, resuming from `folder/checkpoint.pt` if present.
+
+    Under torchrun every rank runs the task (on its shard) but only rank 0 writes and shows progress.
+    """
+    main = distributed.is_main()
+    progress = progress if progress is not None and main else ProgressReporter(enabled=False)
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "checkpoint.pt"
     log = JsonlLog(folder / "metrics.jsonl")
@@ -108,8 +113,9 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
         task.load_state_dict(state["task"])
         set_rng_state(state["rng"])
         start = state["epoch"]
-    log.truncate(start)
-    task.truncate_history(folder, start)
+    if main:
+        log.truncate(start)
+        task.truncate_history(folder, start)
 
     steps = task.steps_per_epoch()
     with progress.stage(task.name, total=epochs * steps, completed=start * steps):
@@ -122,7 +128,9 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
                     f"{task.name} diverged at epoch {epoch + 1} (non-finite loss); lower the learning rate or "
                     "gradient clip, then start again (the checkpoint of the last good epoch is kept)"
                 )
-            log.append(row)
-            task.after_epoch(epoch, folder)
-            atomic_save({"epoch": epoch + 1, "task": task.state_dict(), "rng": rng_state()}, checkpoint)
+            if main:
+                log.append(row)
+                task.after_epoch(epoch, folder)
+                atomic_save({"epoch": epoch + 1, "task": task.state_dict(), "rng": rng_state()}, checkpoint)
+    distributed.barrier()  # the other ranks read what rank 0 wrote
     return log.rows()

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ltnas import distributed
 from ltnas.config import TrainConfig
 from ltnas.data import DeviceBatches
 from ltnas.evaluate import predict
@@ -20,6 +21,7 @@ from ltnas.longtail import LongTailLoss
 from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
 from ltnas.train.loop import OnStep
+from ltnas.train.precision import autocast
 
 
 class RetrainTask:
@@ -54,12 +56,14 @@ class RetrainTask:
         loss_sum, correct, count = 0.0, 0, 0
         for x, y in self.train_batches:
             self.optimizer.zero_grad(set_to_none=True)
-            output = self.model(x)
-            logits, aux_logits = output if isinstance(output, tuple) else (output, None)
-            loss = self.criterion(logits, y)
-            if aux_logits is not None:
-                loss = loss + config.auxiliary_weight * self.criterion(aux_logits, y)
+            with autocast(x.device, config.amp):
+                output = self.model(x)
+                logits, aux_logits = output if isinstance(output, tuple) else (output, None)
+                loss = self.criterion(logits, y)
+                if aux_logits is not None:
+                    loss = loss + config.auxiliary_weight * self.criterion(aux_logits, y)
             loss.backward()
+            distributed.average_gradients(self.model.parameters())
             nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
             self.optimizer.step()
             loss_sum += loss.item() * len(y)
@@ -67,6 +71,8 @@ class RetrainTask:
             count += len(y)
             on_step(loss=loss.item())
         self.scheduler.step()
+        loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
+        distributed.average_buffers(self.model)
         predictions, labels, test_loss = predict(self.model, self.test_batches)
         test = classification_metrics(predictions, labels, self.num_classes, self.train_counts)
         return {
