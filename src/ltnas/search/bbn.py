@@ -35,7 +35,7 @@ from ltnas.search.darts import gradients
 from ltnas.search.schedules import hls_factor, make_schedule
 from ltnas.space.genotype import derive_genotype
 from ltnas.space.relaxation import make_relaxation
-from ltnas.space.search_network import SearchCell, num_edges, reduction_layers
+from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BRANCHES = ("instance", "balanced")
@@ -94,21 +94,11 @@ class TwoBranchSearchNetwork(nn.Module):
         self.num_classes = num_classes
         self.relaxation = make_relaxation(relaxation)
 
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            self.cells.append(SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev,
-                                         self.primitives))
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, nodes * c_curr
+        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier)
+        self.stem, self.cells = backbone.stem, backbone.cells
         self.heads = nn.ModuleDict({
-            branch: SearchHead(nodes, c_prev_prev, c_prev, c_curr, reduction_prev, num_classes, self.primitives)
+            branch: SearchHead(nodes, backbone.c_prev_prev, backbone.c_prev, backbone.channels,
+                               backbone.reduction_prev, num_classes, self.primitives)
             for branch in BRANCHES
         })
 

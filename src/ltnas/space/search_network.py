@@ -144,6 +144,28 @@ class SearchCell(nn.Module):
         return torch.cat([h.x for h in inputs[2:]], dim=1)
 
 
+class SearchBackbone:
+    """The stem and the stacked search cells of the DARTS supernet, with the channel counts a head
+    on top needs: the outputs of the last two cells (`c_prev_prev`, `c_prev`), the last cell's
+    channels per node (`channels`) and whether it reduced (`reduction_prev`)."""
+
+    def __init__(self, C: int, layers: int, in_channels: int, primitives: tuple[str, ...], nodes: int,
+                 stem_multiplier: int):
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, primitives))
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, nodes * c_curr
+        self.c_prev_prev, self.c_prev, self.channels, self.reduction_prev = c_prev_prev, c_prev, c_curr, reduction_prev
+
+
 class SearchNetwork(nn.Module):
     def __init__(
         self,
@@ -168,25 +190,11 @@ class SearchNetwork(nn.Module):
         self.num_classes = num_classes
         self.relaxation = make_relaxation(relaxation)
 
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            self.cells.append(
-                SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, self.primitives)
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, nodes * c_curr
-        self.feature_dim = c_prev
+        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier)
+        self.stem, self.cells = backbone.stem, backbone.cells
+        self.feature_dim = backbone.c_prev
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        self.classifier = nn.Linear(backbone.c_prev, num_classes)
 
         shape = (num_edges(nodes), len(self.primitives))
         self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
