@@ -142,15 +142,7 @@ def evaluate(ctx: Context) -> dict:
     genotype = Genotype.from_dict(saved["genotype"])
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     model.load_state_dict(saved["model"])
-    data, batch_size = ctx.dataset, ctx.config.eval.batch_size
-    results = {
-        "genotype": genotype.name or "searched",
-        "params": count_parameters(model),
-        "device": str(ctx.device),
-        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
-        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
-                          if data.test_longtail is not None else None),
-    }
+    results = {"genotype": genotype.name or "searched", **_test_results(ctx, model)}
     results["seconds"] = {
         "search": _stage_seconds(ctx.run, "search"),
         "train": _stage_seconds(ctx.run, "train"),
@@ -171,19 +163,23 @@ def evaluate_supernet(ctx: Context) -> dict:
     state = load_checkpoint(checkpoint, ctx.device)
     network = build_search_network(ctx.config, ctx.dataset).to(ctx.device)
     network.load_state_dict(state["task"]["strategy"]["network"])
-    data, batch_size = ctx.dataset, ctx.config.eval.batch_size
-    results = {
-        "genotype": "searched",
-        "model": "supernet",
-        "params": count_parameters(network),
-        "device": str(ctx.device),
-        "balanced_test": evaluate_model(network, data.test, data, ctx.device, batch_size),
-        "longtail_test": (evaluate_model(network, data.test_longtail, data, ctx.device, batch_size)
-                          if data.test_longtail is not None else None),
-    }
+    results = {"genotype": "searched", "model": "supernet", **_test_results(ctx, network)}
     results["seconds"] = {"search": _stage_seconds(ctx.run, "search"), "train": None, "eval": perf_counter() - began}
     ctx.run.write_json("eval.json", results)
     return results
+
+
+def _test_results(ctx: Context, model: torch.nn.Module) -> dict:
+    """The part of eval.json every evaluated model shares: its size, the device, and its metrics on
+    the balanced and (when there is one) the long-tailed test set."""
+    data, batch_size = ctx.dataset, ctx.config.eval.batch_size
+    return {
+        "params": count_parameters(model),
+        "device": str(ctx.device),
+        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
+        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
+                          if data.test_longtail is not None else None),
+    }
 
 
 def _stage_seconds(run: RunFolder, stage: str) -> float | None:
