@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget
     summary = {"mode": "dry-run (CPU, tiny sizes)" if args.dry_run else "full", "device": args.device,
-               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "work": str(work), "sections": {}}
+               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "budget": args.budget, "work": str(work),
+               "sections": {}}
     for name in args.sections.split(","):
         left = deadline - time.monotonic()
         if left < 15:
@@ -96,8 +97,11 @@ def main(argv=None) -> int:
         summary["sections"][name] = run(args, name, work, limit)
         print(f"=== {name}: {summary['sections'][name]['status']} in "
               f"{summary['sections'][name].get('seconds', 0):.1f} s ===", flush=True)
+        summary["total_seconds"] = args.budget - (deadline - time.monotonic())
         write_summary(out, summary)
     print(render_markdown(summary), flush=True)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
     return 0 if all(s["status"] == "ok" for s in summary["sections"].values()) else 1
 
 
@@ -163,6 +167,7 @@ def render_markdown(summary: dict) -> str:
              f"device: {env.get('device_name', summary['device'])}; torch {env.get('torch', '?')}, "
              f"CUDA {env.get('cuda', '?')}, cuDNN {env.get('cudnn', '?')}, {env.get('gpus', '?')} GPU(s); "
              f"Python {env.get('python', '?')}", "",
+             f"total {fmt(summary.get('total_seconds'))} s of a {summary.get('budget', 0):.0f} s budget", "",
              "| section | status | seconds |", "|---|---|---|"]
     lines += [f"| {name} | {s['status']} | {fmt(s.get('seconds'))} |" for name, s in sections.items()]
     correctness = sections.get("correctness", {})
@@ -177,7 +182,8 @@ def render_markdown(summary: dict) -> str:
         if rows:
             shape = sections[key].get("shape", "")
             lines += ["", f"{title}; {shape}):", "",
-                      "| variant | ms/step | images/s | peak GPU memory MB | vs reference |", "|---|---|---|---|---|"]
+                      "| variant | ms/step | images/s | peak memory MB (GPU: max allocated; CPU: process peak) "
+                      "| vs reference |", "|---|---|---|---|---|"]
             lines += [f"| {r['variant']} | {fmt(r.get('ms'))} | {fmt(r.get('images_per_s'), '.0f')} | "
                       f"{fmt(r.get('peak_mb'), '.0f')} | {fmt(r.get('speedup'), '.2f')}x |" for r in rows]
     syncs = sections.get("syncs", {})
@@ -287,9 +293,13 @@ def compare_devices(make_model, x, y, device, check, name: str) -> None:
     (cl, cg, cw), (dl, dg, dw) = errors(cpu32), errors(dev32)
     dev_vs_cpu = relative_error(torch.cat([g.flatten() for g in dev32]), torch.cat([g.flatten() for g in cpu32]))
     check(f"{name}: logits, {device} fp32 vs CPU fp64", dl, 1e-4, f"{dl:.1e} (CPU fp32: {cl:.1e})")
-    check(f"{name}: all gradients, {device} fp32 vs CPU fp64", dg, 1e-3,
-          f"{dg:.1e} [{dw:.1e}] (CPU fp32: {cg:.1e} [{cw:.1e}])")
-    check(f"{name}: logits + gradients, {device} fp32 vs CPU fp32", dev_vs_cpu, 1e-3, f"{dev_vs_cpu:.1e}")
+    # Float32 gradients of these networks are ill-conditioned (BatchNorm's backward cancels): on the
+    # CPU they land ~1e-3 from the float64 answer (all together; ~1e-2 for the worst tensor). The
+    # device passes when it is as accurate as float32 on the CPU, within a factor 10 (another
+    # summation order); a wrong kernel would be off by O(1).
+    limit = 10 * cg + 1e-5
+    check(f"{name}: all gradients, {device} fp32 vs CPU fp64 (limit 10 × CPU fp32's)", dg, limit,
+          f"{dg:.1e} [{dw:.1e}] (CPU fp32: {cg:.1e} [{cw:.1e}]; {device} vs CPU fp32: {dev_vs_cpu:.1e})")
 
 
 def section_correctness(args, result: dict, save) -> None:
@@ -318,7 +328,8 @@ def section_correctness(args, result: dict, save) -> None:
         save()
 
     small = args.dry_run
-    C, layers, n, size = (4, 3, 4, 8) if small else (16, 8, 16, 32)
+    # Smaller than the DARTS size (the CPU float64 reference takes seconds, not minutes); the same code.
+    C, layers, n, size = (4, 3, 4, 8) if small else (8, 5, 8, 32)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, size, size, generator=generator)
     y = torch.randint(0, 10, (n,), generator=generator)
@@ -338,7 +349,7 @@ def section_correctness(args, result: dict, save) -> None:
     compare_devices(make_supernet, x, y, device, check, f"FairDARTS supernet C={C}, {layers} cells")
 
     torch.manual_seed(0)
-    Cd, layers_d = (4, 3) if small else (36, 20)
+    Cd, layers_d = (4, 3) if small else (16, 8)
     discrete = DiscreteNetwork(load_genotype("DARTS_V2"), Cd, 10, layers_d, auxiliary=True, image_size=size)
     dstate = {k: v.clone() for k, v in discrete.state_dict().items()}
 
@@ -351,29 +362,35 @@ def section_correctness(args, result: dict, save) -> None:
     compare_devices(make_discrete, x, y, device, check, f"DARTS_V2 C={Cd}, {layers_d} cells, auxiliary")
 
     # ltnas against the original DARTS, both on the device, in float64 (search_step.check).
-    ns = argparse.Namespace(channels=C, layers=layers, batch=n, size=size, nchw=False)
+    ns = argparse.Namespace(channels=2 * C if not small else C, layers=layers + 3 if not small else layers,
+                            batch=16 if not small else n, size=size, nchw=False)  # DARTS size: C=16, 8 cells
     for method in ("darts", "fairdarts"):
         passed, detail = search_step.check(ns, method, device)
-        checks.append({"name": f"ltnas vs original DARTS ({method}) on {device}", "value": detail.split(";")[0],
+        checks.append({"name": f"ltnas vs original DARTS ({method}), C={ns.channels}, {ns.layers} cells, on {device}",
+                       "value": "; ".join(detail.split("; ")[:2]),
                        "limit": f"{search_step.TOLERANCE:.0e}", "passed": passed})
         print(f"{'OK  ' if passed else 'FAIL'} ltnas vs original ({method}) on {device}: {detail}", flush=True)
         save()
 
-    # bf16 autocast: a few search steps and retrain steps stay finite.
+    # bf16 autocast at the DARTS sizes: a few search steps and retrain steps stay finite.
     torch.backends.cudnn.allow_tf32 = True
     B = 8 if small else 64
     batches = [tuple(t.to(device) for t in (torch.randn(B, 3, size, size, generator=generator),
                                               torch.randint(0, 10, (B,), generator=generator))) for _ in range(2)]
-    network = make_supernet().to(device)
+    torch.manual_seed(0)
+    network = SearchNetwork(ns.channels, 10, ns.layers, relaxation="sigmoid").to(device)
     config = SearchConfig(method="fairdarts", primitives=list(PRIMITIVES), batch_size=B, epochs=1, amp=True)
     strategy = strategy_class("fairdarts")(network, config, F.cross_entropy)
     losses = [strategy.step(*batches)["loss"] for _ in range(3)]
     finite = all(torch.isfinite(p).all().item() for p in [*network.parameters(), *network.arch_parameters()])
     ok = finite and all(v == v and abs(v) != float("inf") for v in losses)
-    check("bf16 autocast FairDARTS search steps: losses and parameters finite", 0.0 if ok else float("nan"), 0,
+    check(f"bf16 autocast FairDARTS search steps (C={ns.channels}, {ns.layers} cells, batch {B} + {B}): losses and "
+          "parameters finite", 0.0 if ok else float("nan"), 0,
           f"losses {', '.join(f'{v:.3f}' for v in losses)}; parameters finite: {finite}")
 
-    model = make_discrete().to(device).to(memory_format=torch.channels_last)
+    Cr, layers_r = (Cd, layers_d) if small else (36, 20)
+    model = DiscreteNetwork(load_genotype("DARTS_V2"), Cr, 10, layers_r, auxiliary=True, image_size=size)
+    model = model.to(device).to(memory_format=torch.channels_last)
     model.drop_path_prob = 0.2
     optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
     losses = []
@@ -389,7 +406,8 @@ def section_correctness(args, result: dict, save) -> None:
         losses.append(loss.item())
     finite = all(torch.isfinite(p).all().item() for p in model.parameters())
     ok = finite and all(v == v and abs(v) != float("inf") for v in losses)
-    check("bf16 autocast + channels_last DARTS_V2 retrain steps: losses and parameters finite",
+    check(f"bf16 autocast + channels_last DARTS_V2 retrain steps (C={Cr}, {layers_r} cells, batch {B}): losses and "
+          "parameters finite",
           0.0 if ok else float("nan"), 0, f"losses {', '.join(f'{v:.3f}' for v in losses)}; parameters finite: {finite}")
     result["passed"] = all(c["passed"] for c in checks)
 
@@ -403,7 +421,7 @@ def section_search_step(args, result: dict, save) -> None:
     device = torch.device(args.device)
     small = args.dry_run
     ns = argparse.Namespace(channels=2 if small else 16, layers=3 if small else 8, batch=4 if small else 64,
-                            size=8 if small else 32, steps=1 if small else 10, warmup=1 if small else 3,
+                            size=8 if small else 32, steps=1 if small else 10, warmup=0 if small else 3,
                             amp=False, nchw=False)
     result["shape"] = (f"C={ns.channels}, {ns.layers} cells, batch {ns.batch} + {ns.batch}, {ns.size}×{ns.size}, "
                        f"all 8 primitives, first order, {ns.warmup} warm-up + {ns.steps} timed steps, cudnn.benchmark")
@@ -639,10 +657,14 @@ def section_end_to_end(args, result: dict, save) -> None:
                       f"{raw['data']['image_size']}, exp ratio 100, n_max {raw['data']['n_max']}, 10 classes, "
                       f"{raw['search']['epochs']} epochs, on {args.device}")
     run = work / "run"
-    command = [sys.executable, "-m", "ltnas", "search", str(config), "--device", args.device, "--out", str(run),
-               "--no-progress"]
+    cli = ["search", str(config), "--device", args.device, "--out", str(run), "--no-progress"]
     began = time.monotonic()
-    result["exit"] = run_command(command, timeout=max(args.budget - 10, 10))
+    if args.in_process:  # the test suite's quick mode: the same CLI, without a second interpreter
+        from ltnas.cli import main as ltnas_main
+
+        result["exit"] = ltnas_main(cli)
+    else:
+        result["exit"] = run_command([sys.executable, "-m", "ltnas", *cli], timeout=max(args.budget - 10, 10))
     wall = time.monotonic() - began
     metrics = run / "search" / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
@@ -653,6 +675,12 @@ def section_end_to_end(args, result: dict, save) -> None:
         counts = json.loads(data_json.read_text())
         result["data"] = {k: v for k, v in counts.items() if not isinstance(v, (list, dict))} or None
     result["wall"] = wall
+    if (run / "config.yaml").exists():  # the resolved config: FairDARTS's own defaults filled in
+        import yaml
+
+        search = yaml.safe_load((run / "config.yaml").read_text())["search"]
+        result["what"] += (f", C={search['init_channels']}, {search['layers']} cells, batch {search['batch_size']} "
+                           f"+ {search['batch_size']}, channels_last {search['channels_last']}")
     if len(rows) >= 2:  # start-up and epoch 1 (warm-up included) as measured, then 48 × epoch 2
         result["projected_50_min"] = (wall + 48 * rows[1]["seconds"]) / 60
         result["projection"] = "wall of the 2 epochs + 48 × epoch 2"

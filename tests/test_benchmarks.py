@@ -36,7 +36,7 @@ GPU_CHECK = ["bash", str(BENCHMARKS / "gpu_check.sh")]
 
 
 def run_gpu_check(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*GPU_CHECK, str(out), *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([*GPU_CHECK, str(out), "--work", str(out.parent / "work"), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"})
 
 
@@ -50,10 +50,11 @@ def test_gpu_check_dry_run_checks_and_times_every_section_into_one_summary(tmp_p
     assert [*summary["sections"]] == sections
     assert all(s["status"] == "ok" for s in summary["sections"].values()), summary
     checks = summary["sections"]["correctness"]["checks"]
-    assert len(checks) == 10 and all(c["passed"] for c in checks)
+    assert len(checks) == 8 and all(c["passed"] for c in checks)
     rows = summary["sections"]["search_step"]["rows"]
-    assert [r["variant"].split(" (")[0] for r in rows if r["speedup"] == 1.0][:2] == [
-        "original DARTS", "original FairDARTS"]
+    assert [r["variant"].split(" (")[0] for r in rows if r["speedup"] == 1.0] == ["original DARTS", "original FairDARTS"]
+    assert [r["variant"] for r in summary["sections"]["retrain_step"]["rows"]] == [
+        "fp32 NCHW (original)", "fp32 channels_last", "bf16 + channels_last"]
     e2e = summary["sections"]["end_to_end"]
     assert [e["epoch"] for e in e2e["epochs"]] == [1, 2] and e2e["projected_50_min"] > 0
     markdown = (tmp_path / "out" / "summary.md").read_text()
@@ -62,12 +63,12 @@ def test_gpu_check_dry_run_checks_and_times_every_section_into_one_summary(tmp_p
 
 
 def test_gpu_check_runs_each_section_in_its_own_process(tmp_path):
-    result = run_gpu_check(tmp_path / "out", "--dry-run", "--sections", "env,retrain_step")
+    """How the GPU run goes (the sections above ran in-process): the child's result reaches the summary."""
+    result = run_gpu_check(tmp_path / "out", "--dry-run", "--sections", "env")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sections"]["env"]["status"] == "ok"
     assert summary["sections"]["env"]["device_name"].startswith("CPU")
-    assert [r["variant"] for r in summary["sections"]["retrain_step"]["rows"]] == [
-        "fp32 NCHW (original)", "fp32 channels_last", "bf16 + channels_last"]
 
 
 def test_gpu_check_skips_what_its_budget_cannot_fit_and_still_writes_the_summary(tmp_path):
