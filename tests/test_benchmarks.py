@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +30,55 @@ def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both(
 def test_retrain_and_end_to_end_benchmarks_run(script, expect):
     extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]
     assert expect in run_script(str(BENCHMARKS / script), *extra)
+
+
+GPU_CHECK = ["bash", str(BENCHMARKS / "gpu_check.sh")]
+
+
+def run_gpu_check(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*GPU_CHECK, str(out), "--work", str(out.parent / "work"), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"})
+
+
+def test_gpu_check_dry_run_checks_and_times_every_section_into_one_summary(tmp_path):
+    """The GPU check's sections at tiny sizes on the CPU, in one process (torchrun's CPU path is
+    tested in test_distributed): every section passes and lands in summary.md / summary.json."""
+    sections = ["env", "correctness", "search_step", "retrain_step", "end_to_end", "syncs"]
+    result = run_gpu_check(tmp_path / "out", "--dry-run", "--in-process", "--sections", ",".join(sections))
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [*summary["sections"]] == sections
+    assert all(s["status"] == "ok" for s in summary["sections"].values()), summary
+    checks = summary["sections"]["correctness"]["checks"]
+    assert len(checks) == 8 and all(c["passed"] for c in checks)
+    rows = summary["sections"]["search_step"]["rows"]
+    assert [r["variant"].split(" (")[0] for r in rows if r["speedup"] == 1.0] == ["original DARTS", "original FairDARTS"]
+    assert [r["variant"] for r in summary["sections"]["retrain_step"]["rows"]] == [
+        "fp32 NCHW (original)", "fp32 channels_last", "bf16 + channels_last"]
+    e2e = summary["sections"]["end_to_end"]
+    assert [e["epoch"] for e in e2e["epochs"]] == [1, 2] and e2e["projected_50_min"] > 0
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "| search_step | ok |" in markdown and "projected 50 epochs" in markdown
+    assert "=== end_to_end: ok" in (tmp_path / "out" / "log.txt").read_text()
+
+
+def test_gpu_check_runs_each_section_in_its_own_process(tmp_path):
+    """How the GPU run goes (the sections above ran in-process): the child's result reaches the summary."""
+    result = run_gpu_check(tmp_path / "out", "--dry-run", "--sections", "env")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sections"]["env"]["status"] == "ok"
+    assert summary["sections"]["env"]["device_name"].startswith("CPU")
+
+
+def test_gpu_check_skips_what_its_budget_cannot_fit_and_still_writes_the_summary(tmp_path):
+    result = run_gpu_check(tmp_path / "out", "--dry-run", "--sections", "env,search_step", "--budget", "10")
+    assert result.returncode == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {s["status"] for s in summary["sections"].values()} == {"skipped"}
+    assert "| search_step | skipped |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_gpu_check_without_an_output_folder_says_how_to_call_it():
+    result = subprocess.run(GPU_CHECK, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "usage: bash benchmarks/gpu_check.sh OUTDIR" in result.stderr

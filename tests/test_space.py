@@ -83,6 +83,29 @@ def test_mixed_edge_skipping_none_is_the_full_weighted_sum():
     torch.testing.assert_close(edge(x, weights), full)
 
 
+def test_evaluation_forward_reads_the_edge_weights_once_and_matches_reading_them_per_cell(monkeypatch):
+    """Without gradients the weights are read as numbers (one host-device sync on a GPU) once per
+    forward, not once per cell; the output is that of each cell reading its own, exact zeros skipped."""
+    torch.manual_seed(0)
+    network = SearchNetwork(4, 3, 5, relaxation="sigmoid").eval()
+    with torch.no_grad():
+        network.alpha_normal[::2] = -1e4  # σ = 0 exactly: those operations are skipped
+        network.alpha_reduce[1::3] = -1e4
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        weights = network.relaxed_weights()
+        s0 = s1 = network.stem(x.contiguous(memory_format=torch.channels_last))
+        for cell in network.cells:  # each cell reads its own weights (constant=None)
+            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+        expected = network.classifier(network.global_pooling(s1).flatten(1))
+        reads = []
+        tolist = torch.Tensor.tolist
+        monkeypatch.setattr(torch.Tensor, "tolist", lambda self: reads.append(self.shape) or tolist(self))
+        out = network(x)
+    assert reads == [torch.Size([2, 14, len(PRIMITIVES)])]
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
 def test_relaxation_is_swappable_without_touching_the_network():
     torch.manual_seed(0)
     network = SearchNetwork(4, 3, 3).eval()

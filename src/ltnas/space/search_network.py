@@ -128,10 +128,16 @@ class SearchCell(nn.Module):
             for source in range(2 + node)
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                constant: list[list[float]] | None = None) -> torch.Tensor:
+        """`constant`: `weights.tolist()` when the caller has read it already (one host-device sync per
+        forward instead of one per cell); used only when no gradient reaches the weights."""
         inputs = [EdgeInput(self.preprocess0(s0)), EdgeInput(self.preprocess1(s1))]
-        # Weights that no gradient reaches are read once per cell, so that edges can skip exact zeros.
-        constant = None if weights.requires_grad else weights.tolist()
+        # Weights that no gradient reaches are read as numbers, so that edges can skip exact zeros.
+        if weights.requires_grad:
+            constant = None
+        elif constant is None:
+            constant = weights.tolist()
         offset = 0
         for _ in range(self.nodes):
             node = None
@@ -221,11 +227,16 @@ class SearchNetwork(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled features before the classifier (used by heads and self-supervision)."""
         weights = self.relaxed_weights()
+        constants = {"normal": None, "reduce": None}
+        if not any(w.requires_grad for w in weights.values()):  # evaluation: both read in one sync
+            normal, reduce = torch.stack([weights["normal"], weights["reduce"]]).tolist()
+            constants = {"normal": normal, "reduce": reduce}
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+            kind = "reduce" if cell.reduction else "normal"
+            s0, s1 = s1, cell(s0, s1, weights[kind], constants[kind])
         return self.global_pooling(s1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
