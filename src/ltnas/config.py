@@ -262,7 +262,11 @@ class SearchConfig(Section):
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     bbn: BbnConfig = Field(default_factory=BbnConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
-    channels_last: bool = Field(True, description="NHWC activations in the supernet (same values; faster on CPU)")
+    # None = on for the CPU only. On an H100 (torch 2.11, cuDNN 9.19) NHWC was slower and cuDNN gave the
+    # affine-free supernet wrong float32 gradients (benchmarks/RESULTS.md, "GPU check").
+    channels_last: bool | None = Field(None, description="NHWC activations in the supernet: unset = on for the "
+                                       "CPU (faster there), off for CUDA/MPS (slower there; wrong cuDNN gradients "
+                                       "measured on an H100)")
 
     @model_validator(mode="before")
     @classmethod
@@ -313,7 +317,8 @@ class TrainConfig(Section):
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
-    channels_last: bool = Field(True, description="NHWC weights and activations (same values; faster on CPU)")
+    channels_last: bool | None = Field(None, description="NHWC weights and activations: unset = on for the CPU "
+                                       "(~4x faster there), off for CUDA/MPS (slower on an H100)")
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")

@@ -22,7 +22,7 @@ from ltnas.evaluate import evaluate_model, evaluation_batches
 from ltnas.errors import LtnasError
 from ltnas.data.views import ViewAugment
 from ltnas.longtail import build_arch_criterion, build_criterion
-from ltnas.runs import RunFolder, resolve_device
+from ltnas.runs import RunFolder, resolve_device, use_channels_last
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
@@ -64,7 +64,7 @@ def search(ctx: Context) -> Genotype:
     counts = train_set.counts(data.num_classes)
 
     strategy_cls = strategy_class(cfg.method)
-    network = build_search_network(config, data).to(ctx.device)
+    network = build_search_network(config, data, ctx.device).to(ctx.device)
     if config.distributed.sync_bn:
         network = distributed.convert_sync_batchnorm(network, ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
@@ -88,12 +88,12 @@ def search(ctx: Context) -> Genotype:
     return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")
 
 
-def build_search_network(config: RunConfig, data: LongTailDataset) -> SearchNetwork:
+def build_search_network(config: RunConfig, data: LongTailDataset, device: torch.device) -> SearchNetwork:
     cfg = config.search
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
         nodes=cfg.nodes, relaxation=strategy_class(cfg.method).relaxation, alpha_init_std=cfg.alpha_init_std,
-        channels_last=cfg.channels_last,
+        channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
     )
 
 
@@ -103,7 +103,7 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
     model = build_model(config, data, genotype).to(ctx.device)
-    if cfg.channels_last:  # convolutions then produce NHWC activations from NCHW batches too
+    if use_channels_last(cfg.channels_last, ctx.device, "train.channels_last"):  # NHWC activations from NCHW batches too
         model = model.to(memory_format=torch.channels_last)
     if config.distributed.sync_bn:
         model = distributed.convert_sync_batchnorm(model, ctx.device)
@@ -161,7 +161,7 @@ def evaluate_supernet(ctx: Context) -> dict:
                          f"`ltnas run --resume {ctx.run.path}`")
     began = perf_counter()
     state = load_checkpoint(checkpoint, ctx.device)
-    network = build_search_network(ctx.config, ctx.dataset).to(ctx.device)
+    network = build_search_network(ctx.config, ctx.dataset, ctx.device).to(ctx.device)
     network.load_state_dict(state["task"]["strategy"]["network"])
     results = {"genotype": "searched", "model": "supernet", **_test_results(ctx, network)}
     results["seconds"] = {"search": _stage_seconds(ctx.run, "search"), "train": None, "eval": perf_counter() - began}

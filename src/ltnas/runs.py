@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -110,3 +111,19 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise LtnasError(f"device '{name}' requested but MPS is not available here; use --device cpu (or auto)")
     return device
+
+
+def use_channels_last(setting: bool | None, device: torch.device, what: str) -> bool:
+    """NHWC memory layout for `what` on `device`: the setting when given, else the CPU only.
+
+    On the CPU channels_last is the faster layout for these small convolutions (same values). On an
+    H100 it was slower for both search and retraining, and cuDNN's NHWC backward gave the affine-free
+    supernet float32 gradients 40 % away from the float64 answer (NCHW: 0.1 %, as the CPU), so CUDA
+    and MPS run NCHW unless told otherwise, and asking for NHWC supernets on CUDA earns a warning.
+    """
+    if setting is None:
+        return device.type == "cpu"
+    if setting and device.type == "cuda" and what == "search.channels_last":
+        print(f"ltnas: warning: {what}=true on CUDA: cuDNN's channels_last backward gave wrong supernet gradients on "
+              "an H100 (benchmarks/RESULTS.md); unset it to run NCHW", file=sys.stderr)
+    return setting
