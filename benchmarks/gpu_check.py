@@ -366,7 +366,8 @@ def section_correctness(args, result: dict, save) -> None:
 
     # ltnas against the original DARTS, both on the device, in float64 (search_step.check).
     ns = argparse.Namespace(channels=2 * C if not small else C, layers=layers + 3 if not small else layers,
-                            batch=16 if not small else n, size=size, nchw=False)  # DARTS size: C=16, 8 cells
+                            batch=16 if not small else n, size=size,  # DARTS size: C=16, 8 cells
+                            nchw=device.type != "cpu")  # the default layout on this device
     for method in ("darts", "fairdarts"):
         passed, detail = search_step.check(ns, method, device)
         checks.append({"name": f"ltnas vs original DARTS ({method}), C={ns.channels}, {ns.layers} cells, on {device}",
