@@ -173,6 +173,8 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "lr": 0.005,
     "lr_min": 0.001,
     "arch_lr": 3e-3,
+    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
+    "arch_betas": (0.9, 0.999),
     "order": "first",
     "derive": "threshold",
 }
@@ -244,7 +246,10 @@ class SearchConfig(Section):
     weight_decay: float = Field(3e-4, ge=0)
     grad_clip: float = Field(5.0, gt=0)
     arch_lr: float = Field(3e-4, gt=0)
-    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_betas: tuple[float, float] = Field(
+        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
+        "FairDARTS code's (0.9, 0.999)"
+    )
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
