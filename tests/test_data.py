@@ -35,6 +35,7 @@ from ltnas.data import (
     make_synthetic,
     stratified_split,
 )
+from ltnas.data.build import LONGTAIL_TEST_SEED
 from ltnas.errors import LtnasError
 
 # ---------------------------------------------------------------- profiles
@@ -362,6 +363,21 @@ def test_digits_build_follows_exp_ratio_50():
     assert not torch.equal(data.train.labels, other_seed.train.labels) or not torch.equal(
         data.train.images, other_seed.train.images
     )
+
+
+def test_longtail_test_set_does_not_depend_on_the_run_seed():
+    """Every seed of a comparison is scored on the same long-tailed test images; the training subset moves."""
+    runs = [build_dataset(DataConfig(source="digits"), seed=seed) for seed in (0, 1, 7)]
+    for run in runs[1:]:
+        assert torch.equal(run.test_longtail.images, runs[0].test_longtail.images)
+        assert torch.equal(run.test_longtail.labels, runs[0].test_longtail.labels)
+        assert not torch.equal(run.train.images, runs[0].train.images)
+    # it is the subset the fixed seed draws from the balanced test split (a seeded shuffle, not its head)
+    counts = runs[0].test_longtail.counts(10)
+    expected = runs[0].test.subset(longtail_indices(runs[0].test.labels.numpy(), counts, LONGTAIL_TEST_SEED))
+    assert torch.equal(runs[2].test_longtail.images, expected.images)
+    synthetic = [build_dataset(DataConfig(source="synthetic", profile="step", ratio=10), seed=s) for s in (2, 5)]
+    assert torch.equal(synthetic[0].test_longtail.images, synthetic[1].test_longtail.images)
 
 
 def test_build_n_max_too_large_names_class_and_fix():
