@@ -178,7 +178,7 @@ def test_a_stopped_backbone_keeps_its_alpha_while_the_heads_move():
     assert not torch.equal(before["heads.balanced.classifier.weight"], after["heads.balanced.classifier.weight"])
 
 
-# --- the class-balanced sampler -------------------------------------------------------------------
+# --- the re-balancing samplers --------------------------------------------------------------------
 def test_class_balanced_sampler_is_near_uniform_over_classes_on_a_ratio_50_set():
     counts = longtail_counts(500, 10, "exp", ratio=50)
     assert counts[0] / counts[-1] == 50
@@ -193,6 +193,29 @@ def test_class_balanced_sampler_is_near_uniform_over_classes_on_a_ratio_50_set()
     assert torch.all((balanced - 0.1).abs() < 0.01), balanced
     natural = torch.bincount(drawn["instance"], minlength=10).double() / len(drawn["instance"])
     assert natural[0] > 20 * natural[-1]  # the instance sampler keeps the long tail
+
+
+def test_bbn_search_re_samples_with_bbns_reversed_sampler_by_default(monkeypatch, tmp_path):
+    """BBN's own re-balancing branch draws class c ∝ 1/n_c ("reverse"); class_balanced is the named alternative."""
+    from ltnas.config import BbnConfig
+    from ltnas.stages import bbn as stage
+
+    assert BbnConfig().resampler == "reversed"
+    made = {}
+
+    class Recorder(DeviceBatches):
+        def __init__(self, *args, sampler="instance", **kwargs):
+            super().__init__(*args, sampler=sampler, **kwargs)
+            made.setdefault(sampler, 0)
+            made[sampler] += 1
+
+    monkeypatch.setattr(stage, "DeviceBatches", Recorder)
+    monkeypatch.setattr(stage, "fit", lambda *args, **kwargs: None)
+    for resampler in ("reversed", "class_balanced"):
+        made.clear()
+        config = validate_config(bbn_config(resampler=resampler))
+        stage.search_two_branch(Context.prepare(config, RunFolder.create(tmp_path / resampler, config)))
+        assert made == {"instance": 2, resampler: 2}  # train and val: one instance and one re-balancing stream
 
 
 # --- the run end to end ---------------------------------------------------------------------------
@@ -394,6 +417,8 @@ def test_table2_comparison_variants_are_valid_run_configs(name):
     assert configs["DARTS"].search.method == "darts" and configs["DARTS"].search.longtail.sampler == "instance"
     assert configs["DARTS + re-sampling"].search.longtail.sampler == "class_balanced"
     assert not configs["DARTS + BBN"].search.bbn.hls and configs["HLS"].search.bbn.hls
+    # the BBN rows re-sample the BBN way: class c ∝ 1/n_c
+    assert all(configs[row].search.bbn.resampler == "reversed" for row in configs if row.startswith(("HLS", "DARTS + BBN")))
     assert configs["HLS + reverse sigmoid"].search.bbn.schedule == "reverse_sigmoid"
     assert configs["HLS + continued"].search.bbn.continued == "mu_half"
     # every row is evaluated the paper's way: on the searched network, never retrained

@@ -98,7 +98,10 @@ class LongTailConfig(Section):
     )
     beta: float = Field(0.9999, gt=0, lt=1, description="class-balanced weights: (1 - β) / (1 - β^n_c)")
     drw_epoch: int | None = Field(None, ge=0, description="DRW switch epoch; default 0.8 × epochs (160 of 200)")
-    sampler: Literal["instance", "class_balanced"] = "instance"
+    sampler: Literal["instance", "class_balanced", "reversed"] = Field(
+        "instance", description="instance (uniform over images); class_balanced (uniform over classes, then "
+        "images); reversed (BBN's: class c with probability ∝ 1/n_c, then images)"
+    )
 
 
 class ViewsConfig(Section):
@@ -194,6 +197,10 @@ class BbnConfig(Section):
     )
     k: float = Field(10.0, gt=0, description="reverse_sigmoid steepness k in 1 − sigmoid(k (t − T/2)/(T/2))")
     mu: float = Field(0.5, ge=0, le=1, description="the constant schedule's μ")
+    resampler: Literal["reversed", "class_balanced"] = Field(
+        "reversed", description="sampler of the re-balancing branch: reversed (BBN's own, class c ∝ 1/n_c) or "
+        "class_balanced (uniform over classes)"
+    )
     hls: bool = Field(True, description="scale the backbone α learning rate by 1 − exp(−τ μ_t) (HLS)")
     tau: float = Field(10.0, gt=0, description="HLS τ (the paper does not give it)")
     scale_weight_lr: bool = Field(False, description="with hls: scale the backbone weight learning rate the same way")

@@ -77,8 +77,9 @@ def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatch
     network = build_two_branch_network(config, data.num_classes, data.channels).to(ctx.device)
     strategy = BbnSearch(network, cfg)
     # Four streams in lockstep, each with its own generator (so each resumes from its own state).
-    plan = [("train_instance", "train", "instance"), ("train_balanced", "train", "class_balanced"),
-            ("val_instance", "val", "instance"), ("val_balanced", "val", "class_balanced")]
+    # The re-balancing branch's sampler: BBN's reversed one (∝ 1/n_c) by default, or class-balanced.
+    plan = [("train_instance", "train", "instance"), ("train_balanced", "train", cfg.bbn.resampler),
+            ("val_instance", "val", "instance"), ("val_balanced", "val", cfg.bbn.resampler)]
     streams = {
         name: DeviceBatches(parts[part], cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
                             generator=ctx.generator(SEARCH_SEED + offset), sampler=sampler, augment=cfg.augment)
