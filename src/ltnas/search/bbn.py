@@ -34,6 +34,7 @@ from ltnas.config import PRIMITIVES, SearchConfig
 from ltnas.search.darts import gradients
 from ltnas.search.schedules import hls_factor, make_schedule
 from ltnas.space.genotype import derive_genotype
+from ltnas.space.heads import make_classifier
 from ltnas.space.relaxation import make_relaxation
 from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
 
@@ -56,14 +57,15 @@ def bbn_loss(o_ins: torch.Tensor, o_cls: torch.Tensor, y_ins: torch.Tensor, y_cl
 
 
 class SearchHead(nn.Module):
-    """One normal search cell on the backbone's last two outputs, global pooling, a linear classifier."""
+    """One normal search cell on the backbone's last two outputs, global pooling, a linear (or normalised)
+    classifier."""
 
     def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
-                 num_classes: int, primitives: tuple[str, ...]):
+                 num_classes: int, primitives: tuple[str, ...], normalised: bool = False):
         super().__init__()
         self.cell = SearchCell(nodes, c_prev_prev, c_prev, channels, False, reduction_prev, primitives)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(nodes * channels, num_classes)
+        self.classifier = make_classifier(nodes * channels, num_classes, normalised)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.global_pooling(self.cell(s0, s1, weights)).flatten(1))
@@ -73,6 +75,7 @@ class TwoBranchSearchNetwork(nn.Module):
     """Backbone of search cells + instance and class-balanced search-cell heads, four α tensors.
 
     `parameters()` yields the operation weights only; α comes from `arch_groups()` (per component).
+    `normalised`: both heads end in LDAM-DRW's cosine classifier (space/heads.py).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class TwoBranchSearchNetwork(nn.Module):
         stem_multiplier: int = 3,
         relaxation: str = "softmax",
         alpha_init_std: float = 1e-3,
+        normalised: bool = False,
     ):
         super().__init__()
         self.primitives = tuple(primitives)
@@ -98,7 +102,7 @@ class TwoBranchSearchNetwork(nn.Module):
         self.stem, self.cells = backbone.stem, backbone.cells
         self.heads = nn.ModuleDict({
             branch: SearchHead(nodes, backbone.c_prev_prev, backbone.c_prev, backbone.channels,
-                               backbone.reduction_prev, num_classes, self.primitives)
+                               backbone.reduction_prev, num_classes, self.primitives, normalised)
             for branch in BRANCHES
         })
 

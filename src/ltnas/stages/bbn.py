@@ -28,6 +28,7 @@ from ltnas.runs import RunFolder
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork
 from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics, predict_branches
 from ltnas.space import count_parameters
+from ltnas.space.heads import uses_normalised_classifier
 from ltnas.train.checkpoint import seed_everything
 from ltnas.train.loop import JsonlLog, fit
 
@@ -61,7 +62,8 @@ def build_two_branch_network(config: RunConfig, num_classes: int, channels: int)
     cfg = config.search
     return TwoBranchSearchNetwork(cfg.init_channels, num_classes, cfg.layers, in_channels=channels,
                                   primitives=cfg.primitives, nodes=cfg.nodes, relaxation=BbnSearch.relaxation,
-                                  alpha_init_std=cfg.alpha_init_std)
+                                  alpha_init_std=cfg.alpha_init_std,
+                                  normalised=uses_normalised_classifier(cfg.longtail))
 
 
 def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatches, list[int]]:
