@@ -109,6 +109,51 @@ def test_head_alpha_gradients_scale_with_mu_while_the_backbone_gradient_does_not
             assert reference.abs().sum() > 0 and torch.allclose(got, reference, rtol=1e-4, atol=1e-8)
 
 
+def _identical_heads(strategy: BbnSearch) -> BbnSearch:
+    network = strategy.network
+    network.heads["balanced"].load_state_dict(network.heads["instance"].state_dict())
+    with torch.no_grad():
+        network.alpha_head_balanced.copy_(network.alpha_head_instance)
+    return strategy
+
+
+def _alpha_steps(strategy: BbnSearch, batch, mu: float) -> dict[str, torch.Tensor]:
+    """Δα of each component after one α step at μ, from the strategy's current state (left unchanged)."""
+    trial = copy.deepcopy(strategy)
+    trial.mu = mu
+    before = {c: torch.cat([a.detach().flatten() for a in g]) for c, g in trial.alpha_groups.items()}
+    trial.arch_step(batch, batch)
+    return {c: torch.cat([a.detach().flatten() for a in g]) - before[c] for c, g in trial.alpha_groups.items()}
+
+
+def test_head_alpha_updates_scale_with_mu_under_the_default_sgd_but_not_under_adam():
+    """HLS (Tang, 2024), Theorem 1, holds for the *updates* only if the α optimizer passes the gradient's scale
+    through: under SGD Δα_ins = −ξ (μ g + wd α) and Δα_cls = −ξ ((1 − μ) g + wd α); Adam's first step is
+    −ξ·sign(g) whatever μ. The default is SGD (momentum 0.9)."""
+    assert validate_config(bbn_config()).search.bbn.arch_optimizer == "sgd"
+    strategy = _identical_heads(tiny_strategy())
+    assert all(type(o) is torch.optim.SGD and o.param_groups[0]["momentum"] == 0.9
+               for o in strategy.a_optimizers.values())
+    lr, decay = strategy.a_optimizers["instance"].param_groups[0]["lr"], strategy.config.arch_weight_decay
+    alpha = strategy.network.alpha_head_instance.detach().flatten()
+    batch = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    g = torch.cat([t.flatten() for t in _alpha_grads(copy.deepcopy(strategy), batch, 1.0)["instance"]])
+    assert g.abs().max() > 0
+    reference = _alpha_steps(strategy, batch, 1.0)
+    for mu in (0.04, 0.3, 0.7):
+        steps = _alpha_steps(strategy, batch, mu)
+        torch.testing.assert_close(steps["instance"], -lr * (mu * g + decay * alpha), rtol=1e-4, atol=1e-9)
+        torch.testing.assert_close(steps["balanced"], -lr * ((1 - mu) * g + decay * alpha), rtol=1e-4, atol=1e-9)
+        # the backbone's step does not shrink with μ (Theorem 1's other half; HLS exists for it)
+        torch.testing.assert_close(steps["backbone"], reference["backbone"], rtol=1e-3, atol=1e-9)
+
+    adam = _identical_heads(tiny_strategy(arch_optimizer="adam"))
+    assert all(type(o) is torch.optim.Adam for o in adam.a_optimizers.values())
+    at_one, at_small = _alpha_steps(adam, batch, 1.0), _alpha_steps(adam, batch, 0.04)
+    ratio = at_small["instance"].norm() / at_one["instance"].norm()
+    assert ratio > 0.5  # not 0.04: Adam normalises μ away, the reason SGD is the default
+
+
 def test_a_head_out_of_the_mix_gets_no_gradient_but_the_backbone_still_does():
     strategy = tiny_strategy()
     ins = (torch.randn(6, 3, 8, 8), torch.tensor([0, 0, 0, 0, 1, 2]))

@@ -204,6 +204,12 @@ class BbnConfig(Section):
     hls: bool = Field(True, description="scale the backbone α learning rate by 1 − exp(−τ μ_t) (HLS)")
     tau: float = Field(10.0, gt=0, description="HLS τ (the paper does not give it)")
     scale_weight_lr: bool = Field(False, description="with hls: scale the backbone weight learning rate the same way")
+    arch_optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="optimizer of each α component: sgd (momentum arch_momentum), under which Theorem 1 of "
+        "HLS (Tang, 2024) holds (head α steps scale with μ and 1 − μ), or adam (search.arch_betas), which "
+        "normalises that scale away; the paper does not name it"
+    )
+    arch_momentum: float = Field(0.9, ge=0, lt=1, description="sgd α optimizer: momentum (the weights' 0.9)")
     arch_lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="α learning rates follow the weight cosine schedule (paper 001) or stay at arch_lr"
     )

@@ -9,8 +9,8 @@ One search step (paper 001, Algorithm 1, first order as in its DARTS code):
     from each sampler, both with
         o_ins = head_ins(backbone(x_ins)),   o_cls = head_cls(backbone(x_cls))
         L = μ·CE(μ o_ins + (1 − μ) o_cls, y_ins) + (1 − μ)·CE(μ o_ins + (1 − μ) o_cls, y_cls)
-  - every α group (backbone, instance head, class-balanced head) has its own Adam, so a learning
-    rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
+  - every α group (backbone, instance head, class-balanced head) has its own optimizer (SGD by
+    default, see `arch_optimizer`), so a learning rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
     1 − exp(−τ μ_t) (optionally the backbone weight learning rate too).
 
 Theorem 1 of the paper is why HLS exists: ∇α_ins L carries a factor μ and ∇α_cls L a factor 1 − μ,
@@ -185,7 +185,8 @@ def write_two_branch_genotype(genotype: dict[str, Any], path: str | Path) -> Non
 
 
 class BbnSearch:
-    """The BBN + DARTS strategy: one SGD over all weights, one Adam per α component, μ per epoch."""
+    """The BBN + DARTS strategy: one SGD over all weights, one optimizer per α component (`bbn.arch_optimizer`:
+    SGD by default, or Adam), μ per epoch."""
 
     relaxation = "softmax"
 
@@ -201,13 +202,17 @@ class BbnSearch:
             config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
         )
         self.alpha_groups = network.arch_groups()
-        self.a_optimizers = {
-            component: torch.optim.Adam(alphas, config.arch_lr, betas=tuple(config.arch_betas),
-                                        weight_decay=config.arch_weight_decay)
-            for component, alphas in self.alpha_groups.items()
-        }
+        self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
         self.mu, self.hls, self.backbone_frozen = 1.0, 1.0, False
         self.set_epoch(0)
+
+    def arch_optimizer(self, alphas: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """SGD: Δα = −ξ (g + wd α) (with momentum), so the heads' steps carry Theorem 1's factors μ and 1 − μ.
+        Adam divides g by its running RMS, which cancels a slowly varying factor such as μ."""
+        cfg = self.config
+        if self.bbn.arch_optimizer == "adam":
+            return torch.optim.Adam(alphas, cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay)
+        return torch.optim.SGD(alphas, cfg.arch_lr, momentum=self.bbn.arch_momentum, weight_decay=cfg.arch_weight_decay)
 
     @property
     def total_epochs(self) -> int:
@@ -276,7 +281,7 @@ class BbnSearch:
         for component, grads in self.arch_gradients(val_ins, val_cls).items():
             optimizer = self.a_optimizers[component]
             if optimizer.param_groups[0]["lr"] == 0.0:
-                continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its Adam moments as they are
+                continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its moments as they are
             for alpha, grad in zip(self.alpha_groups[component], grads):
                 alpha.grad = grad
             optimizer.step()
