@@ -306,6 +306,42 @@ def test_bbn_genotype_has_backbone_and_both_head_cells_and_is_drawn(bbn_run):
         assert (bbn_run / "plots" / f"{plot}.png").is_file()
 
 
+def test_bbn_eval_shows_accuracy_at_mu_chosen_on_val_at_zero_and_at_the_best_test_mu(bbn_run, tmp_path):
+    """HLS (Tang, 2024) publishes Table II at the best test μ and finds accuracy best at μ = 0: eval.json, the
+    run's report and the comparison table show those beside μ_test and the μ chosen on validation."""
+    from ltnas.report.comparison import aggregate, comparison_markdown, table_rows
+
+    evaluation = json.loads((bbn_run / "eval.json").read_text())
+    sweep = json.loads((bbn_run / "mu_sweep.json").read_text())
+    rows = {row["mu"]: row for row in sweep["rows"]}  # μ ∈ {0, 0.5, 1}
+    assert evaluation["mu_zero"]["mu"] == 0.0
+    for name in ("balanced_test", "longtail_test"):
+        assert evaluation["mu_zero"][name] == rows[0][name]
+        assert evaluation["mu_selected_on_val"][name] == rows[evaluation["mu_selected_on_val"]["mu"]][name]
+    best = evaluation["mu_best_on_test"]
+    assert best["mu"] == sweep["mu_best_on_test"]
+    assert best["balanced_test"]["overall"] == max(row["balanced_test"]["overall"] for row in rows.values())
+    assert best["balanced_test"]["overall"] >= evaluation["balanced_test"]["overall"]
+
+    report = (bbn_run / "report.md").read_text()
+    assert "chosen on validation" in report and "μ = 0 (class-balanced head)" in report
+    assert "best on test (the HLS paper's protocol, optimistic)" in report
+
+    darts = tmp_path / "darts"  # a row without a two-branch network: its μ columns stay empty
+    darts.mkdir()
+    (darts / "eval.json").write_text(json.dumps({key: evaluation[key] for key in ("balanced_test", "longtail_test")}))
+    result = {"title": "t", "seeds": [0], "published": None, "runs": {"HLS": ["hls"], "DARTS": ["darts"]},
+              "variants": aggregate([("HLS", 0, bbn_run), ("DARTS", 0, darts)])}
+    header, table = table_rows(result)
+    columns = {title: header.index(title) for title in
+               ("balanced test, μ val", "balanced test, μ = 0", "balanced test, best test μ")}
+    hls, plain = table
+    assert hls[columns["balanced test, μ = 0"]] == f"{100 * rows[0]['balanced_test']['overall']:.2f}"
+    assert hls[columns["balanced test, best test μ"]] == f"{100 * best['balanced_test']['overall']:.2f}"
+    assert all(plain[index] == "—" for index in columns.values())
+    assert "HLS paper's Table II protocol" in comparison_markdown(result, set())
+
+
 def test_mu_sweep_endpoints_equal_each_head_alone(bbn_run):
     """μ_test = 1 is the instance head alone, 0 the class-balanced head alone, computed here without mixing."""
     from ltnas.evaluate import evaluation_batches
