@@ -184,7 +184,7 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
 
     def cost(path: Genotype) -> tuple[int, int]:
         return subnet_cost(path, config.train.init_channels, config.train.layers, target.num_classes,
-                           target.channels, target.image_size)
+                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
 
     seed_everything(config.seed + EVOLVE_SEED)
     task = EvolutionTask(network, cfg, recalibration, validation, val_set.counts(dataset.num_classes), cost,
