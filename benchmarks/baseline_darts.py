@@ -12,6 +12,8 @@ for output and gradient for gradient.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -214,28 +216,35 @@ class BaselineNetwork(nn.Module):
 
 
 class BaselineSearch:
-    """The original first-order search step: `Architect.step` on a validation batch, then SGD."""
+    """The original search step: `Architect.step` on a validation batch (first order, or second order with
+    `unrolled=True`: `Architect._backward_step_unrolled`), then SGD."""
 
     def __init__(self, network: BaselineNetwork, lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
-                 arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, zero_one_weight=0.0):
+                 arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, zero_one_weight=0.0,
+                 unrolled=False):
         self.network = network
         self.grad_clip = grad_clip
+        self.momentum, self.weight_decay, self.unrolled = momentum, weight_decay, unrolled
         self.zero_one_weight = zero_one_weight  # FairDARTS: w01 · −mean((σ(α) − ½)²) joins the α loss
         self.optimizer = torch.optim.SGD(network.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
         self.arch_optimizer = torch.optim.Adam(network.arch_parameters(), lr=arch_lr, betas=arch_betas,
                                                weight_decay=arch_weight_decay)
 
-    def arch_loss(self, x, y):
-        loss = F.cross_entropy(self.network(x), y)
+    def arch_loss(self, x, y, model=None):
+        model = model or self.network
+        loss = F.cross_entropy(model(x), y)
         if self.zero_one_weight:
-            sigma = torch.cat([torch.sigmoid(a).flatten() for a in self.network.arch_parameters()])
+            sigma = torch.cat([torch.sigmoid(a).flatten() for a in model.arch_parameters()])
             loss = loss - self.zero_one_weight * ((sigma - 0.5) ** 2).mean()
         return loss
 
     def step(self, train, val):
         self.network.train()
         self.arch_optimizer.zero_grad()
-        self.arch_loss(*val).backward()
+        if self.unrolled:
+            self._backward_step_unrolled(train, val, self.optimizer.param_groups[0]["lr"])
+        else:
+            self.arch_loss(*val).backward()
         self.arch_optimizer.step()
         x, y = train
         self.optimizer.zero_grad()
@@ -244,3 +253,55 @@ class BaselineSearch:
         nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
         self.optimizer.step()
         return loss.item()
+
+    # --- the original second-order step (architect.py), on a copy of the model ------------------------
+    def _compute_unrolled_model(self, x, y, eta):
+        model = self.network
+        loss = F.cross_entropy(model(x), y)
+        theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+        try:
+            moment = torch.cat([self.optimizer.state[p]["momentum_buffer"].flatten()
+                                for p in model.parameters()]) * self.momentum
+        except KeyError:
+            moment = torch.zeros_like(theta)
+        dtheta = torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(model.parameters()))])
+        dtheta = dtheta + self.weight_decay * theta
+        return self._construct_model_from_theta(theta - eta * (moment + dtheta))
+
+    @torch.no_grad()
+    def _construct_model_from_theta(self, theta):
+        """`model.new()` + `load_state_dict`: a fresh model holding θ, a copy of the buffers and of α."""
+        new = copy.deepcopy(self.network)
+        offset = 0
+        for p in new.parameters():
+            p.copy_(theta[offset: offset + p.numel()].view_as(p))
+            offset += p.numel()
+        new.alphas_normal, new.alphas_reduce = (a.detach().clone().requires_grad_(True)
+                                                for a in self.network.arch_parameters())
+        return new
+
+    def _backward_step_unrolled(self, train, val, eta):
+        unrolled_model = self._compute_unrolled_model(*train, eta)
+        unrolled_loss = self.arch_loss(*val, model=unrolled_model)
+        unrolled_loss.backward()
+        dalpha = [a.grad for a in unrolled_model.arch_parameters()]
+        vector = [p.grad.detach() for p in unrolled_model.parameters()]
+        implicit = self._hessian_vector_product(vector, *train)
+        for a, g, ig in zip(self.network.arch_parameters(), dalpha, implicit):
+            a.grad = (g - eta * ig).detach()
+
+    def _hessian_vector_product(self, vector, x, y, r=1e-2):
+        model = self.network
+        R = r / torch.cat([v.flatten() for v in vector]).norm()
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), vector):
+                p.add_(v, alpha=R.item())
+        grads_p = torch.autograd.grad(F.cross_entropy(model(x), y), model.arch_parameters())
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), vector):
+                p.sub_(v, alpha=2 * R.item())
+        grads_n = torch.autograd.grad(F.cross_entropy(model(x), y), model.arch_parameters())
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), vector):
+                p.add_(v, alpha=R.item())
+        return [(gp - gn) / (2 * R) for gp, gn in zip(grads_p, grads_n)]

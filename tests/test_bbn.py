@@ -109,6 +109,51 @@ def test_head_alpha_gradients_scale_with_mu_while_the_backbone_gradient_does_not
             assert reference.abs().sum() > 0 and torch.allclose(got, reference, rtol=1e-4, atol=1e-8)
 
 
+def _identical_heads(strategy: BbnSearch) -> BbnSearch:
+    network = strategy.network
+    network.heads["balanced"].load_state_dict(network.heads["instance"].state_dict())
+    with torch.no_grad():
+        network.alpha_head_balanced.copy_(network.alpha_head_instance)
+    return strategy
+
+
+def _alpha_steps(strategy: BbnSearch, batch, mu: float) -> dict[str, torch.Tensor]:
+    """Δα of each component after one α step at μ, from the strategy's current state (left unchanged)."""
+    trial = copy.deepcopy(strategy)
+    trial.mu = mu
+    before = {c: torch.cat([a.detach().flatten() for a in g]) for c, g in trial.alpha_groups.items()}
+    trial.arch_step(batch, batch)
+    return {c: torch.cat([a.detach().flatten() for a in g]) - before[c] for c, g in trial.alpha_groups.items()}
+
+
+def test_head_alpha_updates_scale_with_mu_under_the_default_sgd_but_not_under_adam():
+    """HLS (Tang, 2024), Theorem 1, holds for the *updates* only if the α optimizer passes the gradient's scale
+    through: under SGD Δα_ins = −ξ (μ g + wd α) and Δα_cls = −ξ ((1 − μ) g + wd α); Adam's first step is
+    −ξ·sign(g) whatever μ. The default is SGD (momentum 0.9)."""
+    assert validate_config(bbn_config()).search.bbn.arch_optimizer == "sgd"
+    strategy = _identical_heads(tiny_strategy())
+    assert all(type(o) is torch.optim.SGD and o.param_groups[0]["momentum"] == 0.9
+               for o in strategy.a_optimizers.values())
+    lr, decay = strategy.a_optimizers["instance"].param_groups[0]["lr"], strategy.config.arch_weight_decay
+    alpha = strategy.network.alpha_head_instance.detach().flatten()
+    batch = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    g = torch.cat([t.flatten() for t in _alpha_grads(copy.deepcopy(strategy), batch, 1.0)["instance"]])
+    assert g.abs().max() > 0
+    reference = _alpha_steps(strategy, batch, 1.0)
+    for mu in (0.04, 0.3, 0.7):
+        steps = _alpha_steps(strategy, batch, mu)
+        torch.testing.assert_close(steps["instance"], -lr * (mu * g + decay * alpha), rtol=1e-4, atol=1e-9)
+        torch.testing.assert_close(steps["balanced"], -lr * ((1 - mu) * g + decay * alpha), rtol=1e-4, atol=1e-9)
+        # the backbone's step does not shrink with μ (Theorem 1's other half; HLS exists for it)
+        torch.testing.assert_close(steps["backbone"], reference["backbone"], rtol=1e-3, atol=1e-9)
+
+    adam = _identical_heads(tiny_strategy(arch_optimizer="adam"))
+    assert all(type(o) is torch.optim.Adam for o in adam.a_optimizers.values())
+    at_one, at_small = _alpha_steps(adam, batch, 1.0), _alpha_steps(adam, batch, 0.04)
+    ratio = at_small["instance"].norm() / at_one["instance"].norm()
+    assert ratio > 0.5  # not 0.04: Adam normalises μ away, the reason SGD is the default
+
+
 def test_a_head_out_of_the_mix_gets_no_gradient_but_the_backbone_still_does():
     strategy = tiny_strategy()
     ins = (torch.randn(6, 3, 8, 8), torch.tensor([0, 0, 0, 0, 1, 2]))
@@ -178,7 +223,7 @@ def test_a_stopped_backbone_keeps_its_alpha_while_the_heads_move():
     assert not torch.equal(before["heads.balanced.classifier.weight"], after["heads.balanced.classifier.weight"])
 
 
-# --- the class-balanced sampler -------------------------------------------------------------------
+# --- the re-balancing samplers --------------------------------------------------------------------
 def test_class_balanced_sampler_is_near_uniform_over_classes_on_a_ratio_50_set():
     counts = longtail_counts(500, 10, "exp", ratio=50)
     assert counts[0] / counts[-1] == 50
@@ -193,6 +238,29 @@ def test_class_balanced_sampler_is_near_uniform_over_classes_on_a_ratio_50_set()
     assert torch.all((balanced - 0.1).abs() < 0.01), balanced
     natural = torch.bincount(drawn["instance"], minlength=10).double() / len(drawn["instance"])
     assert natural[0] > 20 * natural[-1]  # the instance sampler keeps the long tail
+
+
+def test_bbn_search_re_samples_with_bbns_reversed_sampler_by_default(monkeypatch, tmp_path):
+    """BBN's own re-balancing branch draws class c ∝ 1/n_c ("reverse"); class_balanced is the named alternative."""
+    from ltnas.config import BbnConfig
+    from ltnas.stages import bbn as stage
+
+    assert BbnConfig().resampler == "reversed"
+    made = {}
+
+    class Recorder(DeviceBatches):
+        def __init__(self, *args, sampler="instance", **kwargs):
+            super().__init__(*args, sampler=sampler, **kwargs)
+            made.setdefault(sampler, 0)
+            made[sampler] += 1
+
+    monkeypatch.setattr(stage, "DeviceBatches", Recorder)
+    monkeypatch.setattr(stage, "fit", lambda *args, **kwargs: None)
+    for resampler in ("reversed", "class_balanced"):
+        made.clear()
+        config = validate_config(bbn_config(resampler=resampler))
+        stage.search_two_branch(Context.prepare(config, RunFolder.create(tmp_path / resampler, config)))
+        assert made == {"instance": 2, resampler: 2}  # train and val: one instance and one re-balancing stream
 
 
 # --- the run end to end ---------------------------------------------------------------------------
@@ -236,6 +304,42 @@ def test_bbn_genotype_has_backbone_and_both_head_cells_and_is_drawn(bbn_run):
     assert "Class-balanced head cell" in report and "Accuracy against the mixing ratio" in report
     for plot in ("search_genotype", "alpha_history", "alpha_heatmap", "mu_sweep"):
         assert (bbn_run / "plots" / f"{plot}.png").is_file()
+
+
+def test_bbn_eval_shows_accuracy_at_mu_chosen_on_val_at_zero_and_at_the_best_test_mu(bbn_run, tmp_path):
+    """HLS (Tang, 2024) publishes Table II at the best test μ and finds accuracy best at μ = 0: eval.json, the
+    run's report and the comparison table show those beside μ_test and the μ chosen on validation."""
+    from ltnas.report.comparison import aggregate, comparison_markdown, table_rows
+
+    evaluation = json.loads((bbn_run / "eval.json").read_text())
+    sweep = json.loads((bbn_run / "mu_sweep.json").read_text())
+    rows = {row["mu"]: row for row in sweep["rows"]}  # μ ∈ {0, 0.5, 1}
+    assert evaluation["mu_zero"]["mu"] == 0.0
+    for name in ("balanced_test", "longtail_test"):
+        assert evaluation["mu_zero"][name] == rows[0][name]
+        assert evaluation["mu_selected_on_val"][name] == rows[evaluation["mu_selected_on_val"]["mu"]][name]
+    best = evaluation["mu_best_on_test"]
+    assert best["mu"] == sweep["mu_best_on_test"]
+    assert best["balanced_test"]["overall"] == max(row["balanced_test"]["overall"] for row in rows.values())
+    assert best["balanced_test"]["overall"] >= evaluation["balanced_test"]["overall"]
+
+    report = (bbn_run / "report.md").read_text()
+    assert "chosen on validation" in report and "μ = 0 (class-balanced head)" in report
+    assert "best on test (the HLS paper's protocol, optimistic)" in report
+
+    darts = tmp_path / "darts"  # a row without a two-branch network: its μ columns stay empty
+    darts.mkdir()
+    (darts / "eval.json").write_text(json.dumps({key: evaluation[key] for key in ("balanced_test", "longtail_test")}))
+    result = {"title": "t", "seeds": [0], "published": None, "runs": {"HLS": ["hls"], "DARTS": ["darts"]},
+              "variants": aggregate([("HLS", 0, bbn_run), ("DARTS", 0, darts)])}
+    header, table = table_rows(result)
+    columns = {title: header.index(title) for title in
+               ("balanced test, μ val", "balanced test, μ = 0", "balanced test, best test μ")}
+    hls, plain = table
+    assert hls[columns["balanced test, μ = 0"]] == f"{100 * rows[0]['balanced_test']['overall']:.2f}"
+    assert hls[columns["balanced test, best test μ"]] == f"{100 * best['balanced_test']['overall']:.2f}"
+    assert all(plain[index] == "—" for index in columns.values())
+    assert "HLS paper's Table II protocol" in comparison_markdown(result, set())
 
 
 def test_mu_sweep_endpoints_equal_each_head_alone(bbn_run):
@@ -394,6 +498,8 @@ def test_table2_comparison_variants_are_valid_run_configs(name):
     assert configs["DARTS"].search.method == "darts" and configs["DARTS"].search.longtail.sampler == "instance"
     assert configs["DARTS + re-sampling"].search.longtail.sampler == "class_balanced"
     assert not configs["DARTS + BBN"].search.bbn.hls and configs["HLS"].search.bbn.hls
+    # the BBN rows re-sample the BBN way: class c ∝ 1/n_c
+    assert all(configs[row].search.bbn.resampler == "reversed" for row in configs if row.startswith(("HLS", "DARTS + BBN")))
     assert configs["HLS + reverse sigmoid"].search.bbn.schedule == "reverse_sigmoid"
     assert configs["HLS + continued"].search.bbn.continued == "mu_half"
     # every row is evaluated the paper's way: on the searched network, never retrained

@@ -25,6 +25,7 @@ from ltnas.data import (
     ImageSet,
     build_dataset,
     class_balanced_indices,
+    class_probabilities,
     instance_indices,
     load_cifar10,
     load_cifar100,
@@ -33,8 +34,10 @@ from ltnas.data import (
     longtail_counts,
     longtail_indices,
     make_synthetic,
+    reversed_indices,
     stratified_split,
 )
+from ltnas.data.build import LONGTAIL_TEST_SEED
 from ltnas.errors import LtnasError
 
 # ---------------------------------------------------------------- profiles
@@ -364,6 +367,21 @@ def test_digits_build_follows_exp_ratio_50():
     )
 
 
+def test_longtail_test_set_does_not_depend_on_the_run_seed():
+    """Every seed of a comparison is scored on the same long-tailed test images; the training subset moves."""
+    runs = [build_dataset(DataConfig(source="digits"), seed=seed) for seed in (0, 1, 7)]
+    for run in runs[1:]:
+        assert torch.equal(run.test_longtail.images, runs[0].test_longtail.images)
+        assert torch.equal(run.test_longtail.labels, runs[0].test_longtail.labels)
+        assert not torch.equal(run.train.images, runs[0].train.images)
+    # it is the subset the fixed seed draws from the balanced test split (a seeded shuffle, not its head)
+    counts = runs[0].test_longtail.counts(10)
+    expected = runs[0].test.subset(longtail_indices(runs[0].test.labels.numpy(), counts, LONGTAIL_TEST_SEED))
+    assert torch.equal(runs[2].test_longtail.images, expected.images)
+    synthetic = [build_dataset(DataConfig(source="synthetic", profile="step", ratio=10), seed=s) for s in (2, 5)]
+    assert torch.equal(synthetic[0].test_longtail.images, synthetic[1].test_longtail.images)
+
+
 def test_build_n_max_too_large_names_class_and_fix():
     with pytest.raises(LtnasError, match=r"class '0' \(0\) has \d+ images.*data\.n_max"):
         build_dataset(DataConfig(source="digits", n_max=500), seed=0)
@@ -428,6 +446,33 @@ def test_class_balanced_sampler_is_uniform_over_classes():
     order = instance_indices(len(labels), len(labels), generator, "cpu")
     assert torch.equal(order.sort().values, torch.arange(len(labels)))  # a permutation
     assert torch.bincount(labels[order], minlength=10).tolist() == counts
+
+
+def test_class_probabilities_of_the_two_re_samplers_by_hand():
+    labels = torch.tensor([0] * 8 + [1] * 4 + [3] * 2 + [4] * 1)  # class 2 has no image
+    # reversed (BBN's): w_c = n_max / n_c = 1, 2, –, 4, 8 → P = w / 15
+    expected = torch.tensor([1, 2, 0, 4, 8], dtype=torch.float64) / 15
+    torch.testing.assert_close(class_probabilities(labels, "reversed"), expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(class_probabilities(labels, "class_balanced"),
+                               torch.tensor([0.25, 0.25, 0.0, 0.25, 0.25], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_reversed_sampler_draws_class_c_in_proportion_to_one_over_n_c():
+    """BBN's "reverse" sampler: empirical class frequencies (fixed generator) against P(c) = (1/n_c) / Σ 1/n."""
+    counts = [400, 100, 25, 5]
+    labels = torch.arange(4).repeat_interleave(torch.tensor(counts))
+    n = 100_000
+    index = reversed_indices(labels, n, torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(labels[index], minlength=4).double() / n
+    expected = torch.tensor([1 / c for c in counts], dtype=torch.float64)
+    expected /= expected.sum()
+    assert torch.all((frequencies - expected).abs() < 4 * (expected * (1 - expected) / n).sqrt()), frequencies
+    assert frequencies[3] > 0.75 > frequencies[0] * 70  # the tail is drawn most: the reverse of the data
+    # within a class every image is equally likely: class 1's 100 images about equally often
+    within = torch.bincount(index[labels[index] == 1] - 400, minlength=100).double()
+    assert within.min() > 0.5 * within.mean() and within.max() < 1.5 * within.mean()
+    again = reversed_indices(labels, n, torch.Generator().manual_seed(0))
+    assert torch.equal(index, again)  # the generator is the only source of randomness
 
 
 def test_instance_sampler_cycles():
@@ -562,7 +607,7 @@ def test_batches_normalise_and_augment():
 
 
 def test_batches_unknown_sampler():
-    with pytest.raises(LtnasError, match="instance, class_balanced"):
+    with pytest.raises(LtnasError, match="instance, class_balanced, reversed"):
         _batches(_indexed_set(4), 2, sampler="balanced")
 
 

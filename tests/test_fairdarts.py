@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ltnas.config import PRIMITIVES, SearchConfig, load_config
+from ltnas.cli import shipped_configs
 from ltnas.errors import LtnasError
 from ltnas.search import FairDartsSearch, barlow_twins_loss, strategy_class, zero_one_loss
 from ltnas.space import SearchNetwork
@@ -68,6 +69,7 @@ def test_fairdarts_uses_the_authors_defaults_unless_overridden():
     assert (config.order, config.derive, config.threshold, config.zero_one_weight) == ("first", "threshold", 0.85, 10)
     assert load_config(None, ["search.method=fairdarts", "search.batch_size=32"]).search.batch_size == 32
     assert load_config(None, []).search.batch_size == 64  # DARTS keeps its own
+    assert tuple(config.arch_betas) == (0.9, 0.999)  # the FairDARTS code's arch_lr_gamma 0.9 is Adam's β1
     assert strategy_class("fairdarts") is FairDartsSearch and FairDartsSearch.relaxation == "sigmoid"
 
 
@@ -154,3 +156,23 @@ def test_search_warns_when_the_threshold_keeps_nothing(tiny_config_file, tmp_pat
     assert code == 0
     err = capsys.readouterr().err
     assert "normal and reduce cell kept no operation" in err and "search.threshold=0.99" in err
+
+
+@pytest.mark.parametrize("method", ["fairdarts", "ssf"])
+def test_fairdarts_and_ssf_alpha_adam_uses_the_authors_betas(method):
+    """FairDARTS (Chu et al., 2020) code: α Adam betas (arch_lr_gamma, 0.999) = (0.9, 0.999), not DARTS's
+    (0.5, 0.999); the method default shows in the resolved config and the shipped configs resolve to it."""
+    config = load_config(None, [f"search.method={method}"])
+    assert "arch_betas:\n  - 0.9\n  - 0.999" in config.to_yaml()  # visible in the run's config.yaml
+    assert tuple(load_config(None, [f"search.method={method}", "search.arch_betas=[0.5, 0.9]"]).search.arch_betas) \
+        == (0.5, 0.9)  # an explicit setting still wins
+    assert tuple(load_config(None, ["search.method=darts"]).search.arch_betas) == (0.5, 0.999)
+    names = {"fairdarts": ("fairdarts_cifar10", "fairdarts_cifar10_smoke"),
+             "ssf": ("ssf_cifar10_lt", "ssf_cifar10_lt_smoke")}[method]
+    for name in names:
+        assert tuple(load_config(shipped_configs()[name]).search.arch_betas) == (0.9, 0.999)
+
+
+def test_fairdarts_alpha_optimizer_is_adam_with_the_configured_betas():
+    strategy = _fairdarts(zero_one_weight=10.0)
+    assert strategy.a_optimizer.param_groups[0]["betas"] == (0.9, 0.999)

@@ -144,3 +144,43 @@ def test_channels_last_retraining_network_computes_the_same():
     assert_relatively_close(nhwc(x)[0], nchw(x)[0])
     flat = [torch.cat([p.grad.flatten() for p in m.parameters()]) for m in (nhwc, nchw)]
     assert ((flat[0] - flat[1]).norm() / flat[1].norm()).item() <= 1e-4
+
+
+def test_second_order_steps_match_the_original_including_batchnorm_statistics():
+    """Four second-order DARTS steps in float64 from the same start and batches: α, weights and the BatchNorm
+    running statistics equal the original code's (architect.py `unrolled=True`). The forward pass at the virtual
+    weights w' runs on a copy of the model there, so it must not move the supernet's BN statistics here."""
+    from ltnas.config import SearchConfig
+    from ltnas.search import DartsSearch
+    from baseline_darts import BaselineSearch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        primitives = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
+        network = SearchNetwork(4, 5, 3, primitives=primitives, nodes=2, channels_last=False, alpha_init_std=0.5)
+        baseline = BaselineNetwork(4, 5, 3, primitives=primitives, steps=2, multiplier=2).copy_from(network)
+        baseline.alphas_normal, baseline.alphas_reduce = (a.detach().clone().requires_grad_(True)
+                                                          for a in network.arch_parameters())
+        config = SearchConfig(order="second", epochs=1, lr=0.1, primitives=primitives)
+        ours = DartsSearch(network, config, F.cross_entropy)
+        theirs = BaselineSearch(baseline, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                                grad_clip=config.grad_clip, arch_lr=config.arch_lr, arch_betas=config.arch_betas,
+                                arch_weight_decay=config.arch_weight_decay, unrolled=True)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            train, val = ((torch.randn(6, 3, 8, 8, generator=data), torch.randint(0, 5, (6,), generator=data))
+                          for _ in range(2))
+            ours.step(train, val)
+            theirs.step(train, val)
+        for mine, original in zip(network.arch_parameters(), baseline.arch_parameters()):
+            assert_relatively_close(mine.detach(), original.detach(), 1e-14)
+        tensors = [(name, t) for name, t in network.state_dict().items() if not name.startswith("alpha_")]
+        assert len(tensors) == len(baseline.state_dict())
+        for (name, mine), original in zip(tensors, baseline.state_dict().values()):  # weights and BN buffers
+            assert_relatively_close(mine.double(), original.double(), 1e-14)
+        # per step, the forward passes at w, w⁺, w⁻ and the weight step's move the statistics; the one at w' does not
+        assert network.stem[1].num_batches_tracked.item() == 4 * 4
+    finally:
+        torch.set_default_dtype(previous)

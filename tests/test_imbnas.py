@@ -234,6 +234,8 @@ def test_subnet_cost_counts_parameters_and_multiply_adds():
     assert params == count_parameters(DiscreteNetwork(path, 4, 10, 3, in_channels=3, image_size=8))
     # the stem alone: 3×3 conv from 3 to 12 channels on 8×8 = 8·8·12·27 multiply-adds
     assert madds > 8 * 8 * 12 * 27
+    # retrained with LDAM: the cosine classifier has no bias (10 fewer parameters), the same multiply-adds
+    assert subnet_cost(path, 4, 3, 10, 3, 8, normalised=True) == (params - 10, madds)
 
 
 # --- the supernet artefact and adaptation ---------------------------------------------------------

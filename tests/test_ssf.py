@@ -154,6 +154,10 @@ def test_barlow_twins_enters_the_alpha_step_only_when_asked(arch_step):
     assert same == (not arch_step)
 
 
+def test_ssf_alpha_optimizer_uses_fairdarts_betas():
+    assert ssf().a_optimizer.param_groups[0]["betas"] == (0.9, 0.999)  # FairDARTS code: arch_lr_gamma 0.9
+
+
 def test_ssf_config_defaults_and_checks():
     config = SearchConfig(method="ssf")
     assert config.batch_size == 128 and config.derive == "threshold" and "none" not in config.primitives

@@ -98,7 +98,10 @@ class LongTailConfig(Section):
     )
     beta: float = Field(0.9999, gt=0, lt=1, description="class-balanced weights: (1 - β) / (1 - β^n_c)")
     drw_epoch: int | None = Field(None, ge=0, description="DRW switch epoch; default 0.8 × epochs (160 of 200)")
-    sampler: Literal["instance", "class_balanced"] = "instance"
+    sampler: Literal["instance", "class_balanced", "reversed"] = Field(
+        "instance", description="instance (uniform over images); class_balanced (uniform over classes, then "
+        "images); reversed (BBN's: class c with probability ∝ 1/n_c, then images)"
+    )
 
 
 class ViewsConfig(Section):
@@ -173,6 +176,8 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "lr": 0.005,
     "lr_min": 0.001,
     "arch_lr": 3e-3,
+    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
+    "arch_betas": (0.9, 0.999),
     "order": "first",
     "derive": "threshold",
 }
@@ -192,9 +197,19 @@ class BbnConfig(Section):
     )
     k: float = Field(10.0, gt=0, description="reverse_sigmoid steepness k in 1 − sigmoid(k (t − T/2)/(T/2))")
     mu: float = Field(0.5, ge=0, le=1, description="the constant schedule's μ")
+    resampler: Literal["reversed", "class_balanced"] = Field(
+        "reversed", description="sampler of the re-balancing branch: reversed (BBN's own, class c ∝ 1/n_c) or "
+        "class_balanced (uniform over classes)"
+    )
     hls: bool = Field(True, description="scale the backbone α learning rate by 1 − exp(−τ μ_t) (HLS)")
     tau: float = Field(10.0, gt=0, description="HLS τ (the paper does not give it)")
     scale_weight_lr: bool = Field(False, description="with hls: scale the backbone weight learning rate the same way")
+    arch_optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="optimizer of each α component: sgd (momentum arch_momentum), under which Theorem 1 of "
+        "HLS (Tang, 2024) holds (head α steps scale with μ and 1 − μ), or adam (search.arch_betas), which "
+        "normalises that scale away; the paper does not name it"
+    )
+    arch_momentum: float = Field(0.9, ge=0, lt=1, description="sgd α optimizer: momentum (the weights' 0.9)")
     arch_lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="α learning rates follow the weight cosine schedule (paper 001) or stay at arch_lr"
     )
@@ -244,7 +259,10 @@ class SearchConfig(Section):
     weight_decay: float = Field(3e-4, ge=0)
     grad_clip: float = Field(5.0, gt=0)
     arch_lr: float = Field(3e-4, gt=0)
-    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_betas: tuple[float, float] = Field(
+        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
+        "FairDARTS code's (0.9, 0.999)"
+    )
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")

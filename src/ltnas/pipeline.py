@@ -26,6 +26,7 @@ from ltnas.runs import RunFolder, resolve_device, use_channels_last
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
+from ltnas.space.heads import uses_normalised_classifier
 from ltnas.train.checkpoint import load_checkpoint, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 from ltnas.train.retrain import RetrainTask
@@ -94,6 +95,7 @@ def build_search_network(config: RunConfig, data: LongTailDataset, device: torch
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
         nodes=cfg.nodes, relaxation=strategy_class(cfg.method).relaxation, alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
+        normalised=uses_normalised_classifier(cfg.longtail),
     )
 
 
@@ -128,7 +130,8 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
 def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
     cfg = config.train
     return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
-                           in_channels=data.channels, image_size=data.image_size)
+                           in_channels=data.channels, image_size=data.image_size,
+                           normalised=uses_normalised_classifier(cfg.longtail))
 
 
 def evaluate(ctx: Context) -> dict:

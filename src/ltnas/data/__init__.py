@@ -7,7 +7,7 @@ from ltnas.data.folder import IMAGE_SUFFIXES, load_folder
 from ltnas.data.imageset import ImageSet, LongTailDataset, RawSplits
 from ltnas.data.loader import SAMPLERS, DeviceBatches
 from ltnas.data.profiles import PROFILES, imbalance_factor, longtail_counts, longtail_indices
-from ltnas.data.samplers import class_balanced_indices, instance_indices
+from ltnas.data.samplers import class_balanced_indices, class_probabilities, instance_indices, reversed_indices
 from ltnas.data.sources import load_digits, load_source, make_synthetic
 from ltnas.data.splits import balanced_holdout, stratified_split
 
@@ -25,6 +25,7 @@ __all__ = [
     "balanced_holdout",
     "build_dataset",
     "class_balanced_indices",
+    "class_probabilities",
     "imbalance_factor",
     "instance_indices",
     "load_cifar10",
@@ -35,5 +36,6 @@ __all__ = [
     "longtail_counts",
     "longtail_indices",
     "make_synthetic",
+    "reversed_indices",
     "stratified_split",
 ]

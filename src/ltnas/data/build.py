@@ -12,13 +12,17 @@ _DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500}
 # Imbalance ratio when neither ratio nor factor is given: CIFAR-LT's 100, but 50 for digits, whose
 # ~125-image pool would otherwise leave a tail of a single image.
 _DEFAULT_RATIO = {"digits": 50.0}
+# The long-tailed test subset is drawn with this fixed seed, never the run's: every seed of a comparison
+# is scored on the same long-tailed test images (as on the same balanced test split).
+LONGTAIL_TEST_SEED = 0
 
 
 def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
     """Load cfg.source and long-tail its training pool by cfg.profile; `seed` picks which images are kept.
 
     The balanced test split is kept whole; for exp/step (and cfg.longtail_test) a long-tailed test set
-    applies the same profile to it, with n_max = the smallest test class.
+    applies the same profile to it, with n_max = the smallest test class, drawn with LONGTAIL_TEST_SEED
+    (not `seed`), so that runs with different seeds are scored on the same test images.
     """
     pool, test, classes = load_source(cfg)
     test_longtail = None
@@ -34,7 +38,7 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
         train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed)
         if cfg.longtail_test and cfg.profile in ("exp", "step"):
             n_test = min(test.counts(len(classes)))
-            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, seed)
+            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, LONGTAIL_TEST_SEED)
         if ratio is None:
             ratio = 1 / factor  # the dataset reports its imbalance one way, however it was given
 

@@ -9,17 +9,17 @@ import torch
 from ltnas.config import AugmentConfig
 from ltnas.data.augment import BatchAugment
 from ltnas.data.imageset import ImageSet
-from ltnas.data.samplers import class_balanced_indices, instance_indices
+from ltnas.data.samplers import class_balanced_indices, instance_indices, reversed_indices
 from ltnas.errors import LtnasError
 
-SAMPLERS = ("instance", "class_balanced")
+SAMPLERS = ("instance", "class_balanced", "reversed")
 
 
 class DeviceBatches:
     """Iterate (x, y): x float32 normalised (and augmented) on the device, y int64.
 
     shuffle=True (training): each epoch's order is drawn from `generator` when iteration starts, by the
-    instance or class-balanced sampler; both give the same number of batches. The generator is the only
+    instance, class-balanced or reversed (BBN's, ∝ 1/n_c) sampler; all give the same number of batches. The generator is the only
     source of randomness, so saving and restoring its state reproduces an epoch.
     shard=(rank, ranks) (data-parallel training): every rank draws the same order and augmentation for
     global batches of ranks × batch_size images and yields its own slice of each, so N ranks see exactly
@@ -99,6 +99,8 @@ class DeviceBatches:
         num_samples = min(n, len(self) * self.global_batch_size)
         if self.sampler == "class_balanced":
             return class_balanced_indices(self.labels, num_samples, self.generator)
+        if self.sampler == "reversed":
+            return reversed_indices(self.labels, num_samples, self.generator)
         return instance_indices(n, num_samples, self.generator, self.device)
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

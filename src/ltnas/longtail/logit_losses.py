@@ -68,7 +68,9 @@ def ldam_margins(counts: Sequence[int], max_margin: float = 0.5) -> torch.Tensor
 
 class LDAMLoss:
     """Cao et al. (2019): cross-entropy of s · (z − m_y · onehot(y)): the true class must win by a margin
-    that grows towards the tail. Applied to the model's logits (LDAM's cosine classifier is not used)."""
+    that grows towards the tail. As in LDAM-DRW's code, z are cosines in [−1, 1]: every network built for a
+    stage whose loss is LDAM ends in the normalised classifier (`ltnas.space.heads.NormedLinear`), so that
+    s = 30 and the margins keep their meaning as training goes on."""
 
     def __init__(self, counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0):
         if scale <= 0:

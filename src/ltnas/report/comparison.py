@@ -25,6 +25,12 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("medium", "medium", "balanced_test.medium"),
     ("few", "few", "balanced_test.few"),
 )
+# Two-branch (BBN / HLS) runs: balanced test accuracy at other test-time μ than μ_test (see stages/bbn.py).
+MU_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("balanced_mu_val", "μ val", "mu_selected_on_val.balanced_test.overall"),
+    ("balanced_mu_zero", "μ = 0", "mu_zero.balanced_test.overall"),
+    ("balanced_mu_best", "best test μ", "mu_best_on_test.balanced_test.overall"),
+)
 COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
@@ -59,7 +65,8 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
         evals.setdefault(variant, []).append(json.loads((Path(path) / "eval.json").read_text()))
     table = {}
     for variant, rows in evals.items():
-        table[variant] = {key: summarise([lookup(row, dotted) for row in rows]) for key, _, dotted in METRICS}
+        table[variant] = {key: summarise([lookup(row, dotted) for row in rows])
+                          for key, _, dotted in METRICS + MU_METRICS}
         table[variant].update({key: summarise([lookup(row, dotted) for row in rows]) for key, dotted in COSTS})
     return table
 
@@ -97,7 +104,10 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (accuracies in percent)."""
     published = result.get("published")
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
-    header = ["variant", *(title for _, title, _ in METRICS), "params", "search", "train"]
+    mu_columns = [(key, title) for key, title, _ in MU_METRICS
+                  if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
+    header = ["variant", *(title for _, title, _ in METRICS), *(f"balanced test, {t}" for _, t in mu_columns),
+              "params", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
     if published:
@@ -105,6 +115,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
+               *(format_mean_std(stats.get(key, {})) for key, _ in mu_columns),
                format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
         if with_cost:
@@ -155,6 +166,8 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
     console.print(table)
     if result.get("published"):
         console.print(Text(f"Published: {result['published']['source']}"))
+    if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values() for key, _, _ in MU_METRICS):
+        console.print(Text(MU_NOTE))
     line = verdict(result)
     if line:
         console.print(Text(line))
@@ -171,6 +184,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
              _markdown_table(header, rows)]
     if result.get("published"):
         parts.append(f"Published numbers: {result['published']['source']}.")
+    if any(key in stats and stats[key].get("mean") is not None
+           for stats in result["variants"].values() for key, _, _ in MU_METRICS):
+        parts.append(MU_NOTE)
     line = verdict(result)
     if line:
         parts.append(f"**{line}**")
@@ -179,6 +195,12 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
             parts.append(f"![{caption}](plots/{name}.png)")
     parts.append(_side_by_side(result))
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+MU_NOTE = ("Two-branch (BBN / HLS) rows: `balanced test` is at the fixed test-time μ_test; beside it the same at "
+           "the μ chosen on the validation part, at μ = 0 (the class-balanced head alone, where the HLS paper finds "
+           "accuracy best) and at the best μ on the test set — the HLS paper's Table II protocol, optimistic because "
+           "μ is chosen on the test set itself.")
 
 
 def _side_by_side(result: dict) -> str:

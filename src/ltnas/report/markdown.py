@@ -306,10 +306,32 @@ def _mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
         f"Test-time μ of the evaluation above: {sweep.get('mu_test')}; best μ on the validation part "
         f"(balanced accuracy): {sweep.get('mu_selected_on_val')}. μ = 1 is the instance-sampling head alone, "
         "μ = 0 the class-balanced head alone.",
+        _mu_choices_table(run.evaluation or {}),
         _table(header, rows),
         _image(plots, "mu_sweep", "accuracy against the test-time mixing ratio"),
     ]
     return "\n\n".join(line for line in lines if line)
+
+
+# eval.json entries of a two-branch run: the accuracy at each way of choosing the test-time μ
+MU_CHOICES = (("mu_selected_on_val", "chosen on validation"), ("mu_zero", "μ = 0 (class-balanced head)"),
+              ("mu_best_on_test", "best on test (the HLS paper's protocol, optimistic)"))
+
+
+def _mu_choices_table(evaluation: Row) -> str:
+    """Test accuracy at μ_test beside μ chosen on validation, μ = 0 and the best test μ."""
+    if evaluation.get("mu_test") is None:
+        return ""
+    sets = [name for name in ("balanced_test", "longtail_test") if evaluation.get(name)]
+    titles = {"balanced_test": "balanced test", "longtail_test": "long-tailed test"}
+    rows = [["μ_test (fixed before testing)", f"{evaluation['mu_test']:g}",
+             *(format_percent(evaluation[name].get("overall")) for name in sets)]]
+    for key, title in MU_CHOICES:
+        choice = evaluation.get(key)
+        if choice:
+            rows.append([title, f"{choice['mu']:g}", *(format_percent((choice.get(name) or {}).get("overall"))
+                                                       for name in sets)])
+    return _table(["test-time μ", "μ", *(f"{titles[name]}: overall" for name in sets)], rows)
 
 
 def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:

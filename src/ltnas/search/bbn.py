@@ -9,8 +9,8 @@ One search step (paper 001, Algorithm 1, first order as in its DARTS code):
     from each sampler, both with
         o_ins = head_ins(backbone(x_ins)),   o_cls = head_cls(backbone(x_cls))
         L = μ·CE(μ o_ins + (1 − μ) o_cls, y_ins) + (1 − μ)·CE(μ o_ins + (1 − μ) o_cls, y_cls)
-  - every α group (backbone, instance head, class-balanced head) has its own Adam, so a learning
-    rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
+  - every α group (backbone, instance head, class-balanced head) has its own optimizer (SGD by
+    default, see `arch_optimizer`), so a learning rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
     1 − exp(−τ μ_t) (optionally the backbone weight learning rate too).
 
 Theorem 1 of the paper is why HLS exists: ∇α_ins L carries a factor μ and ∇α_cls L a factor 1 − μ,
@@ -34,6 +34,7 @@ from ltnas.config import PRIMITIVES, SearchConfig
 from ltnas.search.darts import gradients
 from ltnas.search.schedules import hls_factor, make_schedule
 from ltnas.space.genotype import derive_genotype
+from ltnas.space.heads import make_classifier
 from ltnas.space.relaxation import make_relaxation
 from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
 
@@ -56,14 +57,15 @@ def bbn_loss(o_ins: torch.Tensor, o_cls: torch.Tensor, y_ins: torch.Tensor, y_cl
 
 
 class SearchHead(nn.Module):
-    """One normal search cell on the backbone's last two outputs, global pooling, a linear classifier."""
+    """One normal search cell on the backbone's last two outputs, global pooling, a linear (or normalised)
+    classifier."""
 
     def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
-                 num_classes: int, primitives: tuple[str, ...]):
+                 num_classes: int, primitives: tuple[str, ...], normalised: bool = False):
         super().__init__()
         self.cell = SearchCell(nodes, c_prev_prev, c_prev, channels, False, reduction_prev, primitives)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(nodes * channels, num_classes)
+        self.classifier = make_classifier(nodes * channels, num_classes, normalised)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.global_pooling(self.cell(s0, s1, weights)).flatten(1))
@@ -73,6 +75,7 @@ class TwoBranchSearchNetwork(nn.Module):
     """Backbone of search cells + instance and class-balanced search-cell heads, four α tensors.
 
     `parameters()` yields the operation weights only; α comes from `arch_groups()` (per component).
+    `normalised`: both heads end in LDAM-DRW's cosine classifier (space/heads.py).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class TwoBranchSearchNetwork(nn.Module):
         stem_multiplier: int = 3,
         relaxation: str = "softmax",
         alpha_init_std: float = 1e-3,
+        normalised: bool = False,
     ):
         super().__init__()
         self.primitives = tuple(primitives)
@@ -98,7 +102,7 @@ class TwoBranchSearchNetwork(nn.Module):
         self.stem, self.cells = backbone.stem, backbone.cells
         self.heads = nn.ModuleDict({
             branch: SearchHead(nodes, backbone.c_prev_prev, backbone.c_prev, backbone.channels,
-                               backbone.reduction_prev, num_classes, self.primitives)
+                               backbone.reduction_prev, num_classes, self.primitives, normalised)
             for branch in BRANCHES
         })
 
@@ -181,7 +185,8 @@ def write_two_branch_genotype(genotype: dict[str, Any], path: str | Path) -> Non
 
 
 class BbnSearch:
-    """The BBN + DARTS strategy: one SGD over all weights, one Adam per α component, μ per epoch."""
+    """The BBN + DARTS strategy: one SGD over all weights, one optimizer per α component (`bbn.arch_optimizer`:
+    SGD by default, or Adam), μ per epoch."""
 
     relaxation = "softmax"
 
@@ -197,13 +202,17 @@ class BbnSearch:
             config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
         )
         self.alpha_groups = network.arch_groups()
-        self.a_optimizers = {
-            component: torch.optim.Adam(alphas, config.arch_lr, betas=tuple(config.arch_betas),
-                                        weight_decay=config.arch_weight_decay)
-            for component, alphas in self.alpha_groups.items()
-        }
+        self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
         self.mu, self.hls, self.backbone_frozen = 1.0, 1.0, False
         self.set_epoch(0)
+
+    def arch_optimizer(self, alphas: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """SGD: Δα = −ξ (g + wd α) (with momentum), so the heads' steps carry Theorem 1's factors μ and 1 − μ.
+        Adam divides g by its running RMS, which cancels a slowly varying factor such as μ."""
+        cfg = self.config
+        if self.bbn.arch_optimizer == "adam":
+            return torch.optim.Adam(alphas, cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay)
+        return torch.optim.SGD(alphas, cfg.arch_lr, momentum=self.bbn.arch_momentum, weight_decay=cfg.arch_weight_decay)
 
     @property
     def total_epochs(self) -> int:
@@ -272,7 +281,7 @@ class BbnSearch:
         for component, grads in self.arch_gradients(val_ins, val_cls).items():
             optimizer = self.a_optimizers[component]
             if optimizer.param_groups[0]["lr"] == 0.0:
-                continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its Adam moments as they are
+                continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its moments as they are
             for alpha, grad in zip(self.alpha_groups[component], grads):
                 alpha.grad = grad
             optimizer.step()

@@ -1,6 +1,6 @@
 """The two-branch (BBN) search as an epoch task for the shared loop.
 
-Four batch streams run in lockstep, each with its own generator: instance and class-balanced
+Four batch streams run in lockstep, each with its own generator: instance and re-balanced (`bbn.resampler`)
 batches of the training part, and the same two of the validation part (cycled, since an 80/20
 split has fewer validation batches than training batches). After every epoch: the validation
 accuracy at the test-time μ and of each head alone, α of every component (`alpha.jsonl`), and the

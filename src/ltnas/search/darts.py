@@ -7,7 +7,8 @@ original code. The second-order α gradient follows DESIGN.md:
     ∇α ≈ ∇α L_val(w', α) − ξ · (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε
     w± = w ± ε ∇w' L_val(w', α),  ε = r / ‖∇w' L_val(w', α)‖,  r = `hvp_radius` (0.01)
 
-with ξ the current weight learning rate.
+with ξ the current weight learning rate. As in the original code, the forward passes at w, w⁺ and w⁻
+update the supernet's BatchNorm running statistics; the one at w' does not (it runs on a copy).
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ class DartsSearch:
             step = g + decay * w if buf is None else momentum * buf + g + decay * w
             unrolled[name] = (w - xi * step).detach().requires_grad_(True)
 
-        val_loss = self.arch_criterion(functional_call(self.network, unrolled, (x_val,)), y_val)
+        # The forward pass at w' runs on copies of the BatchNorm buffers, as the original code runs it on a
+        # copy of the model: it must not move the supernet's running statistics.
+        buffers = {name: b.clone() for name, b in self.network.named_buffers()}
+        val_loss = self.arch_criterion(functional_call(self.network, {**unrolled, **buffers}, (x_val,)), y_val)
         grads = gradients(val_loss, [*self.alphas, *unrolled.values()])
         d_alpha, d_unrolled = grads[: len(self.alphas)], grads[len(self.alphas):]
         hessian_vector = self._hessian_vector_product(d_unrolled, x_train, y_train)

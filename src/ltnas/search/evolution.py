@@ -27,6 +27,7 @@ from ltnas.evaluate import predict
 from ltnas.metrics import classification_metrics
 from ltnas.search.oneshot import PathSpace, SupernetPath, path_key, recalibrate_bn
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters
+from ltnas.space.heads import NormedLinear
 from ltnas.train.loop import OnStep
 
 # Random draws allowed per wanted candidate before a generation settles for fewer (a small space, or a
@@ -58,10 +59,12 @@ def crossover(space: PathSpace, first: Genotype, second: Genotype, rng: random.R
 
 # --- cost of a candidate --------------------------------------------------------------------------
 def subnet_cost(path: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
-                image_size: int) -> tuple[int, int]:
+                image_size: int, normalised: bool = False) -> tuple[int, int]:
     """(parameters, multiply-adds per image) of the network `path` becomes when retrained at C × layers
-    (auxiliary head excluded); convolutions and linear layers are counted."""
-    model = DiscreteNetwork(path, C, num_classes, layers, in_channels=in_channels, image_size=image_size).eval()
+    (auxiliary head excluded), with the classifier retraining will use (`normalised`: LDAM's cosine one);
+    convolutions and linear layers are counted."""
+    model = DiscreteNetwork(path, C, num_classes, layers, in_channels=in_channels, image_size=image_size,
+                            normalised=normalised).eval()
     madds = 0
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -72,7 +75,8 @@ def subnet_cost(path: Genotype, C: int, layers: int, num_classes: int, in_channe
         else:
             madds += module.in_features * module.out_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear, NormedLinear))]
     with torch.no_grad():
         model(torch.zeros(1, in_channels, image_size, image_size))
     for hook in hooks:

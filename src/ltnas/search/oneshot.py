@@ -26,6 +26,7 @@ from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, stratified_spli
 from ltnas.errors import LtnasError
 from ltnas.longtail import LongTailLoss, build_criterion
 from ltnas.space import DiscreteNetwork, Edge, Genotype, SearchNetwork
+from ltnas.space.heads import is_normalised, uses_normalised_classifier
 from ltnas.space.search_network import SearchCell
 from ltnas.train.checkpoint import load_checkpoint
 from ltnas.train.loop import OnStep, ProgressReporter, fit
@@ -190,7 +191,8 @@ def export_subnet(network: SearchNetwork, path: Genotype, auxiliary: bool = Fals
     C = init_channels(network)
     in_channels = network.stem[0].in_channels
     subnet = DiscreteNetwork(path, C, network.num_classes, len(network.cells), auxiliary=auxiliary,
-                             in_channels=in_channels, stem_multiplier=network.stem[0].out_channels // C)
+                             in_channels=in_channels, stem_multiplier=network.stem[0].out_channels // C,
+                             normalised=is_normalised(network.classifier))
     device = next(network.parameters()).device
     subnet.to(device)
 
@@ -322,9 +324,11 @@ class SupernetTask:
         self.batches.generator.set_state(state["generator"])
 
 
-def build_supernet(config: SupernetConfig, num_classes: int, in_channels: int) -> SearchNetwork:
+def build_supernet(config: SupernetConfig, num_classes: int, in_channels: int, normalised: bool = False
+                   ) -> SearchNetwork:
+    """The one-shot supernet; `normalised`: LDAM-DRW's cosine classifier (when its loss is LDAM)."""
     return SearchNetwork(config.init_channels, num_classes, config.layers, in_channels=in_channels,
-                         primitives=config.primitives, nodes=config.nodes)
+                         primitives=config.primitives, nodes=config.nodes, normalised=normalised)
 
 
 def search_split(dataset: LongTailDataset, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -345,7 +349,8 @@ def train_supernet(config: SupernetConfig, longtail: LongTailConfig, data_config
         return target
     torch.manual_seed(seed)
     train_set, _ = search_split(dataset, data_config.val_fraction, seed)
-    network = build_supernet(config, dataset.num_classes, dataset.channels).to(device)
+    network = build_supernet(config, dataset.num_classes, dataset.channels,
+                             uses_normalised_classifier(longtail)).to(device)
     counts = train_set.counts(dataset.num_classes)
     criterion = build_criterion(longtail, counts, config.epochs, device)
     batches = DeviceBatches(train_set, config.batch_size, device=device, mean=dataset.mean, std=dataset.std,
@@ -381,7 +386,8 @@ def init_channels(network: SearchNetwork) -> int:
 def save_supernet(path: Path, network: SearchNetwork, meta: dict[str, Any]) -> None:
     shape = {"C": init_channels(network), "num_classes": network.num_classes,
              "layers": len(network.cells), "in_channels": network.stem[0].in_channels,
-             "primitives": list(network.primitives), "nodes": network.nodes}
+             "primitives": list(network.primitives), "nodes": network.nodes,
+             "normalised": is_normalised(network.classifier)}
     atomic_save({"format": SUPERNET_FORMAT, "network": shape, "state_dict": network.state_dict(), **meta}, path)
 
 
@@ -399,7 +405,8 @@ def load_supernet(path: str | Path, device: torch.device | str = "cpu") -> tuple
         raise LtnasError(f"{path} is not an ltnas supernet file; pass a supernet.pt written by `ltnas supernet train`")
     shape = saved["network"]
     network = SearchNetwork(shape["C"], shape["num_classes"], shape["layers"], in_channels=shape["in_channels"],
-                            primitives=shape["primitives"], nodes=shape["nodes"])
+                            primitives=shape["primitives"], nodes=shape["nodes"],
+                            normalised=shape.get("normalised", False))
     network.load_state_dict(saved["state_dict"])
     meta = {key: value for key, value in saved.items() if key not in ("state_dict", "network", "format")}
     return network.to(device), meta

@@ -11,6 +11,7 @@ from torch import nn
 
 from ltnas.errors import LtnasError
 from ltnas.space.genotype import Genotype
+from ltnas.space.heads import make_classifier
 from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
 from ltnas.space.search_network import reduction_layers
 
@@ -64,7 +65,7 @@ class AuxiliaryHead(nn.Module):
     """DARTS' CIFAR auxiliary classifier: pool 5, stride 3 takes its 8×8 maps to 2×2. Maps too small
     for that (2×2 for 8×8 digits, 7×7 for 28×28 images) are pooled adaptively to the same 2×2."""
 
-    def __init__(self, channels: int, num_classes: int, spatial: int):
+    def __init__(self, channels: int, num_classes: int, spatial: int, normalised: bool = False):
         super().__init__()
         pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if spatial >= 8
                 else nn.AdaptiveAvgPool2d(2))
@@ -78,7 +79,7 @@ class AuxiliaryHead(nn.Module):
             nn.BatchNorm2d(768),
             nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Linear(768, num_classes)
+        self.classifier = make_classifier(768, num_classes, normalised)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))
@@ -88,11 +89,12 @@ class DiscreteNetwork(nn.Module):
     """Stem (3×3 conv to 3C + BN), `layers` cells with reductions at L//3 and 2L//3, pooled linear head.
 
     In training mode with `auxiliary=True`, `forward` returns `(logits, aux_logits)`; otherwise logits.
-    Set `drop_path_prob` (scheduled by the trainer) to enable drop-path.
+    Set `drop_path_prob` (scheduled by the trainer) to enable drop-path. `normalised`: LDAM-DRW's cosine
+    classifier (space/heads.py) for both heads instead of linear ones.
     """
 
     def __init__(self, genotype: Genotype, C: int, num_classes: int, layers: int, auxiliary: bool = False,
-                 in_channels: int = 3, *, image_size: int = 32, stem_multiplier: int = 3):
+                 in_channels: int = 3, *, image_size: int = 32, stem_multiplier: int = 3, normalised: bool = False):
         super().__init__()
         self.genotype = genotype
         self.drop_path_prob = 0.0
@@ -114,9 +116,9 @@ class DiscreteNetwork(nn.Module):
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
             if auxiliary and i == self.auxiliary_layer:
-                self.auxiliary_head = AuxiliaryHead(c_prev, num_classes, spatial)
+                self.auxiliary_head = AuxiliaryHead(c_prev, num_classes, spatial, normalised)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        self.classifier = make_classifier(c_prev, num_classes, normalised)
 
     def forward(self, x: torch.Tensor):
         aux_logits = None

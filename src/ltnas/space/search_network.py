@@ -13,6 +13,7 @@ from torch import nn
 
 from ltnas.config import PRIMITIVES
 from ltnas.space.genotype import Genotype, derive_genotype
+from ltnas.space.heads import make_classifier
 from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
 from ltnas.space.relaxation import Relaxation, make_relaxation
 
@@ -186,7 +187,9 @@ class SearchNetwork(nn.Module):
         relaxation: str | Relaxation = "softmax",
         alpha_init_std: float = 1e-3,
         channels_last: bool = True,
+        normalised: bool = False,
     ):
+        """`normalised`: LDAM-DRW's cosine classifier (space/heads.py) instead of a linear one."""
         super().__init__()
         self.primitives = tuple(primitives)
         # NHWC activations: the same values, but pooling and depthwise convolutions vectorise over
@@ -200,7 +203,7 @@ class SearchNetwork(nn.Module):
         self.stem, self.cells = backbone.stem, backbone.cells
         self.feature_dim = backbone.c_prev
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(backbone.c_prev, num_classes)
+        self.classifier = make_classifier(backbone.c_prev, num_classes, normalised)
 
         shape = (num_edges(nodes), len(self.primitives))
         self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))

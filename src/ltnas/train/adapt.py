@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
 from ltnas import pipeline
 from ltnas.atomic import atomic_write_text
@@ -45,6 +44,7 @@ from ltnas.search.oneshot import (
     SUPERNET_FORMAT, SupernetTask, load_supernet, search_split, stage_cost, train_supernet,
 )
 from ltnas.space import Genotype, SearchNetwork
+from ltnas.space.heads import make_classifier, uses_normalised_classifier
 from ltnas.train.checkpoint import seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 
@@ -149,14 +149,15 @@ def adapt_supernet(network: SearchNetwork, config: RunConfig, target: LongTailDa
                          f"{target.channels}; use a source and a target with the same channels")
     torch.manual_seed(config.seed + ADAPT_SEED)
     # The classifier is always rebuilt: the target's classes need not be the source's (CIFAR-10 → CIFAR-100).
-    network.classifier = nn.Linear(network.feature_dim, target.num_classes).to(device)
-    network.num_classes = target.num_classes
     frozen = procedure == "P1"
+    longtail = cfg.classifier_longtail if frozen else cfg.finetune_longtail
+    network.classifier = make_classifier(network.feature_dim, target.num_classes,
+                                         uses_normalised_classifier(longtail)).to(device)
+    network.num_classes = target.num_classes
     for parameter in network.parameters():
         parameter.requires_grad_(not frozen)
     for parameter in network.classifier.parameters():
         parameter.requires_grad_(True)
-    longtail = cfg.classifier_longtail if frozen else cfg.finetune_longtail
     train_set, _ = search_split(target, config.data.val_fraction, config.seed)
     batches = DeviceBatches(train_set, cfg.batch_size, device=device, mean=target.mean, std=target.std,
                             generator=torch.Generator(device=device).manual_seed(config.seed + ADAPT_SEED + 1),
@@ -183,7 +184,7 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
 
     def cost(path: Genotype) -> tuple[int, int]:
         return subnet_cost(path, config.train.init_channels, config.train.layers, target.num_classes,
-                           target.channels, target.image_size)
+                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
 
     seed_everything(config.seed + EVOLVE_SEED)
     task = EvolutionTask(network, cfg, recalibration, validation, val_set.counts(dataset.num_classes), cost,
