@@ -91,10 +91,10 @@ def _longtail(
         c = short[0]
         fits = _largest_n_max(have, rank, n_max, profile, ratio, factor)
         advice = f"set data.n_max to at most {fits}" if fits else "use fewer classes"
+        place = f", the number {rank.index(c) + 1} of {len(classes)} by size," if rank != sorted(rank) else ""
         raise LtnasError(
-            f"class '{classes[c]}' has {have[c]} images but the {profile} profile (n_max {n_max}) asks for "
-            f"{counts[c]} (it is class {rank.index(c) + 1} of {len(classes)} by size); {advice}, or set "
-            "data.profile: none to keep the data as it is"
+            f"class '{classes[c]}' ({c}){place} has {have[c]} images but the {profile} profile (n_max {n_max}) asks "
+            f"for {counts[c]}; {advice}, or set data.profile: none to keep the data as it is"
         )
     return images.subset(longtail_indices(images.labels.numpy(), counts, seed, class_names=classes))
 
