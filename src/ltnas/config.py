@@ -68,7 +68,8 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=4, description="folder: shorter side scaled to this, centre square "
                                    "cut (default: the median shorter side, at most 64); synthetic: image side")
     memory_budget_gb: float | None = Field(None, gt=0, description="folder: most GiB of decoded images to hold in "
-                                           "memory (default: half the machine's); a larger folder is refused")
+                                           "memory (default: half the machine's); a larger folder is decoded batch "
+                                           "by batch")
     num_classes: int | None = Field(None, ge=2, description="synthetic only (default 10)")
     channels: int | None = Field(None, ge=1, description="synthetic only (default 3)")
     val_fraction: float = Field(0.5, gt=0, lt=1, description="share of the training set used as the α validation set")

@@ -6,8 +6,8 @@ Every image is fitted to a square `image_size` by `fit_image`: scaled (bilinear,
 its shorter side is `image_size`, then its centre square is cut out — the same function prepares images for
 prediction (ltnas/model_io.py). Without `image_size`, the side is the median of the images' shorter sides,
 at most DEFAULT_MAX_SIDE. The set is 1-channel if every image is grayscale, else RGB.
-Everything is decoded into memory; a folder whose decoded pixels exceed the memory budget is refused up
-front with its size (see `check_memory`).
+Everything is decoded into memory, unless the decoded pixels would exceed the memory budget
+(data.memory_budget_gb): then the files are decoded batch by batch (data/streaming.py), with a note.
 """
 
 from __future__ import annotations
@@ -74,17 +74,11 @@ def default_memory_budget() -> int:
         return 8 * 2**30
 
 
-def check_memory(root: Path, count: int, size: int, budget_gb: float | None) -> None:
-    """Refuse, with the size, a folder whose decoded uint8 pixels (count × 3 × size², RGB assumed) exceed
-    the budget (data.memory_budget_gb; default half the machine's memory)."""
-    need = count * 3 * size * size
+def fits_in_memory(count: int, size: int, budget_gb: float | None) -> bool:
+    """Whether count decoded uint8 images of 3×size×size (RGB assumed) fit the budget
+    (data.memory_budget_gb; default half the machine's memory)."""
     budget = int(budget_gb * 2**30) if budget_gb is not None else default_memory_budget()
-    if need > budget:
-        raise LtnasError(
-            f"image folder {root} decodes to {need / 2**30:.2f} GiB ({count} images at 3×{size}×{size}), over the "
-            f"memory budget of {budget / 2**30:.2f} GiB; lower data.image_size, use a subset of the images, or "
-            "raise data.memory_budget_gb (ltnas holds a dataset in memory)"
-        )
+    return count * 3 * size * size <= budget
 
 
 def load_folder(
@@ -152,7 +146,8 @@ def _read_set(files: list[Path], labels: list[int], size: int | None, budget_gb:
     from PIL import Image  # Pillow arrives with matplotlib; imported here so other sources never need it
 
     size = size or default_image_size(files)
-    check_memory(root, len(files), size, budget_gb)
+    if not fits_in_memory(len(files), size, budget_gb):
+        return _streamed_set(files, labels, size, budget_gb, root)
     pixels = np.empty((len(files), size, size, 3), dtype=np.uint8)
     all_gray = True
     for i, path in enumerate(files):
@@ -166,3 +161,26 @@ def _read_set(files: list[Path], labels: list[int], size: int | None, budget_gb:
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     images = images[:, :1] if all_gray else images
     return ImageSet(images.contiguous(), torch.tensor(labels, dtype=torch.int64))
+
+
+def _streamed_set(files: list[Path], labels: list[int], size: int, budget_gb: float | None, root: Path) -> ImageSet:
+    """The files as a FileImages set decoded per batch; 1 channel if every header says grayscale."""
+    import sys
+
+    from PIL import Image
+
+    from ltnas.data.streaming import FileImages
+
+    all_gray = True
+    for path in files:
+        try:
+            with Image.open(path) as image:  # reads the header only
+                all_gray &= image.mode in _GRAYSCALE_MODES
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise LtnasError(f"cannot read image {path} ({exc}); delete or replace the file") from None
+    need = len(files) * 3 * size * size / 2**30
+    budget = budget_gb if budget_gb is not None else default_memory_budget() / 2**30
+    print(f"ltnas: note: image folder {root} decodes to {need:.2f} GiB ({len(files)} images at {size}×{size}), over "
+          f"the memory budget of {budget:.2f} GiB (data.memory_budget_gb); its images are decoded batch by batch "
+          "(slower than in memory)", file=sys.stderr)
+    return ImageSet(FileImages(files, size, 1 if all_gray else 3), torch.tensor(labels, dtype=torch.int64))

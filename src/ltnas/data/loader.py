@@ -103,7 +103,8 @@ class DeviceBatches:
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in order.split(self.global_batch_size):
-            x = (self.images[index].float().div_(255) - self.mean) / self.std
+            # .to: streamed images (data/streaming.py) are decoded on the host; in-memory ones are there already
+            x = (self.images[index].to(self.device).float().div_(255) - self.mean) / self.std
             if self.augment is not None:
                 x = self.augment(x, self.generator)  # the whole global batch: same draws on every rank
             y = self.labels[index]
