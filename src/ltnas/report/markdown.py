@@ -31,7 +31,7 @@ from ltnas.report.plots import (
     plot_per_class,
     plot_weight_histogram,
 )
-from ltnas.report.naming import few_test_images, test_counts, test_set_name
+from ltnas.report.naming import count_test_images, few_test_images, name_of_test_set
 from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
 
 Row = dict[str, Any]
@@ -155,7 +155,7 @@ def draw_plots(run: RunFiles) -> set[str]:
         draw("per_class", plot_per_class, balanced, longtail, run.train_counts, run.class_names)
     if balanced and balanced.get("confusion"):
         draw("confusion", plot_confusion, balanced["confusion"], run.class_names,
-             title=f"Confusion matrix, {test_set_name(balanced)}")
+             title=f"Confusion matrix, {name_of_test_set(balanced)}")
     if longtail and longtail.get("confusion"):
         draw("confusion_longtail", plot_confusion, longtail["confusion"], run.class_names,
              title="Confusion matrix, long-tailed test")
@@ -199,7 +199,7 @@ def _summary_section(run: RunFiles) -> str:
 
 
 def _accuracy_table(balanced: Row | None, longtail: Row | None) -> str:
-    test_sets = [(test_set_name(balanced), balanced)] + ([("long-tailed test", longtail)] if longtail else [])
+    test_sets = [(name_of_test_set(balanced), balanced)] + ([("long-tailed test", longtail)] if longtail else [])
     rows = [[ACCURACY_TITLES[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
             for metric in ACCURACIES]
     rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
@@ -222,7 +222,7 @@ def _data_section(run: RunFiles) -> str:
         groups = shot_groups(counts)
         facts.append(f"- Training images: {sum(counts)} (largest class {max(counts)}, smallest {min(counts)}); "
                      + ", ".join(f"{len(members)} {name}-shot" for name, members in groups.items()) + " classes")
-    test_title = "Balanced test images" if test_set_name(_test_metrics(run)[0]) == "balanced test" else "Test images"
+    test_title = f"{name_of_test_set(_test_metrics(run)[0]).capitalize()} images"
     for key, title in (("test_counts", test_title), ("longtail_test_counts", "Long-tailed test images")):
         if data.get(key):
             facts.append(f"- {title}: {sum(data[key])}")
@@ -290,7 +290,7 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
         return ""
     parts = ["## Evaluation", _per_class_table(run, balanced, longtail),
              _image(plots, "per_class", "per-class accuracy against training-set size"),
-             _image(plots, "confusion", f"confusion matrix on the {test_set_name(balanced)} set"),
+             _image(plots, "confusion", f"confusion matrix on the {name_of_test_set(balanced)} set"),
              _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
     return "\n\n".join(part for part in parts if part)
 
@@ -320,8 +320,8 @@ def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
     counts = run.train_counts
     groups = shot_groups(counts) if counts else balanced.get("groups") or {}
     group_of = {c: name for name, members in groups.items() for c in members}
-    tested = test_counts(balanced) or []
-    header = ["class", "train images", "group", "test images", test_set_name(balanced)] + (
+    tested = count_test_images(balanced) or []
+    header = ["class", "train images", "group", "test images", name_of_test_set(balanced)] + (
         ["long-tailed test"] if longtail else [])
     rows = []
     for c, name in enumerate(run.class_names):

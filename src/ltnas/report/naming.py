@@ -15,16 +15,16 @@ from typing import Any
 FEW_TEST_IMAGES = 5
 
 
-def test_counts(metrics: dict[str, Any] | None) -> list[int] | None:
+def count_test_images(metrics: dict[str, Any] | None) -> list[int] | None:
     """Test images per class: the row sums of the metrics' confusion matrix."""
     confusion = (metrics or {}).get("confusion")
     return [int(sum(row)) for row in confusion] if confusion else None
 
 
-def test_set_name(metrics: dict[str, Any] | None) -> str:
+def name_of_test_set(metrics: dict[str, Any] | None) -> str:
     """ "balanced test" when every class has the same (non-zero) number of test images, else "test";
     metrics without a confusion matrix keep eval.json's name for them."""
-    counts = test_counts(metrics)
+    counts = count_test_images(metrics)
     if counts is None:
         return "balanced test"
     return "balanced test" if min(counts) > 0 and len(set(counts)) == 1 else "test"
@@ -32,7 +32,7 @@ def test_set_name(metrics: dict[str, Any] | None) -> str:
 
 def few_test_images(metrics: dict[str, Any] | None, class_names: Sequence[str] | None = None) -> str | None:
     """A one-line warning naming the classes with fewer than FEW_TEST_IMAGES test images, or None."""
-    counts = test_counts(metrics)
+    counts = count_test_images(metrics)
     if not counts:
         return None
     names = list(class_names) if class_names and len(class_names) == len(counts) else [str(c) for c in

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ltnas.report.naming import few_test_images, test_set_name
+from ltnas.report.naming import few_test_images, name_of_test_set
 
 MISSING = "—"
 # The accuracies of a `classification_metrics` dict, in the order they are reported.
@@ -57,7 +57,7 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if eval_dict.get("mu_test") is not None:  # a two-branch (bbn) network, evaluated at this mixing ratio
         rows.append(("Test-time mixing ratio μ", f"{eval_dict['mu_test']:g}"))
-    name = test_set_name(balanced).capitalize()
+    name = name_of_test_set(balanced).capitalize()
     rows += [(f"{name}: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
     if longtail:
         rows += [(f"Long-tailed test: {metric}", format_percent(longtail.get(metric)))
