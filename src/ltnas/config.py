@@ -8,7 +8,6 @@ for `search`, the DARTS evaluation recipe for `train`.
 from __future__ import annotations
 
 import difflib
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -509,7 +508,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         apply_override(raw, item)
     overridden = [item.partition("=")[0].strip() for item in overrides or []]
     if path is not None and file_source is not None:
-        _drop_other_source_keys(raw, file_source, overridden, path)
+        _drop_other_source_keys(raw, file_source, overridden)
     try:
         return validate_config(raw, source=str(path) if path else "--set")
     except LtnasError:
@@ -519,18 +518,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return validate_config(raw, source=str(path), overridden=overridden)
 
 
-def _drop_other_source_keys(raw: dict[str, Any], file_source: str, overridden: list[str], path: Path) -> None:
+def _drop_other_source_keys(raw: dict[str, Any], file_source: str, overridden: list[str]) -> list[str]:
     """`--set data.source=X` on a file written for another source: the file's data keys tied to its own
-    source (ratio, test_per_class, root, ...) are dropped, with a note, rather than kept silently."""
+    source (profile, ratio, test_per_class, root, ...) are dropped rather than carried into the new
+    source's run (and its saved config); keys given with --set stay. Returns the dropped keys."""
     data = raw.get("data")
     if not isinstance(data, dict) or data.get("source", "digits") == file_source:
-        return
+        return []
     dropped = [key for key in SOURCE_DEPENDENT if key in data and f"data.{key}" not in overridden]
     for key in dropped:
         del data[key]
-    if dropped:
-        print(f"ltnas: note: --set data.source={data.get('source')} replaces {path}'s {file_source} data; dropped its "
-              f"data keys {', '.join(dropped)} (set them with --set if you want them)", file=sys.stderr)
+    return dropped
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from ltnas.atomic import atomic_file
 from ltnas.errors import LtnasError
+from ltnas.model_cli import DEFAULT_TOLERANCE, FORMATS
 from ltnas.model_io import LoadedModel, load_model
 
-from ltnas.model_cli import DEFAULT_TOLERANCE, FORMATS
-CHECK_IMAGES = 16
+CHECK_IMAGES = 16  # test images the export is checked on when no --images are given
 
 
 @dataclass
