@@ -4,13 +4,14 @@
 dtype and dim(); indexing it with a batch's indices (or a slice) decodes those files only, with the
 same `fit_image` rule as the in-memory path, so both paths give identical pixels. `subset` keeps it
 lazy, `to(device)` keeps it on the host (each decoded batch moves to the device), and `split` decodes
-chunk by chunk (for the channel statistics). No worker processes: decoding runs in the training
-process, between steps.
+chunk by chunk (for the channel statistics), and `prefetched` decodes the next batch in one background
+thread while the current one trains. No worker processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,16 @@ class FileImages:
         for row, i in enumerate(positions):
             pixels[row] = decode(self.files[i], self.size, self.channels)
         return torch.from_numpy(pixels)
+
+    def prefetched(self, indices: Sequence) -> Iterator[torch.Tensor]:
+        """self[i] for each i of `indices`, in order, each decoded in one background thread while the
+        previous one is used (PIL releases the GIL while it decodes)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltnas-decode") as pool:
+            pending = pool.submit(self.__getitem__, indices[0]) if len(indices) else None
+            for k in range(len(indices)):
+                batch = pending.result()
+                pending = pool.submit(self.__getitem__, indices[k + 1]) if k + 1 < len(indices) else None
+                yield batch
 
     def split(self, chunk: int) -> Iterator[torch.Tensor]:
         for start in range(0, len(self), chunk):
