@@ -29,9 +29,10 @@ PRIMITIVES: tuple[str, ...] = (
 )
 
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
-# data keys that only one kind of source reads: a config file's are dropped when --set changes data.source
+# data keys that only these sources read; any other source refuses them
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {"digits": ("test_per_class",),
                                            "synthetic": ("test_per_class", "num_classes", "channels")}
+# data keys whose meaning depends on the source: a config file's are dropped when --set changes data.source
 SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "test_per_class", "test_fraction",
                     "image_size", "memory_budget_gb", "num_classes", "channels")
 
@@ -84,6 +85,7 @@ class DataConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _folder_keeps_its_distribution(cls, data: Any) -> Any:
+        """A folder of real images is long-tailed already: without a profile it is kept as it is."""
         if isinstance(data, dict) and data.get("source") == "folder" and data.get("profile") is None:
             data = {**data, "profile": "none"}
         return data
