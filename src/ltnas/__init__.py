@@ -17,7 +17,7 @@ from ltnas.config import RunConfig, load_config
 from ltnas.errors import LtnasError
 
 __version__ = "0.1.0"
-__all__ = ["LtnasError", "RunConfig", "load_config", "run", "__version__"]
+__all__ = ["LtnasError", "RunConfig", "load_config", "load_model", "run", "__version__"]
 
 
 def run(config: RunConfig | str | Path | None = None, out: str | Path | None = None,
@@ -34,3 +34,10 @@ def run(config: RunConfig | str | Path | None = None, out: str | Path | None = N
     elif overrides:
         raise LtnasError("overrides apply to a config file; change the RunConfig object directly instead")
     return pipeline.run_all(config, RunFolder.create(out, config))
+
+
+def load_model(run_dir: str | Path, device: str = "cpu"):
+    """(model in eval mode, preprocessing, class names) of a run's trained network; see ltnas.model_io."""
+    from ltnas.model_io import load_model as load
+
+    return load(run_dir, device)

@@ -1,4 +1,5 @@
-"""`ltnas` command line: quickstart, search, train, eval, run, report, genotypes, supernet, evolve, adapt.
+"""`ltnas` command line: quickstart, search, train, eval, run, report, predict, export, genotypes, supernet,
+evolve, adapt.
 
 Problems the user can fix are reported as one line on stderr with exit code 2 (never a traceback).
 """
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--procedure", choices=("P0", "P1", "P2", "P3"), help="adaptation procedure (default: the "
                        "config's adapt.procedure)")
     adapt.add_argument("--supernet", help="source supernet file (default: adapt.supernet, else the cache)")
+    from ltnas.model_cli import add_export_parser, add_predict_parser
+
+    add_predict_parser(commands)
+    add_export_parser(commands)
     commands.add_parser("genotypes", help="list the published genotypes shipped with ltnas")
     commands.add_parser("configs", help="list the shipped configs")
     return parser
@@ -200,6 +205,10 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name:32s} {kind:27s} {path}")
         return 0
 
+    if args.command in ("predict", "export"):
+        from ltnas.model_cli import export_command, predict_command
+
+        return predict_command(args) if args.command == "predict" else export_command(args)
     if args.command in ("report", "eval"):
         return _existing_run_command(args)
     if args.command in ("compare", "quickstart"):

@@ -29,6 +29,12 @@ PRIMITIVES: tuple[str, ...] = (
 )
 
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
+# data keys that only these sources read; any other source refuses them
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {"digits": ("test_per_class",),
+                                           "synthetic": ("test_per_class", "num_classes", "channels")}
+# data keys whose meaning depends on the source: a config file's are dropped when --set changes data.source
+SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "test_per_class", "test_fraction",
+                    "image_size", "memory_budget_gb", "num_classes", "channels")
 
 
 class Section(BaseModel):
@@ -48,7 +54,8 @@ class DataConfig(Section):
     root: str | None = Field(None, description="folder with the CIFAR pickles, or the image folder")
     download: bool = Field(False, description="download CIFAR into root when absent (checksum verified)")
     profile: Literal["exp", "step", "balanced", "none"] = Field(
-        "exp", description="long-tail profile of the training set; 'none' keeps a folder's data as it is"
+        "exp", description="long-tail profile of the training set; 'none' keeps the data as it is (the default for "
+        "a folder, whose classes a profile ranks by size); exp otherwise"
     )
     ratio: float | None = Field(None, description="imbalance ratio n_max/n_min (>= 1); give ratio or factor")
     factor: float | None = Field(None, description="imbalance factor n_min/n_max (0 < f <= 1)")
@@ -58,9 +65,13 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="folder without train/test: stratified test share")
     longtail_test: bool = Field(True, description="also evaluate on a test set with the training profile")
-    image_size: int | None = Field(None, ge=4, description="folder: resize to this; synthetic: image side")
-    num_classes: int = Field(10, ge=2, description="synthetic only")
-    channels: int = Field(3, ge=1, description="synthetic only")
+    image_size: int | None = Field(None, ge=4, description="folder: shorter side scaled to this, centre square "
+                                   "cut (default: the median shorter side, at most 64); synthetic: image side")
+    memory_budget_gb: float | None = Field(None, gt=0, description="folder: most GiB of decoded images to hold in "
+                                           "memory (default: half the machine's); a larger folder is decoded batch "
+                                           "by batch")
+    num_classes: int | None = Field(None, ge=2, description="synthetic only (default 10)")
+    channels: int | None = Field(None, ge=1, description="synthetic only (default 3)")
     val_fraction: float = Field(0.5, gt=0, lt=1, description="share of the training set used as the α validation set")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
@@ -70,6 +81,29 @@ class DataConfig(Section):
         if value not in SOURCES:
             raise ValueError(f"unknown dataset '{value}'; choose one of {', '.join(SOURCES)}")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folder_keeps_its_distribution(cls, data: Any) -> Any:
+        """A folder of real images is long-tailed already: without a profile it is kept as it is."""
+        if isinstance(data, dict) and data.get("source") == "folder" and data.get("profile") is None:
+            data = {**data, "profile": "none"}
+        return data
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, value: str | None) -> str | None:
+        """Saved absolute, so that a run evaluates and resumes from any working directory."""
+        return str(Path(value).expanduser().absolute()) if value else value
+
+    @model_validator(mode="after")
+    def _keys_of_the_source(self) -> "DataConfig":
+        used = SOURCE_KEYS.get(self.source, ())
+        for key in ("test_per_class", "num_classes", "channels"):
+            if getattr(self, key) is not None and key not in used:
+                where = ", ".join(name for name, keys in SOURCE_KEYS.items() if key in keys)
+                raise ValueError(f"{key} applies to source {where} only, not {self.source}; remove it")
+        return self
 
     @model_validator(mode="after")
     def _imbalance(self) -> "DataConfig":
@@ -494,9 +528,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise LtnasError(f"config file {path} is not valid YAML{where}; fix the syntax there") from None
         if not isinstance(raw, dict):
             raise LtnasError(f"config file {path} must hold a mapping of sections (data:, search:, ...)")
+    file_source = (raw.get("data") or {}).get("source", "digits") if isinstance(raw.get("data"), dict) else None
     for item in overrides or []:
         apply_override(raw, item)
     overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    if path is not None and file_source is not None:
+        _drop_other_source_keys(raw, file_source, overridden)
     try:
         return validate_config(raw, source=str(path) if path else "--set")
     except LtnasError:
@@ -504,6 +541,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise
         # Blame --set when the bad value came from it rather than from the file.
         return validate_config(raw, source=str(path), overridden=overridden)
+
+
+def _drop_other_source_keys(raw: dict[str, Any], file_source: str, overridden: list[str]) -> list[str]:
+    """`--set data.source=X` on a file written for another source: the file's data keys tied to its own
+    source (profile, ratio, test_per_class, root, ...) are dropped rather than carried into the new
+    source's run (and its saved config); keys given with --set stay. Returns the dropped keys."""
+    data = raw.get("data")
+    if not isinstance(data, dict) or data.get("source", "digits") == file_source:
+        return []
+    dropped = [key for key in SOURCE_DEPENDENT if key in data and f"data.{key}" not in overridden]
+    for key in dropped:
+        del data[key]
+    return dropped
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -15,7 +15,6 @@ from typing import Callable
 import torch
 
 from ltnas import distributed
-from ltnas.atomic import atomic_save
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
 from ltnas.evaluate import evaluate_model, evaluation_batches
@@ -122,9 +121,21 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     if distributed.is_main():
-        atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+        save_trained_model(ctx, genotype, model)
     distributed.barrier()
     return model
+
+
+def save_trained_model(ctx: Context, genotype: Genotype, model: torch.nn.Module) -> None:
+    """RUN/train/model.pt: weights plus all that prediction needs (ltnas/model_io.py)."""
+    from ltnas.model_io import Preprocess, genotype_network_spec, save_model
+
+    cfg, data = ctx.config.train, ctx.dataset
+    network = genotype_network_spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
+                                    data.channels, data.image_size)
+    preprocess = Preprocess(data.image_size, data.channels, tuple(data.mean), tuple(data.std))
+    save_model(ctx.run.train / "model.pt", network, model.state_dict(), data.classes, preprocess,
+               genotype=genotype.to_dict())
 
 
 def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:

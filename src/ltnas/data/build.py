@@ -6,6 +6,7 @@ from ltnas.config import DataConfig
 from ltnas.data.imageset import ImageSet, LongTailDataset
 from ltnas.data.profiles import longtail_counts, longtail_indices
 from ltnas.data.sources import load_source
+from ltnas.errors import LtnasError
 
 # Head-class size when data.n_max is not given: the full CIFAR classes, as in the papers.
 _DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500}
@@ -34,11 +35,15 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
             ratio, factor = 1.0, None
         elif ratio is None and factor is None:
             ratio = _DEFAULT_RATIO.get(cfg.source, 100.0)
-        n_max = cfg.n_max or _default_n_max(cfg.source, pool.counts(len(classes)))
-        train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed)
+        pool_counts = pool.counts(len(classes))
+        n_max = cfg.n_max or _default_n_max(cfg.source, pool_counts)
+        # a folder's classes come in alphabetical order: its profile ranks them by size instead, so the
+        # largest class is the head (benchmark sources keep the published class order)
+        rank = _size_order(pool_counts) if cfg.source == "folder" else list(range(len(classes)))
+        train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed, rank)
         if cfg.longtail_test and cfg.profile in ("exp", "step"):
             n_test = min(test.counts(len(classes)))
-            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, LONGTAIL_TEST_SEED)
+            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, LONGTAIL_TEST_SEED, rank)
         if ratio is None:
             ratio = 1 / factor  # the dataset reports its imbalance one way, however it was given
 
@@ -64,6 +69,11 @@ def _default_n_max(source: str, pool_counts: list[int]) -> int:
     return max(pool_counts) if source == "folder" else min(pool_counts)
 
 
+def _size_order(counts: list[int]) -> list[int]:
+    """Class indices from the most images to the fewest (ties keep the class order)."""
+    return sorted(range(len(counts)), key=lambda c: -counts[c])
+
+
 def _longtail(
     images: ImageSet,
     classes: list[str],
@@ -72,6 +82,31 @@ def _longtail(
     ratio: float | None,
     factor: float | None,
     seed: int,
+    rank: list[int],
 ) -> ImageSet:
-    counts = longtail_counts(n_max, len(classes), profile, ratio=ratio, factor=factor)
+    """The profile's k-th count goes to class rank[k]; too few images → an error naming the n_max that fits."""
+    by_rank = longtail_counts(n_max, len(classes), profile, ratio=ratio, factor=factor)
+    counts = [0] * len(classes)
+    for k, c in enumerate(rank):
+        counts[c] = by_rank[k]
+    have = images.counts(len(classes))
+    short = [c for c in rank if have[c] < counts[c]]
+    if short:
+        c = short[0]
+        fits = _largest_n_max(have, rank, n_max, profile, ratio, factor)
+        advice = f"set data.n_max to at most {fits}" if fits else "use fewer classes"
+        place = f", the number {rank.index(c) + 1} of {len(classes)} by size," if rank != sorted(rank) else ""
+        raise LtnasError(
+            f"class '{classes[c]}' ({c}){place} has {have[c]} images but the {profile} profile (n_max {n_max}) asks "
+            f"for {counts[c]}; {advice}, or set data.profile: none to keep the data as it is"
+        )
     return images.subset(longtail_indices(images.labels.numpy(), counts, seed, class_names=classes))
+
+
+def _largest_n_max(have: list[int], rank: list[int], n_max: int, profile: str, ratio, factor) -> int | None:
+    """The largest n_max <= `n_max` whose profile every class can fill (None if not even 1)."""
+    for candidate in range(n_max, 0, -1):
+        wanted = longtail_counts(candidate, len(rank), profile, ratio=ratio, factor=factor)
+        if all(have[c] >= wanted[k] for k, c in enumerate(rank)):
+            return candidate
+    return None

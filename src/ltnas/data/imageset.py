@@ -12,7 +12,10 @@ import torch
 
 @dataclass
 class ImageSet:
-    """uint8 images (N×C×H×W) and int64 labels (N), on the CPU; batches move to the device later."""
+    """uint8 images (N×C×H×W) and int64 labels (N), on the CPU; batches move to the device later.
+
+    `images` is a tensor, or for folders larger than memory a data.streaming.FileImages that decodes
+    the files of each batch when indexed."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -28,6 +31,8 @@ class ImageSet:
 
     def subset(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ImageSet:
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        if not isinstance(self.images, torch.Tensor):  # streamed files (data/streaming.py) stay undecoded
+            return ImageSet(self.images.subset(index), self.labels[index])
         return ImageSet(self.images[index], self.labels[index])
 
     def counts(self, num_classes: int) -> list[int]:
@@ -42,7 +47,7 @@ class ImageSet:
             pixels = chunk.to(torch.float64) / 255
             total += pixels.sum(dim=(0, 2, 3))
             total_sq += pixels.square().sum(dim=(0, 2, 3))
-        n = max(1, self.images[:, 0].numel())
+        n = max(1, self.images.shape[0] * self.images.shape[2] * self.images.shape[3])
         mean = total / n
         # a constant channel would divide by zero when normalising; a tiny floor keeps it finite
         std = (total_sq / n - mean.square()).clamp_min(0).sqrt().clamp_min(1e-6)

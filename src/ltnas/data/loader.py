@@ -104,8 +104,12 @@ class DeviceBatches:
         return instance_indices(n, num_samples, self.generator, self.device)
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for index in order.split(self.global_batch_size):
-            x = (self.images[index].float().div_(255) - self.mean) / self.std
+        indices = order.split(self.global_batch_size)
+        # streamed images (data/streaming.py) are decoded on the host, the next batch while this one trains
+        decoded = self.images.prefetched(indices) if hasattr(self.images, "prefetched") else map(
+            self.images.__getitem__, indices)
+        for index, pixels in zip(indices, decoded):
+            x = (pixels.to(self.device).float().div_(255) - self.mean) / self.std
             if self.augment is not None:
                 x = self.augment(x, self.generator)  # the whole global batch: same draws on every rank
             y = self.labels[index]

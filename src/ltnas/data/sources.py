@@ -60,7 +60,7 @@ def load_source(cfg: DataConfig) -> RawSplits:
         return load_digits(cfg.test_per_class or 50)
     if cfg.source == "synthetic":
         return make_synthetic(
-            cfg.num_classes, cfg.channels, cfg.image_size or 16, cfg.n_max or 100, cfg.test_per_class or 20
+            cfg.num_classes or 10, cfg.channels or 3, cfg.image_size or 16, cfg.n_max or 100, cfg.test_per_class or 20
         )
     if cfg.root is None:
         where = "your image folder" if cfg.source == "folder" else "the folder holding (or to hold) the CIFAR pickles"
@@ -70,5 +70,5 @@ def load_source(cfg: DataConfig) -> RawSplits:
     if cfg.source == "cifar100":
         return load_cifar100(cfg.root, cfg.download)
     if cfg.source == "folder":
-        return load_folder(cfg.root, cfg.image_size or 32, cfg.test_fraction, TEST_SPLIT_SEED)
+        return load_folder(cfg.root, cfg.image_size, cfg.test_fraction, TEST_SPLIT_SEED, cfg.memory_budget_gb)
     raise LtnasError(f"unknown data source '{cfg.source}'; choose one of {', '.join(SOURCES)}")

@@ -31,6 +31,7 @@ from ltnas.report.plots import (
     plot_per_class,
     plot_weight_histogram,
 )
+from ltnas.report.naming import count_test_images, few_test_images, name_of_test_set
 from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
 
 Row = dict[str, Any]
@@ -154,7 +155,7 @@ def draw_plots(run: RunFiles) -> set[str]:
         draw("per_class", plot_per_class, balanced, longtail, run.train_counts, run.class_names)
     if balanced and balanced.get("confusion"):
         draw("confusion", plot_confusion, balanced["confusion"], run.class_names,
-             title="Confusion matrix, balanced test")
+             title=f"Confusion matrix, {name_of_test_set(balanced)}")
     if longtail and longtail.get("confusion"):
         draw("confusion_longtail", plot_confusion, longtail["confusion"], run.class_names,
              title="Confusion matrix, long-tailed test")
@@ -192,11 +193,13 @@ def _summary_section(run: RunFiles) -> str:
         ["Train time", format_seconds(seconds.get("train"))],
         ["Evaluation time", format_seconds(seconds.get("eval"))],
     ])
-    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run))])
+    warning = few_test_images(_test_metrics(run)[0], run.class_names)
+    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run))]
+                       + ([f"**Warning:** {warning}."] if warning else []))
 
 
 def _accuracy_table(balanced: Row | None, longtail: Row | None) -> str:
-    test_sets = [("balanced test", balanced)] + ([("long-tailed test", longtail)] if longtail else [])
+    test_sets = [(name_of_test_set(balanced), balanced)] + ([("long-tailed test", longtail)] if longtail else [])
     rows = [[ACCURACY_TITLES[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
             for metric in ACCURACIES]
     rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
@@ -219,7 +222,8 @@ def _data_section(run: RunFiles) -> str:
         groups = shot_groups(counts)
         facts.append(f"- Training images: {sum(counts)} (largest class {max(counts)}, smallest {min(counts)}); "
                      + ", ".join(f"{len(members)} {name}-shot" for name, members in groups.items()) + " classes")
-    for key, title in (("test_counts", "Balanced test images"), ("longtail_test_counts", "Long-tailed test images")):
+    test_title = f"{name_of_test_set(_test_metrics(run)[0]).capitalize()} images"
+    for key, title in (("test_counts", test_title), ("longtail_test_counts", "Long-tailed test images")):
         if data.get(key):
             facts.append(f"- {title}: {sum(data[key])}")
     return "\n\n".join(["## Data", "\n".join(facts), _counts_tables(run)])
@@ -286,7 +290,7 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
         return ""
     parts = ["## Evaluation", _per_class_table(run, balanced, longtail),
              _image(plots, "per_class", "per-class accuracy against training-set size"),
-             _image(plots, "confusion", "confusion matrix on the balanced test set"),
+             _image(plots, "confusion", f"confusion matrix on the {name_of_test_set(balanced)} set"),
              _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
     return "\n\n".join(part for part in parts if part)
 
@@ -338,10 +342,13 @@ def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
     counts = run.train_counts
     groups = shot_groups(counts) if counts else balanced.get("groups") or {}
     group_of = {c: name for name, members in groups.items() for c in members}
-    header = ["class", "train images", "group", "balanced test"] + (["long-tailed test"] if longtail else [])
+    tested = count_test_images(balanced) or []
+    header = ["class", "train images", "group", "test images", name_of_test_set(balanced)] + (
+        ["long-tailed test"] if longtail else [])
     rows = []
     for c, name in enumerate(run.class_names):
         row = [name, str(counts[c]) if counts else MISSING, group_of.get(c, MISSING),
+               str(_at(tested, c)) if _at(tested, c) is not None else MISSING,
                format_percent(_at(balanced.get("per_class"), c))]
         if longtail:
             row.append(format_percent(_at(longtail.get("per_class"), c)))

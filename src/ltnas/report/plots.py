@@ -25,6 +25,7 @@ from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
 from ltnas.metrics import shot_groups
+from ltnas.report.naming import name_of_test_set
 
 DPI = 120
 CELL_TYPES: tuple[tuple[str, str], ...] = (
@@ -252,7 +253,7 @@ def plot_per_class(
     # A stable sort keeps the dataset order among classes of equal size.
     order = sorted(range(len(train_counts)), key=lambda c: -train_counts[c])
     positions = np.arange(len(order))
-    test_sets = [("balanced test", metrics_balanced, "#1f77b4")]
+    test_sets = [(name_of_test_set(metrics_balanced), metrics_balanced, "#1f77b4")]
     if metrics_longtail is not None:
         test_sets.append(("long-tailed test", metrics_longtail, "#ff7f0e"))
     bar_width = 0.8 / len(test_sets)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from ltnas.report.naming import few_test_images, name_of_test_set
 
 MISSING = "—"
 # The accuracies of a `classification_metrics` dict, in the order they are reported.
@@ -54,7 +57,8 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if eval_dict.get("mu_test") is not None:  # a two-branch (bbn) network, evaluated at this mixing ratio
         rows.append(("Test-time mixing ratio μ", f"{eval_dict['mu_test']:g}"))
-    rows += [(f"Balanced test: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
+    name = name_of_test_set(balanced).capitalize()
+    rows += [(f"{name}: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
     if longtail:
         rows += [(f"Long-tailed test: {metric}", format_percent(longtail.get(metric)))
                  for metric in ("overall", "balanced")]
@@ -75,4 +79,12 @@ def print_summary(eval_dict: dict[str, Any], run_dir: str | Path, console: Conso
         # Text, not str: a genotype or a path may contain "[...]", which rich would read as markup.
         table.add_row(Text(metric), Text(value))
     console.print(table)
+    warning = few_test_images(eval_dict.get("balanced_test"), _class_names(run_dir))
+    if warning:
+        console.print(Text(f"warning: {warning}"))
     console.print(Text(f"Run folder: {run_dir}"))
+
+
+def _class_names(run_dir: str | Path) -> list[str] | None:
+    path = Path(run_dir) / "data.json"
+    return json.loads(path.read_text()).get("classes") if path.is_file() else None
