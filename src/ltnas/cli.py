@@ -28,13 +28,17 @@ def shipped_configs() -> dict[str, Path]:
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
 
 
-def resolve_config_path(value: str) -> Path:
+def resolve_config_path(value: str | Path) -> Path:
+    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
+    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
     path = Path(value)
     if path.is_file():
         return path
     shipped = shipped_configs()
-    if value in shipped:
-        return shipped[value]
+    if str(value) in shipped:
+        return shipped[str(value)]
+    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
+        return shipped[path.stem]
     raise LtnasError(
         f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
     )
@@ -48,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(sub: argparse.ArgumentParser, config: bool = True) -> None:
         if config:
-            sub.add_argument("config", nargs="?", help="YAML config file or shipped config name")
+            # Optional only for --resume (and `evolve --supernet`): a new run needs one.
+            sub.add_argument("config", nargs="?", metavar="CONFIG",
+                             help="YAML config file or shipped config name, e.g. quickstart (see `ltnas configs`); "
+                                  "required unless --resume RUN_DIR is given")
         sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value, e.g. --set search.epochs=10 (repeatable)")
         sub.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, auto)")
@@ -173,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _main(argv)
+    except BrokenPipeError:  # `ltnas configs | head`: the reader left; stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141
     except LtnasError as exc:
         print(f"ltnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -182,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         distributed.shutdown()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured in a test)
+        pass
 
 
 def _main(argv: list[str] | None) -> int:

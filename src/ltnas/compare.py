@@ -106,7 +106,10 @@ METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "b
 
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
     """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
-    from the config's own `published` section, keyed by method."""
+    from the config's own `published` section, keyed by method. `config_path` may name a shipped config."""
+    from ltnas.cli import resolve_config_path
+
+    config_path = resolve_config_path(config_path)
     config = load_config(config_path)
     names = {method: METHOD_NAMES.get(method, method) for method in methods}
     published = config.published
