@@ -64,16 +64,23 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     return table
 
 
-def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]]) -> dict:
-    """Aggregate the finished members into comparison.json and comparison.md; returns the json."""
+def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]],
+                     failed: dict[tuple[str, int], str | None] | None = None) -> dict:
+    """Aggregate the finished members into comparison.json and comparison.md; returns the json.
+
+    `failed` maps (variant, seed) of each member that did not finish to why (None: not run yet);
+    they are listed under "failed", and a variant none of whose members finished has a row that
+    says so."""
     path = Path(path)
     table = aggregate(members)
     published = spec.published.model_dump() if spec.published is not None else None
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
-                       for variant in table}}
+                       for variant in table},
+              "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
+                         for (variant, seed), error in (failed or {}).items()]}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
-    plots = draw_comparison_plots(path, members, table)
+    plots = draw_comparison_plots(path, members, table) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
 
@@ -114,7 +121,17 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
         if published:
             row.append(published_value(result, variant))
         rows.append(row)
+    for variant in dict.fromkeys(f["variant"] for f in result.get("failed") or []):
+        if variant not in result["variants"]:  # no seed of it finished: one row that says so
+            seeds = [str(f["seed"]) for f in result["failed"] if f["variant"] == variant]
+            rows.append([variant, f"failed (seed {', '.join(seeds)})", *["—"] * (len(header) - 2)])
     return header, rows
+
+
+def failure_lines(result: dict) -> list[str]:
+    """One line per member that did not finish, with its reason."""
+    return [f"{f['variant']}, seed {f['seed']}: failed — {f['error']}" if f["error"] != "not run"
+            else f"{f['variant']}, seed {f['seed']}: not run" for f in result.get("failed") or []]
 
 
 def verdict(result: dict) -> str | None:
@@ -158,6 +175,8 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
     line = verdict(result)
     if line:
         console.print(Text(line))
+    for failure in failure_lines(result):
+        console.print(Text(failure))
     console.print(Text(f"Comparison folder: {folder} (comparison.md)"))
 
 
@@ -174,6 +193,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     line = verdict(result)
     if line:
         parts.append(f"**{line}**")
+    if result.get("failed"):
+        parts.append("Members that did not finish (`ltnas compare --resume DIR` tries them again):\n\n"
+                     + "\n".join(f"- {failure}" for failure in failure_lines(result)))
     for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
@@ -184,6 +206,8 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
 def _side_by_side(result: dict) -> str:
     """One column per variant (its first seed's run), one row per run plot that exists."""
     runs = {variant: paths[0] for variant, paths in result["runs"].items()}
+    if not runs:
+        return ""
     rows = []
     for name, caption in RUN_PLOTS:
         cells = [f"![{variant}]({run}/plots/{name}.png)" for variant, run in runs.items()]

@@ -98,4 +98,5 @@ class RetrainTask:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.T_max = self.config.epochs  # `compare --resume --set train.epochs=N` extends the cosine
         self.train_batches.generator.set_state(state["train_generator"])
