@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", help="run folder to create (default: runs/NAME-TIMESTAMP)")
         sub.add_argument("--resume", metavar="RUN_DIR",
                          help="continue the run in RUN_DIR after a kill (uses that run's saved config)")
-        sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sub.add_argument("--no-progress", action="store_true",
+                         help="no progress bars (and no per-epoch lines when stderr is not a terminal)")
+        sub.add_argument("--log", choices=("tensorboard",),
+                         help="also log metrics, architecture-weight histograms and the per-class figure to "
+                              "RUN/tensorboard (needs pip install \"ltnas[tensorboard]\")")
 
     run_options(commands.add_parser(
         "quickstart", help="compare DARTS, FairDARTS and SSF-NAS on the embedded long-tailed digits (CPU, minutes)"),
@@ -224,9 +228,15 @@ def _main(argv: list[str] | None) -> int:
     if args.command in ("compare", "quickstart"):
         return _compare_command(args)
 
+    from ltnas import distributed, watch
+
+    watch.check_logger(args.log)
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
+    if distributed.is_main():  # first, so that a long run can be watched (and resumed) from the start
+        print(f"run folder: {run.path}", flush=True)
     try:
-        return _run_command(args.command, run, config)
+        with watch.logging_to(run.path, args.log):
+            return _run_command(args.command, run, config)
     except LtnasError:
         if not args.resume:
             run.discard_if_unstarted()
@@ -241,12 +251,15 @@ def _compare_command(args: argparse.Namespace) -> int:
     from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
     from ltnas.report.comparison import print_comparison
 
+    from ltnas import watch
+
     quickstart = args.command == "quickstart"
+    watch.check_logger(args.log)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise LtnasError(f"ltnas {args.command} runs its members one after another in one process; under torchrun "
                          "start each run with `ltnas run`")
     if args.resume:
-        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
+        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)),
                                           ("--seed", args.seed is not None), ("--out", args.out),
                                           ("--methods", getattr(args, "methods", None)),
                                           ("--seeds", getattr(args, "seeds", None))) if value]
@@ -254,6 +267,8 @@ def _compare_command(args: argparse.Namespace) -> int:
             raise LtnasError(f"a resumed comparison keeps its saved configs and folder; drop {', '.join(given)} "
                              "with --resume")
         comparison = Comparison.open(args.resume, device=args.device, progress=False if args.no_progress else None)
+        for member in comparison.extend(args.overrides):  # only more epochs (refused otherwise)
+            print(f"{member}: continues with {', '.join(args.overrides)}", file=sys.stderr)
     else:
         seeds = _seed_list(args)
         path = resolve_config_path("quickstart" if quickstart else _required_config(args))
@@ -274,12 +289,19 @@ def _compare_command(args: argparse.Namespace) -> int:
         comparison = Comparison.create(spec, args.out, overrides, seeds)
 
     def announce(index: int, member) -> None:
-        state = "done" if member.finished else "running"
+        state = "done" if member.finished else ("trying again" if member.failure else "running")
         print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
-              f"({member.run.path})", file=sys.stderr)
+              f"({member.run.path})", file=sys.stderr, flush=True)
 
-    result = comparison.run(on_member=announce)
+    print(f"comparison folder: {comparison.path}", flush=True)
+    result = comparison.run(on_member=announce, log=args.log)
     print_comparison(result, comparison.path)
+    failed = result["failed"]
+    if failed:  # every other member ran and is in the table; the command still reports the failure
+        print(f"ltnas: error: {len(failed)} of {len(comparison.members)} comparison members did not finish "
+              f"(see above and comparison.md); fix the cause and try them again with `ltnas compare --resume "
+              f"{comparison.path}` (--set search.epochs=N / train.epochs=N may extend them)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,170 @@
+"""Issue 14, sections 3–5: runs you can watch, comparisons that survive a failed member, reports and
+an API that say what they mean. Tiny synthetic runs (tests/conftest.py), one epoch where possible."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+from test_cli import call, user_error
+
+import ltnas
+from ltnas.cli import build_parser, resolve_config_path, shipped_configs
+from ltnas.train.loop import ProgressReporter, epoch_line
+
+ONE_EPOCH = ["--set", "search.epochs=1", "--set", "train.epochs=1"]
+
+
+def _ltnas(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "ltnas", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+# ------------------------------------------------------------------ 3. runs you can watch
+
+
+def test_epoch_line_names_loss_validation_metric_time_and_eta():
+    row = {"epoch": 3, "train_loss": 0.51234, "val_balanced_acc": 0.612, "seconds": 4.1}
+    line = epoch_line("search", 3, 10, row, 4.1, 28.7)
+    assert line == "search epoch 3/10  train loss 0.5123  val balanced acc 61.20%  4.1s  eta 28.7s"
+    assert "val" not in epoch_line("supernet", 1, 2, {"train_loss": 1.0}, 1.0, None)
+
+
+def test_progress_prints_one_line_per_epoch_when_not_a_terminal():
+    stream = io.StringIO()
+    reporter = ProgressReporter(True, Console(file=stream, force_terminal=False))
+    assert reporter.lines
+    with reporter.stage("train", total=4):
+        reporter.advance(loss=1.0)
+        reporter.epoch_done("train", 1, 2, {"train_loss": 1.0, "val_balanced_acc": 0.5, "seconds": 2.0}, 2.0)
+    assert stream.getvalue().splitlines() == ["train epoch 1/2  train loss 1.0000  val balanced acc 50.00%  "
+                                              "2.0s  eta 2.0s"]
+    silent = io.StringIO()
+    ProgressReporter(False, Console(file=silent)).epoch_done("train", 1, 2, {"train_loss": 1.0}, None)
+    assert silent.getvalue() == ""
+
+
+def test_progress_bar_shows_epoch_and_validation_metric():
+    stream = io.StringIO()
+    reporter = ProgressReporter(True, Console(file=stream, force_terminal=True, width=200))
+    assert not reporter.lines
+    with reporter.stage("search", total=2):
+        reporter.advance(loss=0.25)
+        reporter.epoch_done("search", 1, 2, {"val_balanced_acc": 0.75}, 1.0)
+        fields = reporter._progress.tasks[0].fields
+    assert fields["epoch"] == "epoch 1/2" and "val balanced acc 75.00%" in fields["status"]
+    assert "loss 0.250" in fields["status"]
+
+
+def test_piped_run_prints_run_folder_first_and_a_line_per_epoch(tmp_path, tiny_config_file):
+    config = yaml.safe_load(tiny_config_file.read_text())
+    config["progress"] = True
+    tiny_config_file.write_text(yaml.safe_dump(config))
+    result = _ltnas(["run", str(tiny_config_file), "--out", "run", *ONE_EPOCH], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "run folder: run"
+    lines = result.stderr.splitlines()
+    search = [line for line in lines if line.startswith("search epoch 1/1")]
+    train = [line for line in lines if line.startswith("train epoch 1/1")]
+    assert len(search) == 1 and "val balanced acc" in search[0] and "train loss" in search[0]
+    assert len(train) == 1 and "val balanced acc" in train[0]
+    assert not any("━" in line for line in lines)  # no progress bar in a log
+
+
+def test_tensorboard_logs_scalars_histograms_and_per_class_figure(tmp_path, tiny_config_file, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main_ok(["run", str(tiny_config_file), "--out", str(out), "--log", "tensorboard", *ONE_EPOCH])
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"histograms": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    assert {"search/train_loss", "search/val_balanced_acc", "train/train_loss"} <= set(tags["scalars"])
+    assert {"search/weights_normal", "search/weights_reduce"} <= set(tags["histograms"])
+    assert "evaluation/per_class" in tags["images"]
+    assert events.Scalars("search/train_loss")[0].step == 1
+
+
+def test_tensorboard_missing_is_one_line(monkeypatch, tmp_path, tiny_config_file, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    user_error(capsys, ["run", str(tiny_config_file), "--out", str(tmp_path / "r"), "--log", "tensorboard"],
+               'pip install "ltnas[tensorboard]"')
+    assert not (tmp_path / "r").exists()
+
+
+def main_ok(argv: list[str]) -> bool:
+    code, _, err = call(argv)
+    assert code == 0, err
+    return True
+
+
+# ---------------------------------------------------------- 4. comparisons that survive
+
+
+@pytest.fixture(scope="module")
+def failing_comparison(tiny_yaml, tmp_path_factory):
+    """DARTS runs; FairDARTS with threshold 0.99 after one epoch keeps no operation and fails."""
+    spec = {"compare": {"title": "one fails", "base": str(tiny_yaml), "seeds": [0], "variants": {
+        "DARTS": ["search.method=darts"],
+        "FairDARTS": ["search.method=fairdarts", "search.threshold=0.99"]}}}
+    path = tmp_path_factory.mktemp("spec") / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    code, stdout, stderr = call(["compare", str(path), "--out", str(out), *ONE_EPOCH])
+    return out, code, stdout, stderr
+
+
+def test_failed_member_is_recorded_and_the_rest_run(failing_comparison):
+    out, code, stdout, stderr = failing_comparison
+    assert code == 1
+    assert stdout.splitlines()[0] == f"comparison folder: {out}"
+    assert (out / "darts" / "seed_0" / "eval.json").is_file()
+    failed = json.loads((out / "fairdarts" / "seed_0" / "failed.json").read_text())
+    assert "cell" in failed["error"]
+    result = json.loads((out / "comparison.json").read_text())
+    assert list(result["variants"]) == ["DARTS"]
+    assert result["failed"] == [{"variant": "FairDARTS", "seed": 0, "error": failed["error"]}]
+    assert "FairDARTS" in stdout and "failed (seed 0)" in stdout and "failed —" in stdout
+    assert "FairDARTS, seed 0: failed" in (out / "comparison.md").read_text()
+    assert stderr.splitlines()[-1].startswith("ltnas: error: 1 of 2 comparison members did not finish")
+
+
+def test_resume_refuses_set_that_changes_what_ran(failing_comparison, capsys):
+    out = failing_comparison[0]
+    before = (out / "fairdarts" / "seed_0" / "config.yaml").read_text()
+    user_error(capsys, ["compare", "--resume", str(out), "--set", "search.threshold=0.5"], "search.threshold",
+               "search.epochs")
+    user_error(capsys, ["compare", "--resume", str(out), "--set", "search.epochs=0"], "search.epochs")
+    assert (out / "fairdarts" / "seed_0" / "config.yaml").read_text() == before
+
+
+def test_resume_retries_a_failed_member_with_more_epochs(failing_comparison):
+    out = failing_comparison[0]
+    darts_eval = (out / "darts" / "seed_0" / "eval.json").stat().st_mtime_ns
+    code, stdout, stderr = call(["compare", "--resume", str(out), "--set", "search.epochs=2", "--no-progress"])
+    assert "FairDARTS, seed 0: trying again" in stderr and "DARTS, seed 0: done" in stderr
+    member = out / "fairdarts" / "seed_0"
+    assert yaml.safe_load((member / "config.yaml").read_text())["search"]["epochs"] == 2
+    rows = [json.loads(line) for line in (member / "search" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]  # the search continued, not replayed from the record
+    assert (out / "darts" / "seed_0" / "eval.json").stat().st_mtime_ns == darts_eval
+    assert yaml.safe_load((out / "darts" / "seed_0" / "config.yaml").read_text())["search"]["epochs"] == 1
+    # threshold 0.99 still keeps nothing after 2 epochs: recorded again, exit code says so
+    assert code == 1 and (member / "failed.json").is_file()
