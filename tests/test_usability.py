@@ -168,3 +168,35 @@ def test_resume_retries_a_failed_member_with_more_epochs(failing_comparison):
     assert yaml.safe_load((out / "darts" / "seed_0" / "config.yaml").read_text())["search"]["epochs"] == 1
     # threshold 0.99 still keeps nothing after 2 epochs: recorded again, exit code says so
     assert code == 1 and (member / "failed.json").is_file()
+
+
+# ------------------------------------------------- 5. retraining is monitored on validation, not test
+
+
+def test_floor_holdout_by_hand():
+    from ltnas.data.splits import floor_holdout
+
+    labels = [0] * 25 + [1] * 9 + [2] * 10
+    rest, held = floor_holdout(labels, 0.1, seed=0)
+    held_labels = sorted(labels[i] for i in held)
+    assert held_labels == [0, 0, 2]  # floor(2.5) = 2, floor(0.9) = 0: a 9-image class gives none, floor(1.0) = 1
+    assert sorted([*rest, *held]) == list(range(len(labels)))
+
+
+def test_retraining_monitors_a_validation_part_never_the_test_set(tmp_path, tiny_config_file):
+    out = tmp_path / "run"
+    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH])
+    row = json.loads((out / "train" / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"val_loss", "val_acc", "val_balanced_acc", "val_few_acc"} <= set(row)
+    assert not any(key.startswith("test") for key in row)
+    report = (out / "report.md").read_text()
+    assert "Best test" not in report and "val balanced acc" in report
+    assert "test set is evaluated once" in report
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train"]["val_fraction"] == 0.1
+    # A run folder saved before train.val_fraction existed resumes as it ran: on every training image.
+    del config["train"]["val_fraction"]
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    from ltnas.runs import RunFolder
+
+    assert RunFolder.open(out).config().train.val_fraction == 0.0

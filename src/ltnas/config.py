@@ -314,6 +314,10 @@ class TrainConfig(Section):
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
     channels_last: bool = Field(True, description="NHWC weights and activations (same values; faster on CPU)")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of each class's training images held out to monitor retraining "
+        "(floor(n_c · f), so classes under 1/f images give none); 0: train on all, monitor nothing. The test set "
+        "is evaluated once, at the end")
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")

@@ -18,6 +18,7 @@ from ltnas import distributed
 from ltnas.atomic import atomic_save
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
+from ltnas.data.splits import floor_holdout
 from ltnas.evaluate import evaluate_model, evaluation_batches
 from ltnas.errors import LtnasError
 from ltnas.data.views import ViewAugment
@@ -107,22 +108,37 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
         model = model.to(memory_format=torch.channels_last)
     if config.distributed.sync_bn:
         model = distributed.convert_sync_batchnorm(model, ctx.device)
-    criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
+    train_set, val_set = retrain_split(config, data)
+    criterion = build_criterion(cfg.longtail, train_set.counts(data.num_classes), cfg.epochs, ctx.device)
     train_batches = DeviceBatches(
-        data.train, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
+        train_set, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
         generator=ctx.generator(TRAIN_SEED + 1), sampler=cfg.longtail.sampler, augment=cfg.augment,
         shard=distributed.shard(),
     )
-    test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
+    # Monitored every epoch; the test set is not looked at until the final model is evaluated.
+    val_batches = (evaluation_batches(val_set, data, ctx.device, config.eval.batch_size)
+                   if val_set is not None else None)
     if distributed.is_main():
         ctx.run.train.mkdir(parents=True, exist_ok=True)
         genotype.to_json(ctx.run.train / "genotype.json")
-    task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
+    task = RetrainTask(model, cfg, criterion, train_batches, val_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     if distributed.is_main():
         atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
     distributed.barrier()
     return model
+
+
+def retrain_split(config: RunConfig, data: LongTailDataset):
+    """(images trained on, validation images or None): `train.val_fraction` of each class's
+    training images (floor, seeded) held out to monitor retraining; 0 keeps them all for training."""
+    fraction = config.train.val_fraction
+    if fraction == 0:
+        return data.train, None
+    train_idx, val_idx = floor_holdout(data.train.labels, fraction, config.seed + TRAIN_SEED)
+    if len(val_idx) == 0:
+        return data.train, None
+    return data.train.subset(train_idx), data.train.subset(val_idx)
 
 
 def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:

@@ -70,6 +70,9 @@ class RunFolder:
             raw = yaml.safe_load(self.config_file.read_text()) or {}
         except yaml.YAMLError:
             raise LtnasError(f"{self.config_file} is not valid YAML; restore it or start a new run") from None
+        if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
+            # Saved before train.val_fraction existed: that run retrained on every training image.
+            raw["train"].setdefault("val_fraction", 0.0)
         return validate_config(raw, source=str(self.config_file))
 
     def write_json(self, name: str, data: dict) -> Path:

@@ -43,7 +43,10 @@ ACCURACY_TITLES = {"overall": "Overall", "balanced": "Balanced (mean per-class)"
 CLASSES_PER_COUNTS_TABLE = 10
 # Columns of the final-epoch tables, when the rows have them.
 SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
-RETRAIN_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_balanced_acc")
+# Retraining is monitored on a validation part held out of the training set; test_* are in the
+# rows of runs made before that (shown as they were recorded).
+RETRAIN_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
+                "test_loss", "test_acc", "test_balanced_acc")
 
 
 @dataclass
@@ -275,7 +278,8 @@ def _retrain_section(run: RunFiles, plots: set[str]) -> str:
                       _image(plots, "train_genotype", "retrained cells")]
     if run.train_rows:
         parts.append(_final_epoch_table(run.train_rows, RETRAIN_KEYS))
-        parts.append(_best_epoch_line(run.train_rows, "test_balanced_acc"))
+        parts.append("The model evaluated is the one after the last epoch; the validation part is held out of "
+                     "the training images, and the test set is evaluated once, at the end.")
     parts.append(_image(plots, "train_curves", "retrain loss and accuracy"))
     return "\n\n".join(part for part in parts if part)
 
@@ -346,14 +350,6 @@ def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
     cells += [format_percent(last[key]) if key.endswith("_acc") else f"{last[key]:.4f}" for key in present]
     header = ["epochs"] + [key.replace("_", " ") for key in present] + ["time"]
     return "Final epoch:\n\n" + _table(header, [cells + [format_seconds(seconds)]])
-
-
-def _best_epoch_line(rows: list[Row], key: str) -> str:
-    scored = [row for row in rows if row.get(key) is not None]
-    if not scored:
-        return ""
-    best = max(scored, key=lambda row: row[key])
-    return f"Best {key.replace('_', ' ')}: {format_percent(best[key])} at epoch {best.get('epoch', MISSING)}."
 
 
 def _genotype_text(genotype: Row) -> str:

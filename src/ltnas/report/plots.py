@@ -50,7 +50,9 @@ def plot_curves(search_rows: Sequence[Row] | None, train_rows: Sequence[Row] | N
         (title, rows, losses, accuracies)
         for title, rows, losses, accuracies in (
             ("Search", search_rows, ("train_loss", "val_loss"), ("train_acc", "val_acc", "val_balanced_acc")),
-            ("Retrain", train_rows, ("train_loss", "test_loss"), ("train_acc", "test_acc", "test_balanced_acc")),
+            # val_*: held out of the training set; test_*: older runs, which monitored the test set
+            ("Retrain", train_rows, ("train_loss", "val_loss", "test_loss"),
+             ("train_acc", "val_acc", "val_balanced_acc", "test_acc", "test_balanced_acc")),
         )
         if rows
     ]
