@@ -200,3 +200,24 @@ def test_retraining_monitors_a_validation_part_never_the_test_set(tmp_path, tiny
     from ltnas.runs import RunFolder
 
     assert RunFolder.open(out).config().train.val_fraction == 0.0
+
+
+# ------------------------------------------------------------------- 5. one node numbering
+
+
+def test_one_node_naming_in_listing_heatmap_and_report():
+    from ltnas.report.markdown import _genotype_text
+    from ltnas.report.plots import edge_labels
+    from ltnas.space import load_genotype
+    from ltnas.space.genotype import node_name
+
+    assert [node_name(n) for n in range(4)] == ["c_{k-2}", "c_{k-1}", "0", "1"]
+    assert edge_labels(5) == ["0←c_{k-2}", "0←c_{k-1}", "1←c_{k-2}", "1←c_{k-1}", "1←0"]
+    genotype = load_genotype("DARTS_V2")
+    # DARTS_V2's normal node 2 (the DARTS code's index) takes sep_conv_3x3 from node 0 and 1: "0 ← ..."
+    listing = genotype.describe().splitlines()[0]
+    assert listing.startswith("normal: 0 ← sep_conv_3x3(c_{k-2}), sep_conv_3x3(c_{k-1}); 1 ← ")
+    assert listing.endswith("output concat(0, 1, 2, 3)")
+    report = _genotype_text(genotype.to_dict())
+    assert "- node 0 ← `sep_conv_3x3(c_{k-2}), sep_conv_3x3(c_{k-1})`" in report
+    assert "→" not in genotype.describe()

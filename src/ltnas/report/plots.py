@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
+from ltnas.space.genotype import node_name as genotype_node_name
 from ltnas.metrics import shot_groups
 
 DPI = 120
@@ -90,11 +91,12 @@ def _plot_series(ax: Axes, rows: Sequence[Row], keys: Iterable[str], scale: floa
 
 
 def edge_labels(num_edges: int) -> list[str]:
-    """Names of a cell's edges in α row order: node j (from 2 on) has edges from nodes 0..j-1."""
+    """Names of a cell's edges in α row order (node j, from 2 on, has edges from nodes 0..j-1), written
+    `to ← from` in the one node naming (`node_name`): 0←c_{k-2}, 0←c_{k-1}, 1←c_{k-2}, ..."""
     labels: list[str] = []
     node = 2
     while len(labels) < num_edges:
-        labels.extend(f"{node}←{source}" for source in range(node))
+        labels.extend(f"{node_name(node)}←{node_name(source)}" for source in range(node))
         node += 1
     if len(labels) != num_edges:
         raise ValueError(f"{num_edges} α rows do not fill whole nodes (2, 5, 9, 14, 20, ... edges do)")
@@ -346,11 +348,10 @@ LABEL_AT = 0.65  # edge labels sit past the middle, so that labels of two crossi
 
 
 def node_name(node: int, math_text: bool = False) -> str:
-    """Display name of a cell node: the inputs are c_{k-2} and c_{k-1}, intermediate nodes count from 0."""
-    inputs = ("c_{k-2}", "c_{k-1}")
-    if node < 2:
-        return f"${inputs[node]}$" if math_text else inputs[node]
-    return str(node - 2)
+    """`ltnas.space.genotype.node_name` (inputs c_{k-2}, c_{k-1}; intermediate nodes from 0), optionally as
+    matplotlib math text."""
+    name = genotype_node_name(node)
+    return f"${name}$" if math_text and node < 2 else name
 
 
 @dataclass
