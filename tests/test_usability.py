@@ -221,3 +221,35 @@ def test_one_node_naming_in_listing_heatmap_and_report():
     report = _genotype_text(genotype.to_dict())
     assert "- node 0 ← `sep_conv_3x3(c_{k-2}), sep_conv_3x3(c_{k-1})`" in report
     assert "→" not in genotype.describe()
+
+
+# ----------------------------------------------------------- 5. one seed shows no spread
+
+
+def test_one_seed_has_no_spread_and_says_so(failing_comparison):
+    from ltnas.report.comparison import format_mean_std, summarise, verdict
+
+    assert summarise([0.5]) == {"mean": 0.5, "std": None, "values": [0.5]}
+    assert format_mean_std(summarise([0.5])) == "50.00"
+    stats = lambda balanced, few: {"balanced": {"mean": balanced, "values": [balanced]},  # noqa: E731
+                                   "few": {"mean": few, "values": [few]}}
+    line = verdict({"variants": {"A": stats(0.8, 0.4), "B": stats(0.7, 0.3)}})
+    assert line.startswith("A won:") and "One seed" in line
+    two = lambda b: {"balanced": {"mean": b, "values": [b, b]}, "few": {"mean": b, "values": [b, b]}}  # noqa: E731
+    assert "One seed" not in verdict({"variants": {"A": two(0.8), "B": two(0.7)}})
+    out, _, stdout, _ = failing_comparison
+    assert "±" not in stdout and "std" not in stdout.split("\n", 2)[1]
+    result = json.loads((out / "comparison.json").read_text())
+    assert result["variants"]["DARTS"]["balanced"]["std"] is None
+
+
+def test_published_numbers_are_fractions_in_comparison_json(tmp_path):
+    from ltnas.compare import ComparisonSpec
+    from ltnas.report.comparison import table_rows, write_comparison
+
+    spec = ComparisonSpec(base="x", variants={"A": []}, published={"source": "paper", "metric":
+                          "balanced_test.overall", "values": {"A": 79.35}})
+    result = write_comparison(tmp_path, spec, [], failed={("A", 0): "boom"})
+    assert result["published"]["values"] == {"A": pytest.approx(0.7935)}
+    header, rows = table_rows(result)
+    assert rows == [["A", "failed (seed 0)", *["—"] * (len(header) - 2)]]

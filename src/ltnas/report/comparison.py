@@ -44,11 +44,11 @@ def lookup(data: dict, dotted: str) -> Any:
 
 
 def summarise(values: Sequence[float | None]) -> dict[str, Any]:
-    """Mean and sample std (0 for one seed) over the seeds that have the value."""
+    """Mean and sample std over the seeds that have the value; one seed has no spread (std None)."""
     present = [float(v) for v in values if v is not None]
     if not present:
         return {"mean": None, "std": None, "values": list(values)}
-    std = float(np.std(present, ddof=1)) if len(present) > 1 else 0.0
+    std = float(np.std(present, ddof=1)) if len(present) > 1 else None
     return {"mean": float(np.mean(present)), "std": std, "values": list(values)}
 
 
@@ -74,6 +74,8 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
     path = Path(path)
     table = aggregate(members)
     published = spec.published.model_dump() if spec.published is not None else None
+    if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
+        published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
                        for variant in table},
@@ -89,15 +91,15 @@ def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     if stat.get("mean") is None:
         return "—"
     scale = 100.0 if percent else 1.0
-    mean, std = stat["mean"] * scale, stat["std"] * scale
-    return f"{mean:.2f} ± {std:.2f}" if len(stat["values"]) > 1 else f"{mean:.2f}"
+    mean = stat["mean"] * scale
+    return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
 def published_value(result: dict, variant: str) -> str:
     published = result.get("published")
     if not published or variant not in published["values"]:
         return "—"
-    return f"{published['values'][variant]:.2f}"
+    return f"{100 * published['values'][variant]:.2f}"
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -152,7 +154,16 @@ def verdict(result: dict) -> str | None:
         others = ", ".join(f"{variant} {100 * value:.2f}%" for variant, value in few.items()
                            if variant != winner and value is not None)
         line += f" On the few-shot (tail) classes {winner} scores {100 * few[winner]:.2f}% ({others})."
+    if one_seed(result):
+        line += " One seed: no spread is known, so this ranking may be noise; run ≥ 3 seeds (--seeds 0,1,2)."
     return line
+
+
+def one_seed(result: dict) -> bool:
+    """True when no variant has more than one finished seed (no spread to judge a ranking by)."""
+    counts = [sum(v is not None for v in stats["balanced"].get("values") or [None])
+              for stats in result["variants"].values()]
+    return max(counts, default=0) <= 1
 
 
 def print_comparison(result: dict, folder: str | Path, console: Console | None = None) -> None:

@@ -522,7 +522,7 @@ def _draw_node(ax: Axes, node: Node, xy: Point, dropped: bool) -> Circle:
 
 def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path:
     """Accuracy per variant on the balanced test set (overall and per shot group) and the long-tailed
-    test set, mean over seeds with the std as error bars."""
+    test set, mean over seeds with the sample std as error bars (none for a single seed: no spread known)."""
     groups = [("balanced", "balanced test"), ("many", "many"), ("medium", "medium"), ("few", "few"),
               ("longtail", "LT test")]
     variants = list(table)
@@ -535,8 +535,9 @@ def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path
         means = [_float_or_nan(table[variant][key]["mean"]) * 100 for key, _ in groups]
         stds = [_float_or_nan(table[variant][key]["std"]) * 100 for key, _ in groups]
         offset = (index - (len(variants) - 1) / 2) * width
-        ax.bar(positions + offset, means, width, yerr=stds, capsize=3, label=variant, color=colours(index % 10),
-               zorder=2)
+        spread = stds if not all(math.isnan(v) for v in stds) else None
+        ax.bar(positions + offset, means, width, yerr=spread, capsize=3, label=variant,
+               color=colours(index % 10), zorder=2)
     ax.set_xticks(positions, [title for _, title in groups])
     ax.set(ylim=(0, 105), ylabel="accuracy (%)", title="Accuracy by shot group (many > 100, few < 20 images)")
     ax.grid(alpha=0.3, axis="y", zorder=0)
