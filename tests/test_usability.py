@@ -253,3 +253,29 @@ def test_published_numbers_are_fractions_in_comparison_json(tmp_path):
     assert result["published"]["values"] == {"A": pytest.approx(0.7935)}
     header, rows = table_rows(result)
     assert rows == [["A", "failed (seed 0)", *["—"] * (len(header) - 2)]]
+
+
+# ------------------------------------------------------- 5. shot-group thresholds by data size
+
+
+def test_shot_thresholds_by_dataset_size():
+    from ltnas.metrics import classification_metrics, shot_groups, shot_thresholds
+
+    assert shot_thresholds([5000, 50]) == (100, 20)     # CIFAR-10-LT
+    assert shot_thresholds([500, 5]) == (100, 20)       # CIFAR-100-LT
+    assert shot_thresholds([124, 2]) == (24, 4)         # the quickstart's digits: n_max // 5, n_max // 25
+    assert shot_thresholds([124, 2], many=50, few=10) == (50, 10)
+    assert shot_groups([124, 30, 24, 4, 3]) == {"many": [0, 1], "medium": [2, 3], "few": [4]}
+    metrics = classification_metrics([0, 1], [0, 1], 2, [124, 2])
+    assert metrics["shot_thresholds"] == {"many": 24, "few": 4} and metrics["groups"]["few"] == [1]
+
+
+def test_shot_thresholds_are_settings_and_reach_eval_and_report(tmp_path, tiny_config_file):
+    out = tmp_path / "run"
+    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH,
+                    "--set", "eval.many_shot=30", "--set", "eval.few_shot=10"])
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["balanced_test"]["shot_thresholds"] == {"many": 30, "few": 10}
+    counts = json.loads((out / "data.json").read_text())["train_counts"]
+    assert evaluation["balanced_test"]["groups"]["many"] == [c for c, n in enumerate(counts) if n > 30]
+    assert "Many-shot (> 30 train images)" in (out / "report.md").read_text()

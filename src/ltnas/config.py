@@ -418,6 +418,10 @@ class AdaptConfig(Section):
 
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
+    many_shot: int | None = Field(None, ge=0, description="many-shot classes have more training images than "
+                                  "this; default min(100, n_max // 5): CIFAR-LT's 100 for n_max >= 500")
+    few_shot: int | None = Field(None, ge=0, description="few-shot classes have fewer training images than this; "
+                                 "default min(20, n_max // 25): CIFAR-LT's 20 for n_max >= 500")
     model: Literal["retrained", "supernet"] | None = Field(
         None, description="evaluate the retrained genotype, or the searched supernet itself without retraining "
         "(paper 001's protocol); default: retrained, except supernet for search.method bbn"

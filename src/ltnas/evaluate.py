@@ -34,12 +34,15 @@ def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch
 
 
 def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
-                   batch_size: int = 256, train_counts: list[int] | None = None) -> dict:
+                   batch_size: int = 256, train_counts: list[int] | None = None,
+                   shots: tuple[int | None, int | None] = (None, None)) -> dict:
     """Overall, balanced, per-class and many/medium/few accuracy plus the confusion matrix.
 
-    Shot groups follow the counts the model was trained on (the long-tailed training set by default).
+    Shot groups follow the counts the model was trained on (the long-tailed training set by default),
+    with the (many, few) thresholds `shots` (None: by dataset size, `ltnas.metrics.shot_thresholds`).
     """
     predictions, labels, loss = predict(model, evaluation_batches(images, dataset, device, batch_size))
-    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts)
+    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts,
+                                     shots)
     metrics["loss"] = loss
     return metrics

@@ -189,11 +189,12 @@ def _test_results(ctx: Context, model: torch.nn.Module) -> dict:
     """The part of eval.json every evaluated model shares: its size, the device, and its metrics on
     the balanced and (when there is one) the long-tailed test set."""
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
+    shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
     return {
         "params": count_parameters(model),
         "device": str(ctx.device),
-        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
-        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
+        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size, shots=shots),
+        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size, shots=shots)
                           if data.test_longtail is not None else None),
     }
 

@@ -80,11 +80,22 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
                        for variant in table},
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
-                         for (variant, seed), error in (failed or {}).items()]}
+                         for (variant, seed), error in (failed or {}).items()],
+              "shot_thresholds": _shot_thresholds(members)}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
     plots = draw_comparison_plots(path, members, table) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
+
+
+def _shot_thresholds(members: Sequence[tuple[str, int, Path]]) -> dict[str, int]:
+    """The many / few thresholds of the members' evaluations (CIFAR's 100 / 20 for older eval.json)."""
+    from ltnas.report.plots import metric_thresholds
+
+    for _variant, _seed, run in members:
+        many, few = metric_thresholds(json.loads((Path(run) / "eval.json").read_text()).get("balanced_test"))
+        return {"many": many, "few": few}
+    return {"many": 100, "few": 20}
 
 
 def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
@@ -194,9 +205,10 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
 def comparison_markdown(result: dict, plots: set[str]) -> str:
     header, rows = table_rows(result)
     seeds = result["seeds"]
+    many, few = (result.get("shot_thresholds") or {}).get("many", 100), (result.get("shot_thresholds") or {}).get("few", 20)
     parts = [f"# {result.get('title') or 'Comparison'}",
-             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > 100, "
-             f"medium 20–100, few < 20 training images) and on the long-tailed test set; "
+             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > {many}, "
+             f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
              f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
              _markdown_table(header, rows)]
     if result.get("published"):
@@ -231,7 +243,8 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
 
     out = path / "plots"
     drawn = set()
-    plot_comparison_shot_groups(table, out / "shot_groups.png")
+    thresholds = _shot_thresholds(members)
+    plot_comparison_shot_groups(table, out / "shot_groups.png", (thresholds["many"], thresholds["few"]))
     drawn.add("shot_groups")
     per_class = {}
     for variant, _seed, run in members:

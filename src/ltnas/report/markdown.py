@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ltnas.errors import LtnasError
-from ltnas.metrics import shot_groups
+from ltnas.metrics import shot_groups, shot_thresholds
 from ltnas.report.evolution import evolution_rows, imbnas_section, plot_evolution
 from ltnas.report.plots import (
     node_name,
@@ -37,9 +37,11 @@ Row = dict[str, Any]
 PLOTS_DIR = "plots"
 CELL_TITLES = {"normal": "Normal cell", "reduce": "Reduction cell",
                "head_instance": "Instance-sampling head cell", "head_balanced": "Class-balanced head cell"}
-ACCURACY_TITLES = {"overall": "Overall", "balanced": "Balanced (mean per-class)",
-                   "many": "Many-shot (> 100 train images)", "medium": "Medium-shot (20–100)",
-                   "few": "Few-shot (< 20)"}
+def accuracy_titles(many: int, few: int) -> dict[str, str]:
+    return {"overall": "Overall", "balanced": "Balanced (mean per-class)",
+            "many": f"Many-shot (> {many} train images)", "medium": f"Medium-shot ({few}–{many})",
+            "few": f"Few-shot (< {few})"}
+
 CLASSES_PER_COUNTS_TABLE = 10
 # Columns of the final-epoch tables, when the rows have them.
 SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
@@ -78,6 +80,18 @@ class RunFiles:
     @property
     def train_counts(self) -> list[int] | None:
         return (self.data or {}).get("train_counts")
+
+    @property
+    def shot_thresholds(self) -> tuple[int, int]:
+        """(many, few) of the evaluation; an eval.json from before they were recorded used CIFAR's
+        100 / 20; without an evaluation, the config's (or the by-size default) for these counts."""
+        balanced = (self.evaluation or {}).get("balanced_test") or {}
+        if balanced.get("shot_thresholds"):
+            return balanced["shot_thresholds"]["many"], balanced["shot_thresholds"]["few"]
+        if balanced:
+            return 100, 20
+        settings = (self.config or {}).get("eval") or {}
+        return shot_thresholds(self.train_counts or [], settings.get("many_shot"), settings.get("few_shot"))
 
 
 def read_run_files(run_dir: str | Path) -> RunFiles:
@@ -195,12 +209,13 @@ def _summary_section(run: RunFiles) -> str:
         ["Train time", format_seconds(seconds.get("train"))],
         ["Evaluation time", format_seconds(seconds.get("eval"))],
     ])
-    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run))])
+    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run), run.shot_thresholds)])
 
 
-def _accuracy_table(balanced: Row | None, longtail: Row | None) -> str:
+def _accuracy_table(balanced: Row | None, longtail: Row | None, thresholds: tuple[int, int] = (100, 20)) -> str:
     test_sets = [("balanced test", balanced)] + ([("long-tailed test", longtail)] if longtail else [])
-    rows = [[ACCURACY_TITLES[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
+    titles = accuracy_titles(*thresholds)
+    rows = [[titles[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
             for metric in ACCURACIES]
     rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
     return _table(["accuracy"] + [name for name, _ in test_sets], rows)
@@ -219,7 +234,7 @@ def _data_section(run: RunFiles) -> str:
         f"imbalance ratio {MISSING if ratio is None else f'{ratio:g}'}",
     ]
     if counts:
-        groups = shot_groups(counts)
+        groups = shot_groups(counts, *run.shot_thresholds)
         facts.append(f"- Training images: {sum(counts)} (largest class {max(counts)}, smallest {min(counts)}); "
                      + ", ".join(f"{len(members)} {name}-shot" for name, members in groups.items()) + " classes")
     for key, title in (("test_counts", "Balanced test images"), ("longtail_test_counts", "Long-tailed test images")):
@@ -318,7 +333,7 @@ def _mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
 
 def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
     counts = run.train_counts
-    groups = shot_groups(counts) if counts else balanced.get("groups") or {}
+    groups = balanced.get("groups") or (shot_groups(counts, *run.shot_thresholds) if counts else {})
     group_of = {c: name for name, members in groups.items() for c in members}
     header = ["class", "train images", "group", "balanced test"] + (["long-tailed test"] if longtail else [])
     rows = []

@@ -263,7 +263,7 @@ def plot_per_class(
 
     fig = _new_figure(width=min(16.0, max(8.0, 0.32 * len(order) * len(test_sets) + 3)), height=5.2)
     ax = fig.subplots()
-    _shade_shot_groups(ax, [train_counts[c] for c in order])
+    _shade_shot_groups(ax, [train_counts[c] for c in order], metric_thresholds(metrics_balanced))
     for index, (label, metrics, colour) in enumerate(test_sets):
         recalls = [_float_or_nan(metrics["per_class"][c]) * 100 for c in order]
         offset = (index - (len(test_sets) - 1) / 2) * bar_width
@@ -289,9 +289,16 @@ def plot_per_class(
     return _save(fig, path)
 
 
-def _shade_shot_groups(ax: Axes, sorted_counts: Sequence[int]) -> None:
+def metric_thresholds(metrics: Row | None) -> tuple[int, int]:
+    """(many, few) with which `metrics` were computed; CIFAR's 100 / 20 for metrics from before they
+    were recorded."""
+    recorded = (metrics or {}).get("shot_thresholds")
+    return (recorded["many"], recorded["few"]) if recorded else (100, 20)
+
+
+def _shade_shot_groups(ax: Axes, sorted_counts: Sequence[int], thresholds: tuple[int, int] | None = None) -> None:
     """Shade the contiguous many / medium / few runs of classes (counts sorted descending)."""
-    groups = shot_groups(list(sorted_counts))
+    groups = shot_groups(list(sorted_counts), *(thresholds or (None, None)))
     for name, members in groups.items():
         if not members:
             continue
@@ -520,7 +527,8 @@ def _draw_node(ax: Axes, node: Node, xy: Point, dropped: bool) -> Circle:
 # ------------------------------------------------------------------------------------- comparison
 
 
-def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path:
+def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path,
+                                thresholds: tuple[int, int] = (100, 20)) -> Path:
     """Accuracy per variant on the balanced test set (overall and per shot group) and the long-tailed
     test set, mean over seeds with the sample std as error bars (none for a single seed: no spread known)."""
     groups = [("balanced", "balanced test"), ("many", "many"), ("medium", "medium"), ("few", "few"),
@@ -539,7 +547,7 @@ def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path
         ax.bar(positions + offset, means, width, yerr=spread, capsize=3, label=variant,
                color=colours(index % 10), zorder=2)
     ax.set_xticks(positions, [title for _, title in groups])
-    ax.set(ylim=(0, 105), ylabel="accuracy (%)", title="Accuracy by shot group (many > 100, few < 20 images)")
+    ax.set(ylim=(0, 105), ylabel="accuracy (%)", title=f"Accuracy by shot group (many > {thresholds[0]}, few < {thresholds[1]} images)")
     ax.grid(alpha=0.3, axis="y", zorder=0)
     fig.legend(loc="outside lower center", ncols=min(4, len(variants)), fontsize="small")
     return _save(fig, path)
