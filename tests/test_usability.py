@@ -279,3 +279,31 @@ def test_shot_thresholds_are_settings_and_reach_eval_and_report(tmp_path, tiny_c
     counts = json.loads((out / "data.json").read_text())["train_counts"]
     assert evaluation["balanced_test"]["groups"]["many"] == [c for c, n in enumerate(counts) if n > 30]
     assert "Many-shot (> 30 train images)" in (out / "report.md").read_text()
+
+
+# -------------------------------------- 5. precision, F1, support, predictions, mistakes, groups over epochs
+
+
+def test_precision_f1_support_and_predicted_counts_by_hand():
+    from ltnas.metrics import classification_metrics
+
+    # true 0,0,0,0,1,1,2,2 ; predicted 0,0,0,1,1,0,0,0 → class 2 never predicted
+    metrics = classification_metrics([0, 0, 0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 2, 2], 3, [500, 50, 5])
+    assert metrics["support"] == [4, 2, 2]
+    assert metrics["predicted_counts"] == [6, 2, 0]
+    assert metrics["precision"] == pytest.approx([3 / 6, 1 / 2, None])
+    p0, r0 = 3 / 6, 3 / 4
+    assert metrics["f1"][0] == pytest.approx(2 * p0 * r0 / (p0 + r0))
+    assert metrics["f1"][2] == 0.0  # has test images, none right
+    assert classification_metrics([0], [0], 2, [5, 1])["f1"] == [1.0, None]  # no test images: nothing to score
+
+
+def test_report_has_precision_f1_predicted_histogram_mistakes_and_shot_history(tmp_path, tiny_config_file):
+    out = tmp_path / "run"
+    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH])
+    report = (out / "report.md").read_text()
+    assert "| precision | F1 | test images | predicted |" in report
+    for name in ("predicted_classes", "shot_group_history", "misclassified"):
+        assert f"plots/{name}.png" in report and (out / "plots" / f"{name}.png").stat().st_size > 0
+    evaluation = json.loads((out / "eval.json").read_text())["balanced_test"]
+    assert sum(evaluation["predicted_counts"]) == sum(evaluation["support"]) == evaluation["num_samples"]

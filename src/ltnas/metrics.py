@@ -61,6 +61,7 @@ def classification_metrics(
     predicted, true = _validated_inputs(predictions, labels, num_classes, train_counts)
     confusion = confusion_matrix(predicted, true, num_classes)
     recalls = per_class_recall(confusion)
+    precision, f1 = precision_and_f1(predicted, true, num_classes)
     thresholds = shot_thresholds(list(train_counts), *shots)
     groups = shot_groups(list(train_counts), *thresholds)
     return {
@@ -72,7 +73,23 @@ def classification_metrics(
         "shot_thresholds": {"many": thresholds[0], "few": thresholds[1]},
         "confusion": confusion.tolist(),
         "num_samples": int(true.size),
+        "precision": precision,
+        "f1": f1,
+        "support": confusion.sum(axis=1).tolist(),        # test images of each class
+        "predicted_counts": confusion.sum(axis=0).tolist(),  # how often each class was predicted
     }
+
+
+def precision_and_f1(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> tuple[list, list]:
+    """Per-class precision TP / (TP + FP) and F1 = 2PR / (P + R) (scikit-learn's); a class never
+    predicted has precision None, a class with no test images F1 None (nothing to measure)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    classes = list(range(num_classes))
+    precision, _, f1, support = precision_recall_fscore_support(true, predicted, labels=classes, zero_division=0)
+    predicted_counts = np.bincount(predicted, minlength=num_classes)
+    return ([float(p) if predicted_counts[c] else None for c, p in enumerate(precision)],
+            [float(f) if support[c] else None for c, f in enumerate(f1)])
 
 
 def confusion_matrix(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:

@@ -190,6 +190,7 @@ def _test_results(ctx: Context, model: torch.nn.Module) -> dict:
     the balanced and (when there is one) the long-tailed test set."""
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
     shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
+    _draw_misclassified(ctx, model)
     return {
         "params": count_parameters(model),
         "device": str(ctx.device),
@@ -197,6 +198,21 @@ def _test_results(ctx: Context, model: torch.nn.Module) -> dict:
         "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size, shots=shots)
                           if data.test_longtail is not None else None),
     }
+
+
+def _draw_misclassified(ctx: Context, model: torch.nn.Module) -> None:
+    """RUN/plots/misclassified.png: a grid of misclassified test images, tail classes first (drawn here,
+    where the images are; the report shows it)."""
+    from ltnas.evaluate import misclassified_examples
+    from ltnas.report.plots import plot_misclassified
+
+    images, true, predicted = misclassified_examples(model, ctx.dataset.test, ctx.dataset, ctx.device,
+                                                     ctx.config.eval.batch_size)
+    target = ctx.run.path / "plots" / "misclassified.png"
+    if len(true):
+        plot_misclassified(images.numpy(), true, predicted, ctx.dataset.classes, target)
+    else:
+        target.unlink(missing_ok=True)  # every test image right: nothing to show
 
 
 def _stage_seconds(run: RunFolder, stage: str) -> float | None:

@@ -29,6 +29,8 @@ from ltnas.report.plots import (
     plot_genotype,
     plot_mu_sweep,
     plot_per_class,
+    plot_predicted_histogram,
+    plot_shot_group_history,
     plot_weight_histogram,
 )
 from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
@@ -169,6 +171,13 @@ def draw_plots(run: RunFiles) -> set[str]:
     balanced, longtail = _test_metrics(run)
     if balanced and run.train_counts:
         draw("per_class", plot_per_class, balanced, longtail, run.train_counts, run.class_names)
+    if balanced and balanced.get("predicted_counts") and run.train_counts:
+        draw("predicted_classes", plot_predicted_histogram, balanced, run.train_counts, run.class_names)
+    if any(row.get("val_few_acc") is not None or row.get("val_many_acc") is not None
+           for row in [*run.search_rows, *run.train_rows]):
+        draw("shot_group_history", plot_shot_group_history, run.search_rows, run.train_rows)
+    if (out / "misclassified.png").is_file():  # drawn by the evaluation, which has the images
+        drawn.add("misclassified")
     if balanced and balanced.get("confusion"):
         draw("confusion", plot_confusion, balanced["confusion"], run.class_names,
              title="Confusion matrix, balanced test")
@@ -296,6 +305,7 @@ def _retrain_section(run: RunFiles, plots: set[str]) -> str:
         parts.append("The model evaluated is the one after the last epoch; the validation part is held out of "
                      "the training images, and the test set is evaluated once, at the end.")
     parts.append(_image(plots, "train_curves", "retrain loss and accuracy"))
+    parts.append(_image(plots, "shot_group_history", "validation accuracy by shot group against epoch"))
     return "\n\n".join(part for part in parts if part)
 
 
@@ -305,6 +315,8 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
         return ""
     parts = ["## Evaluation", _per_class_table(run, balanced, longtail),
              _image(plots, "per_class", "per-class accuracy against training-set size"),
+             _image(plots, "predicted_classes", "how often each class is predicted, beside its test images"),
+             _image(plots, "misclassified", "misclassified test images, rarest training classes first"),
              _image(plots, "confusion", "confusion matrix on the balanced test set"),
              _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
     return "\n\n".join(part for part in parts if part)
@@ -335,15 +347,25 @@ def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
     counts = run.train_counts
     groups = balanced.get("groups") or (shot_groups(counts, *run.shot_thresholds) if counts else {})
     group_of = {c: name for name, members in groups.items() for c in members}
+    detailed = balanced.get("precision") is not None  # eval.json from before precision/F1 were recorded: recall only
     header = ["class", "train images", "group", "balanced test"] + (["long-tailed test"] if longtail else [])
+    if detailed:
+        header += ["precision", "F1", "test images", "predicted"]
     rows = []
     for c, name in enumerate(run.class_names):
         row = [name, str(counts[c]) if counts else MISSING, group_of.get(c, MISSING),
                format_percent(_at(balanced.get("per_class"), c))]
         if longtail:
             row.append(format_percent(_at(longtail.get("per_class"), c)))
+        if detailed:
+            row += [format_percent(_at(balanced["precision"], c)), format_percent(_at(balanced.get("f1"), c)),
+                    str(_at(balanced.get("support"), c)), str(_at(balanced.get("predicted_counts"), c))]
         rows.append(row)
-    return "Recall of each class (a class without test images reads —):\n\n" + _table(header, rows)
+    intro = "Recall of each class (a class without test images reads —)"
+    if detailed:
+        intro += ("; on the balanced test set also precision, F1 (scikit-learn's; a class never predicted has no "
+                  "precision), its test images and how often it was predicted")
+    return intro + ":\n\n" + _table(header, rows)
 
 
 def _config_section(run: RunFiles) -> str:

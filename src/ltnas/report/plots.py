@@ -341,6 +341,74 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
     return _save(fig, path)
 
 
+# --------------------------------------------------------------------- predictions and shot groups
+
+
+def plot_predicted_histogram(metrics: Row, train_counts: Sequence[int], class_names: Sequence[str],
+                             path: str | Path, title: str = "Predicted classes, balanced test") -> Path:
+    """How often each class is predicted beside how many test images it has, classes sorted by
+    training-set size: head classes that absorb the tail's predictions stand above their test count."""
+    order = sorted(range(len(train_counts)), key=lambda c: -train_counts[c])
+    predicted = [metrics["predicted_counts"][c] for c in order]
+    support = [metrics["support"][c] for c in order]
+    positions = np.arange(len(order))
+    fig = _new_figure(width=min(16.0, max(8.0, 0.4 * len(order) + 3)), height=4.8)
+    ax = fig.subplots()
+    _shade_shot_groups(ax, [train_counts[c] for c in order], metric_thresholds(metrics))
+    ax.bar(positions - 0.2, support, 0.4, label="test images (true class)", color="#7f7f7f", zorder=2)
+    ax.bar(positions + 0.2, predicted, 0.4, label="predicted as this class", color="#d62728", zorder=2)
+    top = max([*support, *predicted, 1])
+    ax.set(ylim=(0, top * 1.2), xlim=(-0.6, len(order) - 0.4), ylabel="images", title=title,
+           xlabel="class, by training-set size")
+    for text in ax.texts:  # the shot-group names, above the bars
+        text.set_y(top * 1.12)
+    _class_ticks(ax, [class_names[c] for c in order])
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+    return _save(fig, path)
+
+
+SHOT_KEYS = (("many", "#1f77b4"), ("medium", "#ff7f0e"), ("few", "#d62728"))
+
+
+def plot_shot_group_history(search_rows: Sequence[Row] | None, train_rows: Sequence[Row] | None,
+                            path: str | Path) -> Path:
+    """Validation accuracy of the many / medium / few-shot classes against epoch, for the search and
+    for retraining (rows with val_<group>_acc)."""
+    phases = [(title, rows) for title, rows in (("Search", search_rows), ("Retrain", train_rows))
+              if rows and any(row.get("val_few_acc") is not None or row.get("val_many_acc") is not None
+                              for row in rows)]
+    if not phases:
+        raise ValueError("plot_shot_group_history needs rows with val_many_acc / val_medium_acc / val_few_acc")
+    fig = _new_figure(width=5.5 * len(phases), height=4.2)
+    axes = fig.subplots(1, len(phases), squeeze=False)[0]
+    for ax, (title, rows) in zip(axes, phases):
+        _plot_series(ax, rows, [f"val_{group}_acc" for group, _ in SHOT_KEYS], scale=100.0)
+        ax.set(title=f"{title}: validation accuracy by shot group", xlabel="epoch", ylabel="accuracy (%)",
+               ylim=(0, 105))
+    return _save(fig, path)
+
+
+def plot_misclassified(images: Any, true: Sequence[int], predicted: Sequence[int], class_names: Sequence[str],
+                       path: str | Path, columns: int = 8) -> Path:
+    """A grid of misclassified test images (uint8 N×C×H×W), each titled `true → predicted`."""
+    images = np.asarray(images)
+    count = len(images)
+    columns = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / columns))
+    fig = _new_figure(width=1.5 * columns + 0.4, height=1.6 * rows + 0.6)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index >= count:
+            continue
+        image = images[index].transpose(1, 2, 0)
+        ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3],
+                  cmap="gray" if image.shape[2] == 1 else None, interpolation="nearest")
+        ax.set_title(f"{class_names[true[index]]} → {class_names[predicted[index]]}", fontsize=7)
+    fig.suptitle("Misclassified test images (true → predicted), rarest training classes first", fontsize="small")
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------- genotype
 
 Node = int | str  # 0, 1 = cell inputs; 2.. = intermediate nodes; OUTPUT = the concatenated output
