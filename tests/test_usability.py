@@ -307,3 +307,50 @@ def test_report_has_precision_f1_predicted_histogram_mistakes_and_shot_history(t
         assert f"plots/{name}.png" in report and (out / "plots" / f"{name}.png").stat().st_size > 0
     evaluation = json.loads((out / "eval.json").read_text())["balanced_test"]
     assert sum(evaluation["predicted_counts"]) == sum(evaluation["support"]) == evaluation["num_samples"]
+
+
+# ------------------------------------------------ 5. the saved config holds what the method uses
+
+
+@pytest.mark.parametrize("name", ["darts_cifar10_lt_smoke", "hls_cifar10_lt_smoke", "imbnas_smoke",
+                                  "ssf_cifar10_lt_smoke", "quickstart"])
+def test_saved_config_keeps_only_used_sections_and_reloads_identically(name, tmp_path):
+    from ltnas.config import load_config
+    from ltnas.runs import RunFolder
+
+    config = load_config(resolve_config_path(name))
+    run = RunFolder.create(tmp_path / "run", config)
+    saved = yaml.safe_load(run.config_file.read_text())
+    assert saved["version"] == ltnas.__version__ and "seed" in saved and "device" in saved
+    method = config.search.method
+    assert ("supernet" in saved) == (method == "imbnas") and ("adapt" in saved) == (method == "imbnas")
+    # quickstart sets search.ssl for `ltnas quickstart`'s SSF-NAS member: a section someone set stays
+    assert ("ssl" in saved["search"]) == (method == "ssf" or name == "quickstart")
+    assert ("bbn" in saved["search"]) == (method == "bbn")
+    assert ("train" in saved) == (method != "bbn")
+    assert "published" not in saved
+    reloaded = run.config()
+    assert reloaded.model_dump(exclude={"version", "published"}) == config.model_dump(exclude={"version", "published"})
+    if name == "quickstart":
+        assert len(run.config_file.read_text().splitlines()) < 150
+
+
+def test_a_section_someone_set_is_kept_even_if_the_method_does_not_read_it(tmp_path):
+    from ltnas.config import load_config
+    from ltnas.runs import RunFolder
+
+    config = load_config(resolve_config_path("quickstart"), ["supernet.epochs=3"])
+    run = RunFolder.create(tmp_path / "run", config)
+    assert run.config().supernet.epochs == 3
+
+
+def test_old_full_config_still_loads(tmp_path):
+    from ltnas.config import load_config
+    from ltnas.runs import RunFolder
+
+    config = load_config(resolve_config_path("quickstart"))
+    (tmp_path / "old").mkdir()
+    full = config.model_dump(mode="json")
+    full.pop("version")
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(full))  # as ltnas saved it before
+    assert RunFolder.open(tmp_path / "old").config().search == config.search

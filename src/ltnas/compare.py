@@ -34,7 +34,7 @@ from pydantic import Field, ValidationError, field_validator
 from ltnas.atomic import atomic_write_text
 from ltnas.config import PublishedResults, RunConfig, Section, load_config
 from ltnas.errors import LtnasError
-from ltnas.runs import RunFolder, default_run_path
+from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
 SPEC_FILE = "comparison.yaml"
 FAILED_FILE = "failed.json"  # in a member's run folder: why its last attempt failed
@@ -232,7 +232,7 @@ class Comparison:
                                      f"{member.seed}) was started with; with --resume epochs may only grow")
             extended.append((member, config))
         for member, config in extended:  # after every check, so a refused --set changes nothing
-            atomic_write_text(config.to_yaml(), member.run.config_file)
+            atomic_write_text(saved_yaml(config), member.run.config_file)
             member.config = config.model_copy(update={"device": member.config.device,
                                                       "progress": member.config.progress})
         extended = [member for member, _ in extended]

@@ -459,6 +459,7 @@ class RunConfig(Section):
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
