@@ -354,3 +354,51 @@ def test_old_full_config_still_loads(tmp_path):
     full.pop("version")
     (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(full))  # as ltnas saved it before
     assert RunFolder.open(tmp_path / "old").config().search == config.search
+
+
+# ------------------------------------------------------------- 5. API and command line
+
+
+def test_shipped_names_and_readme_paths_resolve_outside_a_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shipped = shipped_configs()["quickstart"]
+    assert resolve_config_path("quickstart") == shipped
+    assert resolve_config_path("configs/quickstart.yaml") == shipped
+    user_error(capsys, ["run", "configs/nope.yaml"], "configs/nope.yaml", "quickstart")
+
+
+def test_api_run_takes_seed_device_progress_and_keeps_fractions(tmp_path, tiny_config_file):
+    results = ltnas.run(tiny_config_file, out=tmp_path / "run", overrides=["search.epochs=1", "train.epochs=1"],
+                        seed=5, device="cpu", progress=False)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["seed"] == 5 and saved["device"] == "cpu" and saved["progress"] is False
+    assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0  # fractions, as in eval.json
+    assert results == json.loads((tmp_path / "run" / "eval.json").read_text())
+
+
+def test_run_help_says_config_is_required_unless_resuming(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "CONFIG" in help_text and "required unless --resume" in help_text
+    user_error(capsys, ["run"], "no config given", "quickstart")
+
+
+def test_configs_piped_into_head_ends_quietly(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(f"{sys.executable} -m ltnas configs | head -1", shell=True, cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert len(result.stdout.splitlines()) == 1
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(monkeypatch, capsys):
+    from ltnas.cli import main
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["configs"]) == 141
+    assert capsys.readouterr().err == ""

@@ -203,7 +203,7 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (e.g. captured in a test)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured in a test)
         pass
 
 
