@@ -369,7 +369,8 @@ def test_shipped_names_and_readme_paths_resolve_outside_a_checkout(tmp_path, mon
 
 def test_api_run_takes_seed_device_progress_and_keeps_fractions(tmp_path, tiny_config_file):
     results = ltnas.run(tiny_config_file, out=tmp_path / "run", overrides=["search.epochs=1", "train.epochs=1"],
-                        seed=5, device="cpu", progress=False)
+                        seed=5, device="cpu", progress=False, log="tensorboard")
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["seed"] == 5 and saved["device"] == "cpu" and saved["progress"] is False
     assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0  # fractions, as in eval.json

@@ -22,17 +22,19 @@ __all__ = ["LtnasError", "RunConfig", "load_config", "run", "__version__"]
 
 def run(config: RunConfig | str | Path | None = None, out: str | Path | None = None,
         overrides: list[str] | None = None, *, seed: int | None = None, device: str | None = None,
-        progress: bool | None = None) -> dict:
+        progress: bool | None = None, log: str | None = None) -> dict:
     """Search → retrain → evaluate → report in a new run folder; returns the evaluation (eval.json).
 
     `config` is a RunConfig, a YAML path, the name of a shipped config (`"quickstart"`, see
     `ltnas configs`; `"configs/quickstart.yaml"` also finds the shipped one outside a checkout), or
     None for the defaults; `overrides` are `key=value`. `seed`, `device` and `progress` replace the
-    config's. Accuracies in the result are fractions in [0, 1], as in eval.json.
+    config's; `log="tensorboard"` also logs to RUN/tensorboard (see `ltnas.watch`). Accuracies in the
+    result are fractions in [0, 1], as in eval.json.
     """
-    from ltnas import pipeline
+    from ltnas import pipeline, watch
     from ltnas.runs import RunFolder
 
+    watch.check_logger(log)
     if not isinstance(config, RunConfig):
         from ltnas.cli import resolve_config_path
 
@@ -44,4 +46,6 @@ def run(config: RunConfig | str | Path | None = None, out: str | Path | None = N
     for key, value in (("seed", seed), ("device", device), ("progress", progress)):
         if value is not None:
             setattr(config, key, value)
-    return pipeline.run_all(config, RunFolder.create(out, config))
+    run_folder = RunFolder.create(out, config)
+    with watch.logging_to(run_folder.path, log):
+        return pipeline.run_all(config, run_folder)
