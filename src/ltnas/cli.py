@@ -267,8 +267,12 @@ def _compare_command(args: argparse.Namespace) -> int:
             raise LtnasError(f"a resumed comparison keeps its saved configs and folder; drop {', '.join(given)} "
                              "with --resume")
         comparison = Comparison.open(args.resume, device=args.device, progress=False if args.no_progress else None)
-        for member in comparison.extend(args.overrides):  # only more epochs (refused otherwise)
+        extended = comparison.extend(args.overrides)  # only more epochs (refused otherwise)
+        for member in extended:
             print(f"{member}: continues with {', '.join(args.overrides)}", file=sys.stderr)
+        if args.overrides and not extended:
+            print(f"ltnas: note: every member has finished, so {', '.join(args.overrides)} changes nothing "
+                  "(finished members keep what they ran)", file=sys.stderr)
     else:
         seeds = _seed_list(args)
         path = resolve_config_path("quickstart" if quickstart else _required_config(args))
