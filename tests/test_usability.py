@@ -79,12 +79,20 @@ def test_piped_run_prints_run_folder_first_and_a_line_per_epoch(tmp_path, tiny_c
     assert not any("━" in line for line in lines)  # no progress bar in a log
 
 
-def test_tensorboard_logs_scalars_histograms_and_per_class_figure(tmp_path, tiny_config_file, capsys):
+@pytest.fixture(scope="module")
+def watched_run(tiny_yaml, tmp_path_factory) -> Path:
+    """One tiny run shared by the tests below: TensorBoard on, shot thresholds set."""
+    out = tmp_path_factory.mktemp("watched") / "run"
+    assert main_ok(["run", str(tiny_yaml), "--out", str(out), "--log", "tensorboard", *ONE_EPOCH,
+                    "--set", "eval.many_shot=30", "--set", "eval.few_shot=10"])
+    return out
+
+
+def test_tensorboard_logs_scalars_histograms_and_per_class_figure(watched_run):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out = tmp_path / "run"
-    assert main_ok(["run", str(tiny_config_file), "--out", str(out), "--log", "tensorboard", *ONE_EPOCH])
+    out = watched_run
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={"histograms": 0, "images": 0}).Reload()
     tags = events.Tags()
     assert {"search/train_loss", "search/val_balanced_acc", "train/train_loss"} <= set(tags["scalars"])
@@ -183,9 +191,8 @@ def test_floor_holdout_by_hand():
     assert sorted([*rest, *held]) == list(range(len(labels)))
 
 
-def test_retraining_monitors_a_validation_part_never_the_test_set(tmp_path, tiny_config_file):
-    out = tmp_path / "run"
-    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH])
+def test_retraining_monitors_a_validation_part_never_the_test_set(watched_run, tmp_path):
+    out = watched_run
     row = json.loads((out / "train" / "metrics.jsonl").read_text().splitlines()[0])
     assert {"val_loss", "val_acc", "val_balanced_acc", "val_few_acc"} <= set(row)
     assert not any(key.startswith("test") for key in row)
@@ -196,10 +203,11 @@ def test_retraining_monitors_a_validation_part_never_the_test_set(tmp_path, tiny
     assert config["train"]["val_fraction"] == 0.1
     # A run folder saved before train.val_fraction existed resumes as it ran: on every training image.
     del config["train"]["val_fraction"]
-    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(config))
     from ltnas.runs import RunFolder
 
-    assert RunFolder.open(out).config().train.val_fraction == 0.0
+    assert RunFolder.open(tmp_path / "old").config().train.val_fraction == 0.0
 
 
 # ------------------------------------------------------------------- 5. one node numbering
@@ -270,10 +278,8 @@ def test_shot_thresholds_by_dataset_size():
     assert metrics["shot_thresholds"] == {"many": 24, "few": 4} and metrics["groups"]["few"] == [1]
 
 
-def test_shot_thresholds_are_settings_and_reach_eval_and_report(tmp_path, tiny_config_file):
-    out = tmp_path / "run"
-    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH,
-                    "--set", "eval.many_shot=30", "--set", "eval.few_shot=10"])
+def test_shot_thresholds_are_settings_and_reach_eval_and_report(watched_run):
+    out = watched_run
     evaluation = json.loads((out / "eval.json").read_text())
     assert evaluation["balanced_test"]["shot_thresholds"] == {"many": 30, "few": 10}
     counts = json.loads((out / "data.json").read_text())["train_counts"]
@@ -298,9 +304,8 @@ def test_precision_f1_support_and_predicted_counts_by_hand():
     assert classification_metrics([0], [0], 2, [5, 1])["f1"] == [1.0, None]  # no test images: nothing to score
 
 
-def test_report_has_precision_f1_predicted_histogram_mistakes_and_shot_history(tmp_path, tiny_config_file):
-    out = tmp_path / "run"
-    assert main_ok(["run", str(tiny_config_file), "--out", str(out), *ONE_EPOCH])
+def test_report_has_precision_f1_predicted_histogram_mistakes_and_shot_history(watched_run):
+    out = watched_run
     report = (out / "report.md").read_text()
     assert "| precision | F1 | test images | predicted |" in report
     for name in ("predicted_classes", "shot_group_history", "misclassified"):
