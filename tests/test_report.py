@@ -150,6 +150,7 @@ def test_complete_run_report(complete_run: Path) -> None:
     assert {Path(p).name for p in plots} == {
         "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
         "sigma_histogram.png", "dominant_ops.png", "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
+        "predicted_classes.png",
     }
     for plot in plots:
         assert plot.startswith("plots/")

@@ -29,13 +29,17 @@ def shipped_configs() -> dict[str, Path]:
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
 
 
-def resolve_config_path(value: str) -> Path:
+def resolve_config_path(value: str | Path) -> Path:
+    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
+    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
     path = Path(value)
     if path.is_file():
         return path
     shipped = shipped_configs()
-    if value in shipped:
-        return shipped[value]
+    if str(value) in shipped:
+        return shipped[str(value)]
+    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
+        return shipped[path.stem]
     raise LtnasError(
         f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
     )
@@ -49,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(sub: argparse.ArgumentParser, config: bool = True) -> None:
         if config:
-            sub.add_argument("config", nargs="?", help="YAML config file or shipped config name")
+            # Optional only for --resume (and `evolve --supernet`): a new run needs one.
+            sub.add_argument("config", nargs="?", metavar="CONFIG",
+                             help="YAML config file or shipped config name, e.g. quickstart (see `ltnas configs`); "
+                                  "required unless --resume RUN_DIR is given")
         sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value, e.g. --set search.epochs=10 (repeatable)")
         sub.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, auto)")
@@ -57,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", help="run folder to create (default: runs/NAME-TIMESTAMP)")
         sub.add_argument("--resume", metavar="RUN_DIR",
                          help="continue the run in RUN_DIR after a kill (uses that run's saved config)")
-        sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sub.add_argument("--no-progress", action="store_true",
+                         help="no progress bars (and no per-epoch lines when stderr is not a terminal)")
+        sub.add_argument("--log", choices=("tensorboard",),
+                         help="also log metrics, architecture-weight histograms and the per-class figure to "
+                              "RUN/tensorboard (needs pip install \"ltnas[tensorboard]\")")
 
     run_options(commands.add_parser(
         "quickstart", help="compare DARTS, FairDARTS and SSF-NAS on the embedded long-tailed digits (CPU, minutes)"),
@@ -178,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _main(argv)
+    except BrokenPipeError:  # `ltnas configs | head`: the reader left; stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141
     except LtnasError as exc:
         print(f"ltnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -187,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         distributed.shutdown()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured in a test)
+        pass
 
 
 def _main(argv: list[str] | None) -> int:
@@ -214,9 +237,15 @@ def _main(argv: list[str] | None) -> int:
     if args.command in ("compare", "quickstart"):
         return _compare_command(args)
 
+    from ltnas import distributed, watch
+
+    watch.check_logger(args.log)
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
+    if distributed.is_main():  # first, so that a long run can be watched (and resumed) from the start
+        print(f"run folder: {run.path}", flush=True)
     try:
-        return _run_command(args.command, run, config)
+        with watch.logging_to(run.path, args.log):
+            return _run_command(args.command, run, config)
     except LtnasError:
         if not args.resume:
             run.discard_if_unstarted()
@@ -231,12 +260,15 @@ def _compare_command(args: argparse.Namespace) -> int:
     from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
     from ltnas.report.comparison import print_comparison
 
+    from ltnas import watch
+
     quickstart = args.command == "quickstart"
+    watch.check_logger(args.log)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise LtnasError(f"ltnas {args.command} runs its members one after another in one process; under torchrun "
                          "start each run with `ltnas run`")
     if args.resume:
-        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)), ("--set", args.overrides),
+        given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)),
                                           ("--seed", args.seed is not None), ("--out", args.out),
                                           ("--methods", getattr(args, "methods", None)),
                                           ("--seeds", getattr(args, "seeds", None))) if value]
@@ -244,6 +276,12 @@ def _compare_command(args: argparse.Namespace) -> int:
             raise LtnasError(f"a resumed comparison keeps its saved configs and folder; drop {', '.join(given)} "
                              "with --resume")
         comparison = Comparison.open(args.resume, device=args.device, progress=False if args.no_progress else None)
+        extended = comparison.extend(args.overrides)  # only more epochs (refused otherwise)
+        for member in extended:
+            print(f"{member}: continues with {', '.join(args.overrides)}", file=sys.stderr)
+        if args.overrides and not extended:
+            print(f"ltnas: note: every member has finished, so {', '.join(args.overrides)} changes nothing "
+                  "(finished members keep what they ran)", file=sys.stderr)
     else:
         seeds = _seed_list(args)
         path = resolve_config_path("quickstart" if quickstart else _required_config(args))
@@ -264,12 +302,19 @@ def _compare_command(args: argparse.Namespace) -> int:
         comparison = Comparison.create(spec, args.out, overrides, seeds)
 
     def announce(index: int, member) -> None:
-        state = "done" if member.finished else "running"
+        state = "done" if member.finished else ("trying again" if member.failure else "running")
         print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
-              f"({member.run.path})", file=sys.stderr)
+              f"({member.run.path})", file=sys.stderr, flush=True)
 
-    result = comparison.run(on_member=announce)
+    print(f"comparison folder: {comparison.path}", flush=True)
+    result = comparison.run(on_member=announce, log=args.log)
     print_comparison(result, comparison.path)
+    failed = result["failed"]
+    if failed:  # every other member ran and is in the table; the command still reports the failure
+        print(f"ltnas: error: {len(failed)} of {len(comparison.members)} comparison members did not finish "
+              f"(see above and comparison.md); fix the cause and try them again with `ltnas compare --resume "
+              f"{comparison.path}` (--set search.epochs=N / train.epochs=N may extend them)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,6 +22,7 @@ skips the finished ones, so a comparison survives a kill like a single run does.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,13 @@ from pydantic import Field, ValidationError, field_validator
 from ltnas.atomic import atomic_write_text
 from ltnas.config import PublishedResults, RunConfig, Section, load_config
 from ltnas.errors import LtnasError
-from ltnas.runs import RunFolder, default_run_path
+from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
 SPEC_FILE = "comparison.yaml"
+FAILED_FILE = "failed.json"  # in a member's run folder: why its last attempt failed
+# What `ltnas compare --resume DIR --set KEY=VALUE` may change: more epochs for the members that
+# have not finished (their checkpoints continue; a finished member keeps what it ran).
+EXTENDABLE = ("search.epochs", "train.epochs")
 
 
 class ComparisonSpec(Section):
@@ -76,6 +81,14 @@ class Member:
     def finished(self) -> bool:
         return (self.run.path / "eval.json").is_file()
 
+    @property
+    def failure(self) -> str | None:
+        """Why this member's last attempt failed (RUN/failed.json), or None."""
+        path = self.run.path / FAILED_FILE
+        if self.finished or not path.is_file():
+            return None
+        return str(json.loads(path.read_text()).get("error") or "failed")
+
 
 def slug(name: str) -> str:
     """A variant name as a folder name: 'DARTS + re-sampling' → 'darts-re-sampling'."""
@@ -106,7 +119,10 @@ METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "b
 
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
     """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
-    from the config's own `published` section, keyed by method."""
+    from the config's own `published` section, keyed by method. `config_path` may name a shipped config."""
+    from ltnas.cli import resolve_config_path
+
+    config_path = resolve_config_path(config_path)
     config = load_config(config_path)
     names = {method: METHOD_NAMES.get(method, method) for method in methods}
     published = config.published
@@ -186,14 +202,64 @@ class Comparison:
                 members.append(Member(variant, seed, run, config))
         return cls(path, spec, members)
 
-    def run(self, on_member=None) -> dict:
-        """Run every unfinished member (a killed one resumes), then write the comparison report."""
-        from ltnas import pipeline
+    def extend(self, overrides: list[str]) -> list[str]:
+        """Apply `--set` on resume: only more epochs (EXTENDABLE keys, never fewer), only to members
+        that have not finished; their saved configs are rewritten so the folders say what ran.
+        Returns the variants × seeds extended."""
+        from ltnas.config import apply_override, validate_config
+
+        if not overrides:
+            return []
+        for item in overrides:
+            key = item.partition("=")[0].strip()
+            if key not in EXTENDABLE:
+                raise LtnasError(f"--set {key} would change what the comparison already ran; with --resume only "
+                                 f"{' and '.join(EXTENDABLE)} may grow (start a new comparison for other changes)")
+        extended = []
+        for member in self.members:
+            if member.finished:
+                continue
+            saved = member.run.config()  # as saved: without this session's --device / --no-progress
+            raw = saved.model_dump(mode="json")
+            for item in overrides:
+                apply_override(raw, item)
+            config = validate_config(raw, source="--set")
+            for key in (item.partition("=")[0].strip() for item in overrides):
+                section, field = key.split(".")
+                old, new = getattr(getattr(member.config, section), field), getattr(getattr(config, section), field)
+                if new < old:
+                    raise LtnasError(f"--set {key}={new} is fewer than the {old} {member.variant} (seed "
+                                     f"{member.seed}) was started with; with --resume epochs may only grow")
+            extended.append((member, config))
+        for member, config in extended:  # after every check, so a refused --set changes nothing
+            atomic_write_text(saved_yaml(config), member.run.config_file)
+            member.config = config.model_copy(update={"device": member.config.device,
+                                                      "progress": member.config.progress})
+        extended = [member for member, _ in extended]
+        return [f"{member.variant} seed {member.seed}" for member in extended]
+
+    def run(self, on_member=None, log: str | None = None) -> dict:
+        """Run every unfinished member (a killed one resumes; a failed one is tried again), then write
+        the comparison report. A member that fails is recorded in its RUN/failed.json with the reason
+        and the others still run; the result lists it under "failed"."""
+        from ltnas import pipeline, watch
         from ltnas.report.comparison import write_comparison
 
         for index, member in enumerate(self.members):
             if on_member is not None:
                 on_member(index, member)
-            if not member.finished:
-                pipeline.run_all(member.config, member.run)
-        return write_comparison(self.path, self.spec, [(m.variant, m.seed, m.run.path) for m in self.members])
+            if member.finished:
+                continue
+            (member.run.path / FAILED_FILE).unlink(missing_ok=True)  # a new attempt, not the old error
+            try:
+                with watch.logging_to(member.run.path, log):
+                    pipeline.run_all(member.config, member.run)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 — any failure of one member is recorded, the rest run
+                reason = str(exc) if isinstance(exc, LtnasError) else f"{exc.__class__.__name__}: {exc}"
+                atomic_write_text(json.dumps({"error": reason, "type": exc.__class__.__name__}, indent=1) + "\n",
+                                  member.run.path / FAILED_FILE)
+        failed = {(m.variant, m.seed): m.failure for m in self.members if not m.finished}
+        return write_comparison(self.path, self.spec, [(m.variant, m.seed, m.run.path) for m in self.members
+                                                       if m.finished], failed=failed)

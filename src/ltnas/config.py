@@ -371,6 +371,10 @@ class TrainConfig(Section):
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
     channels_last: bool | None = Field(None, description="NHWC weights and activations: unset = on for the CPU "
                                        "(~4x faster there), off for CUDA/MPS (slower on an H100)")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of each class's training images held out to monitor retraining "
+        "(floor(n_c · f), so classes under 1/f images give none); 0: train on all, monitor nothing. The test set "
+        "is evaluated once, at the end")
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")
@@ -471,6 +475,10 @@ class AdaptConfig(Section):
 
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
+    many_shot: int | None = Field(None, ge=0, description="many-shot classes have more training images than "
+                                  "this; default min(100, n_max // 5): CIFAR-LT's 100 for n_max >= 500")
+    few_shot: int | None = Field(None, ge=0, description="few-shot classes have fewer training images than this; "
+                                 "default min(20, n_max // 25): CIFAR-LT's 20 for n_max >= 500")
     model: Literal["retrained", "supernet"] | None = Field(
         None, description="evaluate the retrained genotype, or the searched supernet itself without retraining "
         "(paper 001's protocol); default: retrained, except supernet for search.method bbn"
@@ -508,6 +516,7 @@ class RunConfig(Section):
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

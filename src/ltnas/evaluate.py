@@ -34,12 +34,33 @@ def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch
 
 
 def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
-                   batch_size: int = 256, train_counts: list[int] | None = None) -> dict:
+                   batch_size: int = 256, train_counts: list[int] | None = None,
+                   shots: tuple[int | None, int | None] = (None, None)) -> dict:
     """Overall, balanced, per-class and many/medium/few accuracy plus the confusion matrix.
 
-    Shot groups follow the counts the model was trained on (the long-tailed training set by default).
+    Shot groups follow the counts the model was trained on (the long-tailed training set by default),
+    with the (many, few) thresholds `shots` (None: by dataset size, `ltnas.metrics.shot_thresholds`).
     """
     predictions, labels, loss = predict(model, evaluation_batches(images, dataset, device, batch_size))
-    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts)
+    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts,
+                                     shots)
     metrics["loss"] = loss
     return metrics
+
+
+def misclassified_examples(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
+                           batch_size: int = 256, limit: int = 32) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Up to `limit` misclassified images (uint8), their true and predicted classes: taken in turn
+    from each true class, rarest training class first, so the tail's mistakes are not crowded out."""
+    predictions, labels, _ = predict(model, evaluation_batches(images, dataset, device, batch_size))
+    wrong = (predictions != labels).nonzero().flatten().tolist()
+    by_class: dict[int, list[int]] = {}
+    for index in wrong:
+        by_class.setdefault(int(labels[index]), []).append(index)
+    order = sorted(by_class, key=lambda c: (dataset.train_counts[c], c))
+    chosen: list[int] = []
+    while len(chosen) < limit and any(by_class[c] for c in order):
+        for c in order:
+            if by_class[c] and len(chosen) < limit:
+                chosen.append(by_class[c].pop(0))
+    return images.images[chosen], [int(labels[i]) for i in chosen], [int(predictions[i]) for i in chosen]

@@ -1,8 +1,9 @@
 """Classification metrics that stay honest on long-tailed data.
 
 Overall accuracy on a long-tailed test set is dominated by the head classes, so every result is
-reported per class and per shot group as well (DESIGN.md: many / medium / few-shot classes have
-> 100, 20-100 and < 20 training images).
+reported per class and per shot group as well: many / medium / few-shot classes have > 100, 20-100
+and < 20 training images on CIFAR-LT-sized data (DESIGN.md), and the same fractions of the largest
+class on smaller data (`shot_thresholds`).
 
 Everything here is a pure function of predictions and labels. Inputs may be torch tensors, NumPy
 arrays or plain lists, and the results are plain Python numbers and lists, ready for `json.dump`.
@@ -19,8 +20,26 @@ from ltnas.errors import LtnasError
 SHOT_GROUPS: tuple[str, ...] = ("many", "medium", "few")
 
 
-def shot_groups(train_counts: list[int], many: int = 100, few: int = 20) -> dict[str, list[int]]:
-    """Split class indices by training-set size: > `many` images, `few`..`many` inclusive, < `few`."""
+# CIFAR-LT's convention (Liu et al., 2019; LDAM-DRW): many > 100, few < 20 training images, set for
+# data whose largest class has 500 (CIFAR-100-LT) or 5,000 (CIFAR-10-LT) images.
+CIFAR_MANY, CIFAR_FEW = 100, 20
+
+
+def shot_thresholds(train_counts: list[int], many: int | None = None, few: int | None = None) -> tuple[int, int]:
+    """(many, few) thresholds: those given, else by the size of the largest class n_max —
+    many = min(100, n_max // 5), few = min(20, n_max // 25). That is CIFAR's 100 / 20 for data the
+    size of CIFAR-LT (n_max >= 500) and the same fractions of n_max for smaller data (e.g. n_max 124:
+    many > 24, few < 4), so a small dataset is not all "medium" and "few"."""
+    n_max = max(train_counts, default=0)
+    many = min(CIFAR_MANY, n_max // 5) if many is None else many
+    few = min(CIFAR_FEW, n_max // 25) if few is None else few
+    return many, few
+
+
+def shot_groups(train_counts: list[int], many: int | None = None, few: int | None = None) -> dict[str, list[int]]:
+    """Split class indices by training-set size: > `many` images, `few`..`many` inclusive, < `few`
+    (thresholds by `shot_thresholds` unless given)."""
+    many, few = shot_thresholds(train_counts, many, few)
     return {
         "many": [c for c, n in enumerate(train_counts) if n > many],
         "medium": [c for c, n in enumerate(train_counts) if few <= n <= many],
@@ -29,7 +48,8 @@ def shot_groups(train_counts: list[int], many: int = 100, few: int = 20) -> dict
 
 
 def classification_metrics(
-    predictions: Any, labels: Any, num_classes: int, train_counts: list[int]
+    predictions: Any, labels: Any, num_classes: int, train_counts: list[int],
+    shots: tuple[int | None, int | None] = (None, None),
 ) -> dict[str, Any]:
     """Accuracy overall, class-balanced, per class and per shot group, plus the confusion matrix.
 
@@ -41,16 +61,35 @@ def classification_metrics(
     predicted, true = _validated_inputs(predictions, labels, num_classes, train_counts)
     confusion = confusion_matrix(predicted, true, num_classes)
     recalls = per_class_recall(confusion)
-    groups = shot_groups(list(train_counts))
+    precision, f1 = precision_and_f1(predicted, true, num_classes)
+    thresholds = shot_thresholds(list(train_counts), *shots)
+    groups = shot_groups(list(train_counts), *thresholds)
     return {
         "overall": float(np.trace(confusion) / confusion.sum()),
         "balanced": _mean_defined(recalls),
         "per_class": recalls,
         **{name: _mean_defined([recalls[c] for c in classes]) for name, classes in groups.items()},
         "groups": groups,
+        "shot_thresholds": {"many": thresholds[0], "few": thresholds[1]},
         "confusion": confusion.tolist(),
         "num_samples": int(true.size),
+        "precision": precision,
+        "f1": f1,
+        "support": confusion.sum(axis=1).tolist(),        # test images of each class
+        "predicted_counts": confusion.sum(axis=0).tolist(),  # how often each class was predicted
     }
+
+
+def precision_and_f1(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> tuple[list, list]:
+    """Per-class precision TP / (TP + FP) and F1 = 2PR / (P + R) (scikit-learn's); a class never
+    predicted has precision None, a class with no test images F1 None (nothing to measure)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    classes = list(range(num_classes))
+    precision, _, f1, support = precision_recall_fscore_support(true, predicted, labels=classes, zero_division=0)
+    predicted_counts = np.bincount(predicted, minlength=num_classes)
+    return ([float(p) if predicted_counts[c] else None for c, p in enumerate(precision)],
+            [float(f) if support[c] else None for c, f in enumerate(f1)])
 
 
 def confusion_matrix(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:

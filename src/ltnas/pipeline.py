@@ -17,6 +17,7 @@ import torch
 from ltnas import distributed
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset, stratified_split
+from ltnas.data.splits import floor_holdout
 from ltnas.evaluate import evaluate_model, evaluation_batches
 from ltnas.errors import LtnasError
 from ltnas.data.views import ViewAugment
@@ -108,17 +109,20 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
         model = model.to(memory_format=torch.channels_last)
     if config.distributed.sync_bn:
         model = distributed.convert_sync_batchnorm(model, ctx.device)
-    criterion = build_criterion(cfg.longtail, data.train_counts, cfg.epochs, ctx.device)
+    train_set, val_set = retrain_split(config, data)
+    criterion = build_criterion(cfg.longtail, train_set.counts(data.num_classes), cfg.epochs, ctx.device)
     train_batches = DeviceBatches(
-        data.train, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
+        train_set, cfg.batch_size, device=ctx.device, mean=data.mean, std=data.std,
         generator=ctx.generator(TRAIN_SEED + 1), sampler=cfg.longtail.sampler, augment=cfg.augment,
         shard=distributed.shard(),
     )
-    test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
+    # Monitored every epoch; the test set is not looked at until the final model is evaluated.
+    val_batches = (evaluation_batches(val_set, data, ctx.device, config.eval.batch_size)
+                   if val_set is not None else None)
     if distributed.is_main():
         ctx.run.train.mkdir(parents=True, exist_ok=True)
         genotype.to_json(ctx.run.train / "genotype.json")
-    task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
+    task = RetrainTask(model, cfg, criterion, train_batches, val_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     if distributed.is_main():
         save_trained_model(ctx, genotype, model)
@@ -136,6 +140,18 @@ def save_trained_model(ctx: Context, genotype: Genotype, model: torch.nn.Module)
     preprocess = Preprocess(data.image_size, data.channels, tuple(data.mean), tuple(data.std))
     save_model(ctx.run.train / "model.pt", network, model.state_dict(), data.classes, preprocess,
                genotype=genotype.to_dict())
+
+
+def retrain_split(config: RunConfig, data: LongTailDataset):
+    """(images trained on, validation images or None): `train.val_fraction` of each class's
+    training images (floor, seeded) held out to monitor retraining; 0 keeps them all for training."""
+    fraction = config.train.val_fraction
+    if fraction == 0:
+        return data.train, None
+    train_idx, val_idx = floor_holdout(data.train.labels, fraction, config.seed + TRAIN_SEED)
+    if len(val_idx) == 0:
+        return data.train, None
+    return data.train.subset(train_idx), data.train.subset(val_idx)
 
 
 def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
@@ -187,13 +203,30 @@ def _test_results(ctx: Context, model: torch.nn.Module) -> dict:
     """The part of eval.json every evaluated model shares: its size, the device, and its metrics on
     the balanced and (when there is one) the long-tailed test set."""
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
+    shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
+    _draw_misclassified(ctx, model)
     return {
         "params": count_parameters(model),
         "device": str(ctx.device),
-        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size),
-        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size)
+        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size, shots=shots),
+        "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size, shots=shots)
                           if data.test_longtail is not None else None),
     }
+
+
+def _draw_misclassified(ctx: Context, model: torch.nn.Module) -> None:
+    """RUN/plots/misclassified.png: a grid of misclassified test images, tail classes first (drawn here,
+    where the images are; the report shows it)."""
+    from ltnas.evaluate import misclassified_examples
+    from ltnas.report.plots import plot_misclassified
+
+    images, true, predicted = misclassified_examples(model, ctx.dataset.test, ctx.dataset, ctx.device,
+                                                     ctx.config.eval.batch_size)
+    target = ctx.run.path / "plots" / "misclassified.png"
+    if len(true):
+        plot_misclassified(images.numpy(), true, predicted, ctx.dataset.classes, target)
+    else:
+        target.unlink(missing_ok=True)  # every test image right: nothing to show
 
 
 def _stage_seconds(run: RunFolder, stage: str) -> float | None:

@@ -40,7 +40,7 @@ class RunFolder:
         missing = [folder for folder in (path, *path.parents) if not folder.exists()][::-1]
         try:
             path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(config.to_yaml(), path / "config.yaml")
+            atomic_write_text(saved_yaml(config), path / "config.yaml")
         except OSError as exc:
             raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
         return cls(path, created=tuple(missing))
@@ -71,6 +71,9 @@ class RunFolder:
             raw = yaml.safe_load(self.config_file.read_text()) or {}
         except yaml.YAMLError:
             raise LtnasError(f"{self.config_file} is not valid YAML; restore it or start a new run") from None
+        if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
+            # Saved before train.val_fraction existed: that run retrained on every training image.
+            raw["train"].setdefault("val_fraction", 0.0)
         return validate_config(raw, source=str(self.config_file))
 
     def write_json(self, name: str, data: dict) -> Path:
@@ -81,6 +84,40 @@ class RunFolder:
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
         return json.loads(path.read_text()) if path.is_file() else None
+
+
+# Sections only some methods read. A saved config leaves out those its run does not use *and* that
+# hold their defaults; loading it fills them with the same defaults again, so the run resumes and
+# evaluates as before (a section someone set, e.g. `supernet` for `ltnas supernet train` with another
+# method, stays). `version` says which ltnas wrote it.
+IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
+
+
+def saved_yaml(config: RunConfig) -> str:
+    """The config a run folder keeps: what its method uses, plus seed, device and the ltnas version.
+
+    Left out when at their defaults: IMB-NAS's sections for other methods, `search.ssl` unless
+    SSF-NAS, `search.bbn` unless the BBN search, `train` when nothing is retrained (the BBN search,
+    `eval.model: supernet`). Always left out: `published` (a comparison reads it from the config
+    file, never from a run folder)."""
+    from ltnas import __version__
+
+    raw = config.model_dump(mode="json")
+    method = config.search.method
+    defaults = RunConfig.model_validate({"search": {"method": method}}).model_dump(mode="json")
+    unused = [] if method == "imbnas" else [(section,) for section in IMBNAS_SECTIONS]
+    unused += [("search", name) for name, used_by in (("ssl", "ssf"), ("bbn", "bbn")) if method != used_by]
+    if method != "imbnas" and not config.train.genotype and (method == "bbn" or config.eval.model == "supernet"):
+        unused.append(("train",))
+    for path in unused:
+        parent, default = raw, defaults
+        for key in path[:-1]:
+            parent, default = parent[key], default[key]
+        if parent.get(path[-1]) == default.get(path[-1]):
+            parent.pop(path[-1], None)
+    raw.pop("published", None)
+    raw["version"] = __version__
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def default_run_path(name: str) -> Path:

@@ -32,6 +32,26 @@ def stratified_split(
     return _sorted(first), _sorted(second)
 
 
+def floor_holdout(
+    labels: Sequence[int] | np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out floor(n_c · fraction) shuffled images of each class; return (rest, held_out), sorted.
+
+    Unlike `stratified_split`, a class too small to spare an image (n_c < 1/fraction) keeps all of
+    them: a monitoring split must not take half of a two-image tail class away from training.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rest, held = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        rng.shuffle(members)
+        k = int(np.floor(len(members) * fraction))
+        held.append(members[:k])
+        rest.append(members[k:])
+    return _sorted(rest), _sorted(held)
+
+
 def balanced_holdout(
     labels: Sequence[int] | np.ndarray, per_class: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -50,11 +50,11 @@ def lookup(data: dict, dotted: str) -> Any:
 
 
 def summarise(values: Sequence[float | None]) -> dict[str, Any]:
-    """Mean and sample std (0 for one seed) over the seeds that have the value."""
+    """Mean and sample std over the seeds that have the value; one seed has no spread (std None)."""
     present = [float(v) for v in values if v is not None]
     if not present:
         return {"mean": None, "std": None, "values": list(values)}
-    std = float(np.std(present, ddof=1)) if len(present) > 1 else 0.0
+    std = float(np.std(present, ddof=1)) if len(present) > 1 else None
     return {"mean": float(np.mean(present)), "std": std, "values": list(values)}
 
 
@@ -71,33 +71,53 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     return table
 
 
-def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]]) -> dict:
-    """Aggregate the finished members into comparison.json and comparison.md; returns the json."""
+def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]],
+                     failed: dict[tuple[str, int], str | None] | None = None) -> dict:
+    """Aggregate the finished members into comparison.json and comparison.md; returns the json.
+
+    `failed` maps (variant, seed) of each member that did not finish to why (None: not run yet);
+    they are listed under "failed", and a variant none of whose members finished has a row that
+    says so."""
     path = Path(path)
     table = aggregate(members)
     published = spec.published.model_dump() if spec.published is not None else None
+    if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
+        published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
-                       for variant in table}}
+                       for variant in table},
+              "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
+                         for (variant, seed), error in (failed or {}).items()],
+              "shot_thresholds": _shot_thresholds(members)}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
-    plots = draw_comparison_plots(path, members, table)
+    plots = draw_comparison_plots(path, members, table) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
+
+
+def _shot_thresholds(members: Sequence[tuple[str, int, Path]]) -> dict[str, int]:
+    """The many / few thresholds of the members' evaluations (CIFAR's 100 / 20 for older eval.json)."""
+    from ltnas.report.plots import metric_thresholds
+
+    for _variant, _seed, run in members:
+        many, few = metric_thresholds(json.loads((Path(run) / "eval.json").read_text()).get("balanced_test"))
+        return {"many": many, "few": few}
+    return {"many": 100, "few": 20}
 
 
 def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     if stat.get("mean") is None:
         return "—"
     scale = 100.0 if percent else 1.0
-    mean, std = stat["mean"] * scale, stat["std"] * scale
-    return f"{mean:.2f} ± {std:.2f}" if len(stat["values"]) > 1 else f"{mean:.2f}"
+    mean = stat["mean"] * scale
+    return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
 def published_value(result: dict, variant: str) -> str:
     published = result.get("published")
     if not published or variant not in published["values"]:
         return "—"
-    return f"{published['values'][variant]:.2f}"
+    return f"{100 * published['values'][variant]:.2f}"
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -125,7 +145,17 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
         if published:
             row.append(published_value(result, variant))
         rows.append(row)
+    for variant in dict.fromkeys(f["variant"] for f in result.get("failed") or []):
+        if variant not in result["variants"]:  # no seed of it finished: one row that says so
+            seeds = [str(f["seed"]) for f in result["failed"] if f["variant"] == variant]
+            rows.append([variant, f"failed (seed {', '.join(seeds)})", *["—"] * (len(header) - 2)])
     return header, rows
+
+
+def failure_lines(result: dict) -> list[str]:
+    """One line per member that did not finish, with its reason."""
+    return [f"{f['variant']}, seed {f['seed']}: failed — {f['error']}" if f["error"] != "not run"
+            else f"{f['variant']}, seed {f['seed']}: not run" for f in result.get("failed") or []]
 
 
 def verdict(result: dict) -> str | None:
@@ -146,7 +176,16 @@ def verdict(result: dict) -> str | None:
         others = ", ".join(f"{variant} {100 * value:.2f}%" for variant, value in few.items()
                            if variant != winner and value is not None)
         line += f" On the few-shot (tail) classes {winner} scores {100 * few[winner]:.2f}% ({others})."
+    if one_seed(result):
+        line += " One seed: no spread is known, so this ranking may be noise; run ≥ 3 seeds (--seeds 0,1,2)."
     return line
+
+
+def one_seed(result: dict) -> bool:
+    """True when no variant has more than one finished seed (no spread to judge a ranking by)."""
+    counts = [sum(v is not None for v in stats["balanced"].get("values") or [None])
+              for stats in result["variants"].values()]
+    return max(counts, default=0) <= 1
 
 
 def print_comparison(result: dict, folder: str | Path, console: Console | None = None) -> None:
@@ -171,15 +210,18 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
     line = verdict(result)
     if line:
         console.print(Text(line))
+    for failure in failure_lines(result):
+        console.print(Text(failure))
     console.print(Text(f"Comparison folder: {folder} (comparison.md)"))
 
 
 def comparison_markdown(result: dict, plots: set[str]) -> str:
     header, rows = table_rows(result)
     seeds = result["seeds"]
+    many, few = (result.get("shot_thresholds") or {}).get("many", 100), (result.get("shot_thresholds") or {}).get("few", 20)
     parts = [f"# {result.get('title') or 'Comparison'}",
-             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > 100, "
-             f"medium 20–100, few < 20 training images) and on the long-tailed test set; "
+             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > {many}, "
+             f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
              f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
              _markdown_table(header, rows)]
     if result.get("published"):
@@ -190,6 +232,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     line = verdict(result)
     if line:
         parts.append(f"**{line}**")
+    if result.get("failed"):
+        parts.append("Members that did not finish (`ltnas compare --resume DIR` tries them again):\n\n"
+                     + "\n".join(f"- {failure}" for failure in failure_lines(result)))
     for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
@@ -206,6 +251,8 @@ MU_NOTE = ("Two-branch (BBN / HLS) rows: `balanced test` is at the fixed test-ti
 def _side_by_side(result: dict) -> str:
     """One column per variant (its first seed's run), one row per run plot that exists."""
     runs = {variant: paths[0] for variant, paths in result["runs"].items()}
+    if not runs:
+        return ""
     rows = []
     for name, caption in RUN_PLOTS:
         cells = [f"![{variant}]({run}/plots/{name}.png)" for variant, run in runs.items()]
@@ -218,7 +265,8 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
 
     out = path / "plots"
     drawn = set()
-    plot_comparison_shot_groups(table, out / "shot_groups.png")
+    thresholds = _shot_thresholds(members)
+    plot_comparison_shot_groups(table, out / "shot_groups.png", (thresholds["many"], thresholds["few"]))
     drawn.add("shot_groups")
     per_class = {}
     for variant, _seed, run in members:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ltnas.errors import LtnasError
-from ltnas.metrics import shot_groups
+from ltnas.metrics import shot_groups, shot_thresholds
 from ltnas.report.evolution import evolution_rows, imbnas_section, plot_evolution
 from ltnas.report.plots import (
     node_name,
@@ -29,6 +29,8 @@ from ltnas.report.plots import (
     plot_genotype,
     plot_mu_sweep,
     plot_per_class,
+    plot_predicted_histogram,
+    plot_shot_group_history,
     plot_weight_histogram,
 )
 from ltnas.report.naming import count_test_images, few_test_images, name_of_test_set
@@ -38,13 +40,18 @@ Row = dict[str, Any]
 PLOTS_DIR = "plots"
 CELL_TITLES = {"normal": "Normal cell", "reduce": "Reduction cell",
                "head_instance": "Instance-sampling head cell", "head_balanced": "Class-balanced head cell"}
-ACCURACY_TITLES = {"overall": "Overall", "balanced": "Balanced (mean per-class)",
-                   "many": "Many-shot (> 100 train images)", "medium": "Medium-shot (20–100)",
-                   "few": "Few-shot (< 20)"}
+def accuracy_titles(many: int, few: int) -> dict[str, str]:
+    return {"overall": "Overall", "balanced": "Balanced (mean per-class)",
+            "many": f"Many-shot (> {many} train images)", "medium": f"Medium-shot ({few}–{many})",
+            "few": f"Few-shot (< {few})"}
+
 CLASSES_PER_COUNTS_TABLE = 10
 # Columns of the final-epoch tables, when the rows have them.
 SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
-RETRAIN_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_balanced_acc")
+# Retraining is monitored on a validation part held out of the training set; test_* are in the
+# rows of runs made before that (shown as they were recorded).
+RETRAIN_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
+                "test_loss", "test_acc", "test_balanced_acc")
 
 
 @dataclass
@@ -76,6 +83,18 @@ class RunFiles:
     @property
     def train_counts(self) -> list[int] | None:
         return (self.data or {}).get("train_counts")
+
+    @property
+    def shot_thresholds(self) -> tuple[int, int]:
+        """(many, few) of the evaluation; an eval.json from before they were recorded used CIFAR's
+        100 / 20; without an evaluation, the config's (or the by-size default) for these counts."""
+        balanced = (self.evaluation or {}).get("balanced_test") or {}
+        if balanced.get("shot_thresholds"):
+            return balanced["shot_thresholds"]["many"], balanced["shot_thresholds"]["few"]
+        if balanced:
+            return 100, 20
+        settings = (self.config or {}).get("eval") or {}
+        return shot_thresholds(self.train_counts or [], settings.get("many_shot"), settings.get("few_shot"))
 
 
 def read_run_files(run_dir: str | Path) -> RunFiles:
@@ -153,6 +172,13 @@ def draw_plots(run: RunFiles) -> set[str]:
     balanced, longtail = _test_metrics(run)
     if balanced and run.train_counts:
         draw("per_class", plot_per_class, balanced, longtail, run.train_counts, run.class_names)
+    if balanced and balanced.get("predicted_counts") and run.train_counts:
+        draw("predicted_classes", plot_predicted_histogram, balanced, run.train_counts, run.class_names)
+    if any(row.get("val_few_acc") is not None or row.get("val_many_acc") is not None
+           for row in [*run.search_rows, *run.train_rows]):
+        draw("shot_group_history", plot_shot_group_history, run.search_rows, run.train_rows)
+    if (out / "misclassified.png").is_file():  # drawn by the evaluation, which has the images
+        drawn.add("misclassified")
     if balanced and balanced.get("confusion"):
         draw("confusion", plot_confusion, balanced["confusion"], run.class_names,
              title=f"Confusion matrix, {name_of_test_set(balanced)}")
@@ -194,13 +220,14 @@ def _summary_section(run: RunFiles) -> str:
         ["Evaluation time", format_seconds(seconds.get("eval"))],
     ])
     warning = few_test_images(_test_metrics(run)[0], run.class_names)
-    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run))]
+    return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run), run.shot_thresholds)]
                        + ([f"**Warning:** {warning}."] if warning else []))
 
 
-def _accuracy_table(balanced: Row | None, longtail: Row | None) -> str:
+def _accuracy_table(balanced: Row | None, longtail: Row | None, thresholds: tuple[int, int] = (100, 20)) -> str:
     test_sets = [(name_of_test_set(balanced), balanced)] + ([("long-tailed test", longtail)] if longtail else [])
-    rows = [[ACCURACY_TITLES[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
+    titles = accuracy_titles(*thresholds)
+    rows = [[titles[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
             for metric in ACCURACIES]
     rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
     return _table(["accuracy"] + [name for name, _ in test_sets], rows)
@@ -219,7 +246,7 @@ def _data_section(run: RunFiles) -> str:
         f"imbalance ratio {MISSING if ratio is None else f'{ratio:g}'}",
     ]
     if counts:
-        groups = shot_groups(counts)
+        groups = shot_groups(counts, *run.shot_thresholds)
         facts.append(f"- Training images: {sum(counts)} (largest class {max(counts)}, smallest {min(counts)}); "
                      + ", ".join(f"{len(members)} {name}-shot" for name, members in groups.items()) + " classes")
     test_title = f"{name_of_test_set(_test_metrics(run)[0]).capitalize()} images"
@@ -279,8 +306,10 @@ def _retrain_section(run: RunFiles, plots: set[str]) -> str:
                       _image(plots, "train_genotype", "retrained cells")]
     if run.train_rows:
         parts.append(_final_epoch_table(run.train_rows, RETRAIN_KEYS))
-        parts.append(_best_epoch_line(run.train_rows, "test_balanced_acc"))
+        parts.append("The model evaluated is the one after the last epoch; the validation part is held out of "
+                     "the training images, and the test set is evaluated once, at the end.")
     parts.append(_image(plots, "train_curves", "retrain loss and accuracy"))
+    parts.append(_image(plots, "shot_group_history", "validation accuracy by shot group against epoch"))
     return "\n\n".join(part for part in parts if part)
 
 
@@ -290,6 +319,8 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
         return ""
     parts = ["## Evaluation", _per_class_table(run, balanced, longtail),
              _image(plots, "per_class", "per-class accuracy against training-set size"),
+             _image(plots, "predicted_classes", "how often each class is predicted, beside its test images"),
+             _image(plots, "misclassified", "misclassified test images, rarest training classes first"),
              _image(plots, "confusion", f"confusion matrix on the {name_of_test_set(balanced)} set"),
              _image(plots, "confusion_longtail", "confusion matrix on the long-tailed test set")]
     return "\n\n".join(part for part in parts if part)
@@ -340,11 +371,14 @@ def _mu_choices_table(evaluation: Row) -> str:
 
 def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
     counts = run.train_counts
-    groups = shot_groups(counts) if counts else balanced.get("groups") or {}
+    groups = balanced.get("groups") or (shot_groups(counts, *run.shot_thresholds) if counts else {})
     group_of = {c: name for name, members in groups.items() for c in members}
     tested = count_test_images(balanced) or []
+    detailed = balanced.get("precision") is not None  # eval.json from before precision/F1 were recorded: recall only
     header = ["class", "train images", "group", "test images", name_of_test_set(balanced)] + (
         ["long-tailed test"] if longtail else [])
+    if detailed:
+        header += ["precision", "F1", "predicted"]
     rows = []
     for c, name in enumerate(run.class_names):
         row = [name, str(counts[c]) if counts else MISSING, group_of.get(c, MISSING),
@@ -352,8 +386,15 @@ def _per_class_table(run: RunFiles, balanced: Row, longtail: Row | None) -> str:
                format_percent(_at(balanced.get("per_class"), c))]
         if longtail:
             row.append(format_percent(_at(longtail.get("per_class"), c)))
+        if detailed:
+            row += [format_percent(_at(balanced["precision"], c)), format_percent(_at(balanced.get("f1"), c)),
+                    str(_at(balanced.get("predicted_counts"), c))]
         rows.append(row)
-    return "Recall of each class (a class without test images reads —):\n\n" + _table(header, rows)
+    intro = "Recall of each class (a class without test images reads —)"
+    if detailed:
+        intro += (f"; on the {name_of_test_set(balanced)} set also precision, F1 (scikit-learn's; a class never "
+                  "predicted has no precision) and how often it was predicted")
+    return intro + ":\n\n" + _table(header, rows)
 
 
 def _config_section(run: RunFiles) -> str:
@@ -375,14 +416,6 @@ def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
     cells += [format_percent(last[key]) if key.endswith("_acc") else f"{last[key]:.4f}" for key in present]
     header = ["epochs"] + [key.replace("_", " ") for key in present] + ["time"]
     return "Final epoch:\n\n" + _table(header, [cells + [format_seconds(seconds)]])
-
-
-def _best_epoch_line(rows: list[Row], key: str) -> str:
-    scored = [row for row in rows if row.get(key) is not None]
-    if not scored:
-        return ""
-    best = max(scored, key=lambda row: row[key])
-    return f"Best {key.replace('_', ' ')}: {format_percent(best[key])} at epoch {best.get('epoch', MISSING)}."
 
 
 def _genotype_text(genotype: Row) -> str:

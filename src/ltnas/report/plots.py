@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
+from ltnas.space.genotype import node_name as genotype_node_name
 from ltnas.metrics import shot_groups
 from ltnas.report.naming import name_of_test_set
 
@@ -51,7 +52,9 @@ def plot_curves(search_rows: Sequence[Row] | None, train_rows: Sequence[Row] | N
         (title, rows, losses, accuracies)
         for title, rows, losses, accuracies in (
             ("Search", search_rows, ("train_loss", "val_loss"), ("train_acc", "val_acc", "val_balanced_acc")),
-            ("Retrain", train_rows, ("train_loss", "test_loss"), ("train_acc", "test_acc", "test_balanced_acc")),
+            # val_*: held out of the training set; test_*: older runs, which monitored the test set
+            ("Retrain", train_rows, ("train_loss", "val_loss", "test_loss"),
+             ("train_acc", "val_acc", "val_balanced_acc", "test_acc", "test_balanced_acc")),
         )
         if rows
     ]
@@ -89,11 +92,12 @@ def _plot_series(ax: Axes, rows: Sequence[Row], keys: Iterable[str], scale: floa
 
 
 def edge_labels(num_edges: int) -> list[str]:
-    """Names of a cell's edges in α row order: node j (from 2 on) has edges from nodes 0..j-1."""
+    """Names of a cell's edges in α row order (node j, from 2 on, has edges from nodes 0..j-1), written
+    `to ← from` in the one node naming (`node_name`): 0←c_{k-2}, 0←c_{k-1}, 1←c_{k-2}, ..."""
     labels: list[str] = []
     node = 2
     while len(labels) < num_edges:
-        labels.extend(f"{node}←{source}" for source in range(node))
+        labels.extend(f"{node_name(node)}←{node_name(source)}" for source in range(node))
         node += 1
     if len(labels) != num_edges:
         raise ValueError(f"{num_edges} α rows do not fill whole nodes (2, 5, 9, 14, 20, ... edges do)")
@@ -260,7 +264,7 @@ def plot_per_class(
 
     fig = _new_figure(width=min(16.0, max(8.0, 0.32 * len(order) * len(test_sets) + 3)), height=5.2)
     ax = fig.subplots()
-    _shade_shot_groups(ax, [train_counts[c] for c in order])
+    _shade_shot_groups(ax, [train_counts[c] for c in order], metric_thresholds(metrics_balanced))
     for index, (label, metrics, colour) in enumerate(test_sets):
         recalls = [_float_or_nan(metrics["per_class"][c]) * 100 for c in order]
         offset = (index - (len(test_sets) - 1) / 2) * bar_width
@@ -286,9 +290,16 @@ def plot_per_class(
     return _save(fig, path)
 
 
-def _shade_shot_groups(ax: Axes, sorted_counts: Sequence[int]) -> None:
+def metric_thresholds(metrics: Row | None) -> tuple[int, int]:
+    """(many, few) with which `metrics` were computed; CIFAR's 100 / 20 for metrics from before they
+    were recorded."""
+    recorded = (metrics or {}).get("shot_thresholds")
+    return (recorded["many"], recorded["few"]) if recorded else (100, 20)
+
+
+def _shade_shot_groups(ax: Axes, sorted_counts: Sequence[int], thresholds: tuple[int, int] | None = None) -> None:
     """Shade the contiguous many / medium / few runs of classes (counts sorted descending)."""
-    groups = shot_groups(list(sorted_counts))
+    groups = shot_groups(list(sorted_counts), *(thresholds or (None, None)))
     for name, members in groups.items():
         if not members:
             continue
@@ -331,6 +342,74 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
     return _save(fig, path)
 
 
+# --------------------------------------------------------------------- predictions and shot groups
+
+
+def plot_predicted_histogram(metrics: Row, train_counts: Sequence[int], class_names: Sequence[str],
+                             path: str | Path, title: str = "Predicted classes, balanced test") -> Path:
+    """How often each class is predicted beside how many test images it has, classes sorted by
+    training-set size: head classes that absorb the tail's predictions stand above their test count."""
+    order = sorted(range(len(train_counts)), key=lambda c: -train_counts[c])
+    predicted = [metrics["predicted_counts"][c] for c in order]
+    support = [metrics["support"][c] for c in order]
+    positions = np.arange(len(order))
+    fig = _new_figure(width=min(16.0, max(8.0, 0.4 * len(order) + 3)), height=4.8)
+    ax = fig.subplots()
+    _shade_shot_groups(ax, [train_counts[c] for c in order], metric_thresholds(metrics))
+    ax.bar(positions - 0.2, support, 0.4, label="test images (true class)", color="#7f7f7f", zorder=2)
+    ax.bar(positions + 0.2, predicted, 0.4, label="predicted as this class", color="#d62728", zorder=2)
+    top = max([*support, *predicted, 1])
+    ax.set(ylim=(0, top * 1.2), xlim=(-0.6, len(order) - 0.4), ylabel="images", title=title,
+           xlabel="class, by training-set size")
+    for text in ax.texts:  # the shot-group names, above the bars
+        text.set_y(top * 1.12)
+    _class_ticks(ax, [class_names[c] for c in order])
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+    return _save(fig, path)
+
+
+SHOT_KEYS = (("many", "#1f77b4"), ("medium", "#ff7f0e"), ("few", "#d62728"))
+
+
+def plot_shot_group_history(search_rows: Sequence[Row] | None, train_rows: Sequence[Row] | None,
+                            path: str | Path) -> Path:
+    """Validation accuracy of the many / medium / few-shot classes against epoch, for the search and
+    for retraining (rows with val_<group>_acc)."""
+    phases = [(title, rows) for title, rows in (("Search", search_rows), ("Retrain", train_rows))
+              if rows and any(row.get("val_few_acc") is not None or row.get("val_many_acc") is not None
+                              for row in rows)]
+    if not phases:
+        raise ValueError("plot_shot_group_history needs rows with val_many_acc / val_medium_acc / val_few_acc")
+    fig = _new_figure(width=5.5 * len(phases), height=4.2)
+    axes = fig.subplots(1, len(phases), squeeze=False)[0]
+    for ax, (title, rows) in zip(axes, phases):
+        _plot_series(ax, rows, [f"val_{group}_acc" for group, _ in SHOT_KEYS], scale=100.0)
+        ax.set(title=f"{title}: validation accuracy by shot group", xlabel="epoch", ylabel="accuracy (%)",
+               ylim=(0, 105))
+    return _save(fig, path)
+
+
+def plot_misclassified(images: Any, true: Sequence[int], predicted: Sequence[int], class_names: Sequence[str],
+                       path: str | Path, columns: int = 8) -> Path:
+    """A grid of misclassified test images (uint8 N×C×H×W), each titled `true → predicted`."""
+    images = np.asarray(images)
+    count = len(images)
+    columns = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / columns))
+    fig = _new_figure(width=1.5 * columns + 0.4, height=1.6 * rows + 0.6)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index >= count:
+            continue
+        image = images[index].transpose(1, 2, 0)
+        ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3],
+                  cmap="gray" if image.shape[2] == 1 else None, interpolation="nearest")
+        ax.set_title(f"{class_names[true[index]]} → {class_names[predicted[index]]}", fontsize=7)
+    fig.suptitle("Misclassified test images (true → predicted), rarest training classes first", fontsize="small")
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------- genotype
 
 Node = int | str  # 0, 1 = cell inputs; 2.. = intermediate nodes; OUTPUT = the concatenated output
@@ -345,11 +424,10 @@ LABEL_AT = 0.65  # edge labels sit past the middle, so that labels of two crossi
 
 
 def node_name(node: int, math_text: bool = False) -> str:
-    """Display name of a cell node: the inputs are c_{k-2} and c_{k-1}, intermediate nodes count from 0."""
-    inputs = ("c_{k-2}", "c_{k-1}")
-    if node < 2:
-        return f"${inputs[node]}$" if math_text else inputs[node]
-    return str(node - 2)
+    """`ltnas.space.genotype.node_name` (inputs c_{k-2}, c_{k-1}; intermediate nodes from 0), optionally as
+    matplotlib math text."""
+    name = genotype_node_name(node)
+    return f"${name}$" if math_text and node < 2 else name
 
 
 @dataclass
@@ -518,9 +596,10 @@ def _draw_node(ax: Axes, node: Node, xy: Point, dropped: bool) -> Circle:
 # ------------------------------------------------------------------------------------- comparison
 
 
-def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path:
+def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path,
+                                thresholds: tuple[int, int] = (100, 20)) -> Path:
     """Accuracy per variant on the balanced test set (overall and per shot group) and the long-tailed
-    test set, mean over seeds with the std as error bars."""
+    test set, mean over seeds with the sample std as error bars (none for a single seed: no spread known)."""
     groups = [("balanced", "balanced test"), ("many", "many"), ("medium", "medium"), ("few", "few"),
               ("longtail", "LT test")]
     variants = list(table)
@@ -533,10 +612,11 @@ def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path) -> Path
         means = [_float_or_nan(table[variant][key]["mean"]) * 100 for key, _ in groups]
         stds = [_float_or_nan(table[variant][key]["std"]) * 100 for key, _ in groups]
         offset = (index - (len(variants) - 1) / 2) * width
-        ax.bar(positions + offset, means, width, yerr=stds, capsize=3, label=variant, color=colours(index % 10),
-               zorder=2)
+        spread = stds if not all(math.isnan(v) for v in stds) else None
+        ax.bar(positions + offset, means, width, yerr=spread, capsize=3, label=variant,
+               color=colours(index % 10), zorder=2)
     ax.set_xticks(positions, [title for _, title in groups])
-    ax.set(ylim=(0, 105), ylabel="accuracy (%)", title="Accuracy by shot group (many > 100, few < 20 images)")
+    ax.set(ylim=(0, 105), ylabel="accuracy (%)", title=f"Accuracy by shot group (many > {thresholds[0]}, few < {thresholds[1]} images)")
     ax.grid(alpha=0.3, axis="y", zorder=0)
     fig.legend(loc="outside lower center", ncols=min(4, len(variants)), fontsize="small")
     return _save(fig, path)

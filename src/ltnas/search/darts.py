@@ -161,4 +161,5 @@ class DartsSearch:
         self.network.load_state_dict(state["network"])
         self.w_optimizer.load_state_dict(state["w_optimizer"])
         self.w_scheduler.load_state_dict(state["w_scheduler"])
+        self.w_scheduler.T_max = self.config.epochs  # `compare --resume --set search.epochs=N` extends the cosine
         self.a_optimizer.load_state_dict(state["a_optimizer"])

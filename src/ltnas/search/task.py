@@ -70,7 +70,8 @@ class SearchTask:
         val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts)
         return {
             **{f"train_{key}": total / count for key, total in sums.items()}, "train_acc": correct / count,
-            "val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"], "lr": lr,
+            "val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"],
+            **{f"val_{group}_acc": val[group] for group in ("many", "medium", "few")}, "lr": lr,
         }
 
     def after_epoch(self, epoch: int, folder: Path) -> None:

@@ -129,12 +129,25 @@ class Genotype:
         return f"Genotype({', '.join(parts)})"
 
     def describe(self) -> str:
+        """Each cell as `node ← op(input), ...` in ltnas's one node naming (see `node_name`), e.g.
+        `normal: 0 ← sep_conv_3x3(c_{k-2}), sep_conv_3x3(c_{k-1}); 1 ← ...; output concat(0, 1, 2, 3)`."""
         lines = []
         for kind in CELL_TYPES:
             edges, concat = self.cell(kind)
-            listed = ", ".join(f"{e.from_node}→{e.to_node} {e.op}" for e in sorted(edges, key=lambda e: e.to_node))
-            lines.append(f"{kind}: {listed}; concat {list(concat)}")
+            inputs: dict[int, list[str]] = {}
+            for e in sorted(edges, key=lambda e: e.to_node):  # stable: keeps the within-node order
+                inputs.setdefault(e.to_node, []).append(f"{e.op}({node_name(e.from_node)})")
+            listed = "; ".join(f"{node_name(node)} ← {', '.join(ops)}" for node, ops in inputs.items()) or "no edges"
+            lines.append(f"{kind}: {listed}; output concat({', '.join(node_name(n) for n in concat)})")
         return "\n".join(lines)
+
+
+def node_name(node: int) -> str:
+    """ltnas's one naming of cell nodes, used by every listing, report and plot: the cell inputs are
+    c_{k-2} and c_{k-1} (the outputs of the two previous cells), the intermediate nodes count from 0
+    (as in the DARTS paper's figures). An edge is written `to ← from`. Genotype files keep the DARTS
+    code's indices (0, 1 the inputs, 2.. the intermediate nodes): node_name(2) == "0"."""
+    return ("c_{k-2}", "c_{k-1}")[node] if node < 2 else str(node - 2)
 
 
 def prune_cell(edges: Sequence[Edge], concat: Sequence[int]) -> tuple[list[Edge], list[int]]:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ltnas import distributed
+from ltnas import distributed, watch
 from ltnas.atomic import atomic_save
 from ltnas.errors import LtnasError
 from ltnas.train.checkpoint import load_checkpoint, rng_state, set_rng_state
@@ -67,34 +67,90 @@ class JsonlLog:
             self.path.write_text("".join(json.dumps(row) + "\n" for row in rows[:keep]))
 
 
+# The validation metric shown per epoch: the first of these a task's metrics row has.
+WATCHED_METRICS: tuple[tuple[str, str], ...] = (
+    ("val_balanced_acc", "val balanced acc"), ("val_acc", "val acc"), ("best_fitness", "best fitness"),
+)
+
+
+def watched_metric(row: dict[str, Any]) -> tuple[str, float] | None:
+    """(label, value) of the validation metric a progress line shows for `row`, if it has one."""
+    for key, label in WATCHED_METRICS:
+        if isinstance(row.get(key), (int, float)):
+            return label, float(row[key])
+    return None
+
+
+def epoch_line(stage: str, epoch: int, epochs: int, row: dict[str, Any], seconds: float,
+               eta: float | None) -> str:
+    """One line per finished epoch, for logs: `search epoch 3/10  train loss 0.5123  val balanced acc
+    61.20%  4.1s  eta 28.7s` (accuracies in percent; the ETA is the mean epoch time × epochs left)."""
+    from ltnas.report.summary import format_seconds
+
+    parts = [f"{stage} epoch {epoch}/{epochs}"]
+    if isinstance(row.get("train_loss"), (int, float)):
+        parts.append(f"train loss {row['train_loss']:.4f}")
+    watched = watched_metric(row)
+    if watched is not None:
+        parts.append(f"{watched[0]} {100 * watched[1]:.2f}%")
+    parts.append(format_seconds(seconds))
+    if eta is not None:
+        parts.append(f"eta {format_seconds(eta)}")
+    return "  ".join(parts)
+
+
 class ProgressReporter:
-    """A rich progress bar per stage (with ETA), or nothing when disabled."""
+    """Progress of each stage: a rich bar (epochs, steps, ETA, train loss and the validation metric)
+    on a terminal; one line per finished epoch when stderr is not a terminal (a log file, a pipe);
+    nothing when disabled."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None):
         self.enabled = enabled
         self.console = console or Console(stderr=True)
+        self.lines = enabled and not self.console.is_terminal
         self._progress: Progress | None = None
         self._task = None
+        self._epoch_text = ""
+        self._step_text = ""
 
     @contextmanager
     def stage(self, description: str, total: int, completed: int = 0) -> Iterator["ProgressReporter"]:
-        if not self.enabled:
+        if not self.enabled or self.lines:
             yield self
             return
         self._progress = Progress(
-            TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-            console=self.console, transient=False,
+            TextColumn("[bold]{task.description:<8}"), TextColumn("{task.fields[epoch]}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"), console=self.console, transient=False,
         )
+        self._epoch_text = self._step_text = ""
         with self._progress:
-            self._task = self._progress.add_task(description, total=total, completed=completed, status="")
+            self._task = self._progress.add_task(description, total=total, completed=completed, status="",
+                                                 epoch="")
             yield self
         self._progress = None
 
     def advance(self, steps: int = 1, **status: float) -> None:
         if self._progress is not None:
-            text = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in status.items())
-            self._progress.update(self._task, advance=steps, status=text)
+            self._step_text = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in status.items())
+            self._progress.update(self._task, advance=steps, status=self._status())
+
+    def epoch_done(self, stage: str, epoch: int, epochs: int, row: dict[str, Any], eta: float | None) -> None:
+        """After each epoch: a log line (not a terminal), or the bar's epoch and validation metric."""
+        if not self.enabled:
+            return
+        if self.lines:
+            self.console.print(epoch_line(stage, epoch, epochs, row, row.get("seconds", 0.0), eta),
+                               highlight=False, markup=False, soft_wrap=True)
+            return
+        if self._progress is not None:
+            watched = watched_metric(row)
+            self._epoch_text = f"{watched[0]} {100 * watched[1]:.2f}%" if watched else ""
+            self._progress.update(self._task, epoch=f"epoch {epoch}/{epochs}", status=self._status())
+
+    def _status(self) -> str:
+        return "  ".join(text for text in (self._step_text, self._epoch_text) if text)
 
 
 def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter | None = None) -> list[dict]:
@@ -118,11 +174,13 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
         task.truncate_history(folder, start)
 
     steps = task.steps_per_epoch()
+    session_seconds = 0.0  # epochs run in this process, for the ETA
     with progress.stage(task.name, total=epochs * steps, completed=start * steps):
         for epoch in range(start, epochs):
             began = perf_counter()
             row = task.run_epoch(epoch, progress.advance)
             row = {"epoch": epoch + 1, **row, "seconds": perf_counter() - began}
+            session_seconds += row["seconds"]
             if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
                 raise LtnasError(
                     f"{task.name} diverged at epoch {epoch + 1} (non-finite loss); lower the learning rate or "
@@ -132,5 +190,8 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
                 log.append(row)
                 task.after_epoch(epoch, folder)
                 atomic_save({"epoch": epoch + 1, "task": task.state_dict(), "rng": rng_state()}, checkpoint)
+                eta = session_seconds / (epoch + 1 - start) * (epochs - epoch - 1)
+                progress.epoch_done(task.name, epoch + 1, epochs, row, eta)
+                watch.log_epoch(task, folder, row)
     distributed.barrier()  # the other ranks read what rank 0 wrote
     return log.rows()

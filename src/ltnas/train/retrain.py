@@ -2,7 +2,8 @@
 
 SGD with momentum and cosine LR, gradient clipping, auxiliary head (loss weight 0.4), drop-path
 rising linearly to its maximum, cutout; the long-tail plug-ins (loss re-weighting, DRW,
-class-balanced sampling) come from the `train.longtail` section.
+class-balanced sampling) come from the `train.longtail` section. Each epoch is monitored on a
+validation part held out of the training set (`train.val_fraction`), never on the test set.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ class RetrainTask:
     name = "train"
 
     def __init__(self, model: DiscreteNetwork, config: TrainConfig, criterion: LongTailLoss,
-                 train_batches: DeviceBatches, test_batches: DeviceBatches, train_counts: list[int],
+                 train_batches: DeviceBatches, val_batches: DeviceBatches | None, train_counts: list[int],
                  num_classes: int):
         self.model = model
         self.config = config
         self.criterion = criterion
         self.train_batches = train_batches
-        self.test_batches = test_batches
+        self.val_batches = val_batches  # held out of the training set; None: nothing monitored
         self.train_counts = train_counts
         self.num_classes = num_classes
         self.optimizer = torch.optim.SGD(
@@ -73,12 +74,13 @@ class RetrainTask:
         self.scheduler.step()
         loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
         distributed.average_buffers(self.model)
-        predictions, labels, test_loss = predict(self.model, self.test_batches)
-        test = classification_metrics(predictions, labels, self.num_classes, self.train_counts)
-        return {
-            "train_loss": loss_sum / count, "train_acc": correct / count, "test_loss": test_loss,
-            "test_acc": test["overall"], "test_balanced_acc": test["balanced"], "lr": lr,
-        }
+        row = {"train_loss": loss_sum / count, "train_acc": correct / count, "lr": lr}
+        if self.val_batches is not None:  # never the test set: nothing here may be used to pick a model on it
+            predictions, labels, val_loss = predict(self.model, self.val_batches)
+            val = classification_metrics(predictions, labels, self.num_classes, self.train_counts)
+            row.update({"val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"],
+                        **{f"val_{group}_acc": val[group] for group in ("many", "medium", "few")}})
+        return row
 
     def after_epoch(self, epoch: int, folder: Path) -> None:
         pass  # everything a retrain epoch produces is in its metrics row and checkpoint
@@ -98,4 +100,5 @@ class RetrainTask:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.T_max = self.config.epochs  # `compare --resume --set train.epochs=N` extends the cosine
         self.train_batches.generator.set_state(state["train_generator"])
