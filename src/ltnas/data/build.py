@@ -6,6 +6,7 @@ from ltnas.config import DataConfig
 from ltnas.data.imageset import ImageSet, LongTailDataset
 from ltnas.data.profiles import longtail_counts, longtail_indices
 from ltnas.data.sources import load_source
+from ltnas.errors import LtnasError
 
 # Head-class size when data.n_max is not given: the full CIFAR classes, as in the papers.
 _DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500}
@@ -34,7 +35,7 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
         train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed)
         if cfg.longtail_test and cfg.profile in ("exp", "step"):
             n_test = min(test.counts(len(classes)))
-            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, seed)
+            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, seed, train=False)
         if ratio is None:
             ratio = 1 / factor  # the dataset reports its imbalance one way, however it was given
 
@@ -68,6 +69,12 @@ def _longtail(
     ratio: float | None,
     factor: float | None,
     seed: int,
+    train: bool = True,
 ) -> ImageSet:
     counts = longtail_counts(n_max, len(classes), profile, ratio=ratio, factor=factor)
+    if train and 0 in counts:  # a class without training images would still "score" on the test set
+        empty = classes[counts.index(0)]
+        imbalance = f"ratio {ratio:g}" if ratio is not None else f"factor {factor:g}"
+        raise LtnasError(f"the {profile} profile with n_max {n_max} and {imbalance} leaves class '{empty}' without "
+                         f"a training image (counts {counts}); lower data.ratio or raise data.n_max")
     return images.subset(longtail_indices(images.labels.numpy(), counts, seed, class_names=classes))
