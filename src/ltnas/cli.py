@@ -106,7 +106,7 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
                                           ("--supernet", getattr(args, "supernet", None))) if value]
         if given:
             raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
-        run = RunFolder.open(args.resume)
+        run = RunFolder.open(args.resume).claim()
         config = run.config()
         if args.device:  # where and how visibly it runs may change between sessions; nothing else may
             config.device = args.device
@@ -169,18 +169,25 @@ def _create_run_folder(out: str | None, config):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ltnas import distributed
+    from ltnas import distributed, lock
+    from ltnas.errors import os_error
 
     try:
         return _main(argv)
     except LtnasError as exc:
         print(f"ltnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("ltnas: interrupted; continue with --resume RUN_DIR (the last finished epoch is kept)",
-              file=sys.stderr)
+    except OSError as exc:  # a full disk or a read-only folder outside a run's stages (report, plots)
+        error = os_error(exc)
+        if error is None:
+            raise
+        print(f"ltnas: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt as exc:  # runs.Interrupted says how to continue the run it stopped
+        print(f"ltnas: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
+        lock.release_all()
         distributed.shutdown()
 
 
@@ -206,12 +213,11 @@ def _main(argv: list[str] | None) -> int:
         return _compare_command(args)
 
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
-    try:
+    from ltnas.runs import resume_advice
+
+    command = "ltnas supernet train" if args.command == "supernet" else f"ltnas {args.command}"
+    with resume_advice(run.path, command, discard=None if args.resume else run):
         return _run_command(args.command, run, config)
-    except LtnasError:
-        if not args.resume:
-            run.discard_if_unstarted()
-        raise
 
 
 QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
@@ -259,7 +265,10 @@ def _compare_command(args: argparse.Namespace) -> int:
         print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
               f"({member.run.path})", file=sys.stderr)
 
-    result = comparison.run(on_member=announce)
+    from ltnas.runs import resume_advice
+
+    with resume_advice(comparison.path, f"ltnas {args.command}"):
+        result = comparison.run(on_member=announce)
     print_comparison(result, comparison.path)
     return 0
 
@@ -304,6 +313,10 @@ def _existing_run_command(args: argparse.Namespace) -> int:
     if args.command == "report":
         print(write_report(run.path))
         return 0
+    if not run.has_started():  # nothing to evaluate: leave the folder as it is
+        raise LtnasError(f"{run.path} has nothing to evaluate yet (it holds only its config); run it with "
+                         f"`ltnas run --resume {run.path}`")
+    run.claim()
     config = run.config()
     if args.device:
         config.device = args.device
