@@ -13,6 +13,7 @@ same lock), so the CLI's in-process callers and tests can reopen their own folde
 
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
 import os
@@ -110,6 +111,9 @@ def release_all() -> None:
     """Let go of every folder this process holds (the CLI calls this when a command ends)."""
     for lock in list(_HELD.values()):
         lock.release()
+
+
+atexit.register(release_all)  # a process that ends normally leaves no lock file behind
 
 
 def _read_pid(fd: int) -> int | None:

@@ -41,7 +41,7 @@ class RunFolder:
         if path.exists() and not path.is_dir():
             raise LtnasError(f"--out {path} is a file, not a folder; choose another --out")
         if path.is_dir() and _contents(path):
-            if (path / lock.LOCK_NAME).exists():  # an ltnas folder: say who holds it, if anyone does
+            if (path / lock.LOCK_NAME).exists() and not lock.holds(path):  # say who holds it, if anyone does
                 lock.claim(path).release()
             raise _exists(path)
         missing = [folder for folder in (path, *path.parents) if not folder.exists()][::-1]
