@@ -230,18 +230,6 @@ def test_a_garbage_middle_row_of_metrics_is_one_line(searched, tmp_path, capsys)
     user_error(capsys, ["search", "--resume", str(folder)], str(log), "line 1")
 
 
-def test_a_torn_last_row_of_metrics_is_dropped_with_a_warning(searched, tmp_path, capsys):
-    folder = copy_of(searched, tmp_path)
-    log = folder / "search" / "metrics.jsonl"
-    good = log.read_text()
-    log.write_text(good + '{"epoch": 2, "lo')  # what a full disk leaves of the next row
-    capsys.readouterr()
-    assert main(["search", "--resume", str(folder)]) == 0
-    err = capsys.readouterr().err
-    assert "ltnas: warning:" in err and "line 2" in err and "Traceback" not in err
-    assert log.read_text() == good  # the torn line is gone, the good row kept as it was
-
-
 def test_jsonl_log_appends_whole_lines_and_reads_a_torn_tail(tmp_path, capsys):
     log = JsonlLog(tmp_path / "m.jsonl")
     log.append({"epoch": 1})
@@ -260,34 +248,52 @@ def test_corrupt_data_json_is_one_line(searched, tmp_path, capsys):
     user_error(capsys, ["search", "--resume", str(folder)], str(folder / "data.json"), "delete it")
 
 
-def _fail_on_second_checkpoint(monkeypatch):
-    """atomic_save of the loop: the second checkpoint write hits a full disk halfway."""
+def _disk_full_in_epoch_2(monkeypatch, where: str) -> None:
+    """Epoch 2 hits a full disk halfway through writing its checkpoint or its metrics row."""
     import ltnas.train.loop as loop
     from ltnas.atomic import atomic_file
 
-    calls = []
+    real_append = JsonlLog.append
+    seen = {"checkpoint": 0, "log": 0}
 
     def save(obj, path):
-        calls.append(path)
-        if Path(path).name == "checkpoint.pt" and len([p for p in calls if Path(p).name == "checkpoint.pt"]) == 2:
-            with atomic_file(path) as handle:
-                handle.write(b"half a checkpoint")
-                raise OSError(errno.ENOSPC, "No space left on device")
+        if Path(path).name == "checkpoint.pt":
+            seen["checkpoint"] += 1
+            if where == "checkpoint" and seen["checkpoint"] == 2:
+                with atomic_file(path) as handle:
+                    handle.write(b"half a checkpoint")
+                    raise OSError(errno.ENOSPC, "No space left on device")
         atomic_save(obj, path)
 
+    def append(log, row):
+        if log.path.name == "metrics.jsonl":
+            seen["log"] += 1
+            if where == "log" and seen["log"] == 2:
+                with log.path.open("a") as handle:
+                    handle.write(json.dumps(row)[:9])
+                raise OSError(errno.ENOSPC, "No space left on device", str(log.path))
+        real_append(log, row)
+
     monkeypatch.setattr(loop, "atomic_save", save)
+    monkeypatch.setattr(JsonlLog, "append", append)
 
 
-def test_disk_full_is_one_line_and_the_last_checkpoint_is_intact(tmp_path, tiny, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["checkpoint", "log"])
+def test_disk_full_is_one_line_and_resume_continues(tmp_path, tiny, capsys, monkeypatch, where):
     folder = tmp_path / "run"
-    _fail_on_second_checkpoint(monkeypatch)
+    _disk_full_in_epoch_2(monkeypatch, where)
     line = user_error(capsys, ["search", tiny, "--out", str(folder)], "no space left", "intact",
                       f"`ltnas search --resume {folder}`")
     assert "checkpoint" in line
     assert torch.load(folder / "search" / "checkpoint.pt", weights_only=False)["epoch"] == 1
     assert not list(folder.rglob("*.tmp"))
     monkeypatch.undo()
+    capsys.readouterr()
     assert main(["search", "--resume", str(folder)]) == 0
+    err = capsys.readouterr().err
+    if where == "log":  # the torn row: a warning, then gone
+        assert "ltnas: warning:" in err and "line 2" in err
+    assert "Traceback" not in err
     assert [row["epoch"] for row in JsonlLog(folder / "search" / "metrics.jsonl").rows()] == [1, 2]
 
 
@@ -528,6 +534,7 @@ def test_divergence_says_what_works(tmp_path, tiny, capsys, monkeypatch):
     line = user_error(capsys, ["search", tiny, "--out", str(out)], "diverged at epoch 1",
                       "a resume would diverge again", "lower search.lr", "new --out")
     assert "kept" not in line  # at epoch 1 there is no good epoch to keep
+    assert not out.exists()  # nothing was learnt: the new folder goes, so the same --out works again
 
 
 def test_one_file_mode_for_everything_a_run_writes(finished):

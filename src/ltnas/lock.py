@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import atexit
 import errno
-import fcntl
 import os
 from pathlib import Path
 
 from ltnas.errors import LtnasError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; folders are then not guarded against a second process
+    fcntl = None
 
 LOCK_NAME = ".lock"
 
@@ -73,7 +77,8 @@ def claim(folder: str | Path, what: str = "run folder") -> FolderLock:
             raise LtnasError(f"cannot lock {what} {folder} ({exc.strerror}); make it writable "
                              f"(ltnas writes {LOCK_NAME} there while it works)") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             pid = _read_pid(fd)
             os.close(fd)

@@ -79,8 +79,10 @@ class RunFolder:
         return self
 
     def has_started(self) -> bool:
-        """Whether any stage has written here (anything besides config.yaml and data.json)."""
-        return bool(_contents(self.path) - {"config.yaml", "data.json"})
+        """Whether any stage has written here: anything besides config.yaml, data.json and empty
+        folders (a stage that failed in its first epoch, e.g. diverged, leaves only its folder)."""
+        return any(not (self.path / name).is_dir() or any((self.path / name).iterdir())
+                   for name in _contents(self.path) - {"config.yaml", "data.json"})
 
     def discard_if_unstarted(self) -> None:
         """Undo a new run that failed before any stage wrote to it (e.g. the data was missing), so
@@ -90,6 +92,8 @@ class RunFolder:
             return
         for name in ("config.yaml", "data.json"):
             (self.path / name).unlink(missing_ok=True)
+        for name in _contents(self.path):  # empty stage folders
+            (self.path / name).rmdir()
         lock.release(self.path)
         for folder in reversed(self._created):
             if folder.is_dir() and not any(folder.iterdir()):
