@@ -122,7 +122,7 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
                                           ("--supernet", getattr(args, "supernet", None))) if value]
         if given:
             raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
-        run = RunFolder.open(args.resume)
+        run = RunFolder.open(args.resume).claim()
         config = run.config()
         if args.device:  # where and how visibly it runs may change between sessions; nothing else may
             config.device = args.device
@@ -185,7 +185,8 @@ def _create_run_folder(out: str | None, config):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ltnas import distributed
+    from ltnas import distributed, lock
+    from ltnas.errors import os_error
 
     try:
         return _main(argv)
@@ -195,11 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     except LtnasError as exc:
         print(f"ltnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("ltnas: interrupted; continue with --resume RUN_DIR (the last finished epoch is kept)",
-              file=sys.stderr)
+    except OSError as exc:  # a full disk or a read-only folder outside a run's stages (report, plots)
+        error = os_error(exc)
+        if error is None:
+            raise
+        print(f"ltnas: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt as exc:  # runs.Interrupted says how to continue the run it stopped
+        print(f"ltnas: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
+        lock.release_all()
         distributed.shutdown()
 
 
@@ -243,13 +250,12 @@ def _main(argv: list[str] | None) -> int:
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
     if distributed.is_main():  # first, so that a long run can be watched (and resumed) from the start
         print(f"run folder: {run.path}", flush=True)
-    try:
+    from ltnas.runs import resume_advice
+
+    command = "ltnas supernet train" if args.command == "supernet" else f"ltnas {args.command}"
+    with resume_advice(run.path, command, discard=None if args.resume else run):
         with watch.logging_to(run.path, args.log):
             return _run_command(args.command, run, config)
-    except LtnasError:
-        if not args.resume:
-            run.discard_if_unstarted()
-        raise
 
 
 QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
@@ -307,7 +313,10 @@ def _compare_command(args: argparse.Namespace) -> int:
               f"({member.run.path})", file=sys.stderr, flush=True)
 
     print(f"comparison folder: {comparison.path}", flush=True)
-    result = comparison.run(on_member=announce, log=args.log)
+    from ltnas.runs import resume_advice
+
+    with resume_advice(comparison.path, f"ltnas {args.command}"):
+        result = comparison.run(on_member=announce, log=args.log)
     print_comparison(result, comparison.path)
     failed = result["failed"]
     if failed:  # every other member ran and is in the table; the command still reports the failure
@@ -358,6 +367,10 @@ def _existing_run_command(args: argparse.Namespace) -> int:
     if args.command == "report":
         print(write_report(run.path))
         return 0
+    if not run.has_started():  # nothing to evaluate: leave the folder as it is
+        raise LtnasError(f"{run.path} has nothing to evaluate yet (it holds only its config); run it with "
+                         f"`ltnas run --resume {run.path}`")
+    run.claim()
     config = run.config()
     if args.device:
         config.device = args.device

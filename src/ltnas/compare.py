@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from ltnas import lock
 from ltnas.atomic import atomic_write_text
 from ltnas.config import PublishedResults, RunConfig, Section, load_config
 from ltnas.errors import LtnasError
@@ -98,7 +99,7 @@ def slug(name: str) -> str:
 def is_comparison_file(path: Path) -> bool:
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # load_config then says what is wrong
         return False
     return isinstance(raw, dict) and "compare" in raw
 
@@ -174,6 +175,11 @@ class Comparison:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
+        lock.claim(path, "comparison folder")  # held, like each member's folder, while this process runs them
+        if any(p.name != lock.LOCK_NAME for p in path.iterdir()):
+            lock.release(path)
+            raise LtnasError(f"comparison folder {path} already exists; continue it with --resume {path}, "
+                             "or choose another --out")
         saved = {"compare": {**spec.model_dump(mode="json"), "overrides": list(overrides or [])}}
         atomic_write_text(yaml.safe_dump(saved, sort_keys=False), path / SPEC_FILE)
         members = [
@@ -187,13 +193,14 @@ class Comparison:
         path = Path(path)
         if not (path / SPEC_FILE).is_file():
             raise LtnasError(f"{path} holds no comparison ({SPEC_FILE} missing); start one with `ltnas compare`")
+        lock.claim(path, "comparison folder")
         raw = yaml.safe_load((path / SPEC_FILE).read_text())["compare"]
         raw.pop("overrides", None)
         spec = _validated(raw, str(path / SPEC_FILE))
         members = []
         for variant in spec.variants:
             for seed in spec.seeds:
-                run = RunFolder.open(path / slug(variant) / f"seed_{seed}")
+                run = RunFolder.open(path / slug(variant) / f"seed_{seed}").claim()
                 config = run.config()
                 if device:
                     config.device = device

@@ -105,14 +105,25 @@ class DataConfig(Section):
                 raise ValueError(f"{key} applies to source {where} only, not {self.source}; remove it")
         return self
 
+    # Range checks on the fields themselves, so that an error names the key that is wrong.
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_range(cls, value: float | None) -> float | None:
+        if value is not None and not value >= 1:
+            raise ValueError(f"ratio must be >= 1 (n_max/n_min), got {value}; for n_min/n_max use factor")
+        return value
+
+    @field_validator("factor")
+    @classmethod
+    def _factor_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1:
+            raise ValueError(f"factor must be in (0, 1] (n_min/n_max), got {value}; for n_max/n_min use ratio")
+        return value
+
     @model_validator(mode="after")
     def _imbalance(self) -> "DataConfig":
         if self.ratio is not None and self.factor is not None:
             raise ValueError("give the imbalance as ratio or as factor, not both (factor = 1 / ratio)")
-        if self.ratio is not None and self.ratio < 1:
-            raise ValueError(f"ratio must be >= 1 (n_max/n_min), got {self.ratio}; for n_min/n_max use factor")
-        if self.factor is not None and not 0 < self.factor <= 1:
-            raise ValueError(f"factor must be in (0, 1] (n_min/n_max), got {self.factor}; for n_max/n_min use ratio")
         return self
 
 
@@ -499,9 +510,13 @@ class DistributedConfig(Section):
     sync_bn: bool = Field(False, description="BatchNorm statistics over the global batch (CUDA only)")
 
 
+# Seeds are what NumPy's legacy generator takes; every stage offset (< 10000) stays within torch's range.
+MAX_SEED = 2**32 - 1
+
+
 class RunConfig(Section):
-    name: str = "ltnas"
-    seed: int = 0
+    name: str = Field("ltnas", description="names the default run folder runs/NAME-TIMESTAMP")
+    seed: int = Field(0, description=f"0..{MAX_SEED}")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     progress: bool = True
     data: DataConfig = Field(default_factory=DataConfig)
@@ -518,8 +533,47 @@ class RunConfig(Section):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        if not 0 <= value <= MAX_SEED:
+            raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (NumPy's seed range), got {value}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        """The name becomes one folder under runs/: no path separators, no control characters."""
+        if value in ("", ".", "..") or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"name {value!r} must be a plain folder name (no '/', '\\', line breaks or control "
+                             "characters, not '.' or '..'); e.g. name: my_run")
+        return value
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def drw_warnings(config: RunConfig) -> list[str]:
+    """DRW settings of the sections this run uses whose switch epoch is never reached (no re-weighting)."""
+    method, procedure = config.search.method, config.adapt.procedure
+    used: list[tuple[str, LongTailConfig, str, int]] = []
+    if method in ("darts", "fairdarts", "ssf") and not config.train.genotype:
+        used.append(("search.longtail", config.search.longtail, "search.epochs", config.search.epochs))
+    if method != "bbn" and (config.eval.model != "supernet" or config.train.genotype):
+        used.append(("train.longtail", config.train.longtail, "train.epochs", config.train.epochs))
+    if method == "imbnas":
+        used.append(("supernet.longtail", config.supernet.longtail, "supernet.epochs", config.supernet.epochs))
+        adapt = {"P1": ("adapt.classifier_longtail", config.adapt.classifier_longtail, "adapt.epochs",
+                        config.adapt.epochs),
+                 "P2": ("adapt.finetune_longtail", config.adapt.finetune_longtail, "adapt.epochs", config.adapt.epochs),
+                 "P3": ("adapt.target_longtail", config.adapt.target_longtail, "supernet.epochs",
+                        config.supernet.epochs)}
+        if procedure in adapt:
+            used.append(adapt[procedure])
+    return [f"{key}.drw_epoch={cfg.drw_epoch} is not below {epochs_key}={epochs}, so DRW never re-weights; "
+            f"lower it or leave it unset (0.8 × epochs)"
+            for key, cfg, epochs_key, epochs in used
+            if cfg.reweight == "drw" and cfg.drw_epoch is not None and cfg.drw_epoch >= epochs]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -530,11 +584,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise LtnasError(f"config file {path} not found; pass a YAML file such as configs/quickstart.yaml")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise LtnasError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" at line {line + 1}" if line is not None else ""
             raise LtnasError(f"config file {path} is not valid YAML{where}; fix the syntax there") from None
+        if raw is None:  # an empty file would silently run the paper-scale defaults
+            raise LtnasError(f"config file {path} is empty; give at least the data section, or start from a "
+                             "shipped config (see `ltnas configs`)")
         if not isinstance(raw, dict):
             raise LtnasError(f"config file {path} must hold a mapping of sections (data:, search:, ...)")
     file_source = (raw.get("data") or {}).get("source", "digits") if isinstance(raw.get("data"), dict) else None
@@ -591,7 +650,11 @@ def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> 
     """One line for the first validation error, with a spelling suggestion for unknown keys."""
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error["loc"])
-    culprit = next((key for key in overridden if key == location or key.startswith(location + ".")), None)
+    culprit = next((key for key in overridden if key == location or location.startswith(key + ".")), None)
+    if culprit is None:  # an error of a whole section: the overridden key under it that the message names
+        inside = [key for key in overridden if key.startswith(location + ".") or not location]
+        named = [key for key in inside if key.rpartition(".")[2] in error["msg"]]
+        culprit = (named or inside or [None])[-1]
     if culprit is not None:
         source = f"--set {culprit}"
     if error["type"] == "extra_forbidden":

@@ -27,7 +27,7 @@ from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
 from ltnas.space.heads import uses_normalised_classifier
-from ltnas.train.checkpoint import load_checkpoint, seed_everything
+from ltnas.train.checkpoint import load_checkpoint, load_model_state, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 from ltnas.train.retrain import RetrainTask
 
@@ -168,10 +168,10 @@ def evaluate(ctx: Context) -> dict:
         raise LtnasError(f"{ctx.run.path} has no trained model (train/model.pt); finish it with `ltnas run --resume "
                          f"{ctx.run.path}` or train one with `ltnas train`")
     began = perf_counter()
-    saved = load_checkpoint(model_file, ctx.device)
+    saved = load_checkpoint(model_file, ctx.device, keys=("genotype", "model"))
     genotype = Genotype.from_dict(saved["genotype"])
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
-    model.load_state_dict(saved["model"])
+    load_model_state(model, saved["model"], model_file)
     results = {"genotype": genotype.name or "searched", **_test_results(ctx, model)}
     results["seconds"] = {
         "search": _stage_seconds(ctx.run, "search"),

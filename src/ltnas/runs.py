@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import yaml
 
-from ltnas.config import RunConfig, validate_config
-from ltnas.errors import LtnasError
+from ltnas import lock
+from ltnas.config import RunConfig, drw_warnings, validate_config
+from ltnas.errors import DiskFull, LtnasError, os_error, warn
 from ltnas.atomic import atomic_write_text
 
 
@@ -28,21 +32,35 @@ class RunFolder:
 
     @classmethod
     def create(cls, path: str | Path | None, config: RunConfig) -> "RunFolder":
-        """A new run folder holding the resolved config; refuses a folder that already holds anything."""
+        """A new run folder holding the resolved config; refuses a folder that already holds anything.
+
+        The folder is claimed (`ltnas.lock`) before it is checked and written, and held for the life
+        of the process: of two processes given the same --out, one gets it and the other is told who
+        has it; neither writes into the other's run.
+        """
         path = Path(path) if path else default_run_path(config.name)
         if path.exists() and not path.is_dir():
             raise LtnasError(f"--out {path} is a file, not a folder; choose another --out")
-        if path.exists() and any(path.iterdir()):
-            raise LtnasError(
-                f"run folder {path} already exists and is not empty; continue it with --resume {path}, "
-                "or choose another --out"
-            )
+        if path.is_dir() and _contents(path):
+            if (path / lock.LOCK_NAME).exists() and not lock.holds(path):  # say who holds it, if anyone does
+                lock.claim(path).release()
+            raise _exists(path)
         missing = [folder for folder in (path, *path.parents) if not folder.exists()][::-1]
         try:
             path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(saved_yaml(config), path / "config.yaml")
         except OSError as exc:
             raise LtnasError(f"cannot write to output folder {path} ({exc.strerror}); choose a writable --out") from None
+        claimed = lock.claim(path)
+        if _contents(path):  # another process created it between our look and our lock
+            claimed.release()
+            raise _exists(path)
+        try:
+            atomic_write_text(saved_yaml(config), path / "config.yaml")
+        except LtnasError:
+            claimed.release()
+            raise
+        for message in drw_warnings(config):
+            warn(message)
         return cls(path, created=tuple(missing))
 
     @classmethod
@@ -54,22 +72,38 @@ class RunFolder:
             )
         return run
 
+    def claim(self) -> "RunFolder":
+        """Hold this folder for this process (see `ltnas.lock`); one line naming the holder if another has it.
+        Under torchrun the ranks of one run work in one folder together: rank 0 holds it for them."""
+        if int(os.environ.get("RANK", "0")) == 0:
+            lock.claim(self.path)
+        return self
+
+    def has_started(self) -> bool:
+        """Whether any stage has written here: anything besides config.yaml, data.json and empty
+        folders (a stage that failed in its first epoch, e.g. diverged, leaves only its folder)."""
+        return any(not (self.path / name).is_dir() or any((self.path / name).iterdir())
+                   for name in _contents(self.path) - {"config.yaml", "data.json"})
+
     def discard_if_unstarted(self) -> None:
         """Undo a new run that failed before any stage wrote to it (e.g. the data was missing), so
         that fixing the problem and running the same command again just works. Only what this
         process created goes: a folder the user made beforehand stays."""
-        if not self.path.is_dir() or not {p.name for p in self.path.iterdir()} <= {"config.yaml", "data.json"}:
+        if not self.path.is_dir() or self.has_started():
             return
         for name in ("config.yaml", "data.json"):
             (self.path / name).unlink(missing_ok=True)
+        for name in _contents(self.path):  # empty stage folders
+            (self.path / name).rmdir()
+        lock.release(self.path)
         for folder in reversed(self._created):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
 
     def config(self) -> RunConfig:
         try:
-            raw = yaml.safe_load(self.config_file.read_text()) or {}
-        except yaml.YAMLError:
+            raw = yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise LtnasError(f"{self.config_file} is not valid YAML; restore it or start a new run") from None
         if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
             # Saved before train.val_fraction existed: that run retrained on every training image.
@@ -83,7 +117,49 @@ class RunFolder:
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise LtnasError(f"{path} is damaged (not JSON); delete it and ltnas writes it again from the "
+                             "run's config") from None
+
+
+def _contents(path: Path) -> set[str]:
+    """Names in a folder, leaving out the lock file."""
+    return {p.name for p in path.iterdir()} - {lock.LOCK_NAME}
+
+
+def _exists(path: Path) -> LtnasError:
+    return LtnasError(f"run folder {path} already exists and is not empty; continue it with --resume {path}, "
+                      "or choose another --out")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a run, carrying the line that says how to continue it."""
+
+
+@contextmanager
+def resume_advice(path: Path, command: str, discard: "RunFolder | None" = None) -> Iterator[None]:
+    """Say how to continue the run in `path` (`command --resume path`) when it stops on Ctrl-C or on a
+    full disk, and turn a read-only folder into one line. `discard`: a new run, removed if it failed
+    before any stage wrote to it."""
+    resume = f"`{command} --resume {path}`"
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the last finished epoch is kept: continue with {resume}") from None
+    except (LtnasError, OSError) as exc:
+        error = exc if isinstance(exc, LtnasError) else os_error(exc)
+        if error is None:
+            raise
+        if discard is not None:
+            discard.discard_if_unstarted()
+        if isinstance(error, DiskFull) and (path / "config.yaml").is_file():
+            raise DiskFull(f"{error}; after freeing space, {resume} continues from the last completed "
+                           "epoch") from None
+        raise error from None
 
 
 # Sections only some methods read. A saved config leaves out those its run does not use *and* that

@@ -43,7 +43,8 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
         train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed, rank)
         if cfg.longtail_test and cfg.profile in ("exp", "step"):
             n_test = min(test.counts(len(classes)))
-            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, LONGTAIL_TEST_SEED, rank)
+            test_longtail = _longtail(test, classes, n_test, cfg.profile, ratio, factor, LONGTAIL_TEST_SEED, rank,
+                                      train=False)
         if ratio is None:
             ratio = 1 / factor  # the dataset reports its imbalance one way, however it was given
 
@@ -83,12 +84,18 @@ def _longtail(
     factor: float | None,
     seed: int,
     rank: list[int],
+    train: bool = True,
 ) -> ImageSet:
     """The profile's k-th count goes to class rank[k]; too few images → an error naming the n_max that fits."""
     by_rank = longtail_counts(n_max, len(classes), profile, ratio=ratio, factor=factor)
     counts = [0] * len(classes)
     for k, c in enumerate(rank):
         counts[c] = by_rank[k]
+    if train and 0 in counts:  # a class without training images would still "score" on the test set
+        empty = classes[counts.index(0)]
+        imbalance = f"ratio {ratio:g}" if ratio is not None else f"factor {factor:g}"
+        raise LtnasError(f"the {profile} profile with n_max {n_max} and {imbalance} leaves class '{empty}' without "
+                         f"a training image (counts {by_rank}); lower data.ratio or raise data.n_max")
     have = images.counts(len(classes))
     short = [c for c in rank if have[c] < counts[c]]
     if short:

@@ -123,6 +123,9 @@ def _class_folders(root: Path) -> list[str]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise LtnasError(f"no class sub-folders in {root}; put each class's images in {root}/<class name>/")
+    if len(classes) < 2:  # one class: every prediction is right, and no metric means anything
+        raise LtnasError(f"{root} has a single class folder ({classes[0]}); classification needs at least two "
+                         f"class sub-folders in {root}")
     return classes
 
 

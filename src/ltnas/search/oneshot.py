@@ -398,8 +398,8 @@ def load_supernet(path: str | Path, device: torch.device | str = "cpu") -> tuple
         raise LtnasError(f"supernet file {path} not found; train one with `ltnas supernet train CONFIG`")
     try:
         saved = load_checkpoint(path, device)
-    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        raise LtnasError(f"cannot read supernet file {path} ({exc.__class__.__name__}); pass a file written by "
+    except LtnasError:  # a truncated or foreign file
+        raise LtnasError(f"cannot read supernet file {path} (damaged or not a torch file); pass a file written by "
                          "`ltnas supernet train`") from None
     if not isinstance(saved, dict) or saved.get("format") != SUPERNET_FORMAT:
         raise LtnasError(f"{path} is not an ltnas supernet file; pass a supernet.pt written by `ltnas supernet train`")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -83,8 +83,8 @@ class Genotype:
     def from_json(cls, path: str | Path) -> "Genotype":
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
             raise LtnasError(f"cannot read genotype file {path} ({exc.__class__.__name__}); give a genotype JSON file") from None
         if not isinstance(data, dict):
             raise LtnasError(f"genotype file {path} must hold a JSON object with normal/reduce edge lists")
@@ -190,6 +190,23 @@ def _validate_cell(kind: str, edges: Sequence[Edge], concat: Sequence[int], name
                              f"concatenate intermediate nodes 2..{last}")
 
 
+def _refuse_edges_from_empty_nodes(genotype: Genotype, where: str) -> None:
+    """A node without an input edge computes nothing, so an edge from it would be silently pruned
+    while the run's genotype.json still listed it: a user's genotype file with one is refused like
+    an edge from a missing node. (The published cells are kept as their authors published them:
+    FairDARTS_c has such an edge, and is pruned, also when read back from a file; a concat of an
+    empty node is harmless.)"""
+    if any(replace(genotype, name=None) == replace(known, name=None) for known in published_genotypes().values()):
+        return
+    for kind in CELL_TYPES:
+        edges, _ = genotype.cell(kind)
+        fed = {edge.to_node for edge in edges}
+        for edge in edges:
+            if edge.from_node >= 2 and edge.from_node not in fed:
+                raise LtnasError(f"{where}, {kind} cell: edge {list(edge)} comes from node {edge.from_node}, which "
+                                 "has no input edge; give that node an input or remove the edge")
+
+
 # --- derivation -------------------------------------------------------------------------------
 def derive_genotype(
     weights_normal: torch.Tensor,
@@ -264,9 +281,17 @@ def load_genotype(name_or_path: str | Path) -> Genotype:
         return registry[str(name_or_path)]
     path = Path(name_or_path)
     if path.is_file():
-        if path.read_text().lstrip().startswith("Genotype("):
-            return Genotype.from_darts_text(path.read_text(), name=path.stem)
-        return Genotype.from_json(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise LtnasError(f"genotype file {path} is not UTF-8 text (byte {exc.start}); give a genotype JSON "
+                             "file or DARTS Genotype(...) text saved as UTF-8") from None
+        if text.lstrip().startswith("Genotype("):
+            genotype = Genotype.from_darts_text(text, name=path.stem)
+        else:
+            genotype = Genotype.from_json(path)
+        _refuse_edges_from_empty_nodes(genotype, f"genotype file {path}")
+        return genotype
     raise LtnasError(
         f"unknown genotype '{name_or_path}': not a published name ({', '.join(registry)}) nor an existing file; "
         "pass one of those names or a path to genotype.json"

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import yaml
 
-from ltnas import pipeline
+from ltnas import lock, pipeline
 from ltnas.atomic import atomic_write_text
 from ltnas.config import DataConfig, RunConfig
 from ltnas.data import DeviceBatches, LongTailDataset, build_dataset
@@ -122,12 +122,19 @@ def source_supernet(config: RunConfig, device: torch.device, progress: ProgressR
     except OSError as exc:
         raise LtnasError(f"cannot create the supernet cache {folder} ({exc.strerror}); set adapt.supernet_cache "
                          "to a writable folder") from None
-    identity = {"supernet": config.supernet.model_dump(mode="json"),
-                "source_data": config.source_data.model_dump(mode="json"), "seed": config.seed}
-    atomic_write_text(yaml.safe_dump(identity, sort_keys=False), folder / "key.yaml")  # what the key stands for
-    dataset = build_dataset(config.source_data, seed=config.seed)
-    return train_supernet(config.supernet, config.supernet.longtail, config.source_data, dataset, config.seed,
-                          config.seed + SUPERNET_SEED, folder, device, progress)
+    if (folder / "supernet.pt").is_file():  # finished: only read from now on
+        return folder / "supernet.pt"
+    # One process trains it; another that wants the same supernet meanwhile is told who does.
+    entry = lock.claim(folder, "supernet cache")
+    try:
+        identity = {"supernet": config.supernet.model_dump(mode="json"),
+                    "source_data": config.source_data.model_dump(mode="json"), "seed": config.seed}
+        atomic_write_text(yaml.safe_dump(identity, sort_keys=False), folder / "key.yaml")  # what the key stands for
+        dataset = build_dataset(config.source_data, seed=config.seed)
+        return train_supernet(config.supernet, config.supernet.longtail, config.source_data, dataset, config.seed,
+                              config.seed + SUPERNET_SEED, folder, device, progress)
+    finally:
+        entry.release()
 
 
 def recorded_dataset(meta: dict[str, Any]) -> tuple[LongTailDataset, float, int]:

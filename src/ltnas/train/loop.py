@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
@@ -22,9 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ltnas import distributed, watch
-from ltnas.atomic import atomic_save
-from ltnas.errors import LtnasError
-from ltnas.train.checkpoint import load_checkpoint, rng_state, set_rng_state
+from ltnas.atomic import atomic_save, atomic_write_text
+from ltnas.errors import LtnasError, warn
+from ltnas.train.checkpoint import damaged, load_checkpoint, rng_state, set_rng_state
 
 OnStep = Callable[..., None]
 
@@ -47,24 +48,57 @@ class EpochTask(Protocol):
 
 
 class JsonlLog:
-    """One JSON object per line; rows are only ever appended, or truncated on resume."""
+    """One JSON object per line; rows are only ever appended, or truncated on resume.
+
+    A row is appended with one `write` of the whole line, so only a full disk or a kill inside that
+    write can leave part of one: a torn last line is dropped with a warning (and removed on resume,
+    whose checkpoint never counted that epoch); a damaged line before the last is a one-line error.
+    """
 
     def __init__(self, path: Path):
         self.path = path
 
     def rows(self) -> list[dict]:
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[dict], bool]:
+        """(the rows, whether a torn last line was dropped)."""
         if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+            return [], False
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:  # a torn multi-byte character is a torn line too
+            lines = self.path.read_bytes().decode("utf-8", "replace").splitlines()
+        rows, numbered = [], [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+        for index, (number, line) in enumerate(numbered):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if index == len(numbered) - 1:
+                    warn(f"{self.path} line {number} is cut short (a full disk or a kill while writing it); "
+                         "ignoring it (a resume rewrites the log without it)")
+                    return rows, True
+                raise LtnasError(f"{self.path} line {number} is not a JSON row (damaged); restore the file or "
+                                 "delete that line") from None
+            rows.append(row)
+        return rows, False
 
     def append(self, row: dict) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        data = (json.dumps(row) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            while data:  # one write for a regular file; the loop only guards a short write
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
     def truncate(self, keep: int) -> None:
-        rows = self.rows()
-        if len(rows) > keep:
-            self.path.write_text("".join(json.dumps(row) + "\n" for row in rows[:keep]))
+        """Keep the first `keep` rows (and drop a torn last line), rewriting the file atomically."""
+        rows, torn = self._read()
+        if len(rows) > keep or torn:
+            atomic_write_text("".join(json.dumps(row) + "\n" for row in rows[:keep]), self.path)
 
 
 # The validation metric shown per epoch: the first of these a task's metrics row has.
@@ -153,6 +187,15 @@ class ProgressReporter:
         return "  ".join(text for text in (self._step_text, self._epoch_text) if text)
 
 
+def diverged(stage: str, epoch: int) -> str:
+    """What a divergence means and what works: a resume would replay the same config (and diverge
+    again), so the fix is a new run with a lower learning rate."""
+    section = stage if stage in ("search", "train", "supernet", "adapt") else None
+    keys = f"{section}.lr or {section}.grad_clip" if section else "the learning rate or gradient clip"
+    return (f"{stage} diverged at epoch {epoch} (non-finite loss); a resume would diverge again (a run keeps its "
+            f"config): start a new run with a lower {keys} (e.g. --set {section or 'search'}.lr=...) and a new --out")
+
+
 def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter | None = None) -> list[dict]:
     """Run `task` for `epochs` epochs in `folder`, resuming from `folder/checkpoint.pt` if present.
 
@@ -165,9 +208,13 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
     log = JsonlLog(folder / "metrics.jsonl")
     start = 0
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        task.load_state_dict(state["task"])
-        set_rng_state(state["rng"])
+        state = load_checkpoint(checkpoint, keys=("epoch", "task", "rng"))
+        try:
+            task.load_state_dict(state["task"])
+            set_rng_state(state["rng"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise LtnasError(damaged(checkpoint, exc.__class__.__name__, f"does not fit this {task.name} stage "
+                                     "(another architecture or settings)")) from None
         start = state["epoch"]
     if main:
         log.truncate(start)
@@ -182,10 +229,7 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
             row = {"epoch": epoch + 1, **row, "seconds": perf_counter() - began}
             session_seconds += row["seconds"]
             if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
-                raise LtnasError(
-                    f"{task.name} diverged at epoch {epoch + 1} (non-finite loss); lower the learning rate or "
-                    "gradient clip, then start again (the checkpoint of the last good epoch is kept)"
-                )
+                raise LtnasError(diverged(task.name, epoch + 1))
             if main:
                 log.append(row)
                 task.after_epoch(epoch, folder)
