@@ -47,7 +47,7 @@ def main() -> None:
            "search": {"method": "fairdarts", "epochs": 50}}
     if args.smoke:
         if not args.cifar_root:
-            data.update(n_max=20, image_size=8)
+            data.update(n_max=20, image_size=8, ratio=10)  # ratio 100 would leave tail classes empty
         raw["search"].update(epochs=1, init_channels=2, layers=3, batch_size=8)
     for item in args.overrides:
         apply_override(raw, item)

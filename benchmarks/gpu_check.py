@@ -569,7 +569,7 @@ def e2e_config(args, epochs: int, tiny: bool) -> dict:
     raw = {"name": "gpu_check", "device": args.device, "progress": False, "data": data,
            "search": {"method": "fairdarts", "epochs": epochs}}  # fp32, default layout: fastest measured
     if tiny:
-        data.update(n_max=20, image_size=8)
+        data.update(n_max=20, image_size=8, ratio=10)  # ratio 100 would leave tail classes empty
         raw["search"].update(init_channels=2, layers=3, batch_size=8)
     return raw
 

@@ -158,7 +158,7 @@ def test_report_names_the_stratified_split_and_warns(folder_run, capsys):
     text = write_report(folder_run).read_text()
     assert "| accuracy | test |" in text and "balanced test" not in text
     assert "| class | train images | group | test images | test |" in text
-    assert "| ant | 8 | few | 2 |" in text
+    assert "| ant | 8 | many | 2 |" in text  # shot thresholds scale with n_max 8 (eval.many_shot)
     assert "**Warning:** 3 of 3 classes have fewer than 5 test images: ant (2), bee (1), cat (1)" in text
     assert main(["eval", str(folder_run), "--device", "cpu"]) == 0
     assert "warning: 3 of 3 classes have fewer than 5 test images" in " ".join(capsys.readouterr().out.split())

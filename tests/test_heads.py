@@ -117,7 +117,7 @@ def test_pipeline_networks_follow_the_loss(tiny_run):
     tiny_run["train"]["longtail"] = {"loss": "ce"}
     config = validate_config(tiny_run)
     data = build_dataset(config.data, seed=0)
-    assert is_normalised(pipeline.build_search_network(config, data).classifier)
+    assert is_normalised(pipeline.build_search_network(config, data, torch.device("cpu")).classifier)
     model = pipeline.build_model(config, data, load_genotype("DARTS_V2"))
     assert type(model.classifier) is nn.Linear
     config = validate_config({**tiny_run, "train": {**tiny_run["train"], "longtail": {"loss": "ldam"}}})

@@ -307,7 +307,7 @@ def test_precision_f1_support_and_predicted_counts_by_hand():
 def test_report_has_precision_f1_predicted_histogram_mistakes_and_shot_history(watched_run):
     out = watched_run
     report = (out / "report.md").read_text()
-    assert "| precision | F1 | test images | predicted |" in report
+    assert "| test images | balanced test | long-tailed test | precision | F1 | predicted |" in report
     for name in ("predicted_classes", "shot_group_history", "misclassified"):
         assert f"plots/{name}.png" in report and (out / "plots" / f"{name}.png").stat().st_size > 0
     evaluation = json.loads((out / "eval.json").read_text())["balanced_test"]
