@@ -28,6 +28,10 @@ PRIMITIVES: tuple[str, ...] = (
     "dil_conv_5x5",
 )
 
+# Hand-designed networks `train.network` may name besides "cell" (the genotype's); built by
+# ltnas.space.baselines, named here so that reading a config never needs torch.
+BASELINE_NETWORKS: tuple[str, ...] = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "cnn")
+
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
 
 
@@ -297,6 +301,10 @@ class SearchConfig(Section):
 class TrainConfig(Section):
     """Retraining a genotype from scratch: the DARTS evaluation recipe by default."""
 
+    network: str = Field(
+        "cell", description="cell: the network of a genotype (searched, or train.genotype); or a hand-designed "
+        f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
+    )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
     init_channels: int = Field(36, ge=1)
     layers: int = Field(20, ge=1)
@@ -314,6 +322,27 @@ class TrainConfig(Section):
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
     channels_last: bool = Field(True, description="NHWC weights and activations (same values; faster on CPU)")
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, value: str) -> str:
+        if value != "cell" and value not in BASELINE_NETWORKS:
+            close = difflib.get_close_matches(value, ("cell", *BASELINE_NETWORKS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"unknown network '{value}'; {hint}choose cell or one of {', '.join(BASELINE_NETWORKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _genotype_needs_cell(self) -> "TrainConfig":
+        if self.network != "cell" and self.genotype:
+            raise ValueError(f"train.genotype ({self.genotype}) describes a cell network but train.network is "
+                             f"{self.network}; unset one of them")
+        return self
+
+    @property
+    def baseline(self) -> bool:
+        """True when a hand-designed network is trained (nothing is searched)."""
+        return self.network != "cell"
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")

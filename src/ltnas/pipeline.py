@@ -26,6 +26,7 @@ from ltnas.runs import RunFolder, resolve_device
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
+from ltnas.space.baselines import build_baseline
 from ltnas.train.checkpoint import load_checkpoint, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 from ltnas.train.retrain import RetrainTask
@@ -97,8 +98,9 @@ def build_search_network(config: RunConfig, data: LongTailDataset) -> SearchNetw
     )
 
 
-def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
-    """Retrain `genotype` from scratch on the whole long-tailed training set; save the final model."""
+def train(ctx: Context, genotype: Genotype | None) -> torch.nn.Module:
+    """Retrain `genotype` (or, with `train.network` a baseline, that network; `genotype` None) from scratch
+    on the whole long-tailed training set; save the final model."""
     config, data = ctx.config, ctx.dataset
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
@@ -116,17 +118,24 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     test_batches = evaluation_batches(data.test, data, ctx.device, config.eval.batch_size)
     if distributed.is_main():
         ctx.run.train.mkdir(parents=True, exist_ok=True)
-        genotype.to_json(ctx.run.train / "genotype.json")
+        if genotype is not None:
+            genotype.to_json(ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, test_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     if distributed.is_main():
-        atomic_save({"genotype": genotype.to_dict(), "model": model.state_dict()}, ctx.run.train / "model.pt")
+        identity = {"genotype": genotype.to_dict()} if genotype is not None else {"network": cfg.network}
+        atomic_save({**identity, "model": model.state_dict()}, ctx.run.train / "model.pt")
     distributed.barrier()
     return model
 
 
-def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
+def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype | None) -> torch.nn.Module:
+    """The network `train` trains: the baseline `train.network` names, or the cell network of `genotype`."""
     cfg = config.train
+    if cfg.baseline:
+        return build_baseline(cfg.network, data.num_classes, data.channels)
+    if genotype is None:
+        raise ValueError("a cell network needs a genotype")
     return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
                            in_channels=data.channels, image_size=data.image_size)
 
@@ -139,10 +148,11 @@ def evaluate(ctx: Context) -> dict:
                          f"{ctx.run.path}` or train one with `ltnas train`")
     began = perf_counter()
     saved = load_checkpoint(model_file, ctx.device)
-    genotype = Genotype.from_dict(saved["genotype"])
+    genotype = Genotype.from_dict(saved["genotype"]) if "genotype" in saved else None
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     model.load_state_dict(saved["model"])
-    results = {"genotype": genotype.name or "searched", **_test_results(ctx, model)}
+    results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
+               **_test_results(ctx, model)}
     results["seconds"] = {
         "search": _stage_seconds(ctx.run, "search"),
         "train": _stage_seconds(ctx.run, "train"),
@@ -211,10 +221,11 @@ def method_runner(method: str) -> Callable[[RunConfig, RunFolder], dict] | None:
 def run_all(config: RunConfig, run: RunFolder) -> dict:
     """search → train → evaluate → report, each stage resuming where a killed run stopped.
 
-    With `train.genotype` set there is nothing to search: that genotype is trained instead.
+    With `train.genotype` set there is nothing to search: that genotype is trained instead; with
+    `train.network` a baseline, that network is.
     A method with its own kind of run (see METHOD_RUNNERS) runs that instead.
     """
-    if config.train.genotype:
+    if config.train.genotype or config.train.baseline:
         return train_only(config, run)
     runner = method_runner(config.search.method)
     if runner is not None:
@@ -246,9 +257,15 @@ def search_only(config: RunConfig, run: RunFolder) -> Genotype:
 
 
 def train_only(config: RunConfig, run: RunFolder) -> dict:
-    """Retrain `train.genotype` (a published name or a file), then evaluate and report."""
+    """Retrain `train.genotype` (a published name or a file) or the baseline `train.network`, then
+    evaluate and report."""
+    if config.train.baseline:
+        ctx = Context.prepare(config, run)
+        train(ctx, None)
+        return evaluate_and_report(ctx)
     if not config.train.genotype:
-        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2) or set train.genotype")
+        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2), set train.genotype, or "
+                         "set train.network to a baseline (e.g. resnet32)")
     ctx = Context.prepare(config, run)
     # A resumed run trains the genotype it started with, wherever it is resumed from and whatever
     # happened to the file it was read from since.
@@ -262,7 +279,7 @@ def evaluate_and_report(ctx: Context) -> dict:
     """Rank 0 evaluates and writes; under torchrun the other ranks wait and get its results."""
     results = None
     if distributed.is_main():
-        searched = not ctx.config.train.genotype
+        searched = not (ctx.config.train.genotype or ctx.config.train.baseline)
         if searched and ctx.config.search.method == "bbn":
             from ltnas.stages.bbn import reevaluate
 

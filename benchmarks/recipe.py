@@ -1,0 +1,83 @@
+"""Which retraining recipe converges on the quickstart data? Each recipe × seed is a real retrain run.
+
+    python benchmarks/recipe.py --threads 1 --seeds 0,1,2 --recipe "old" --recipe "long:train.epochs=60"
+
+A recipe is NAME:KEY=VALUE,KEY=VALUE,... (overrides of the quickstart config, applied after
+--set). Each run retrains `train.genotype` (default DARTS_V2, a stand-in for a searched cell) or a
+baseline network through `ltnas train`'s own code path (pipeline.train_only) in a temporary folder,
+and reports, per recipe, mean ± std over seeds of: the final epoch's training accuracy (on the
+augmented batches it trained on), the highest test loss of any epoch after the first (loss spikes),
+the balanced test accuracy, the few-shot accuracy and the training seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltnas import pipeline
+from ltnas.cli import resolve_config_path
+from ltnas.config import load_config
+from ltnas.runs import RunFolder
+from ltnas.train.loop import JsonlLog
+
+
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    name, _, rest = text.partition(":")
+    return name, [item for item in rest.split(",") if item.strip()]
+
+
+def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path) -> dict:
+    config = load_config(config_path, [*overrides, f"seed={seed}", "progress=false", "device=cpu"])
+    run = RunFolder.create(folder, config)
+    began = time.process_time()
+    results = pipeline.train_only(config, run)
+    cpu = time.process_time() - began
+    rows = JsonlLog(run.train / "metrics.jsonl").rows()
+    return {"train_acc": rows[-1]["train_acc"], "max_test_loss": max(r["test_loss"] for r in rows[1:] or rows),
+            "final_test_loss": rows[-1]["test_loss"], "balanced": results["balanced_test"]["overall"],
+            "few": results["balanced_test"]["few"], "seconds": results["seconds"]["train"], "cpu": cpu}
+
+
+def fmt(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    a = np.asarray(values) * scale
+    return f"{a.mean():.{digits}f} ± {a.std(ddof=1) if len(a) > 1 else 0:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="quickstart")
+    parser.add_argument("--recipe", action="append", default=[], help="NAME:key=value,key=value")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="2 epochs, tiny network: for the test suite")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config_path = resolve_config_path(args.config)
+    base = ["train.genotype=DARTS_V2", *args.overrides]
+    if args.smoke:
+        base += ["train.epochs=2", "train.init_channels=4", "train.layers=3"]
+    recipes = [parse_recipe(r) for r in args.recipe] or [("config", [])]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
+          f"config {args.config}, base overrides {base}")
+    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'balanced %':>13s} {'few %':>13s} "
+          f"{'train s':>9s} {'cpu s':>7s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, overrides in recipes:
+            rows = [run_one(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}") for seed in seeds]
+            col = {k: [r[k] for r in rows] for k in rows[0]}
+            print(f"{name:28s} {fmt(col['train_acc']):>13s} {fmt(col['max_test_loss'], 1, 2):>15s} "
+                  f"{fmt(col['balanced']):>13s} {fmt(col['few']):>13s} {np.mean(col['seconds']):9.1f} "
+                  f"{np.mean(col['cpu']):7.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
