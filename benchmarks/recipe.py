@@ -13,6 +13,7 @@ the balanced test accuracy, the few-shot accuracy and the training seconds.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import tempfile
 import time
@@ -33,7 +34,8 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
     return name, [item for item in rest.split(",") if item.strip()]
 
 
-def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path) -> dict:
+def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path, threads: int = 1) -> dict:
+    torch.set_num_threads(threads)
     config = load_config(config_path, [*overrides, f"seed={seed}", "progress=false", "device=cpu"])
     run = RunFolder.create(folder, config)
     began = time.process_time()
@@ -56,23 +58,35 @@ def main() -> None:
     parser.add_argument("--recipe", action="append", default=[], help="NAME:key=value,key=value")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    parser.add_argument("--network", default="DARTS_V2", help="a published genotype or a baseline network")
     parser.add_argument("--smoke", action="store_true", help="2 epochs, tiny network: for the test suite")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config_path = resolve_config_path(args.config)
-    base = ["train.genotype=DARTS_V2", *args.overrides]
+    from ltnas.config import BASELINE_NETWORKS
+
+    network = f"train.network={args.network}" if args.network in BASELINE_NETWORKS else f"train.genotype={args.network}"
+    base = [network, *args.overrides]
     if args.smoke:
         base += ["train.epochs=2", "train.init_channels=4", "train.layers=3"]
     recipes = [parse_recipe(r) for r in args.recipe] or [("config", [])]
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
-          f"config {args.config}, base overrides {base}")
+    print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "
+          f"torch {torch.__version__}; config {args.config}, base overrides {base}")
     print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'balanced %':>13s} {'few %':>13s} "
           f"{'train s':>9s} {'cpu s':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, overrides in recipes:
-            rows = [run_one(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}") for seed in seeds]
+        jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads)
+                for name, overrides in recipes for seed in seeds]
+        if args.jobs > 1:
+            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                results = pool.starmap(run_one, jobs, chunksize=1)
+        else:
+            results = [run_one(*job) for job in jobs]
+        for index, (name, _) in enumerate(recipes):
+            rows = results[index * len(seeds):(index + 1) * len(seeds)]
             col = {k: [r[k] for r in rows] for k in rows[0]}
             print(f"{name:28s} {fmt(col['train_acc']):>13s} {fmt(col['max_test_loss'], 1, 2):>15s} "
                   f"{fmt(col['balanced']):>13s} {fmt(col['few']):>13s} {np.mean(col['seconds']):9.1f} "

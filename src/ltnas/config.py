@@ -312,6 +312,8 @@ class TrainConfig(Section):
     batch_size: int = Field(96, ge=1)
     lr: float = Field(0.025, gt=0)
     lr_min: float = Field(0.0, ge=0)
+    warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
+                               "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(3e-4, ge=0)
     grad_clip: float = Field(5.0, gt=0)
