@@ -7,7 +7,8 @@ A recipe is NAME:KEY=VALUE,KEY=VALUE,... (overrides of the quickstart config, ap
 baseline network through `ltnas train`'s own code path (pipeline.train_only) in a temporary folder,
 and reports, per recipe, mean ± std over seeds of: the final epoch's training accuracy (on the
 augmented batches it trained on), the highest test loss of any epoch after the first (loss spikes),
-the balanced test accuracy, the few-shot accuracy and the training seconds.
+the epoch(s) where it occurred, the balanced test accuracy, the few-shot accuracy, the training
+(wall) seconds and the CPU seconds of the run.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path, th
     results = pipeline.train_only(config, run)
     cpu = time.process_time() - began
     rows = JsonlLog(run.train / "metrics.jsonl").rows()
-    return {"train_acc": rows[-1]["train_acc"], "max_test_loss": max(r["test_loss"] for r in rows[1:] or rows),
+    later = rows[1:] or rows
+    worst = max(later, key=lambda r: r["test_loss"])
+    return {"train_acc": rows[-1]["train_acc"], "max_test_loss": worst["test_loss"], "worst_epoch": worst["epoch"],
             "final_test_loss": rows[-1]["test_loss"], "balanced": results["balanced_test"]["overall"],
             "few": results["balanced_test"]["few"], "seconds": results["seconds"]["train"], "cpu": cpu}
 
@@ -75,7 +78,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "
           f"torch {torch.__version__}; config {args.config}, base overrides {base}")
-    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'balanced %':>13s} {'few %':>13s} "
+    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'at epoch':>8s} {'balanced %':>13s} {'few %':>13s} "
           f"{'train s':>9s} {'cpu s':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads)
@@ -89,6 +92,7 @@ def main() -> None:
             rows = results[index * len(seeds):(index + 1) * len(seeds)]
             col = {k: [r[k] for r in rows] for k in rows[0]}
             print(f"{name:28s} {fmt(col['train_acc']):>13s} {fmt(col['max_test_loss'], 1, 2):>15s} "
+                  f"{','.join(str(e) for e in col['worst_epoch']):>8s} "
                   f"{fmt(col['balanced']):>13s} {fmt(col['few']):>13s} {np.mean(col['seconds']):9.1f} "
                   f"{np.mean(col['cpu']):7.1f}", flush=True)
 
