@@ -276,7 +276,7 @@ def _required_config(args: argparse.Namespace) -> str:
 
 
 def _method_list(args: argparse.Namespace) -> list[str]:
-    # Unknown names are caught when the variants' configs are validated (search.method).
+    # Unknown names are caught by ltnas.compare.method_variant (search method, baseline or published genotype).
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     if len(set(methods)) != len(methods):
         raise LtnasError("--methods lists a method twice; list each once")
