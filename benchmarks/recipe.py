@@ -31,13 +31,23 @@ from ltnas.train.loop import JsonlLog
 
 
 def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """NAME:k=v,k=v → (NAME, [k=v, ...]); commas inside {...} or [...] (YAML values) do not split."""
     name, _, rest = text.partition(":")
-    return name, [item for item in rest.split(",") if item.strip()]
+    items, depth, current = [], 0, ""
+    for char in rest:
+        depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return name, [item for item in [*items, current] if item.strip()]
 
 
-def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path, threads: int = 1) -> dict:
+def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path, threads: int = 1,
+            device: str = "cpu") -> dict:
     torch.set_num_threads(threads)
-    config = load_config(config_path, [*overrides, f"seed={seed}", "progress=false", "device=cpu"])
+    config = load_config(config_path, [*overrides, f"seed={seed}", "progress=false", f"device={device}"])
     run = RunFolder.create(folder, config)
     began = time.process_time()
     results = pipeline.train_only(config, run)
@@ -64,6 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
     parser.add_argument("--network", default="DARTS_V2", help="a published genotype or a baseline network")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--smoke", action="store_true", help="2 epochs, tiny network: for the test suite")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,7 +92,7 @@ def main() -> None:
     print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'at epoch':>8s} {'balanced %':>13s} {'few %':>13s} "
           f"{'train s':>9s} {'cpu s':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads)
+        jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads, args.device)
                 for name, overrides in recipes for seed in seeds]
         if args.jobs > 1:
             with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
