@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -58,3 +59,38 @@ def test_paper_configs_keep_the_papers_recipe():
     for name in ("darts_cifar10_lt", "ssf_cifar10_lt", "fairdarts_cifar10"):
         train = load_config(resolve_config_path(name)).train
         assert train.warmup_epochs == 0 and train.network == "cell", name
+
+
+class Killed(Exception):
+    """Stands in for a kill between an epoch's log row and its checkpoint."""
+
+
+def test_baseline_killed_during_warmup_resumes_to_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch):
+    from ltnas import pipeline
+    from ltnas.config import validate_config
+    from ltnas.runs import RunFolder
+    from ltnas.train.loop import JsonlLog
+
+    tiny_run["train"].update(network="cnn", epochs=3, warmup_epochs=2)
+    config = validate_config(tiny_run)
+
+    def outcome(folder):
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in JsonlLog(folder / "train" /
+                                                                                      "metrics.jsonl").rows()]
+        return rows, json.loads((folder / "eval.json").read_text())["balanced_test"]
+
+    pipeline.run_all(config, RunFolder.create(tmp_path / "whole", config))
+    original = RetrainTask.after_epoch
+
+    def interrupt(self, epoch, folder):
+        original(self, epoch, folder)
+        if epoch == 1:  # the second warm-up epoch: resumed from the first one's checkpoint
+            raise Killed
+
+    monkeypatch.setattr(RetrainTask, "after_epoch", interrupt)
+    with pytest.raises(Killed):
+        pipeline.run_all(config, RunFolder.create(tmp_path / "killed", config))
+    monkeypatch.setattr(RetrainTask, "after_epoch", original)
+    run = RunFolder.open(tmp_path / "killed")
+    pipeline.run_all(run.config(), run)
+    assert outcome(tmp_path / "killed") == outcome(tmp_path / "whole")
