@@ -89,11 +89,11 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "
           f"torch {torch.__version__}; config {args.config}, base overrides {base}")
-    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'at epoch':>8s} {'balanced %':>13s} {'few %':>13s} "
-          f"{'train s':>9s} {'cpu s':>7s}")
+    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'at epoch':>8s} {'balanced %':>13s} "
+          f"{'few %':>13s} {'train s':>9s} {'cpu s':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads, args.device)
-                for name, overrides in recipes for seed in seeds]
+        jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads,
+                 args.device) for name, overrides in recipes for seed in seeds]
         if args.jobs > 1:
             with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
                 results = pool.starmap(run_one, jobs, chunksize=1)

@@ -92,7 +92,8 @@ class SmallCNN(nn.Module):
         super().__init__()
         blocks, previous = [], in_channels
         for index, width in enumerate(widths):
-            blocks += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            blocks += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
             if index < len(widths) - 1:
                 blocks.append(nn.MaxPool2d(2, ceil_mode=True))
             previous = width
