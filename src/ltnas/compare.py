@@ -1,7 +1,9 @@
 """Comparisons: several variants of one config (methods, long-tail plug-ins, ...) × seeds, one table.
 
 A comparison is either built from a run config and a list of methods
-(`ltnas compare CONFIG --methods darts,fairdarts,ssf`) or read from a *comparison file*:
+(`ltnas compare CONFIG --methods darts,fairdarts,ssf,cnn,resnet32,darts_v2`: search methods, baseline
+networks trained with the same recipe, published genotypes retrained without search) or read from a
+*comparison file*:
 
     compare:
       title: "SSF-NAS (000): CIFAR10-LT"
@@ -26,14 +28,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from ltnas import lock
 from ltnas.atomic import atomic_write_text
-from ltnas.config import PublishedResults, RunConfig, Section, load_config
+from ltnas.config import BASELINE_NETWORKS, PublishedResults, RunConfig, SearchConfig, Section, load_config
 from ltnas.errors import LtnasError
 from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
@@ -114,24 +116,48 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
     return spec.model_copy(update={"base": str(base if base.is_file() else resolve_config(spec.base))})
 
 
-# How the papers name the methods; variants built from --methods are named so.
-METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS"}
+# How the papers name the methods and networks; variants built from --methods are named so.
+METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS",
+                "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet44": "ResNet-44", "resnet56": "ResNet-56",
+                "resnet110": "ResNet-110", "cnn": "CNN"}
+SEARCH_METHODS: tuple[str, ...] = get_args(SearchConfig.model_fields["method"].annotation)
+
+
+def method_variant(method: str) -> tuple[str, list[str]]:
+    """One `--methods` entry as (variant name, overrides): a search method (`search.method`), a baseline
+    network (`train.network`), or a published genotype retrained without search (`train.genotype`,
+    any letter case: darts_v2 → DARTS_V2)."""
+    if method in SEARCH_METHODS:
+        return METHOD_NAMES.get(method, method), [f"search.method={method}"]
+    if method in BASELINE_NETWORKS:
+        return METHOD_NAMES[method], [f"train.network={method}"]
+    from ltnas.space import published_genotypes
+
+    genotypes = {name.lower(): name for name in published_genotypes()}
+    if method.lower() in genotypes:
+        name = genotypes[method.lower()]
+        return name, [f"train.genotype={name}"]
+    raise LtnasError(f"unknown method '{method}' in --methods; choose search methods ({', '.join(SEARCH_METHODS)}), "
+                     f"baseline networks ({', '.join(BASELINE_NETWORKS)}) or published genotypes "
+                     f"({', '.join(genotypes.values())})")
 
 
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
-    """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
-    from the config's own `published` section, keyed by method. `config_path` may name a shipped config."""
+    """`ltnas compare CONFIG --methods a,b`: one variant per search method, baseline network or published
+    genotype (`method_variant`); the paper's numbers come from the config's own `published` section,
+    keyed by method. `config_path` may name a shipped config."""
     from ltnas.cli import resolve_config_path
 
     config_path = resolve_config_path(config_path)
     config = load_config(config_path)
-    names = {method: METHOD_NAMES.get(method, method) for method in methods}
+    variants = {method: method_variant(method) for method in methods}
+    names = {method: name for method, (name, _) in variants.items()}
     published = config.published
     if published is not None:
         values = {names[m]: v for m, v in published.values.items() if m in names}
         published = published.model_copy(update={"values": values})
     raw = {"title": config.name, "base": str(config_path), "seeds": seeds,
-           "variants": {names[method]: [f"search.method={method}"] for method in methods},
+           "variants": dict(variants.values()),
            "published": published.model_dump() if published and published.values else None}
     return _validated(raw, "--methods")
 

@@ -26,6 +26,7 @@ from ltnas.runs import RunFolder, resolve_device, use_channels_last
 from ltnas.search import strategy_class
 from ltnas.search.task import SearchTask
 from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters, load_genotype
+from ltnas.space.baselines import build_baseline
 from ltnas.space.heads import uses_normalised_classifier
 from ltnas.train.checkpoint import load_checkpoint, load_model_state, seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
@@ -99,8 +100,9 @@ def build_search_network(config: RunConfig, data: LongTailDataset, device: torch
     )
 
 
-def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
-    """Retrain `genotype` from scratch on the whole long-tailed training set; save the final model."""
+def train(ctx: Context, genotype: Genotype | None) -> torch.nn.Module:
+    """Retrain `genotype` (or, with `train.network` a baseline, that network; `genotype` None) from scratch
+    on the whole long-tailed training set; save the final model."""
     config, data = ctx.config, ctx.dataset
     cfg = config.train
     seed_everything(config.seed + TRAIN_SEED)
@@ -121,7 +123,8 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
                    if val_set is not None else None)
     if distributed.is_main():
         ctx.run.train.mkdir(parents=True, exist_ok=True)
-        genotype.to_json(ctx.run.train / "genotype.json")
+        if genotype is not None:
+            genotype.to_json(ctx.run.train / "genotype.json")
     task = RetrainTask(model, cfg, criterion, train_batches, val_batches, data.train_counts, data.num_classes)
     fit(task, cfg.epochs, ctx.run.train, ctx.progress)
     if distributed.is_main():
@@ -130,16 +133,20 @@ def train(ctx: Context, genotype: Genotype) -> DiscreteNetwork:
     return model
 
 
-def save_trained_model(ctx: Context, genotype: Genotype, model: torch.nn.Module) -> None:
+def save_trained_model(ctx: Context, genotype: Genotype | None, model: torch.nn.Module) -> None:
     """RUN/train/model.pt: weights plus all that prediction needs (ltnas/model_io.py)."""
-    from ltnas.model_io import Preprocess, genotype_network_spec, save_model
+    from ltnas.model_io import Preprocess, baseline_network_spec, genotype_network_spec, save_model
 
     cfg, data = ctx.config.train, ctx.dataset
-    network = genotype_network_spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
-                                    data.channels, data.image_size)
+    normalised = uses_normalised_classifier(cfg.longtail)
+    if genotype is None:
+        network = baseline_network_spec(cfg.network, data.num_classes, data.channels, normalised)
+    else:
+        network = genotype_network_spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
+                                        data.channels, data.image_size, normalised)
     preprocess = Preprocess(data.image_size, data.channels, tuple(data.mean), tuple(data.std))
-    save_model(ctx.run.train / "model.pt", network, model.state_dict(), data.classes, preprocess,
-               genotype=genotype.to_dict())
+    identity = {"genotype": genotype.to_dict()} if genotype is not None else {}
+    save_model(ctx.run.train / "model.pt", network, model.state_dict(), data.classes, preprocess, **identity)
 
 
 def retrain_split(config: RunConfig, data: LongTailDataset):
@@ -154,8 +161,13 @@ def retrain_split(config: RunConfig, data: LongTailDataset):
     return data.train.subset(train_idx), data.train.subset(val_idx)
 
 
-def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
+def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype | None) -> torch.nn.Module:
+    """The network `train` trains: the baseline `train.network` names, or the cell network of `genotype`."""
     cfg = config.train
+    if cfg.baseline:
+        return build_baseline(cfg.network, data.num_classes, data.channels, uses_normalised_classifier(cfg.longtail))
+    if genotype is None:
+        raise ValueError("a cell network needs a genotype")
     return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
                            in_channels=data.channels, image_size=data.image_size,
                            normalised=uses_normalised_classifier(cfg.longtail))
@@ -168,11 +180,12 @@ def evaluate(ctx: Context) -> dict:
         raise LtnasError(f"{ctx.run.path} has no trained model (train/model.pt); finish it with `ltnas run --resume "
                          f"{ctx.run.path}` or train one with `ltnas train`")
     began = perf_counter()
-    saved = load_checkpoint(model_file, ctx.device, keys=("genotype", "model"))
-    genotype = Genotype.from_dict(saved["genotype"])
+    saved = load_checkpoint(model_file, ctx.device, keys=("model",))
+    genotype = Genotype.from_dict(saved["genotype"]) if "genotype" in saved else None
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     load_model_state(model, saved["model"], model_file)
-    results = {"genotype": genotype.name or "searched", **_test_results(ctx, model)}
+    results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
+               **_test_results(ctx, model)}
     results["seconds"] = {
         "search": _stage_seconds(ctx.run, "search"),
         "train": _stage_seconds(ctx.run, "train"),
@@ -258,10 +271,11 @@ def method_runner(method: str) -> Callable[[RunConfig, RunFolder], dict] | None:
 def run_all(config: RunConfig, run: RunFolder) -> dict:
     """search → train → evaluate → report, each stage resuming where a killed run stopped.
 
-    With `train.genotype` set there is nothing to search: that genotype is trained instead.
+    With `train.genotype` set there is nothing to search: that genotype is trained instead; with
+    `train.network` a baseline, that network is.
     A method with its own kind of run (see METHOD_RUNNERS) runs that instead.
     """
-    if config.train.genotype:
+    if config.train.genotype or config.train.baseline:
         return train_only(config, run)
     runner = method_runner(config.search.method)
     if runner is not None:
@@ -293,9 +307,15 @@ def search_only(config: RunConfig, run: RunFolder) -> Genotype:
 
 
 def train_only(config: RunConfig, run: RunFolder) -> dict:
-    """Retrain `train.genotype` (a published name or a file), then evaluate and report."""
+    """Retrain `train.genotype` (a published name or a file) or the baseline `train.network`, then
+    evaluate and report."""
+    if config.train.baseline:
+        ctx = Context.prepare(config, run)
+        train(ctx, None)
+        return evaluate_and_report(ctx)
     if not config.train.genotype:
-        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2) or set train.genotype")
+        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2), set train.genotype, or "
+                         "set train.network to a baseline (e.g. resnet32)")
     ctx = Context.prepare(config, run)
     # A resumed run trains the genotype it started with, wherever it is resumed from and whatever
     # happened to the file it was read from since.
@@ -309,7 +329,7 @@ def evaluate_and_report(ctx: Context) -> dict:
     """Rank 0 evaluates and writes; under torchrun the other ranks wait and get its results."""
     results = None
     if distributed.is_main():
-        searched = not ctx.config.train.genotype
+        searched = not (ctx.config.train.genotype or ctx.config.train.baseline)
         if searched and ctx.config.search.method == "bbn":
             from ltnas.stages.bbn import reevaluate
 
