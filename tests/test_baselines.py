@@ -132,3 +132,32 @@ def test_quickstart_compares_search_methods_with_baselines():
     for name, changes in baselines.items():
         config = load_config(resolve_config_path("quickstart"), changes)
         assert config.train.baseline or config.train.genotype, name
+
+
+def test_resnet32_with_ldams_normalised_classifier_has_the_published_size():
+    """LDAM-DRW's NormedLinear has no bias: 464,154 − 10 = 464,144 parameters at 10 classes."""
+    from ltnas.space.heads import is_normalised
+
+    network = build_baseline("resnet32", 10, normalised=True)
+    assert is_normalised(network.classifier) and count_parameters(network) == 464_144
+
+
+def test_an_ldam_baseline_run_is_a_model_file_that_predicts_anywhere(tiny_yaml, tmp_path):
+    """A baseline trained under LDAM keeps its normalised classifier, and its model.pt rebuilds it with
+    nothing but the file (ltnas.load_model), giving the logits the run's own network gives."""
+    from ltnas import load_model
+    from ltnas.space.heads import is_normalised
+
+    out = tmp_path / "ldam"
+    code, _, stderr = call(["run", str(tiny_yaml), "--set", "train.network=resnet20", "--set",
+                            "train.longtail={loss: ldam}", "--set", "train.epochs=1", "--out", str(out)])
+    assert code == 0, stderr
+    saved = torch.load(out / "train" / "model.pt", weights_only=False)
+    assert saved["network"] == {"name": "baseline", "kwargs": {"network": "resnet20", "num_classes": 4,
+                                                                 "in_channels": 3, "normalised": True}}
+    model, preprocess, classes = load_model(out / "train" / "model.pt")
+    assert is_normalised(model.classifier) and len(classes) == 4
+    reference = build_baseline("resnet20", 4, 3, normalised=True)
+    reference.load_state_dict(saved["model"])
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(model(x), reference.eval()(x))
