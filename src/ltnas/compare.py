@@ -115,7 +115,8 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
 
 
 # How the papers name the methods; variants built from --methods are named so.
-METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS"}
+METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS",
+                "pcdarts": "PC-DARTS", "gdas": "GDAS"}
 
 
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
