@@ -172,3 +172,16 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     resumed = search_outcome(tmp_path / "killed")
     assert resumed[0] == whole[0] and resumed[1] == whole[1]
     assert all(torch.equal(a, b) for a, b in zip(resumed[2], whole[2]))
+
+
+def test_compare_runs_pcdarts_and_gdas_side_by_side(tiny_yaml, tmp_path):
+    from test_cli import call
+
+    out = tmp_path / "compare"
+    code, stdout, stderr = call(["compare", str(tiny_yaml), "--methods", "pcdarts,gdas", "--out", str(out),
+                                 "--set", "search.epochs=1", "--set", "train.epochs=1",
+                                 "--set", "search.pcdarts.arch_start_epoch=0"])
+    assert code == 0, stderr
+    assert "PC-DARTS" in stdout and "GDAS" in stdout
+    for member in ("pc-darts", "gdas"):
+        assert (out / member / "seed_0" / "eval.json").is_file()
