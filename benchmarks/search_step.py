@@ -213,7 +213,8 @@ def run_child(args, impl: str, method: str) -> dict:
     argv = [a for a in sys.argv[1:] if a != "--smoke"]
     command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method]
     if args.smoke:  # the child must use the same tiny sizes
-        command += ["--channels", str(args.channels), "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1", "--warmup", "1"]
+        command += ["--channels", str(args.channels), "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1",
+                    "--warmup", "1"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

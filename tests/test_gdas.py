@@ -51,7 +51,8 @@ def test_forward_runs_the_sampled_operation_only(monkeypatch):
     network.relaxation.generator = torch.Generator().manual_seed(0)
     ran = []
     original = MixedEdge._run
-    monkeypatch.setattr(MixedEdge, "_run", lambda self, i, inputs: ran.append((id(self), i)) or original(self, i, inputs))
+    monkeypatch.setattr(MixedEdge, "_run",
+                        lambda self, i, inputs: ran.append((id(self), i)) or original(self, i, inputs))
     sampled = {}
     forward = network.relaxation.forward
 
@@ -63,7 +64,8 @@ def test_forward_runs_the_sampled_operation_only(monkeypatch):
     monkeypatch.setattr(network.relaxation, "forward", remember)
     network.train()
     network(torch.randn(2, 3, 8, 8))
-    expected = [(id(edge), sampled[not cell.reduction][e]) for cell in network.cells for e, edge in enumerate(cell.edges)]
+    expected = [(id(edge), sampled[not cell.reduction][e])
+                for cell in network.cells for e, edge in enumerate(cell.edges)]
     assert ran == expected  # one operation per edge, the sampled one, and nothing else
 
 
