@@ -26,6 +26,10 @@ def test_channel_shuffle_by_hand():
     # four groups of two channels (0 1 | 2 3 | 4 5 | 6 7), transposed: first channel of each group, then second
     assert channel_shuffle(x, 4).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
     assert channel_shuffle(x, 2).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+    y = torch.randn(2, 8, 3, 5)
+    nhwc = channel_shuffle(y.contiguous(memory_format=torch.channels_last), 4)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)  # the NHWC fast path is kept
+    assert torch.equal(nhwc, channel_shuffle(y, 4)) and torch.equal(channel_shuffle(y, 4), y[:, [0, 2, 4, 6, 1, 3, 5, 7]])
 
 
 @pytest.mark.parametrize("stride", [1, 2])

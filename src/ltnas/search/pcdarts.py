@@ -24,8 +24,13 @@ from ltnas.space.search_network import EdgeInput, MixedEdge
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """(N, g·c, H, W) → channel order (0, c, 2c, …, 1, c+1, …): view as (N, g, c), transpose to (N, c, g)."""
+    """(N, g·c, H, W) → channel order (0, c, 2c, …, 1, c+1, …): view as (N, g, c), transpose to (N, c, g).
+
+    A channels_last input stays channels_last (shuffled as NHWC), so the supernet's NHWC fast path holds."""
     n, channels, h, w = x.shape
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        nhwc = x.permute(0, 2, 3, 1).reshape(n, h, w, groups, channels // groups).transpose(3, 4)
+        return nhwc.reshape(n, h, w, channels).permute(0, 3, 1, 2)
     return x.reshape(n, groups, channels // groups, h, w).transpose(1, 2).reshape(n, channels, h, w)
 
 
