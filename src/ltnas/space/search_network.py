@@ -55,7 +55,10 @@ class EdgeInput:
         """The first C/k channels, as every partial-channel edge leaving this node sees them (PC-DARTS),
         with their own shared ReLU and poolings."""
         if k not in self._partial:
-            self._partial[k] = EdgeInput(self.x[:, : self.x.shape[1] // k])
+            part = self.x[:, : self.x.shape[1] // k]
+            if not self.x.is_contiguous() and self.x.is_contiguous(memory_format=torch.channels_last):
+                part = part.contiguous(memory_format=torch.channels_last)  # a channel slice of NHWC is strided
+            self._partial[k] = EdgeInput(part)
         return self._partial[k]
 
     def relu(self) -> torch.Tensor:
