@@ -118,7 +118,7 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
 
 # How the papers name the methods and networks; variants built from --methods are named so.
 METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS",
-                "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet44": "ResNet-44", "resnet56": "ResNet-56",
+                "pcdarts": "PC-DARTS", "gdas": "GDAS", "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet44": "ResNet-44", "resnet56": "ResNet-56",
                 "resnet110": "ResNet-110", "cnn": "CNN"}
 SEARCH_METHODS: tuple[str, ...] = get_args(SearchConfig.model_fields["method"].annotation)
 

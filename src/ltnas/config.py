@@ -235,7 +235,40 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "ssf": FAIRDARTS_DEFAULTS,
     # Paper 001: batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
     "bbn": {"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
+    # PC-DARTS (Xu et al., 2020), the authors' train_search.py: batch 256, SGD lr 0.1 → 0 (cosine),
+    # α (and β) Adam lr 6e-4; momentum 0.9, wd 3e-4, α betas (0.5, 0.999) and wd 1e-3, 50 epochs are
+    # DARTS' defaults already. α updates start at pcdarts.arch_start_epoch (15).
+    "pcdarts": {"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
+    # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr
+    # 0.025 → 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order.
+    # (Their SGD is Nesterov; ltnas's weight optimizer is plain momentum SGD for every method.)
+    "gdas": {"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
+             "arch_lr": 3e-4, "order": "first"},
 }
+
+
+class PcDartsConfig(Section):
+    """PC-DARTS (Xu et al., ICLR 2020): partial channel connections and edge normalisation; used when
+    `search.method: pcdarts`. Defaults: the authors' code (yuhuixu1993/PC-DARTS)."""
+
+    k: int = Field(4, ge=1, description="1/k of each edge's channels go through the mixed operation, the rest "
+                   "pass by; search.init_channels must be a multiple of k (the authors' K = 4)")
+    arch_start_epoch: int = Field(15, ge=0, description="α and β are updated from this epoch on (0-based; the "
+                                  "authors' warm-up of 15 epochs trains the weights alone)")
+
+
+class GdasConfig(Section):
+    """GDAS (Dong & Yang, CVPR 2019): one Gumbel-softmax sampled operation per edge; used when
+    `search.method: gdas`. Defaults: the authors' code (D-X-Y/AutoDL-Projects)."""
+
+    tau_max: float = Field(10.0, gt=0, description="Gumbel-softmax temperature τ at the first search epoch")
+    tau_min: float = Field(0.1, gt=0, description="τ at the last search epoch (linear in between)")
+
+    @model_validator(mode="after")
+    def _falling(self) -> "GdasConfig":
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min ({self.tau_min}) exceeds tau_max ({self.tau_max}); τ anneals downwards")
+        return self
 
 
 class BbnConfig(Section):
@@ -290,10 +323,12 @@ class BbnConfig(Section):
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts", "ssf", "bbn", "imbnas"] = Field(
+    method: Literal["darts", "fairdarts", "ssf", "bbn", "imbnas", "pcdarts", "gdas"] = Field(
         "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
         "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); bbn (two-branch DARTS with HLS, paper 001's "
-        "settings); imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections)"
+        "settings); imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections); "
+        "pcdarts (PC-DARTS: partial channels + edge normalisation, see `pcdarts`); gdas (GDAS: one Gumbel-sampled "
+        "operation per edge, see `gdas`)"
     )
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
@@ -328,6 +363,8 @@ class SearchConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     bbn: BbnConfig = Field(default_factory=BbnConfig)
+    pcdarts: PcDartsConfig = Field(default_factory=PcDartsConfig)
+    gdas: GdasConfig = Field(default_factory=GdasConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
     # None = on for the CPU only. On an H100 (torch 2.11, cuDNN 9.19) NHWC was slower and cuDNN gave the
     # affine-free supernet wrong float32 gradients (benchmarks/RESULTS.md, "GPU check").
@@ -348,6 +385,14 @@ class SearchConfig(Section):
             raise ValueError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
         if self.method == "bbn" and self.order == "second":
             raise ValueError("the bbn search is first order only; set search.order: first")
+        if self.method == "gdas" and self.order != "first":
+            raise ValueError("the gdas search is first order only (as the authors'); set search.order: first")
+        if self.method == "pcdarts" and self.init_channels % self.pcdarts.k:
+            raise ValueError(f"init_channels ({self.init_channels}) must be a multiple of pcdarts.k "
+                             f"({self.pcdarts.k}): each edge splits its channels into k parts")
+        if self.method == "pcdarts" and self.pcdarts.arch_start_epoch >= self.epochs:
+            raise ValueError(f"pcdarts.arch_start_epoch ({self.pcdarts.arch_start_epoch}) is not below epochs "
+                             f"({self.epochs}), so α would never be updated; lower it (the authors': 15 of 50)")
         if self.method == "bbn" and self.longtail != LongTailConfig():
             raise ValueError("the bbn search re-samples through its class-balanced branch; leave search.longtail unset")
         return self
@@ -588,7 +633,7 @@ def drw_warnings(config: RunConfig) -> list[str]:
     """DRW settings of the sections this run uses whose switch epoch is never reached (no re-weighting)."""
     method, procedure = config.search.method, config.adapt.procedure
     used: list[tuple[str, LongTailConfig, str, int]] = []
-    if method in ("darts", "fairdarts", "ssf") and not config.train.genotype:
+    if method in ("darts", "fairdarts", "ssf", "pcdarts", "gdas") and not config.train.genotype:
         used.append(("search.longtail", config.search.longtail, "search.epochs", config.search.epochs))
     if method != "bbn" and (config.eval.model != "supernet" or config.train.genotype):
         used.append(("train.longtail", config.train.longtail, "train.epochs", config.train.epochs))

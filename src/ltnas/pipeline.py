@@ -94,7 +94,7 @@ def build_search_network(config: RunConfig, data: LongTailDataset, device: torch
     cfg = config.search
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
-        nodes=cfg.nodes, relaxation=strategy_class(cfg.method).relaxation, alpha_init_std=cfg.alpha_init_std,
+        nodes=cfg.nodes, **strategy_class(cfg.method).network_options(cfg), alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
         normalised=uses_normalised_classifier(cfg.longtail),
     )
@@ -281,7 +281,8 @@ def run_all(config: RunConfig, run: RunFolder) -> dict:
     if runner is not None:
         if distributed.is_distributed():
             raise LtnasError(f"search.method {config.search.method} runs in one process; under torchrun ltnas "
-                             "runs darts, fairdarts and ssf searches and retraining (start it without torchrun)")
+                             "runs darts, fairdarts, ssf, pcdarts and gdas searches and retraining (start it "
+                             "without torchrun)")
         return runner(config, run)
     ctx = Context.prepare(config, run)
     genotype = search(ctx)

@@ -182,7 +182,8 @@ def saved_yaml(config: RunConfig) -> str:
     method = config.search.method
     defaults = RunConfig.model_validate({"search": {"method": method}}).model_dump(mode="json")
     unused = [] if method == "imbnas" else [(section,) for section in IMBNAS_SECTIONS]
-    unused += [("search", name) for name, used_by in (("ssl", "ssf"), ("bbn", "bbn")) if method != used_by]
+    unused += [("search", name) for name, used_by in (("ssl", "ssf"), ("bbn", "bbn"), ("pcdarts", "pcdarts"),
+                                                                   ("gdas", "gdas")) if method != used_by]
     if method != "imbnas" and not config.train.genotype and (method == "bbn" or config.eval.model == "supernet"):
         unused.append(("train",))
     for path in unused:

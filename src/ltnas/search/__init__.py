@@ -3,11 +3,14 @@
 from ltnas.errors import LtnasError
 from ltnas.search.darts import DartsSearch
 from ltnas.search.fairdarts import FairDartsSearch
+from ltnas.search.gdas import GdasSearch
 from ltnas.search.losses import barlow_twins_loss, zero_one_loss
+from ltnas.search.pcdarts import PcDartsSearch
 from ltnas.search.ssf import Projector, SsfSearch
 from ltnas.search.schedules import SCHEDULES, hls_factor, mixing_ratio
 
-STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch, "ssf": SsfSearch}
+STRATEGIES = {"darts": DartsSearch, "fairdarts": FairDartsSearch, "ssf": SsfSearch, "pcdarts": PcDartsSearch,
+              "gdas": GdasSearch}
 
 
 def strategy_class(method: str):
@@ -17,6 +20,6 @@ def strategy_class(method: str):
 
 
 __all__ = [
-    "DartsSearch", "FairDartsSearch", "Projector", "SCHEDULES", "STRATEGIES", "SsfSearch", "barlow_twins_loss",
+    "DartsSearch", "FairDartsSearch", "GdasSearch", "PcDartsSearch", "Projector", "SCHEDULES", "STRATEGIES", "SsfSearch", "barlow_twins_loss",
     "hls_factor", "mixing_ratio", "strategy_class", "zero_one_loss",
 ]
