@@ -207,3 +207,25 @@ def test_streamed_folder_builds_a_dataset(tmp_path):
     for key in ("mean", "std"):
         assert summary.pop(key) == pytest.approx(expected.pop(key))
     assert summary == expected
+
+
+def test_a_comparison_of_folder_runs_names_its_test_set_too(folder_run, tmp_path):
+    """The comparison table, its verdict and comparison.md call a stratified split "test", as the run
+    report does; comparisons of balanced test sets keep "balanced test"."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ltnas.report.comparison import table_rows, verdict, write_comparison
+
+    members = []
+    for variant in ("A", "B"):  # a comparison's members live in its folder
+        shutil.copytree(folder_run, tmp_path / variant, ignore=shutil.ignore_patterns(".lock"))
+        members.append((variant, 0, tmp_path / variant))
+    spec = SimpleNamespace(title="folder", seeds=[0], published=None)
+    result = write_comparison(tmp_path, spec, members)
+    assert result["test_set"] == "test"
+    header, _ = table_rows(result)
+    assert header[1] == "test" and "balanced test" not in header
+    assert "% test accuracy" in verdict(result)
+    assert "on the test set" in (tmp_path / "comparison.md").read_text()
+    assert table_rows({**result, "test_set": None})[0][1] == "balanced test"  # comparison.json from before

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ltnas.atomic import atomic_write_text
+from ltnas.report.naming import name_of_test_set
 from ltnas.report.summary import format_params, format_seconds
 
 # (key in comparison.json, column title, dotted path into eval.json)
@@ -72,6 +73,19 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     return table
 
 
+def main_test_set_name(members: Sequence[tuple[str, int, Path]]) -> str:
+    """What the members' main test set is ("balanced test", or "test" for e.g. a folder's stratified
+    split: report/naming.py), read from the first member's eval.json."""
+    for _variant, _seed, path in members:
+        return name_of_test_set(json.loads((Path(path) / "eval.json").read_text()).get("balanced_test"))
+    return "balanced test"
+
+
+def main_test_set(result: dict) -> str:
+    """The main test set's name in a comparison.json (files written before it was recorded: balanced)."""
+    return result.get("test_set") or "balanced test"
+
+
 def baseline_variants(members: Sequence[tuple[str, int, Path]]) -> list[str]:
     """The variants that searched nothing: a baseline network (`train.network`) or a given genotype
     (`train.genotype`), read from each member's config.yaml."""
@@ -97,7 +111,7 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
     if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
         published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
-              "baselines": baseline_variants(members),
+              "baselines": baseline_variants(members), "test_set": main_test_set_name(members),
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
                        for variant in table},
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
@@ -140,7 +154,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
     mu_columns = [(key, title) for key, title, _ in MU_METRICS
                   if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
-    header = ["variant", *(title for _, title, _ in METRICS), *(f"balanced test, {t}" for _, t in mu_columns),
+    titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
+    header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in mu_columns),
               "params", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
@@ -181,9 +196,9 @@ def verdict(result: dict) -> str | None:
     (best, winner), (second, runner_up) = ranked[0], ranked[1]
     stats = result["variants"]
     if best - second < 5e-5:  # equal at the two decimals shown
-        line = f"No winner: {winner} and {runner_up} tie at {100 * best:.2f}% balanced test accuracy."
+        line = f"No winner: {winner} and {runner_up} tie at {100 * best:.2f}% {main_test_set(result)} accuracy."
     else:
-        line = (f"{winner} won: {100 * best:.2f}% balanced test accuracy, {100 * (best - second):.2f} points "
+        line = (f"{winner} won: {100 * best:.2f}% {main_test_set(result)} accuracy, {100 * (best - second):.2f} points "
                 f"more than {runner_up}.")
     few = {variant: stats[variant]["few"]["mean"] for _, variant in ranked}
     if few[winner] is not None:
@@ -242,7 +257,7 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     many, few = (result.get("shot_thresholds") or {}).get("many", 100), (result.get("shot_thresholds") or {}).get("few", 20)
     baselines = result.get("baselines") or []
     parts = [f"# {result.get('title') or 'Comparison'}",
-             f"Accuracy in percent on the balanced test set (overall, and per shot group: many > {many}, "
+             f"Accuracy in percent on the {main_test_set(result)} set (overall, and per shot group: many > {many}, "
              f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
              f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
              _markdown_table(header, rows)]
