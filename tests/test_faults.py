@@ -167,7 +167,7 @@ def test_compare_resume_while_a_member_is_held_is_refused(tmp_path, tiny, capsys
 
 
 def test_supernet_cache_entry_being_trained_is_refused(tmp_path):
-    from ltnas.train.adapt import source_supernet, supernet_key
+    from ltnas.stages.imbnas import source_supernet, supernet_key
 
     raw = {**TINY_RUN, "source_data": TINY_RUN["data"], "search": {"method": "imbnas"},
            "adapt": {"supernet_cache": str(tmp_path / "cache")}}

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ltnas import __version__
-from ltnas.config import load_config
+from ltnas.config import load_config, resolve_config_path, shipped_configs  # noqa: F401 (re-exported)
 from ltnas.errors import LtnasError
 
 EPILOG = "Configs: a YAML path or the name of a shipped config (see `ltnas configs`)."
@@ -22,27 +21,6 @@ EPILOG = "Configs: a YAML path or the name of a shipped config (see `ltnas confi
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         raise LtnasError(f"{message}; see `{self.prog} --help`")
-
-
-def shipped_configs() -> dict[str, Path]:
-    folder = resources.files("ltnas").joinpath("configs")
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def resolve_config_path(value: str | Path) -> Path:
-    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
-    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
-    path = Path(value)
-    if path.is_file():
-        return path
-    shipped = shipped_configs()
-    if str(value) in shipped:
-        return shipped[str(value)]
-    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
-        return shipped[path.stem]
-    raise LtnasError(
-        f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,12 +236,10 @@ def _main(argv: list[str] | None) -> int:
             return _run_command(args.command, run, config)
 
 
-QUICKSTART_METHODS = ("darts", "fairdarts", "ssf")
-
-
 def _compare_command(args: argparse.Namespace) -> int:
     """`compare` and `quickstart` (the three methods on the quickstart config): a new or resumed comparison."""
     from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
+    from ltnas.methods import quickstart_methods
     from ltnas.report.comparison import print_comparison
 
     from ltnas import watch
@@ -291,7 +267,7 @@ def _compare_command(args: argparse.Namespace) -> int:
     else:
         seeds = _seed_list(args)
         path = resolve_config_path("quickstart" if quickstart else _required_config(args))
-        methods = list(QUICKSTART_METHODS) if quickstart else _method_list(args)
+        methods = quickstart_methods() if quickstart else _method_list(args)
         if is_comparison_file(path):
             if methods:
                 raise LtnasError(f"{path} is a comparison file: it lists its own variants; drop --methods")
@@ -384,9 +360,9 @@ def _run_command(command: str, run, config) -> int:
     from ltnas import distributed, pipeline
     from ltnas.report import print_summary
 
-    if command == "search" and config.search.method == "imbnas":
-        command = "evolve"  # IMB-NAS searches by evolving a supernet's subnets
     if command == "search":
+        from ltnas.methods import method
+
         genotype = pipeline.search_only(config, run)
         if not distributed.is_main():
             return 0
@@ -396,10 +372,10 @@ def _run_command(command: str, run, config) -> int:
             print(f"ltnas: warning: the {' and '.join(empty)} cell kept no operation (every σ below "
                   f"search.threshold={config.search.threshold}); search longer or lower the threshold",
                   file=sys.stderr)
-        print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
+        print(f"genotype: {run.path / method(config.search.method).genotype_file}\nrun folder: {run.path}")
         return 0
     if command in ("supernet", "evolve"):
-        from ltnas.train import adapt
+        from ltnas.stages import imbnas as adapt
 
         if command == "supernet":
             print(f"supernet: {adapt.supernet_only(config, run)}\nrun folder: {run.path}")
@@ -408,7 +384,7 @@ def _run_command(command: str, run, config) -> int:
             print(f"genotype: {run.path / 'evolve' / 'genotype.json'}\nrun folder: {run.path}")
         return 0
     if command == "adapt":
-        from ltnas.train.adapt import run_imbnas
+        from ltnas.stages.imbnas import run_imbnas
 
         results = run_imbnas(config, run)
     elif command == "train":

@@ -33,8 +33,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from ltnas import lock
 from ltnas.atomic import atomic_write_text
-from ltnas.config import PublishedResults, RunConfig, Section, load_config
+from ltnas.config import PublishedResults, RunConfig, Section, load_config, resolve_config_path
 from ltnas.errors import LtnasError
+from ltnas.methods import METHODS
 from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
 SPEC_FILE = "comparison.yaml"
@@ -114,18 +115,13 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
     return spec.model_copy(update={"base": str(base if base.is_file() else resolve_config(spec.base))})
 
 
-# How the papers name the methods; variants built from --methods are named so.
-METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS"}
-
-
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
     """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
     from the config's own `published` section, keyed by method. `config_path` may name a shipped config."""
-    from ltnas.cli import resolve_config_path
-
     config_path = resolve_config_path(config_path)
     config = load_config(config_path)
-    names = {method: METHOD_NAMES.get(method, method) for method in methods}
+    # named as their papers name them (ltnas.methods); an unknown name fails when the variant's config is validated
+    names = {method: METHODS[method].title if method in METHODS else method for method in methods}
     published = config.published
     if published is not None:
         values = {names[m]: v for m, v in published.values.items() if m in names}

@@ -8,6 +8,7 @@ for `search`, the DARTS evaluation recipe for `train`.
 from __future__ import annotations
 
 import difflib
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,18 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltnas.errors import LtnasError
+from ltnas.methods import METHODS, PRIMITIVES, method as method_entry
 
-# DARTS primitive order (DESIGN.md). Kept here as plain names so that reading a config never needs torch.
-PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+# DARTS primitive order, as plain names so that reading a config never needs torch.
 
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
 # data keys that only these sources read; any other source refuses them
@@ -212,28 +204,6 @@ class SslConfig(Section):
         return value
 
 
-# The authors' settings for FairDARTS (paper 003), applied to the keys a config leaves unset when
-# `search.method` is fairdarts or ssf (SSF-NAS is FairDARTS plus Barlow Twins); anything the config
-# sets explicitly wins.
-FAIRDARTS_DEFAULTS: dict[str, Any] = {
-    "primitives": [name for name in PRIMITIVES if name != "none"],
-    "batch_size": 128,
-    "lr": 0.005,
-    "lr_min": 0.001,
-    "arch_lr": 3e-3,
-    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
-    "arch_betas": (0.9, 0.999),
-    "order": "first",
-    "derive": "threshold",
-}
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fairdarts": FAIRDARTS_DEFAULTS,
-    "ssf": FAIRDARTS_DEFAULTS,
-    # Paper 001: batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
-    "bbn": {"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
-}
-
-
 class BbnConfig(Section):
     """Two-branch (BBN) search with heterogeneous LR scheduling, paper 001; used when `search.method: bbn`."""
 
@@ -286,11 +256,7 @@ class BbnConfig(Section):
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts", "ssf", "bbn", "imbnas"] = Field(
-        "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
-        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); bbn (two-branch DARTS with HLS, paper 001's "
-        "settings); imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections)"
-    )
+    method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = "first"
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
     init_channels: int = Field(16, ge=1)
@@ -334,18 +300,24 @@ class SearchConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
-            data = {**METHOD_DEFAULTS[data["method"]], **data}
+        """The method's own `search` settings (ltnas.methods) fill the keys the config leaves unset."""
+        if isinstance(data, dict) and data.get("method") in METHODS:
+            data = {**METHODS[data["method"]].search_defaults, **data}
         return data
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown search method '{value}'; choose from {', '.join(METHODS)}")
+        return value
 
     @model_validator(mode="after")
     def _method_settings(self) -> "SearchConfig":
-        if self.method == "ssf" and self.order != "first":
-            raise ValueError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
-        if self.method == "bbn" and self.order == "second":
-            raise ValueError("the bbn search is first order only; set search.order: first")
-        if self.method == "bbn" and self.longtail != LongTailConfig():
-            raise ValueError("the bbn search re-samples through its class-balanced branch; leave search.longtail unset")
+        check = METHODS[self.method].check
+        problem = check(self) if check else None
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("primitives")
@@ -555,13 +527,13 @@ class RunConfig(Section):
 
 def drw_warnings(config: RunConfig) -> list[str]:
     """DRW settings of the sections this run uses whose switch epoch is never reached (no re-weighting)."""
-    method, procedure = config.search.method, config.adapt.procedure
+    entry, procedure = method_entry(config.search.method), config.adapt.procedure
     used: list[tuple[str, LongTailConfig, str, int]] = []
-    if method in ("darts", "fairdarts", "ssf") and not config.train.genotype:
+    if entry.searches_with_longtail and not config.train.genotype:
         used.append(("search.longtail", config.search.longtail, "search.epochs", config.search.epochs))
-    if method != "bbn" and (config.eval.model != "supernet" or config.train.genotype):
+    if entry.retrains(config):
         used.append(("train.longtail", config.train.longtail, "train.epochs", config.train.epochs))
-    if method == "imbnas":
+    if "supernet" in entry.sections:
         used.append(("supernet.longtail", config.supernet.longtail, "supernet.epochs", config.supernet.epochs))
         adapt = {"P1": ("adapt.classifier_longtail", config.adapt.classifier_longtail, "adapt.epochs",
                         config.adapt.epochs),
@@ -574,6 +546,28 @@ def drw_warnings(config: RunConfig) -> list[str]:
             f"lower it or leave it unset (0.8 × epochs)"
             for key, cfg, epochs_key, epochs in used
             if cfg.reweight == "drw" and cfg.drw_epoch is not None and cfg.drw_epoch >= epochs]
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with ltnas (`ltnas configs`), by name."""
+    folder = resources.files("ltnas").joinpath("configs")
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def resolve_config_path(value: str | Path) -> Path:
+    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
+    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if str(value) in shipped:
+        return shipped[str(value)]
+    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
+        return shipped[path.stem]
+    raise LtnasError(
+        f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
+    )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -18,7 +18,8 @@ import yaml
 
 from ltnas.errors import LtnasError
 from ltnas.metrics import shot_groups, shot_thresholds
-from ltnas.report.evolution import evolution_rows, imbnas_section, plot_evolution
+from ltnas.methods import report_sections, resolve
+from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
     node_name,
     plot_alpha_heatmap,
@@ -131,10 +132,10 @@ def write_report(run_dir: str | Path) -> Path:
         _summary_section(run),
         _data_section(run),
         _search_section(run, plots),
-        imbnas_section(run.path, run.evaluation, plots),
+        *[resolve(section)(run, plots) for section in report_sections("search")],  # the methods' own
         _retrain_section(run, plots),
         _evaluation_section(run, plots),
-        _mu_sweep_section(run, plots),
+        *[resolve(section)(run, plots) for section in report_sections("evaluation")],
         _config_section(run),
     ]
     report = run.path / "report.md"
@@ -326,7 +327,7 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def _mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
+def mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
     """Two-branch runs: accuracy at every test-time mixing ratio (μ = 1 instance head, 0 balanced head)."""
     if not run.mu_sweep:
         return ""

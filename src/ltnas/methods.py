@@ -1,0 +1,154 @@
+"""The method table: every search method ltnas runs, declared once.
+
+An entry says what a method is made of — its paper's name, the `search` settings its authors use
+(applied to the keys a config leaves unset), the config sections it reads, its search strategy, and
+its stages: the whole run, the stand-alone search, the re-evaluation of a finished run, and the
+extra sections of its report. The pipeline, the CLI, `compare` and the report read this table and
+name no method themselves (docs/ARCHITECTURE.md, "Add a method").
+
+Stages and strategies are named as "module:attribute" and imported only when used, so that reading
+a config (which validates `search.method` against this table) never imports torch.
+
+Nothing here imports from ltnas besides `errors`: config.py, runs.py and the stages all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Callable
+
+from ltnas.errors import LtnasError
+
+# DARTS primitive order, as plain names (config.py re-exports it).
+PRIMITIVES: tuple[str, ...] = (
+    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+# Stages of the methods that search a cell, retrain it and evaluate it (ltnas/stages/standard.py).
+STANDARD_RUN = "ltnas.stages.standard:run"
+STANDARD_SEARCH = "ltnas.stages.standard:search_only"
+STANDARD_EVALUATE = "ltnas.stages.standard:evaluate_searched"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One search method and everything ltnas needs to run, compare and report it."""
+
+    name: str  # the value of `search.method`
+    title: str  # how its paper names it: comparison tables, quickstart, reports
+    summary: str  # one line for `search.method`'s description
+    strategy: str | None = None  # "module:Class" of its search strategy (ltnas.search), if it has one
+    search_defaults: dict[str, Any] = field(default_factory=dict)  # the authors' `search` settings
+    sections: tuple[str, ...] = ()  # config sections only some methods read that this one reads
+    run: str = STANDARD_RUN  # "module:function" (config, run) -> eval.json dict: the whole run
+    search: str = STANDARD_SEARCH  # (config, run) -> Genotype: `ltnas search`
+    genotype_file: str = "search/genotype.json"  # where `search` writes the genotype, in the run folder
+    evaluate: str = STANDARD_EVALUATE  # (ctx) -> eval.json dict: `ltnas eval` of a finished searched run
+    # (place, "module:function"): (RunFiles, plots drawn) -> a markdown section of report.md, "" when the run
+    # folder lacks its files; place is "search" (after the search section) or "evaluation" (after it)
+    report_sections: tuple[tuple[str, str], ...] = ()
+    evaluates_supernet: bool | None = None  # True: never retrains (its searched network is evaluated);
+    # False: always retrains; None: as `eval.model` says
+    searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
+    single_process: bool = False  # refuses torchrun
+    quickstart: bool = False  # one of `ltnas quickstart`'s methods
+    views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
+    check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
+
+    def strategy_class(self) -> type:
+        if self.strategy is None:
+            raise LtnasError(f"search.method {self.name} has no search strategy of the shared search stage")
+        return resolve(self.strategy)
+
+    def retrains(self, config) -> bool:
+        """Whether a run of `config` (a RunConfig with this method) retrains a genotype."""
+        if config.train.genotype:
+            return True
+        if self.evaluates_supernet is None:
+            return config.eval.model != "supernet"
+        return not self.evaluates_supernet
+
+    def reads(self, config) -> set[str]:
+        """The optional config sections a run of `config` reads (see OPTIONAL_SECTIONS)."""
+        return set(self.sections) | ({"train"} if self.retrains(config) else set())
+
+
+def resolve(target: str) -> Any:
+    """"module:attribute" → the attribute, imported now."""
+    module, _, name = target.partition(":")
+    return getattr(import_module(module), name)
+
+
+def _first_order_only(message: str) -> Callable[[Any], str | None]:
+    return lambda search: message if search.order != "first" else None
+
+
+def _bbn_settings(search) -> str | None:
+    if search.order == "second":
+        return "the bbn search is first order only; set search.order: first"
+    if search.longtail.model_dump() != type(search.longtail)().model_dump():
+        return "the bbn search re-samples through its class-balanced branch; leave search.longtail unset"
+    return None
+
+
+# The authors' settings for FairDARTS (Chu et al., 2020), for fairdarts and ssf (SSF-NAS is FairDARTS
+# plus Barlow Twins).
+FAIRDARTS_DEFAULTS: dict[str, Any] = {
+    "primitives": [name for name in PRIMITIVES if name != "none"],
+    "batch_size": 128,
+    "lr": 0.005,
+    "lr_min": 0.001,
+    "arch_lr": 3e-3,
+    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
+    "arch_betas": (0.9, 0.999),
+    "order": "first",
+    "derive": "threshold",
+}
+
+IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
+
+METHODS: dict[str, Method] = {method.name: method for method in (
+    Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
+           strategy="ltnas.search.darts:DartsSearch", quickstart=True),
+    Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
+           strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS, quickstart=True),
+    Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
+           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS, sections=("search.ssl",),
+           quickstart=True, views=True,
+           check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
+                                   "search.order=first")),
+    # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
+    Method("bbn", "BBN-HLS", "two-branch (BBN) DARTS with heterogeneous LR scheduling, HLS (Tang, 2024)'s settings "
+           "(search.bbn)",
+           search_defaults={"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
+           sections=("search.bbn",), run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
+           evaluate="ltnas.stages.bbn:reevaluate", report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
+           evaluates_supernet=True, searches_with_longtail=False, single_process=True, check=_bbn_settings),
+    Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
+           "evolve and adapt sections)",
+           sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
+           genotype_file="evolve/genotype.json", evaluate="ltnas.stages.standard:evaluate_retrained",
+           report_sections=(("search", "ltnas.report.evolution:imbnas_section"),), evaluates_supernet=False,
+           searches_with_longtail=False, single_process=True),
+)}
+
+# Sections only some methods read (a run folder's saved config leaves them out when unused and default).
+OPTIONAL_SECTIONS = ("search.ssl", "search.bbn", "train", *IMBNAS_SECTIONS)
+
+
+def method(name: str) -> Method:
+    if name not in METHODS:
+        raise LtnasError(f"unknown search method '{name}'; choose from {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def report_sections(place: str) -> list[str]:
+    """Every method's report sections at `place`, in table order. The report shows each whose files the
+    run folder has (so `ltnas evolve` with any config still reports its evolution)."""
+    return [target for entry in METHODS.values() for where, target in entry.report_sections if where == place]
+
+
+def quickstart_methods() -> list[str]:
+    return [name for name, entry in METHODS.items() if entry.quickstart]
