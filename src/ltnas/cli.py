@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     commands.add_parser("genotypes", help="list the published genotypes shipped with ltnas")
     commands.add_parser("configs", help="list the shipped configs")
+    show = commands.add_parser("config", help="show a resolved config").add_subparsers(
+        dest="action", required=True, parser_class=_Parser).add_parser(
+        "show", help="print every value a config uses, with each key's description and where its value comes from")
+    show.add_argument("target", metavar="NAME|PATH|RUN_DIR", help="shipped config name, YAML file or run folder")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value first, as `ltnas run` does (repeatable)")
     return parser
 
 
@@ -204,6 +210,11 @@ def _main(argv: list[str] | None) -> int:
 
         for name, genotype in published_genotypes().items():
             print(f"{name}\n  " + genotype.describe().replace("\n", "\n  "))
+        return 0
+    if args.command == "config":
+        from ltnas.config_show import resolved, show
+
+        print(show(*resolved(args.target, args.overrides)), end="")
         return 0
     if args.command == "configs":
         from ltnas.compare import is_comparison_file

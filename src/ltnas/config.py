@@ -7,6 +7,7 @@ for `search`, the DARTS evaluation recipe for `train`.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from importlib import resources
 from pathlib import Path
@@ -204,6 +205,13 @@ class SslConfig(Section):
         return value
 
 
+class FairDartsConfig(Section):
+    """FairDARTS (Chu et al., 2020)'s zero-one loss on σ(α); read by fairdarts and ssf."""
+
+    zero_one_weight: float = Field(10.0, ge=0, description="weight w01 of the zero-one loss on σ(α)")
+    zero_one_kind: Literal["l2", "l1"] = Field("l2", description="−mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
+
+
 class BbnConfig(Section):
     """Two-branch (BBN) search with heterogeneous LR scheduling, paper 001; used when `search.method: bbn`."""
 
@@ -279,13 +287,12 @@ class SearchConfig(Section):
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
     derive: Literal["darts", "threshold"] = "darts"
     threshold: float = Field(0.85, gt=0, lt=1)
-    zero_one_weight: float = Field(10.0, ge=0, description="fairdarts: weight w01 of the zero-one loss on σ(α)")
-    zero_one_kind: Literal["l2", "l1"] = Field("l2", description="fairdarts: −mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
     arch_objective: Literal["ce", "balanced", "class_balanced", "logit_adjusted"] = Field(
         "ce", description="α step's validation loss: plain CE (the papers), CE re-weighted by 1/n_c (balanced) or "
         "by class-balanced weights (longtail.beta), or logit-adjusted CE (arch_tau); ltnas's tail-aware option"
     )
     arch_tau: float = Field(1.0, ge=0, description="logit_adjusted α objective: CE(logits + τ·log prior, y)")
+    fairdarts: FairDartsConfig = Field(default_factory=FairDartsConfig)
     ssl: SslConfig = Field(default_factory=SslConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
@@ -633,9 +640,43 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[leaf] = yaml.safe_load(value) if value.strip() else None
 
 
+# Keys that moved, (old, new): a config written before (a run folder's config.yaml, a file, --set) is read
+# with its values at their new places. Add a row when a key moves; never reuse an old name for another key.
+MOVED_KEYS: tuple[tuple[str, str], ...] = (
+    ("search.zero_one_weight", "search.fairdarts.zero_one_weight"),
+    ("search.zero_one_kind", "search.fairdarts.zero_one_kind"),
+)
+
+
+def migrate_layout(raw: Any) -> Any:
+    """`raw` (a config mapping) with every key of MOVED_KEYS at its new place; the input is not changed."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = copy.deepcopy(raw)
+    for old, new in MOVED_KEYS:
+        *old_parents, old_leaf = old.split(".")
+        node = raw
+        for part in old_parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        *new_parents, new_leaf = new.split(".")
+        target = raw
+        for part in new_parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise LtnasError(f"{'.'.join(new_parents)} must be a section (it holds {new_leaf}, formerly {old})")
+        if new_leaf in target and target[new_leaf] != value:
+            raise LtnasError(f"{old} (the old name of {new}) and {new} are both given, with different values; "
+                             f"keep {new} only")
+        target[new_leaf] = value
+    return raw
+
+
 def validate_config(raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None) -> RunConfig:
     try:
-        return RunConfig.model_validate(raw)
+        return RunConfig.model_validate(migrate_layout(raw))
     except ValidationError as exc:
         raise LtnasError(_first_problem(exc, source, overridden or [])) from None
 

@@ -113,9 +113,10 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
            strategy="ltnas.search.darts:DartsSearch", quickstart=True),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
-           strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS, quickstart=True),
+           strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
+           sections=("search.fairdarts",), quickstart=True),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
-           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS, sections=("search.ssl",),
+           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS, sections=("search.fairdarts", "search.ssl"),
            quickstart=True, views=True,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
@@ -135,7 +136,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
 )}
 
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
-OPTIONAL_SECTIONS = ("search.ssl", "search.bbn", "train", *IMBNAS_SECTIONS)
+OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "train", *IMBNAS_SECTIONS)
 
 
 def method(name: str) -> Method:
