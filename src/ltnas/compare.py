@@ -4,14 +4,14 @@ A comparison is either built from a run config and a list of methods
 (`ltnas compare CONFIG --methods darts,fairdarts,ssf`) or read from a *comparison file*:
 
     compare:
-      title: "SSF-NAS (000): CIFAR10-LT"
+      title: "SSF-NAS (Yan, 2024): CIFAR10-LT"
       base: ssf_cifar10_lt            # shipped config name, or a path relative to this file
       seeds: [0]
       variants:                       # name → overrides of the base (as with --set)
         DARTS: [search.method=darts]
         SSF-NAS: [search.method=ssf]
       published:                      # optional: the paper's numbers, in percent, beside ours
-        source: "000, abstract"
+        source: "SSF-NAS (Yan, 2024), abstract"
         metric: balanced_test.overall # dotted path into eval.json
         values: {DARTS: 78.26, SSF-NAS: 82.64}
 

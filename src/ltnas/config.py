@@ -177,7 +177,7 @@ class ViewsConfig(Section):
 
 
 class SslConfig(Section):
-    """How Barlow Twins enters an SSF-NAS search (paper 000 leaves it open; see README, SSF-NAS).
+    """How Barlow Twins enters an SSF-NAS search (SSF-NAS (Yan, 2024) leaves it open; see README, SSF-NAS).
 
     add (default): weight step loss = supervised loss + weight · BT / D; the supernet learns from the
       labels and from label-free view agreement, which cannot be dominated by the head classes.
@@ -213,7 +213,7 @@ class FairDartsConfig(Section):
 
 
 class BbnConfig(Section):
-    """Two-branch (BBN) search with heterogeneous LR scheduling, paper 001; used when `search.method: bbn`."""
+    """Two-branch (BBN) search with heterogeneous LR scheduling, HLS (Tang, 2024); used when `search.method: bbn`."""
 
     schedule: Literal["parabolic", "reverse_sigmoid", "linear", "cosine", "constant"] = Field(
         "parabolic", description="mixing ratio μ_t over the search epochs: parabolic 1 − (t/T)² is BBN's"
@@ -234,7 +234,7 @@ class BbnConfig(Section):
     )
     arch_momentum: float = Field(0.9, ge=0, lt=1, description="sgd α optimizer: momentum (the weights' 0.9)")
     arch_lr_schedule: Literal["cosine", "constant"] = Field(
-        "cosine", description="α learning rates follow the weight cosine schedule (paper 001) or stay at arch_lr"
+        "cosine", description="α learning rates follow the weight cosine schedule (HLS (Tang, 2024)) or stay at arch_lr"
     )
     continued: Literal["none", "mu_zero", "mu_half", "frozen_backbone"] = Field(
         "none", description="extra epochs after the search at μ = 0, at μ = 0.5, or at μ = 0 with the backbone frozen"
@@ -371,7 +371,7 @@ SAMPLINGS = ("uniform", "sandwich", "attentive")
 
 
 class SupernetConfig(Section):
-    """IMB-NAS one-shot supernet (paper 002): one uniformly sampled path trained per step. Defaults: 500
+    """IMB-NAS one-shot supernet (IMB-NAS (Yao, 2024)): one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
     primitives: list[str] = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
@@ -428,7 +428,7 @@ class EvolveConfig(Section):
 
 
 class AdaptConfig(Section):
-    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (paper 002).
+    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (IMB-NAS (Yao, 2024)).
 
     P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
     the classifier with `classifier_longtail`, search. P2: fine-tune backbone and classifier with
@@ -471,14 +471,14 @@ class EvalConfig(Section):
                                  "default min(20, n_max // 25): CIFAR-LT's 20 for n_max >= 500")
     model: Literal["retrained", "supernet"] | None = Field(
         None, description="evaluate the retrained genotype, or the searched supernet itself without retraining "
-        "(paper 001's protocol); default: retrained, except supernet for search.method bbn"
+        "(HLS (Tang, 2024)'s protocol); default: retrained, except supernet for search.method bbn"
     )
 
 
 class PublishedResults(Section):
     """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent)."""
 
-    source: str = Field(description="where the numbers come from, e.g. '000, abstract'")
+    source: str = Field(description="where the numbers come from, e.g. 'SSF-NAS (Yan, 2024), abstract'")
     metric: str = Field("balanced_test.overall", description="dotted path into eval.json they correspond to")
     values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
 

@@ -685,7 +685,7 @@ def _pretty(key: str) -> str:
 
 def plot_mu_sweep(sweep: Row, path: str | Path) -> Path:
     """Two-branch networks: accuracy against the test-time mixing ratio μ (1: instance head alone,
-    0: class-balanced head alone), one panel per evaluation set (paper 001, Fig. 4/6/8)."""
+    0: class-balanced head alone), one panel per evaluation set (HLS (Tang, 2024), Fig. 4/6/8)."""
     rows = sorted(sweep["rows"], key=lambda row: row["mu"])
     sets = [(name, title) for name, title in (("val", "Validation"), ("balanced_test", "Balanced test"),
                                                ("longtail_test", "Long-tailed test")) if name in rows[0]]
