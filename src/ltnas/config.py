@@ -1,7 +1,7 @@
 """Typed run configuration: one YAML file, `--set key=value` overrides, validated up front.
 
 Every section forbids unknown keys, so a misspelt option fails before any work starts instead of
-being silently ignored. Defaults are the papers' settings (see DESIGN.md): the DARTS search size
+being silently ignored. Defaults are the papers' settings (docs/REFERENCES.md names them): the DARTS search size
 for `search`, the DARTS evaluation recipe for `train`.
 """
 

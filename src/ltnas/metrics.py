@@ -2,7 +2,7 @@
 
 Overall accuracy on a long-tailed test set is dominated by the head classes, so every result is
 reported per class and per shot group as well: many / medium / few-shot classes have > 100, 20-100
-and < 20 training images on CIFAR-LT-sized data (DESIGN.md), and the same fractions of the largest
+and < 20 training images on CIFAR-LT-sized data (the convention since LDAM-DRW (Cao et al., 2019)), and the same fractions of the largest
 class on smaller data (`shot_thresholds`).
 
 Everything here is a pure function of predictions and labels. Inputs may be torch tensors, NumPy

@@ -1,6 +1,6 @@
 """`report.md` of a run folder: what was searched, how training went, and how every class fared.
 
-The report is rebuilt from the files the run wrote (DESIGN.md, "run folder"), so it can be
+The report is rebuilt from the files the run wrote (docs/ARCHITECTURE.md, "A run, from config to report"), so it can be
 regenerated at any time, for a finished run or one still going. Whatever is missing (a search-only
 run has no `train/` and no `eval.json`; a retrain of a published genotype has no `search/`) is
 simply left out. Only `report.md` and `plots/` are written.

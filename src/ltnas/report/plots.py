@@ -505,7 +505,7 @@ def _plan_cell(edges: Sequence[Sequence[Any]], concat: Sequence[int] | None) -> 
         sources.setdefault(int(to_node), []).append(int(from_node))
     concat = [int(node) for node in concat] if concat is not None else sorted(sources)
     last = max([*sources, *concat, *(int(from_node) for _, _, from_node in edges), 1])
-    # FairDARTS can leave a node with no input (DESIGN.md): draw it greyed out rather than hide it.
+    # FairDARTS's threshold derivation can leave a node with no input: draw it greyed out rather than hide it.
     dropped = {node for node in range(2, last + 1) if node not in sources}
     positions = _layered_positions(sources, last)
     labelled = [(int(from_node), int(to_node), str(op)) for op, to_node, from_node in edges]
