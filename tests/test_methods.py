@@ -76,7 +76,8 @@ def test_a_run_folder_saved_in_the_old_layout_resumes_evaluates_and_reports(tmp_
     old = yaml.safe_load(OLD_CONFIG.read_text())
     assert old["search"]["zero_one_weight"] == 5.0 and "fairdarts" not in old["search"]
     raw = copy.deepcopy(TINY_RUN)
-    raw["search"].update(method="fairdarts", epochs=1, fairdarts={"zero_one_weight": 5.0, "zero_one_kind": "l1"})
+    raw["search"].update(method="fairdarts", epochs=1, derive="darts",
+                         fairdarts={"zero_one_weight": 5.0, "zero_one_kind": "l1"})
     raw["train"].update(epochs=1)
     config = validate_config(raw)
     run = RunFolder.create(tmp_path / "run", config)
