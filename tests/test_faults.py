@@ -513,12 +513,12 @@ def test_a_bad_override_is_blamed_on_its_own_key(tmp_path, tiny, capsys):
 
 
 def test_ctrl_c_names_the_real_folder(tmp_path, tiny, capsys, monkeypatch):
-    import ltnas.pipeline as pipeline
+    import ltnas.stages.standard as standard
 
     def interrupted(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "search", interrupted)
+    monkeypatch.setattr(standard, "search", interrupted)
     out = tmp_path / "run"
     capsys.readouterr()
     assert main(["run", tiny, "--out", str(out)]) == 130
