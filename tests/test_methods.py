@@ -123,3 +123,20 @@ def test_config_show_of_a_shipped_name_and_of_a_run_folder(tmp_path, capsys):
     assert yaml.safe_load(capsys.readouterr().out)["search"]["fairdarts"]["zero_one_weight"] == 5.0
     assert main(["config", "show", "no_such_config"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_stage_time_is_the_sum_of_its_epochs():
+    from ltnas.metrics import stage_seconds
+
+    assert stage_seconds([{"seconds": 1.5}, {"seconds": 2.0}, {"epoch": 3}]) == 3.5
+    assert stage_seconds([]) == 0.0
+
+
+def test_sgd_settings_are_declared_once_with_each_sections_default():
+    fields = {name: RunConfig.model_fields[name].annotation.model_fields for name in ("train", "supernet", "adapt")}
+    fields["search"] = RunConfig.model_fields["search"].annotation.model_fields
+    assert len({section["lr"].description for section in fields.values()}) == 1
+    config = RunConfig()
+    assert (config.search.lr, config.train.lr, config.supernet.lr, config.adapt.lr) == (0.025, 0.025, 0.1, 0.01)
+    with pytest.raises(LtnasError, match="adapt.momentum"):
+        validate_config({"adapt": {"momentum": -1}})

@@ -11,7 +11,7 @@ import copy
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +32,17 @@ SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# The SGD settings every training section has (search weights, retrain, supernet, adapt): their meaning
+# and range are declared once here; each section gives only its own default (the paper's).
+LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
+MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
+Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
+LrGamma = Annotated[float, Field(gt=0, le=1, description="step schedule: factor at each milestone")]
+Momentum = Annotated[float, Field(ge=0, description="SGD momentum")]
+WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
+GradClip = Annotated[float, Field(gt=0, description="gradient norm clipped to this")]
 
 
 class AugmentConfig(Section):
@@ -272,11 +283,11 @@ class SearchConfig(Section):
     nodes: int = Field(4, ge=1, description="intermediate nodes per cell")
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.025, gt=0)
-    lr_min: float = Field(0.001, ge=0)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.025
+    lr_min: MinLearningRate = 0.001
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = Field(
         (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
@@ -348,11 +359,11 @@ class TrainConfig(Section):
     layers: int = Field(20, ge=1)
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(96, ge=1)
-    lr: float = Field(0.025, gt=0)
-    lr_min: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.025
+    lr_min: MinLearningRate = 0.0
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
     auxiliary: bool = True
     auxiliary_weight: float = Field(0.4, ge=0)
     drop_path: float = Field(0.2, ge=0, lt=1)
@@ -381,12 +392,12 @@ class SupernetConfig(Section):
     nodes: int = Field(4, ge=1, description="intermediate nodes per cell, each with two inputs")
     epochs: int = Field(500, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.1, gt=0)
-    lr_milestones: list[int] = Field(default_factory=lambda: [300, 400], description="epochs where lr *= lr_gamma")
-    lr_gamma: float = Field(0.01, gt=0, le=1)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(2e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.1
+    lr_milestones: Milestones = [300, 400]
+    lr_gamma: LrGamma = 0.01
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 2e-4
+    grad_clip: GradClip = 5.0
     sampling: Literal["uniform", "sandwich", "attentive"] = Field(
         "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
         "`sandwich_random` random paths, gradients summed; attentive: of `attentive_candidates` random paths "
@@ -443,12 +454,12 @@ class AdaptConfig(Section):
     )
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.01, gt=0)
-    lr_milestones: list[int] = Field(default_factory=lambda: [100])
-    lr_gamma: float = Field(0.01, gt=0, le=1)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(2e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.01
+    lr_milestones: Milestones = [100]
+    lr_gamma: LrGamma = 0.01
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 2e-4
+    grad_clip: GradClip = 5.0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     classifier_longtail: LongTailConfig = Field(
         default_factory=lambda: LongTailConfig(reweight="class_balanced"),

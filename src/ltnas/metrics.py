@@ -163,3 +163,9 @@ def _as_class_indices(values: np.ndarray, name: str, num_classes: int) -> np.nda
             "check num_classes and the dataset's label mapping"
         )
     return indices
+
+
+def stage_seconds(rows: list[dict[str, Any]]) -> float:
+    """Wall time of a stage: the sum of its epochs' `seconds` (the rows of its metrics.jsonl, written by
+    the shared loop); 0 for none. The one place a stage's time is computed (stages, report, cost tables)."""
+    return float(sum(row.get("seconds") or 0.0 for row in rows))

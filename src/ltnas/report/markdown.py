@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ltnas.errors import LtnasError
-from ltnas.metrics import shot_groups, shot_thresholds
+from ltnas.metrics import shot_groups, shot_thresholds, stage_seconds
 from ltnas.methods import report_sections, resolve
 from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
@@ -412,7 +412,7 @@ def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
     """The last epoch's numbers, with the phase's total time."""
     last = rows[-1]
     present = [key for key in keys if last.get(key) is not None]
-    seconds = sum(float(row.get("seconds") or 0.0) for row in rows)
+    seconds = stage_seconds(rows)
     cells = [str(last.get("epoch", len(rows)))]
     cells += [format_percent(last[key]) if key.endswith("_acc") else f"{last[key]:.4f}" for key in present]
     header = ["epochs"] + [key.replace("_", " ") for key in present] + ["time"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ltnas import distributed
+from ltnas import distributed, metrics
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of, build_dataset
 from ltnas.runs import RunFolder, resolve_device
@@ -36,7 +36,7 @@ def stage_seed(seed: int, stage: str, stream: int = 0) -> int:
 def stage_seconds(folder: Path) -> float | None:
     """Wall time of a stage: the sum of its epochs' `seconds` in folder/metrics.jsonl (None: not run)."""
     rows = JsonlLog(Path(folder) / "metrics.jsonl").rows()
-    return sum(row.get("seconds", 0.0) for row in rows) if rows else None
+    return metrics.stage_seconds(rows) if rows else None
 
 
 @dataclass
