@@ -38,7 +38,8 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             for alias in node.names:  # `from ltnas.x import y`: y may itself be a module
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
     return {target for target in found if target in modules and target != name}

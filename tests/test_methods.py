@@ -24,7 +24,7 @@ OLD_CONFIG = Path(__file__).parent / "data" / "config_saved_before_method_sectio
 
 def test_every_method_entry_resolves_to_its_stages_and_strategy():
     for entry in METHODS.values():
-        for target in (entry.run, entry.search, entry.evaluate):
+        for target in (entry.run, entry.search, entry.evaluate, *([entry.network] if entry.network else [])):
             assert callable(resolve(target)), target
         for _, target in entry.report_sections:
             assert callable(resolve(target)), target

@@ -30,6 +30,7 @@ PRIMITIVES: tuple[str, ...] = (
 STANDARD_RUN = "ltnas.stages.standard:run"
 STANDARD_SEARCH = "ltnas.stages.standard:search_only"
 STANDARD_EVALUATE = "ltnas.stages.standard:evaluate_searched"
+STANDARD_NETWORK = "ltnas.stages.search:build_search_network"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Method:
     title: str  # how its paper names it: comparison tables, quickstart, reports
     summary: str  # one line for `search.method`'s description
     strategy: str | None = None  # "module:Class" of its search strategy (ltnas.search), if it has one
+    # "module:function" (config, dataset, device) -> the network it searches; None: built by its own run
+    network: str | None = STANDARD_NETWORK
     search_defaults: dict[str, Any] = field(default_factory=dict)  # the authors' `search` settings
     sections: tuple[str, ...] = ()  # config sections only some methods read that this one reads
     run: str = STANDARD_RUN  # "module:function" (config, run) -> eval.json dict: the whole run
@@ -61,6 +64,12 @@ class Method:
         if self.strategy is None:
             raise LtnasError(f"search.method {self.name} has no search strategy of the shared search stage")
         return resolve(self.strategy)
+
+    def build_network(self, config, dataset, device):
+        """The supernet this method searches, for `config` and `dataset`, on `device`'s layout."""
+        if self.network is None:
+            raise LtnasError(f"search.method {self.name} builds its networks within its own run")
+        return resolve(self.network)(config, dataset, device)
 
     def retrains(self, config) -> bool:
         """Whether a run of `config` (a RunConfig with this method) retrains a genotype."""
@@ -116,7 +125,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
            sections=("search.fairdarts",), quickstart=True),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
-           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS, sections=("search.fairdarts", "search.ssl"),
+           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
+           sections=("search.fairdarts", "search.ssl"),
            quickstart=True, views=True,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
@@ -124,13 +134,14 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("bbn", "BBN-HLS", "two-branch (BBN) DARTS with heterogeneous LR scheduling, HLS (Tang, 2024)'s settings "
            "(search.bbn)",
            search_defaults={"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
-           sections=("search.bbn",), run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
-           evaluate="ltnas.stages.bbn:reevaluate", report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
+           sections=("search.bbn",), network="ltnas.stages.bbn:build_network", run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
+           evaluate="ltnas.stages.bbn:reevaluate",
+           report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
            evaluates_supernet=True, searches_with_longtail=False, single_process=True, check=_bbn_settings),
     Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
            "evolve and adapt sections)",
            sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
-           genotype_file="evolve/genotype.json", evaluate="ltnas.stages.standard:evaluate_retrained",
+           genotype_file="evolve/genotype.json", evaluate="ltnas.stages.evaluate:evaluate_retrained", network=None,
            report_sections=(("search", "ltnas.report.evolution:imbnas_section"),), evaluates_supernet=False,
            searches_with_longtail=False, single_process=True),
 )}

@@ -74,6 +74,11 @@ def build_two_branch_network(config: RunConfig, num_classes: int, channels: int)
                                   normalised=uses_normalised_classifier(cfg.longtail))
 
 
+def build_network(config: RunConfig, data, device) -> TwoBranchSearchNetwork:
+    """The bbn method's network (ltnas.methods): the two-branch supernet for `data`."""
+    return build_two_branch_network(config, data.num_classes, data.channels)
+
+
 def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatches, list[int]]:
     """Run (or resume, or reload when finished) the two-branch search; returns the searched network,
     the validation part in order and the class counts of the part it trained on."""
@@ -84,7 +89,7 @@ def search_two_branch(ctx: Context) -> tuple[TwoBranchSearchNetwork, DeviceBatch
     parts = {"train": data.train.subset(train_idx), "val": data.train.subset(val_idx)}
     counts = parts["train"].counts(data.num_classes)
 
-    network = build_two_branch_network(config, data.num_classes, data.channels).to(ctx.device)
+    network = build_network(config, data, ctx.device).to(ctx.device)
     strategy = BbnSearch(network, cfg)
     # Four streams in lockstep, each with its own generator (so each resumes from its own state).
     # The re-balancing branch's sampler: BBN's reversed one (∝ 1/n_c) by default, or class-balanced.

@@ -10,10 +10,10 @@ import torch
 from ltnas import distributed
 from ltnas.errors import LtnasError
 from ltnas.evaluate import evaluate_model
+from ltnas.methods import method
 from ltnas.space import Genotype, count_parameters
 from ltnas.stages.context import Context
 from ltnas.stages.retrain import build_model
-from ltnas.stages.search import build_search_network
 from ltnas.train.checkpoint import load_checkpoint, load_model_state
 
 
@@ -44,7 +44,7 @@ def evaluate_supernet(ctx: Context) -> dict:
                          f"`ltnas run --resume {ctx.run.path}`")
     began = perf_counter()
     state = load_checkpoint(checkpoint, ctx.device)
-    network = build_search_network(ctx.config, ctx.dataset, ctx.device).to(ctx.device)
+    network = method(ctx.config.search.method).build_network(ctx.config, ctx.dataset, ctx.device).to(ctx.device)
     network.load_state_dict(state["task"]["strategy"]["network"])
     results = {"genotype": "searched", "model": "supernet", **test_results(ctx, network)}
     results["seconds"] = {"search": ctx.stage_seconds("search"), "train": None, "eval": perf_counter() - began}

@@ -29,7 +29,7 @@ def search(ctx: Context) -> Genotype:
     train_set, val_set = data.train.subset(train_idx), data.train.subset(val_idx)
     counts = train_set.counts(data.num_classes)
 
-    network = build_search_network(config, data, ctx.device).to(ctx.device)
+    network = entry.build_network(config, data, ctx.device).to(ctx.device)
     if config.distributed.sync_bn:
         network = distributed.convert_sync_batchnorm(network, ctx.device)
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
@@ -54,6 +54,8 @@ def search(ctx: Context) -> Genotype:
 
 
 def build_search_network(config: RunConfig, data: LongTailDataset, device: torch.device) -> SearchNetwork:
+    """The DARTS supernet of the search section, relaxed as the method's strategy says (the `network` of
+    darts, fairdarts and ssf in ltnas.methods)."""
     cfg = config.search
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
