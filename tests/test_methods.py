@@ -104,7 +104,8 @@ def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path
     out = capsys.readouterr().out
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if not line.startswith("#")}
     assert "epochs: 3  # (set)" in out and "layers: 5  # (set)" in out
-    assert "lr: 0.005  # (FairDARTS default)" in out  # the method's own setting, visible as such
+    # the method's own setting, visible as such, with the key's description
+    assert "  lr: 0.005  # SGD learning rate (the schedule's start) (FairDARTS default)" in out
     assert "zero_one_weight: 10.0  # weight w01 of the zero-one loss" in out
     assert "val_fraction: 0.1  # share of each class's training images" in out
     config = load_config(path, ["search.layers=5"])
