@@ -82,3 +82,15 @@ def test_gpu_check_skips_what_its_budget_cannot_fit_and_still_writes_the_summary
 def test_gpu_check_without_an_output_folder_says_how_to_call_it():
     result = subprocess.run(GPU_CHECK, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage: bash benchmarks/gpu_check.sh OUTDIR" in result.stderr
+
+
+def test_quality_benchmark_puts_baselines_and_logistic_regression_beside_search():
+    out = run_script(str(BENCHMARKS / "quality.py"))
+    assert "DARTS" in out and "CNN" in out and "baseline" in out and "LogReg (balanced)" in out
+    assert "balanced test %" in out and "few-shot %" in out and "best search method: DARTS" in out
+
+
+def test_recipe_benchmark_reports_convergence():
+    out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
+                     "--recipe", "warm:train.warmup_epochs=1")
+    assert "warm" in out and "train acc %" in out and "max test loss" in out

@@ -103,7 +103,7 @@ def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
     user_error(capsys, ["compare", str(tiny_yaml), "--out", str(tmp_path / "a")], "--methods")
     user_error(capsys, ["compare", "--methods", "darts"], "no config given")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,nope", "--out", str(tmp_path / "b")],
-               "search.method")
+               "unknown method 'nope'", "search methods", "baseline networks")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,darts"], "twice")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,x"], "--seeds")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,1", "--seed", "3"],

@@ -31,7 +31,7 @@ def test_every_method_entry_resolves_to_its_stages_and_strategy():
         if entry.strategy:
             assert entry.strategy_class().relaxation in ("softmax", "sigmoid")
         assert RunConfig.model_validate({"search": {"method": entry.name}}).search.method == entry.name
-    assert quickstart_methods() == ["darts", "fairdarts", "ssf"]
+    assert quickstart_methods() == ["darts", "fairdarts", "ssf", "cnn", "resnet32", "darts_v2"]
     with pytest.raises(LtnasError, match="unknown search method 'enas'; choose from darts, fairdarts"):
         method("enas")
 

@@ -49,12 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "RUN/tensorboard (needs pip install \"ltnas[tensorboard]\")")
 
     run_options(commands.add_parser(
-        "quickstart", help="compare DARTS, FairDARTS and SSF-NAS on the embedded long-tailed digits (CPU, minutes)"),
+        "quickstart", help="compare DARTS, FairDARTS and SSF-NAS with baselines (a small CNN, ResNet-32, DARTS_V2) "
+        "on the embedded long-tailed digits (CPU, minutes)"),
         config=False)
     compare = commands.add_parser(
         "compare", help="run several methods (or a comparison file's variants) × seeds into one table")
     run_options(compare)
-    compare.add_argument("--methods", help="comma-separated search methods, e.g. darts,fairdarts,ssf")
+    compare.add_argument("--methods", help="comma-separated search methods, baseline networks and published "
+                         "genotypes, e.g. darts,fairdarts,ssf,cnn,resnet32,darts_v2")
     compare.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: the file's, or the config's)")
     run_options(commands.add_parser("run", help="search → retrain → evaluate → report"))
     run_options(commands.add_parser("search", help="search a cell and derive its genotype"))
@@ -248,7 +250,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _compare_command(args: argparse.Namespace) -> int:
-    """`compare` and `quickstart` (the three methods on the quickstart config): a new or resumed comparison."""
+    """`compare` and `quickstart` (ltnas.methods.QUICKSTART on the quickstart config): a new or resumed comparison."""
     from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
     from ltnas.methods import quickstart_methods
     from ltnas.report.comparison import print_comparison
@@ -322,7 +324,7 @@ def _required_config(args: argparse.Namespace) -> str:
 
 
 def _method_list(args: argparse.Namespace) -> list[str]:
-    # Unknown names are caught when the variants' configs are validated (search.method).
+    # Unknown names are caught by ltnas.compare.method_variant (search method, baseline or published genotype).
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     if len(set(methods)) != len(methods):
         raise LtnasError("--methods lists a method twice; list each once")

@@ -1,7 +1,9 @@
 """Comparisons: several variants of one config (methods, long-tail plug-ins, ...) × seeds, one table.
 
 A comparison is either built from a run config and a list of methods
-(`ltnas compare CONFIG --methods darts,fairdarts,ssf`) or read from a *comparison file*:
+(`ltnas compare CONFIG --methods darts,fairdarts,ssf,cnn,resnet32,darts_v2`: search methods, baseline
+networks trained with the same recipe, published genotypes retrained without search) or read from a
+*comparison file*:
 
     compare:
       title: "SSF-NAS (Yan, 2024): CIFAR10-LT"
@@ -35,7 +37,7 @@ from ltnas import lock
 from ltnas.atomic import atomic_write_text
 from ltnas.config import PublishedResults, RunConfig, Section, load_config, resolve_config_path
 from ltnas.errors import LtnasError
-from ltnas.methods import METHODS
+from ltnas.methods import METHODS, NETWORKS
 from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
 SPEC_FILE = "comparison.yaml"
@@ -115,19 +117,41 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
     return spec.model_copy(update={"base": str(base if base.is_file() else resolve_config(spec.base))})
 
 
+def method_variant(method: str) -> tuple[str, list[str]]:
+    """One `--methods` entry as (variant name, overrides): a search method (`search.method`), a network of
+    the network registry (`train.network`: a baseline), or a published genotype retrained without search
+    (`train.genotype`, any letter case: darts_v2 → DARTS_V2). Variants are named as the method table names
+    them (ltnas.methods)."""
+    if method in METHODS:
+        return METHODS[method].title, [f"search.method={method}"]
+    if method in NETWORKS and not NETWORKS[method].needs_genotype:
+        return NETWORKS[method].title, [f"train.network={method}"]
+    from ltnas.space import published_genotypes
+
+    genotypes = {name.lower(): name for name in published_genotypes()}
+    if method.lower() in genotypes:
+        name = genotypes[method.lower()]
+        return name, [f"train.genotype={name}"]
+    baselines = [name for name, entry in NETWORKS.items() if not entry.needs_genotype]
+    raise LtnasError(f"unknown method '{method}' in --methods; choose search methods ({', '.join(METHODS)}), "
+                     f"baseline networks ({', '.join(baselines)}) or published genotypes "
+                     f"({', '.join(genotypes.values())})")
+
+
 def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -> ComparisonSpec:
-    """`ltnas compare CONFIG --methods a,b`: one variant per search method; the paper's numbers come
-    from the config's own `published` section, keyed by method. `config_path` may name a shipped config."""
+    """`ltnas compare CONFIG --methods a,b`: one variant per search method, baseline network or published
+    genotype (`method_variant`); the paper's numbers come from the config's own `published` section,
+    keyed by method. `config_path` may name a shipped config."""
     config_path = resolve_config_path(config_path)
     config = load_config(config_path)
-    # named as their papers name them (ltnas.methods); an unknown name fails when the variant's config is validated
-    names = {method: METHODS[method].title if method in METHODS else method for method in methods}
+    variants = {method: method_variant(method) for method in methods}
+    names = {method: name for method, (name, _) in variants.items()}
     published = config.published
     if published is not None:
         values = {names[m]: v for m, v in published.values.items() if m in names}
         published = published.model_copy(update={"values": values})
     raw = {"title": config.name, "base": str(config_path), "seeds": seeds,
-           "variants": {names[method]: [f"search.method={method}"] for method in methods},
+           "variants": dict(variants.values()),
            "published": published.model_dump() if published and published.values else None}
     return _validated(raw, "--methods")
 

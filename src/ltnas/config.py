@@ -17,9 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltnas.errors import LtnasError
-from ltnas.methods import METHODS, PRIMITIVES, method as method_entry
+from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, method as method_entry
 
-# DARTS primitive order, as plain names so that reading a config never needs torch.
+# Hand-designed networks `train.network` may name besides "cell" (the genotype's): the network registry of
+# ltnas.methods, which names them without importing torch.
+BASELINE_NETWORKS: tuple[str, ...] = tuple(name for name, entry in NETWORKS.items() if not entry.needs_genotype)
 
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
 # data keys that only these sources read; any other source refuses them
@@ -354,6 +356,10 @@ class SearchConfig(Section):
 class TrainConfig(Section):
     """Retraining a genotype from scratch: the DARTS evaluation recipe by default."""
 
+    network: str = Field(
+        "cell", description="cell: the network of a genotype (searched, or train.genotype); or a hand-designed "
+        f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
+    )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
     init_channels: int = Field(36, ge=1)
     layers: int = Field(20, ge=1)
@@ -361,6 +367,8 @@ class TrainConfig(Section):
     batch_size: int = Field(96, ge=1)
     lr: LearningRate = 0.025
     lr_min: MinLearningRate = 0.0
+    warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
+                               "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
     momentum: Momentum = 0.9
     weight_decay: WeightDecay = 3e-4
     grad_clip: GradClip = 5.0
@@ -376,6 +384,27 @@ class TrainConfig(Section):
         0.1, ge=0, lt=1, description="share of each class's training images held out to monitor retraining "
         "(floor(n_c · f), so classes under 1/f images give none); 0: train on all, monitor nothing. The test set "
         "is evaluated once, at the end")
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, value: str) -> str:
+        if value != "cell" and value not in BASELINE_NETWORKS:
+            close = difflib.get_close_matches(value, ("cell", *BASELINE_NETWORKS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"unknown network '{value}'; {hint}choose cell or one of {', '.join(BASELINE_NETWORKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _genotype_needs_cell(self) -> "TrainConfig":
+        if self.network != "cell" and self.genotype:
+            raise ValueError(f"train.genotype ({self.genotype}) describes a cell network but train.network is "
+                             f"{self.network}; unset one of them")
+        return self
+
+    @property
+    def baseline(self) -> bool:
+        """True when a hand-designed network is trained (nothing is searched)."""
+        return self.network != "cell"
 
 
 SAMPLINGS = ("uniform", "sandwich", "attentive")

@@ -56,7 +56,6 @@ class Method:
     # False: always retrains; None: as `eval.model` says
     searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
     single_process: bool = False  # refuses torchrun
-    quickstart: bool = False  # one of `ltnas quickstart`'s methods
     views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
 
@@ -72,8 +71,8 @@ class Method:
         return resolve(self.network)(config, dataset, device)
 
     def retrains(self, config) -> bool:
-        """Whether a run of `config` (a RunConfig with this method) retrains a genotype."""
-        if config.train.genotype:
+        """Whether a run of `config` (a RunConfig with this method) retrains a network."""
+        if config.train.genotype or config.train.network != "cell":
             return True
         if self.evaluates_supernet is None:
             return config.eval.model != "supernet"
@@ -120,14 +119,13 @@ IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
-           strategy="ltnas.search.darts:DartsSearch", quickstart=True),
+           strategy="ltnas.search.darts:DartsSearch"),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts",), quickstart=True),
+           sections=("search.fairdarts",)),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
            strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts", "search.ssl"),
-           quickstart=True, views=True,
+           sections=("search.fairdarts", "search.ssl"), views=True,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
@@ -162,5 +160,43 @@ def report_sections(place: str) -> list[str]:
     return [target for entry in METHODS.values() for where, target in entry.report_sections if where == place]
 
 
+@dataclass(frozen=True)
+class Network:
+    """A network the retrain stage can train (`train.network`): the cell network of a genotype, or a
+    hand-designed baseline trained with the same recipe and long-tail plug-ins, with nothing searched."""
+
+    name: str  # the value of `train.network`
+    title: str  # how comparison tables and reports name it
+    summary: str
+    # "module:function" (config, dataset, genotype | None) -> the network, freshly initialised
+    build: str = "ltnas.stages.retrain:build_baseline_network"
+    # "module:function" (config, dataset, genotype | None) -> the model file's network spec (ltnas.model_io)
+    spec: str = "ltnas.stages.retrain:baseline_network_spec"
+    needs_genotype: bool = False  # trains a genotype (searched, or train.genotype)
+
+
+NETWORKS: dict[str, Network] = {network.name: network for network in (
+    Network("cell", "cell", "the network of a genotype: the searched one, or train.genotype (DARTS's evaluation "
+            "network: train.init_channels, train.layers, auxiliary head)",
+            build="ltnas.stages.retrain:build_cell_network", spec="ltnas.stages.retrain:cell_network_spec",
+            needs_genotype=True),
+    *[Network(f"resnet{depth}", f"ResNet-{depth}", f"the CIFAR ResNet-{depth} (He et al., 2016; option-A shortcuts)")
+      for depth in (20, 32, 44, 56, 110)],
+    Network("cnn", "CNN", "a small plain CNN (ltnas/space/baselines.py)"),
+)}
+
+
+def network(name: str) -> Network:
+    if name not in NETWORKS:
+        raise LtnasError(f"unknown network '{name}'; choose {', '.join(NETWORKS)}")
+    return NETWORKS[name]
+
+
+# What `ltnas quickstart` compares: the three searches, then what they must beat — a small CNN, the CIFAR
+# ResNet-32 (baseline networks) and DARTS_V2 (a published genotype: a cell searched on balanced CIFAR-10),
+# trained with the same recipe and long-tail plug-ins.
+QUICKSTART = ("darts", "fairdarts", "ssf", "cnn", "resnet32", "darts_v2")
+
+
 def quickstart_methods() -> list[str]:
-    return [name for name, entry in METHODS.items() if entry.quickstart]
+    return list(QUICKSTART)

@@ -47,19 +47,32 @@ def register_network(name: str) -> Callable[[Callable[..., nn.Module]], Callable
 
 @register_network("genotype")
 def _genotype_network(genotype: dict, C: int, num_classes: int, layers: int, auxiliary: bool, in_channels: int,
-                      image_size: int) -> nn.Module:
+                      image_size: int, normalised: bool = False) -> nn.Module:
     from ltnas.space import DiscreteNetwork, Genotype
 
     return DiscreteNetwork(Genotype.from_dict(genotype), C, num_classes, layers, auxiliary=auxiliary,
-                           in_channels=in_channels, image_size=image_size)
+                           in_channels=in_channels, image_size=image_size, normalised=normalised)
+
+
+@register_network("baseline")
+def _baseline_network(network: str, num_classes: int, in_channels: int, normalised: bool = False) -> nn.Module:
+    from ltnas.space.baselines import build_baseline
+
+    return build_baseline(network, num_classes, in_channels, normalised)
 
 
 def genotype_network_spec(genotype, C: int, num_classes: int, layers: int, auxiliary: bool, in_channels: int,
-                          image_size: int) -> dict[str, Any]:
+                          image_size: int, normalised: bool = False) -> dict[str, Any]:
     """The `network` entry of a DiscreteNetwork built from `genotype` (a Genotype)."""
     return {"name": "genotype", "kwargs": {
         "genotype": genotype.to_dict(), "C": C, "num_classes": num_classes, "layers": layers,
-        "auxiliary": auxiliary, "in_channels": in_channels, "image_size": image_size}}
+        "auxiliary": auxiliary, "in_channels": in_channels, "image_size": image_size, "normalised": normalised}}
+
+
+def baseline_network_spec(network: str, num_classes: int, in_channels: int, normalised: bool = False) -> dict[str, Any]:
+    """The `network` entry of the baseline network `network` (space/baselines.py)."""
+    return {"name": "baseline", "kwargs": {"network": network, "num_classes": num_classes,
+                                           "in_channels": in_channels, "normalised": normalised}}
 
 
 def build_network(spec: dict[str, Any]) -> nn.Module:

@@ -28,8 +28,9 @@ __all__ = ["Context", "build_model", "build_search_network", "evaluate", "evalua
 
 def run_all(config: RunConfig, run: RunFolder) -> dict:
     """The run of `search.method`, each stage resuming where a killed run stopped. With
-    `train.genotype` set there is nothing to search: that genotype is trained instead."""
-    if config.train.genotype:
+    `train.genotype` set, or `train.network` a baseline, there is nothing to search: that genotype or
+    network is trained instead."""
+    if config.train.genotype or config.train.baseline:
         return train_only(config, run)
     entry = method(config.search.method)
     if entry.single_process and distributed.is_distributed():
@@ -45,9 +46,15 @@ def search_only(config: RunConfig, run: RunFolder) -> Genotype:
 
 
 def train_only(config: RunConfig, run: RunFolder) -> dict:
-    """Retrain `train.genotype` (a published name or a file), then evaluate and report."""
+    """Retrain `train.genotype` (a published name or a file) or the baseline `train.network`, then
+    evaluate and report."""
+    if config.train.baseline:
+        ctx = Context.prepare(config, run)
+        train(ctx, None)
+        return evaluate_and_report(ctx)
     if not config.train.genotype:
-        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2) or set train.genotype")
+        raise LtnasError("no genotype to train; pass --genotype NAME|FILE (e.g. DARTS_V2), set train.genotype, or "
+                         "set train.network to a baseline (e.g. resnet32)")
     ctx = Context.prepare(config, run)
     # A resumed run trains the genotype it started with, wherever it is resumed from and whatever
     # happened to the file it was read from since.

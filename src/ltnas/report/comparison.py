@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -71,6 +72,18 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     return table
 
 
+def baseline_variants(members: Sequence[tuple[str, int, Path]]) -> list[str]:
+    """The variants that searched nothing: a baseline network (`train.network`) or a given genotype
+    (`train.genotype`), read from each member's config.yaml."""
+    baselines = []
+    for variant, _seed, path in members:
+        config_file = Path(path) / "config.yaml"
+        train = (yaml.safe_load(config_file.read_text()) or {}).get("train", {}) if config_file.is_file() else {}
+        if (train.get("network", "cell") != "cell" or train.get("genotype")) and variant not in baselines:
+            baselines.append(variant)
+    return baselines
+
+
 def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, Path]],
                      failed: dict[tuple[str, int], str | None] | None = None) -> dict:
     """Aggregate the finished members into comparison.json and comparison.md; returns the json.
@@ -84,6 +97,7 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
     if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
         published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
+              "baselines": baseline_variants(members),
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
                        for variant in table},
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
@@ -176,6 +190,13 @@ def verdict(result: dict) -> str | None:
         others = ", ".join(f"{variant} {100 * value:.2f}%" for variant, value in few.items()
                            if variant != winner and value is not None)
         line += f" On the few-shot (tail) classes {winner} scores {100 * few[winner]:.2f}% ({others})."
+    baselines = set(result.get("baselines") or ())
+    searched = [(value, variant) for value, variant in ranked if variant not in baselines]
+    trained = [(value, variant) for value, variant in ranked if variant in baselines]
+    if searched and trained:  # what the search bought over the best network trained without one
+        (search_best, search_winner), (baseline_best, baseline_winner) = searched[0], trained[0]
+        line += (f" Best searched network: {search_winner} {100 * search_best:.2f}%, best baseline: "
+                 f"{baseline_winner} {100 * baseline_best:.2f}% ({100 * (search_best - baseline_best):+.2f} points).")
     if one_seed(result):
         line += " One seed: no spread is known, so this ranking may be noise; run ≥ 3 seeds (--seeds 0,1,2)."
     return line
@@ -219,11 +240,15 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     header, rows = table_rows(result)
     seeds = result["seeds"]
     many, few = (result.get("shot_thresholds") or {}).get("many", 100), (result.get("shot_thresholds") or {}).get("few", 20)
+    baselines = result.get("baselines") or []
     parts = [f"# {result.get('title') or 'Comparison'}",
              f"Accuracy in percent on the balanced test set (overall, and per shot group: many > {many}, "
              f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
              f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
              _markdown_table(header, rows)]
+    if baselines:
+        parts.append(f"Baselines (trained with the same recipe and long-tail plug-ins, nothing searched): "
+                     f"{', '.join(baselines)}.")
     if result.get("published"):
         parts.append(f"Published numbers: {result['published']['source']}.")
     if any(key in stats and stats[key].get("mean") is not None

@@ -214,7 +214,8 @@ def _summary_section(run: RunFiles) -> str:
                 "(a search-only run, or training has not finished).")
     seconds = evaluation.get("seconds") or {}
     facts = _table(["run", "value"], [
-        ["Genotype", f"`{evaluation.get('genotype', MISSING)}`"],
+        (["Network", f"`{evaluation['network']}` (baseline)"] if evaluation.get("network") not in (None, "cell")
+         else ["Genotype", f"`{evaluation.get('genotype', MISSING)}`"]),
         ["Parameters", format_params(evaluation.get("params"))],
         ["Search time", format_seconds(seconds.get("search"))],
         ["Train time", format_seconds(seconds.get("train"))],

@@ -51,8 +51,10 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
     balanced = eval_dict.get("balanced_test") or {}
     longtail = eval_dict.get("longtail_test")
     seconds = eval_dict.get("seconds") or {}
+    network = eval_dict.get("network")
+    baseline = network not in (None, "cell")
     rows = [
-        ("Genotype", str(eval_dict.get("genotype", MISSING))),
+        ("Network", network) if baseline else ("Genotype", str(eval_dict.get("genotype", MISSING))),
         ("Parameters", format_params(eval_dict.get("params"))),
     ]
     if eval_dict.get("mu_test") is not None:  # a two-branch (bbn) network, evaluated at this mixing ratio

@@ -18,18 +18,19 @@ from ltnas.train.checkpoint import load_checkpoint, load_model_state
 
 
 def evaluate_retrained(ctx: Context) -> dict:
-    """Evaluate the retrained model (RUN/train/model.pt) on the balanced and the long-tailed test sets;
-    write eval.json."""
+    """Evaluate the retrained model (RUN/train/model.pt: a genotype's cell network or a baseline) on the
+    balanced and the long-tailed test sets; write eval.json."""
     model_file = ctx.run.train / "model.pt"
     if not model_file.is_file():
         raise LtnasError(f"{ctx.run.path} has no trained model (train/model.pt); finish it with `ltnas run --resume "
                          f"{ctx.run.path}` or train one with `ltnas train`")
     began = perf_counter()
-    saved = load_checkpoint(model_file, ctx.device, keys=("genotype", "model"))
-    genotype = Genotype.from_dict(saved["genotype"])
+    saved = load_checkpoint(model_file, ctx.device, keys=("model",))
+    genotype = Genotype.from_dict(saved["genotype"]) if "genotype" in saved else None
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     load_model_state(model, saved["model"], model_file)
-    results = {"genotype": genotype.name or "searched", **test_results(ctx, model)}
+    results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
+               **test_results(ctx, model)}
     results["seconds"] = {"search": ctx.stage_seconds("search"), "train": ctx.stage_seconds("train"),
                           "eval": perf_counter() - began}
     return ctx.write_eval(results)

@@ -44,7 +44,7 @@ def evaluate_and_report(ctx: Context) -> dict:
     get its results."""
     results = None
     if distributed.is_main():
-        if ctx.config.train.genotype:  # a published or given genotype was retrained
+        if ctx.config.train.genotype or ctx.config.train.baseline:  # retrained without a search
             results = evaluate_retrained(ctx)
         else:
             results = resolve(method(ctx.config.search.method).evaluate)(ctx)

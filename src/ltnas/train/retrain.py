@@ -1,9 +1,11 @@
 """Retraining a genotype from scratch with the DARTS evaluation recipe, as an epoch task.
 
-SGD with momentum and cosine LR, gradient clipping, auxiliary head (loss weight 0.4), drop-path
-rising linearly to its maximum, cutout; the long-tail plug-ins (loss re-weighting, DRW,
-class-balanced sampling) come from the `train.longtail` section. Each epoch is monitored on a
-validation part held out of the training set (`train.val_fraction`), never on the test set.
+SGD with momentum and cosine LR (optionally after a linear warm-up, `train.warmup_epochs`), gradient
+clipping, auxiliary head (loss weight 0.4), drop-path rising linearly to its maximum, cutout; the
+long-tail plug-ins (loss re-weighting, DRW, class-balanced sampling) come from the `train.longtail`
+section. Baseline networks (`train.network`) train the same way; auxiliary head and drop-path are
+cell-network features they do not have. Each epoch is monitored on a validation part held out of the
+training set (`train.val_fraction`), never on the test set.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
 from ltnas.train.loop import OnStep
 from ltnas.train.precision import autocast
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up: the learning rate of step s (from 0) is scaled by (s + 1) / W while s < W."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
 class RetrainTask:
@@ -52,10 +59,16 @@ class RetrainTask:
         config = self.config
         self.criterion.set_epoch(epoch)
         self.model.drop_path_prob = config.drop_path * epoch / config.epochs
-        lr = self.optimizer.param_groups[0]["lr"]
+        groups = self.optimizer.param_groups
+        scheduled = [group["lr"] for group in groups]
+        lr = scheduled[0]
+        steps = len(self.train_batches)
         self.model.train()
         loss_sum, correct, count = 0.0, 0, 0
-        for x, y in self.train_batches:
+        for step, (x, y) in enumerate(self.train_batches):
+            if epoch < config.warmup_epochs:
+                for group, scheduled_lr in zip(groups, scheduled):
+                    group["lr"] = scheduled_lr * warmup_factor(epoch * steps + step, config.warmup_epochs * steps)
             self.optimizer.zero_grad(set_to_none=True)
             with autocast(x.device, config.amp):
                 output = self.model(x)
@@ -71,6 +84,8 @@ class RetrainTask:
             correct += (logits.argmax(1) == y).sum().item()
             count += len(y)
             on_step(loss=loss.item())
+        for group, scheduled_lr in zip(groups, scheduled):  # the cosine schedule continues from its own value
+            group["lr"] = scheduled_lr
         self.scheduler.step()
         loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
         distributed.average_buffers(self.model)

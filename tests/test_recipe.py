@@ -1,0 +1,96 @@
+"""The retraining recipe: linear warm-up on top of the cosine schedule, and the quickstart's measured recipe."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ltnas.cli import resolve_config_path
+from ltnas.config import LongTailConfig, TrainConfig, load_config
+from ltnas.data import DeviceBatches, ImageSet
+from ltnas.longtail import build_criterion
+from ltnas.space.baselines import build_baseline
+from ltnas.train.retrain import RetrainTask, warmup_factor
+
+
+def test_warmup_factor():
+    assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+
+
+def _task(warmup: int, epochs: int = 3) -> RetrainTask:
+    torch.manual_seed(0)
+    images = ImageSet(torch.randint(0, 255, (24, 1, 8, 8), dtype=torch.uint8), torch.arange(24) % 3)
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=0.1, warmup_epochs=warmup, augment={"crop_padding": 0,
+                                                                                           "flip": False})
+    batches = DeviceBatches(images, 8, device="cpu", mean=[0.5], std=[0.2], generator=torch.Generator().manual_seed(0))
+    tests = DeviceBatches(images, 8, device="cpu", mean=[0.5], std=[0.2], generator=torch.Generator(), shuffle=False)
+    counts = images.counts(3)
+    criterion = build_criterion(LongTailConfig(), counts, epochs)
+    return RetrainTask(build_baseline("cnn", 3, 1), config, criterion, batches, tests, counts, 3)
+
+
+def test_warmup_ramps_each_step_then_the_cosine_schedule_goes_on_unchanged():
+    task, plain = _task(warmup=2), _task(warmup=0)
+    used: list[float] = []
+    task.optimizer.register_step_pre_hook(lambda opt, *_: used.append(opt.param_groups[0]["lr"]))
+    rows = [task.run_epoch(epoch, lambda **_: None) for epoch in range(3)]
+    plain_rows = [plain.run_epoch(epoch, lambda **_: None) for epoch in range(3)]
+    cosine = [0.1 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
+    assert [row["lr"] for row in rows] == pytest.approx(cosine) == [row["lr"] for row in plain_rows]
+    # 3 steps per epoch: steps 1..6 of 6 warm-up steps scale the epoch's cosine lr, epoch 3 uses it as is
+    expected = [cosine[s // 3] * (s + 1) / 6 for s in range(6)] + [cosine[2]] * 3
+    assert used == pytest.approx(expected)
+
+
+def test_quickstart_uses_the_measured_recipe():
+    """benchmarks/RESULTS.md, "Retraining recipe on the quickstart data": logit-adjusted CE, warm-up, no
+    cutout / drop-path / auxiliary head on 8×8 digits, batch 16."""
+    train = load_config(resolve_config_path("quickstart")).train
+    assert train.longtail.loss == "logit_adjusted" and train.longtail.reweight == "none"
+    assert train.warmup_epochs > 0 and train.batch_size == 16
+    assert not train.auxiliary and train.drop_path == 0 and train.augment.cutout == 0
+
+
+def test_paper_configs_keep_the_papers_recipe():
+    for name in ("darts_cifar10_lt", "ssf_cifar10_lt", "fairdarts_cifar10"):
+        train = load_config(resolve_config_path(name)).train
+        assert train.warmup_epochs == 0 and train.network == "cell", name
+
+
+class Killed(Exception):
+    """Stands in for a kill between an epoch's log row and its checkpoint."""
+
+
+def test_baseline_killed_during_warmup_resumes_to_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch):
+    from ltnas import pipeline
+    from ltnas.config import validate_config
+    from ltnas.runs import RunFolder
+    from ltnas.train.loop import JsonlLog
+
+    tiny_run["train"].update(network="cnn", epochs=3, warmup_epochs=2)
+    config = validate_config(tiny_run)
+
+    def outcome(folder):
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in JsonlLog(folder / "train" /
+                                                                                      "metrics.jsonl").rows()]
+        return rows, json.loads((folder / "eval.json").read_text())["balanced_test"]
+
+    pipeline.run_all(config, RunFolder.create(tmp_path / "whole", config))
+    original = RetrainTask.after_epoch
+
+    def interrupt(self, epoch, folder):
+        original(self, epoch, folder)
+        if epoch == 1:  # the second warm-up epoch: resumed from the first one's checkpoint
+            raise Killed
+
+    monkeypatch.setattr(RetrainTask, "after_epoch", interrupt)
+    with pytest.raises(Killed):
+        pipeline.run_all(config, RunFolder.create(tmp_path / "killed", config))
+    monkeypatch.setattr(RetrainTask, "after_epoch", original)
+    run = RunFolder.open(tmp_path / "killed")
+    pipeline.run_all(run.config(), run)
+    assert outcome(tmp_path / "killed") == outcome(tmp_path / "whole")
