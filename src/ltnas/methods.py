@@ -6,6 +6,9 @@ its stages: the whole run, the stand-alone search, the re-evaluation of a finish
 extra sections of its report. The pipeline, the CLI, `compare` and the report read this table and
 name no method themselves (docs/ARCHITECTURE.md, "Add a method").
 
+The network registry (NETWORKS) does the same for what the retrain stage trains (`train.network`: a
+genotype's cell network or a hand-designed baseline), and QUICKSTART lists what `ltnas quickstart` compares.
+
 Stages and strategies are named as "module:attribute" and imported only when used, so that reading
 a config (which validates `search.method` against this table) never imports torch.
 
