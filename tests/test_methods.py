@@ -112,6 +112,8 @@ def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path
     shown = yaml.safe_load(out)  # the output is YAML of the resolved config
     assert shown["search"]["layers"] == 5 and shown["search"]["fairdarts"] == config.search.fairdarts.model_dump()
     assert "arch_betas" in lines
+    assert "  bbn:  # (not read by a fairdarts run)" in out and "supernet:  # (not read by a fairdarts run)" in out
+    assert "  fairdarts:" in out and "  fairdarts:  # (not" not in out
 
 
 def test_config_show_of_a_shipped_name_and_of_a_run_folder(tmp_path, capsys):
