@@ -103,7 +103,7 @@ def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path
     assert main(["config", "show", str(path), "--set", "search.layers=5"]) == 0
     out = capsys.readouterr().out
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if not line.startswith("#")}
-    assert "epochs: 3  # (set)" in out and "layers: 5  # (set)" in out
+    assert "epochs: 3  # (set)" in out and "  layers: 5  # cells in the network (reduction cells at 1/3 and 2/3) (set)" in out
     # the method's own setting, visible as such, with the key's description
     assert "  lr: 0.005  # SGD learning rate (the schedule's start) (FairDARTS default)" in out
     assert "zero_one_weight: 10.0  # weight w01 of the zero-one loss" in out

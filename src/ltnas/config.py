@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltnas.errors import LtnasError
 from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, method as method_entry
@@ -45,6 +45,25 @@ LrGamma = Annotated[float, Field(gt=0, le=1, description="step schedule: factor 
 Momentum = Annotated[float, Field(ge=0, description="SGD momentum")]
 WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
 GradClip = Annotated[float, Field(gt=0, description="gradient norm clipped to this")]
+
+
+def _known_primitives(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name not in PRIMITIVES]
+    if unknown:
+        raise ValueError(f"unknown primitive {unknown[0]!r}; choose from {', '.join(PRIMITIVES)}")
+    if len(set(value)) != len(value):
+        raise ValueError("primitives are listed more than once; list each at most once")
+    if not [name for name in value if name != "none"]:
+        raise ValueError("primitives need at least one operation besides 'none'")
+    return value
+
+
+# The space settings the search supernet, the retrained network and the IMB-NAS supernet share, declared once.
+Primitives = Annotated[list[str], AfterValidator(_known_primitives),
+                       Field(description=f"candidate operations of each edge, of {', '.join(PRIMITIVES)}")]
+Channels = Annotated[int, Field(ge=1, description="C: channels of the first cell (doubled at each reduction)")]
+Layers = Annotated[int, Field(ge=1, description="cells in the network (reduction cells at 1/3 and 2/3)")]
+Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, each with two inputs")]
 
 
 class AugmentConfig(Section):
@@ -190,7 +209,7 @@ class ViewsConfig(Section):
 
 
 class SslConfig(Section):
-    """How Barlow Twins enters an SSF-NAS search (SSF-NAS (Yan, 2024) leaves it open; see README, SSF-NAS).
+    """How Barlow Twins enters an SSF-NAS search (Yan, 2024 leaves it open; see README, SSF-NAS).
 
     add (default): weight step loss = supervised loss + weight · BT / D; the supernet learns from the
       labels and from label-free view agreement, which cannot be dominated by the head classes.
@@ -247,7 +266,8 @@ class BbnConfig(Section):
     )
     arch_momentum: float = Field(0.9, ge=0, lt=1, description="sgd α optimizer: momentum (the weights' 0.9)")
     arch_lr_schedule: Literal["cosine", "constant"] = Field(
-        "cosine", description="α learning rates follow the weight cosine schedule (HLS (Tang, 2024)) or stay at arch_lr"
+        "cosine", description="α learning rates follow the weight cosine schedule (HLS (Tang, 2024)) or stay at "
+        "arch_lr"
     )
     continued: Literal["none", "mu_zero", "mu_half", "frozen_backbone"] = Field(
         "none", description="extra epochs after the search at μ = 0, at μ = 0.5, or at μ = 0 with the backbone frozen"
@@ -279,10 +299,10 @@ class BbnConfig(Section):
 class SearchConfig(Section):
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = "first"
-    primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
-    init_channels: int = Field(16, ge=1)
-    layers: int = Field(8, ge=1)
-    nodes: int = Field(4, ge=1, description="intermediate nodes per cell")
+    primitives: Primitives = list(PRIMITIVES)
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: LearningRate = 0.025
@@ -340,17 +360,6 @@ class SearchConfig(Section):
             raise ValueError(problem)
         return self
 
-    @field_validator("primitives")
-    @classmethod
-    def _known_primitives(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in PRIMITIVES]
-        if unknown:
-            raise ValueError(f"unknown primitive {unknown[0]!r}; choose from {', '.join(PRIMITIVES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("primitives are listed more than once; list each at most once")
-        if not [name for name in value if name != "none"]:
-            raise ValueError("primitives need at least one operation besides 'none'")
-        return value
 
 
 class TrainConfig(Section):
@@ -361,8 +370,8 @@ class TrainConfig(Section):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    init_channels: int = Field(36, ge=1)
-    layers: int = Field(20, ge=1)
+    init_channels: Channels = 36
+    layers: Layers = 20
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(96, ge=1)
     lr: LearningRate = 0.025
@@ -411,14 +420,14 @@ SAMPLINGS = ("uniform", "sandwich", "attentive")
 
 
 class SupernetConfig(Section):
-    """IMB-NAS one-shot supernet (IMB-NAS (Yao, 2024)): one uniformly sampled path trained per step. Defaults: 500
+    """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
-    primitives: list[str] = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
+    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
                                   description="candidate operations of a path ('none' is never sampled)")
-    init_channels: int = Field(16, ge=1)
-    layers: int = Field(8, ge=1)
-    nodes: int = Field(4, ge=1, description="intermediate nodes per cell, each with two inputs")
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
     epochs: int = Field(500, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: LearningRate = 0.1
@@ -437,10 +446,6 @@ class SupernetConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
 
-    @field_validator("primitives")
-    @classmethod
-    def _known_primitives(cls, value: list[str]) -> list[str]:
-        return SearchConfig._known_primitives(value)
 
 
 class EvolveConfig(Section):
@@ -468,7 +473,7 @@ class EvolveConfig(Section):
 
 
 class AdaptConfig(Section):
-    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (IMB-NAS (Yao, 2024)).
+    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (Yao, 2024).
 
     P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
     the classifier with `classifier_longtail`, search. P2: fine-tune backbone and classifier with

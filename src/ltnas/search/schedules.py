@@ -11,7 +11,7 @@ branches on its name (BBN's "combiner" idea).
     cosine           (1 + cos(π t/T)) / 2
     constant         μ (e.g. 0.5 for continued training)
 
-HLS (HLS (Tang, 2024), eq. 17) scales the backbone's α learning rate by 1 − exp(−τ μ_t).
+HLS (Tang, 2024, eq. 17) scales the backbone's α learning rate by 1 − exp(−τ μ_t).
 """
 
 from __future__ import annotations
