@@ -3,6 +3,7 @@
     python benchmarks/search_step.py --threads 2          # DARTS search size: C=16, 8 layers, batch 64, 32×32
     python benchmarks/search_step.py --device cuda --amp
     python benchmarks/search_step.py --smoke              # tiny sizes: correctness only, times nothing useful
+    python benchmarks/search_step.py --strategies pcdarts,gdas --threads 2   # ltnas DARTS beside other methods
 
 For each relaxation (softmax = DARTS, sigmoid = FairDARTS with its zero-one loss) it
 
@@ -13,6 +14,10 @@ For each relaxation (softmax = DARTS, sigmoid = FairDARTS with its zero-one loss
 2. times full search steps of each in its own fresh process, so that peak memory (CPU: peak
    resident set, VmHWM; CUDA: peak allocated) belongs to that implementation alone;
 3. prints images/s (train + val images per step), peak memory and the ratio of ltnas to the baseline.
+
+With --strategies it instead times ltnas's DARTS step and each named strategy's step (e.g. PC-DARTS,
+GDAS) at the same size, each in its own fresh process, and prints their time and peak memory against
+DARTS (no baseline and no check: the original code has no such methods).
 
 Random tensors stand in for CIFAR (the step's cost does not depend on pixel values). --amp and
 --nchw apply to ltnas only: the baseline is always NCHW fp32 eager, as the original.
@@ -48,7 +53,9 @@ TOLERANCE = 1e-4
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--method", choices=[*METHODS, "both"], default="both")
+    parser.add_argument("--method", default="both", help=f"{', '.join(METHODS)} or both (children: any strategy)")
+    parser.add_argument("--strategies", help="comma-separated ltnas strategies to time against ltnas's DARTS "
+                        "at the same size (e.g. pcdarts,gdas); skips the baseline")
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
@@ -63,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 2, 3, 4, 8, 1, 1
+        if args.strategies:
+            args.channels = 4  # PC-DARTS splits the channels into 4 parts
     return args
 
 
@@ -74,6 +83,8 @@ def main() -> int:
     if args.impl:  # a child: time one implementation, report as JSON
         print(json.dumps(time_steps(args, args.impl, args.method, device)))
         return 0
+    if args.strategies:
+        return compare_strategies(args, device)
 
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -95,6 +106,40 @@ def main() -> int:
         print(f"  ltnas / baseline: {ours['images_per_s'] / base['images_per_s']:.2f}x images/s, "
               f"{ours['peak_mb'] / base['peak_mb']:.2f}x peak memory")
     return 0 if ok else 1
+
+
+def compare_strategies(args, device: torch.device) -> int:
+    """ltnas's DARTS step and each strategy's, same size, each timed in its own process."""
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"device {device}{gpu}, torch {torch.__version__}")
+    print(f"first-order search step, ltnas only: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
+          f"{args.batch} val, {args.size}x{args.size}, 10 classes, all {len(PRIMITIVES)} primitives")
+    methods = ["darts", *(m.strip() for m in args.strategies.split(",") if m.strip() and m.strip() != "darts")]
+    results = {method: run_child(args, "ours", method) for method in methods}
+    darts = results["darts"]
+    for method, r in results.items():
+        print(f"  {method:8s} {r['seconds']:8.3f} s/step  {r['images_per_s']:8.1f} images/s  peak memory "
+              f"{r['peak_mb']:8.0f} MB ({r['memory']})  vs darts: {darts['seconds'] / r['seconds']:.2f}x speed, "
+              f"{r['peak_mb'] / darts['peak_mb']:.2f}x peak memory")
+    return 0
+
+
+def build_strategy(args, method: str, device: torch.device, seed: int = 0):
+    """An ltnas strategy on a fresh supernet of the benchmark's size, α away from its near-uniform start."""
+    config = SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=args.batch, lr=0.025,
+                          arch_lr=3e-4, epochs=1, amp=args.amp, init_channels=args.channels, layers=args.layers,
+                          **({"pcdarts": {"arch_start_epoch": 0}} if method == "pcdarts" else {}))
+    strategy_cls = strategy_class(method)
+    torch.manual_seed(seed)
+    network = SearchNetwork(args.channels, 10, args.layers, channels_last=not args.nchw,
+                            **strategy_cls.network_options(config)).to(device)
+    with torch.no_grad():
+        for alpha in network.arch_parameters():
+            alpha.normal_()
+    strategy = strategy_cls(network, config, F.cross_entropy)
+    strategy.set_epoch(0)
+    return strategy
 
 
 def build(args, method: str, device: torch.device, seed: int = 0):
@@ -168,15 +213,19 @@ def run_child(args, impl: str, method: str) -> dict:
     argv = [a for a in sys.argv[1:] if a != "--smoke"]
     command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method]
     if args.smoke:  # the child must use the same tiny sizes
-        command += ["--channels", "2", "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1", "--warmup", "1"]
+        command += ["--channels", str(args.channels), "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1",
+                    "--warmup", "1"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
-    network, baseline = build(args, method, device)
     generator = torch.Generator().manual_seed(1)
     train, val = batch(args, device, generator), batch(args, device, generator)
+    if method not in METHODS:  # another ltnas strategy (--strategies): no baseline
+        strategy = build_strategy(args, method, device)
+        return timed(args, strategy, train, val, device)
+    network, baseline = build(args, method, device)
     if impl == "baseline":
         del network
         strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)
@@ -185,6 +234,10 @@ def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
         config = SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=args.batch, lr=0.025,
                               arch_lr=3e-4, epochs=1, amp=args.amp)
         strategy = strategy_class(method)(network, config, F.cross_entropy)
+    return timed(args, strategy, train, val, device)
+
+
+def timed(args, strategy, train, val, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):

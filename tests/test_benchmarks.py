@@ -26,6 +26,11 @@ def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both(
     assert "ltnas / baseline:" in out and "images/s" in out
 
 
+def test_search_step_benchmark_times_other_strategies_against_darts():
+    out = run_script(str(BENCHMARKS / "search_step.py"), "--strategies", "pcdarts,gdas")
+    assert [line.split()[0] for line in out.splitlines() if "vs darts:" in line] == ["darts", "pcdarts", "gdas"]
+
+
 @pytest.mark.parametrize("script,expect", [("retrain_step.py", "tuned / original"), ("end_to_end.py", "total")])
 def test_retrain_and_end_to_end_benchmarks_run(script, expect):
     extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]

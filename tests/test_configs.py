@@ -59,9 +59,12 @@ def test_fairdarts_cifar10_config_uses_the_authors_settings():
 
 
 # n_max 20 with the paper's factor 0.01 would leave the tail classes without an image (refused), so the
-# long-tailed smoke run takes factor 0.1 on these small files.
+# long-tailed smoke runs take factor 0.1 (ratio 10) on these small files.
 @pytest.mark.parametrize("name,extra", [("ssf_cifar10_lt_smoke", ["--set", "data.factor=0.1"]),
-                                        ("fairdarts_cifar10_smoke", [])])
+                                        ("fairdarts_cifar10_smoke", []),
+                                        ("pcdarts_cifar10_lt_smoke", ["--set", "data.ratio=10",
+                                                                      "--set", "search.pcdarts.arch_start_epoch=0"]),
+                                        ("gdas_cifar10_lt_smoke", ["--set", "data.ratio=10"])])
 def test_issue3_smoke_configs_run_on_cifar_format_files(name, extra, tmp_path, capsys):
     make_cifar10(tmp_path / "cifar", per_batch=20)
     out = tmp_path / "run"
@@ -93,3 +96,13 @@ def test_cifar_smoke_config_runs_end_to_end_on_cifar_format_files(tmp_path, caps
     evaluation = json.loads((out / "eval.json").read_text())
     assert evaluation["balanced_test"]["num_samples"] == 30
     assert (out / "report.md").is_file()
+
+
+def test_pcdarts_and_gdas_configs_use_the_authors_settings():
+    pc = load_config(shipped_configs()["pcdarts_cifar10_lt"]).search
+    assert (pc.method, pc.batch_size, pc.lr, pc.lr_min, pc.arch_lr, pc.epochs) == ("pcdarts", 256, 0.1, 0.0, 6e-4, 50)
+    assert (pc.pcdarts.k, pc.pcdarts.arch_start_epoch, pc.weight_decay, pc.arch_weight_decay) == (4, 15, 3e-4, 1e-3)
+    gd = load_config(shipped_configs()["gdas_cifar10_lt"]).search
+    assert (gd.method, gd.epochs, gd.batch_size, gd.lr, gd.lr_min, gd.weight_decay) == ("gdas", 250, 256, 0.025,
+                                                                                       0.001, 5e-4)
+    assert (gd.arch_lr, gd.arch_weight_decay, gd.gdas.tau_max, gd.gdas.tau_min) == (3e-4, 1e-3, 10.0, 0.1)

@@ -244,6 +244,30 @@ class FairDartsConfig(Section):
     zero_one_kind: Literal["l2", "l1"] = Field("l2", description="−mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
 
 
+class PcDartsConfig(Section):
+    """PC-DARTS (Xu et al., ICLR 2020): partial channel connections and edge normalisation; used when
+    `search.method: pcdarts`. Defaults: the authors' code (yuhuixu1993/PC-DARTS)."""
+
+    k: int = Field(4, ge=1, description="1/k of each edge's channels go through the mixed operation, the rest "
+                   "pass by; search.init_channels must be a multiple of k (the authors' K = 4)")
+    arch_start_epoch: int = Field(15, ge=0, description="α and β are updated from this epoch on (0-based; the "
+                                  "authors' warm-up of 15 epochs trains the weights alone)")
+
+
+class GdasConfig(Section):
+    """GDAS (Dong & Yang, CVPR 2019): one Gumbel-softmax sampled operation per edge; used when
+    `search.method: gdas`. Defaults: the authors' code (D-X-Y/AutoDL-Projects)."""
+
+    tau_max: float = Field(10.0, gt=0, description="Gumbel-softmax temperature τ at the first search epoch")
+    tau_min: float = Field(0.1, gt=0, description="τ at the last search epoch (linear in between)")
+
+    @model_validator(mode="after")
+    def _falling(self) -> "GdasConfig":
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min ({self.tau_min}) exceeds tau_max ({self.tau_max}); τ anneals downwards")
+        return self
+
+
 class BbnConfig(Section):
     """Two-branch (BBN) search with heterogeneous LR scheduling, HLS (Tang, 2024); used when `search.method: bbn`."""
 
@@ -330,6 +354,8 @@ class SearchConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     bbn: BbnConfig = Field(default_factory=BbnConfig)
+    pcdarts: PcDartsConfig = Field(default_factory=PcDartsConfig)
+    gdas: GdasConfig = Field(default_factory=GdasConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
     # None = on for the CPU only. On an H100 (torch 2.11, cuDNN 9.19) NHWC was slower and cuDNN gave the
     # affine-free supernet wrong float32 gradients (benchmarks/RESULTS.md, "GPU check").

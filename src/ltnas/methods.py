@@ -118,6 +118,16 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "derive": "threshold",
 }
 
+def _pcdarts_settings(search) -> str | None:
+    if search.init_channels % search.pcdarts.k:
+        return (f"init_channels ({search.init_channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
+                "edge splits its channels into k parts")
+    if search.pcdarts.arch_start_epoch >= search.epochs:
+        return (f"pcdarts.arch_start_epoch ({search.pcdarts.arch_start_epoch}) is not below epochs ({search.epochs}), "
+                "so α would never be updated; lower it (the authors': 15 of 50)")
+    return None
+
+
 IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
@@ -139,6 +149,22 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            evaluate="ltnas.stages.bbn:reevaluate",
            report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
            evaluates_supernet=True, searches_with_longtail=False, single_process=True, check=_bbn_settings),
+    # PC-DARTS (Xu et al., 2020), the authors' train_search.py: batch 256, SGD lr 0.1 → 0 (cosine), α (and β)
+    # Adam lr 6e-4; momentum 0.9, wd 3e-4, α betas (0.5, 0.999) and wd 1e-3, 50 epochs are DARTS' defaults
+    # already. α updates start at pcdarts.arch_start_epoch (15).
+    Method("pcdarts", "PC-DARTS", "PC-DARTS (Xu et al., 2020): partial channels + edge normalisation (search.pcdarts)",
+           strategy="ltnas.search.pcdarts:PcDartsSearch",
+           search_defaults={"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
+           sections=("search.pcdarts",), check=_pcdarts_settings),
+    # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr 0.025 →
+    # 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order. (Their SGD is Nesterov;
+    # ltnas's weight optimizer is plain momentum SGD for every method.)
+    Method("gdas", "GDAS", "GDAS (Dong & Yang, 2019): one Gumbel-sampled operation per edge, τ annealed (search.gdas)",
+           strategy="ltnas.search.gdas:GdasSearch",
+           search_defaults={"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
+                            "arch_lr": 3e-4, "order": "first"},
+           sections=("search.gdas",),
+           check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
     Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
            "evolve and adapt sections)",
            sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
@@ -148,7 +174,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
 )}
 
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
-OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "train", *IMBNAS_SECTIONS)
+OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "train", *IMBNAS_SECTIONS)
 
 
 def method(name: str) -> Method:

@@ -58,6 +58,12 @@ class DartsSearch:
             self.alphas, config.arch_lr, betas=tuple(config.arch_betas), weight_decay=config.arch_weight_decay
         )
 
+    @classmethod
+    def network_options(cls, config: SearchConfig) -> dict:
+        """How this strategy shapes the supernet (`SearchNetwork` keyword arguments): its relaxation,
+        and for strategies that change the mixed operation their mixing (space/mixing.py)."""
+        return {"relaxation": cls.relaxation}
+
     def weight_parameters(self) -> list[nn.Parameter]:
         """What the weight optimizer trains: the supernet's operation weights (never α)."""
         return list(self.network.parameters())

@@ -107,13 +107,11 @@ def edge_index(to_node: int, from_node: int) -> int:
     return sum(2 + j for j in range(to_node - 2)) + from_node
 
 
-def _cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, edges: Sequence[Edge],
-                  primitives: tuple[str, ...]) -> torch.Tensor:
+def _cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, edges: Sequence[Edge]) -> torch.Tensor:
     states = [cell.preprocess0(s0), cell.preprocess1(s1)]
     for node in range(2, 2 + cell.nodes):
         inputs = [e for e in edges if e.to_node == node]
-        states.append(sum(cell.edges[edge_index(node, e.from_node)].ops[primitives.index(e.op)](states[e.from_node])
-                          for e in inputs))
+        states.append(sum(cell.edges[edge_index(node, e.from_node)].op(e.op)(states[e.from_node]) for e in inputs))
     return torch.cat(states[2:], dim=1)
 
 
@@ -122,7 +120,7 @@ def path_features(network: SearchNetwork, x: torch.Tensor, path: Genotype) -> to
     s0 = s1 = network.stem(x)
     for cell in network.cells:
         edges = path.reduce if cell.reduction else path.normal
-        s0, s1 = s1, _cell_forward(cell, s0, s1, edges, network.primitives)
+        s0, s1 = s1, _cell_forward(cell, s0, s1, edges)
     return network.global_pooling(s1).flatten(1)
 
 
@@ -188,10 +186,8 @@ def export_subnet(network: SearchNetwork, path: Genotype, auxiliary: bool = Fals
     state_dict has those extra BN entries.
     """
     PathSpace.of(network).check(path)
-    C = init_channels(network)
-    in_channels = network.stem[0].in_channels
-    subnet = DiscreteNetwork(path, C, network.num_classes, len(network.cells), auxiliary=auxiliary,
-                             in_channels=in_channels, stem_multiplier=network.stem[0].out_channels // C,
+    subnet = DiscreteNetwork(path, network.C, network.num_classes, network.layers, auxiliary=auxiliary,
+                             in_channels=network.in_channels, stem_multiplier=network.stem_multiplier,
                              normalised=is_normalised(network.classifier))
     device = next(network.parameters()).device
     subnet.to(device)
@@ -209,10 +205,10 @@ def export_subnet(network: SearchNetwork, path: Genotype, auxiliary: bool = Fals
         copy(cell.preprocess0, sub_cell.preprocess0)
         copy(cell.preprocess1, sub_cell.preprocess1)
         for index, edge in enumerate(sub_cell.edges):
-            source = cell.edges[edge_index(edge.to_node, edge.from_node)].ops[network.primitives.index(edge.op)]
+            mixed = cell.edges[edge_index(edge.to_node, edge.from_node)]
+            source = mixed.op(edge.op)
             if "pool" in edge.op:
-                channels = source[1].num_features
-                sub_cell.ops[index] = nn.Sequential(sub_cell.ops[index], nn.BatchNorm2d(channels)).to(device)
+                sub_cell.ops[index] = nn.Sequential(sub_cell.ops[index], nn.BatchNorm2d(mixed.channels)).to(device)
             copy(source, sub_cell.ops[index])
     return subnet
 
@@ -225,7 +221,7 @@ class PathSampler:
         self.space = space
         self.config = config
         # Largest and smallest path by the parameters of each operation on the first edge.
-        sizes = {op: sum(p.numel() for p in network.cells[0].edges[0].ops[network.primitives.index(op)].parameters())
+        sizes = {op: sum(p.numel() for p in network.cells[0].edges[0].op(op).parameters())
                  for op in space.ops}
         self.largest = max(space.ops, key=lambda op: (sizes[op], space.ops.index(op)))
         self.smallest = min(space.ops, key=lambda op: (sizes[op], space.ops.index(op)))
@@ -377,15 +373,9 @@ def stage_cost(rows: list[dict]) -> dict[str, float | int]:
 
 
 # --- the supernet artefact ------------------------------------------------------------------------
-def init_channels(network: SearchNetwork) -> int:
-    """The supernet's C: the width of its first cell, halved if that cell already reduces."""
-    first = network.cells[0]
-    return first.preprocess1[1].out_channels // (2 if first.reduction else 1)
-
-
 def save_supernet(path: Path, network: SearchNetwork, meta: dict[str, Any]) -> None:
-    shape = {"C": init_channels(network), "num_classes": network.num_classes,
-             "layers": len(network.cells), "in_channels": network.stem[0].in_channels,
+    shape = {"C": network.C, "num_classes": network.num_classes,
+             "layers": network.layers, "in_channels": network.in_channels,
              "primitives": list(network.primitives), "nodes": network.nodes,
              "normalised": is_normalised(network.classifier)}
     atomic_save({"format": SUPERNET_FORMAT, "network": shape, "state_dict": network.state_dict(), **meta}, path)

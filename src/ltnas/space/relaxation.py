@@ -1,15 +1,32 @@
 """How architecture parameters α become edge weights.
 
 The supernet never decides this itself: it asks its relaxation. DARTS lets the operations of an
-edge compete (softmax); FairDARTS lets each one stand alone (sigmoid). A sampled one-hot path
-(one-shot search) fits the same interface.
+edge compete (softmax); FairDARTS lets each one stand alone (sigmoid); GDAS samples one operation
+per edge (search/gdas.py). A relaxation says two things separately:
+
+- `read(α)`: the weights α stands for, used for derivation and logs (softmax(α) for GDAS, not a sample);
+- `forward(α, training)`: the weights the forward pass uses, with the operation each edge runs when
+  only one runs (`ForwardWeights.sampled`, None when every operation with a non-zero weight runs).
+
+For DARTS and FairDARTS the two are the same function.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ltnas.errors import LtnasError
+
+
+@dataclass
+class ForwardWeights:
+    """What one cell type's forward pass uses: `weights` (edges, ops), and per edge the index of the one
+    operation that runs (`sampled`, a list of ints) when the relaxation samples a single path."""
+
+    weights: torch.Tensor
+    sampled: list[int] | None = None
 
 
 class Relaxation:
@@ -18,7 +35,14 @@ class Relaxation:
     name = "relaxation"
 
     def __call__(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The weights α stands for (derivation, logs); by default also the forward pass's."""
         raise NotImplementedError
+
+    def read(self, alpha: torch.Tensor) -> torch.Tensor:
+        return self(alpha)
+
+    def forward(self, alpha: torch.Tensor, training: bool) -> ForwardWeights:
+        return ForwardWeights(self(alpha))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -3,7 +3,12 @@
 `SearchNetwork.parameters()` yields the operation weights only; the architecture parameters α
 (one row per edge, one column per primitive, for the normal and the reduction cell) come from
 `arch_parameters()`. Calling the network uses its current α through its relaxation, which can be
-swapped (softmax for DARTS, sigmoid for FairDARTS) without touching the network.
+swapped (softmax for DARTS, sigmoid for FairDARTS, Gumbel samples for GDAS) without touching the
+network, and mixes each edge's operations through its mixing (space/mixing.py: DARTS' weighted sum,
+or a strategy's own, e.g. PC-DARTS' partial channels with per-edge β).
+
+The network keeps its own configuration (`C`, `layers`, `nodes`, `primitives`, `in_channels`,
+`stem_multiplier`, `num_classes`) so that tools never work it back out of a layer's width.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from torch import nn
 from ltnas.config import PRIMITIVES
 from ltnas.space.genotype import Genotype, derive_genotype
 from ltnas.space.heads import make_classifier
-from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
-from ltnas.space.relaxation import Relaxation, make_relaxation
+from ltnas.space.mixing import EdgeInput, EdgeMixing, MixedEdge  # noqa: F401 (MixedEdge, EdgeInput re-exported)
+from ltnas.space.primitives import FactorizedReduce, ReLUConvBN
+from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
+
+
+CELL_KINDS = ("normal", "reduce")
 
 
 def num_edges(nodes: int) -> int:
@@ -28,82 +37,6 @@ def reduction_layers(layers: int) -> tuple[int, ...]:
     return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
-class EdgeInput:
-    """A node's output as every edge leaving it sees it.
-
-    Most candidate operations start with the same ReLU, and the poolings of one node are the same
-    for every edge leaving it (they have no parameters), so each is computed once per node, on first
-    use, instead of once per operation per edge: the same function for less work and memory.
-    """
-
-    def __init__(self, x: torch.Tensor):
-        self.x = x
-        self._relu: torch.Tensor | None = None
-        self._pooled: dict[str, torch.Tensor] = {}
-
-    def relu(self) -> torch.Tensor:
-        if self._relu is None:
-            self._relu = torch.relu(self.x)
-        return self._relu
-
-    def pooled(self, pool: nn.Module) -> torch.Tensor:
-        key = repr(pool)  # kind, kernel, stride and padding: equal reprs pool identically
-        if key not in self._pooled:
-            self._pooled[key] = pool(self.x)
-        return self._pooled[key]
-
-
-class MixedEdge(nn.Module):
-    """One edge of the supernet: the weighted sum of every candidate operation."""
-
-    def __init__(self, channels: int, stride: int, primitives: tuple[str, ...]):
-        super().__init__()
-        ops, kinds = [], []
-        for name in primitives:
-            op = make_op(name, channels, stride, affine=False)
-            if "pool" in name:
-                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
-            ops.append(op)
-            kinds.append("pool" if "pool" in name else "relu" if hasattr(op, "forward_after_relu") else "plain")
-        self.ops = nn.ModuleList(ops)
-        self.stride = stride
-        self._kinds = kinds
-        # `none` contributes exactly zero to the sum (and to every gradient), so it is never run.
-        self.active = [i for i, name in enumerate(primitives) if name != "none"]
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return self.mix(EdgeInput(x), weights)
-
-    def mix(self, inputs: EdgeInput, weights: torch.Tensor, constant: list[float] | None = None) -> torch.Tensor:
-        """Σ_i w_i · op_i(x), with the work the operations share taken from `inputs`.
-
-        `constant` (the weights as numbers, given only when no gradient flows to them) lets an
-        operation whose weight is exactly 0 be skipped: it adds nothing and nothing trains through it
-        (its BatchNorm statistics are then not updated either, as for a path a one-shot search did
-        not sample).
-        """
-        if constant is None and not weights.requires_grad:
-            constant = weights.tolist()
-        out = None
-        for i in self.active:
-            if constant is not None and constant[i] == 0:
-                continue
-            term = weights[i] * self._run(i, inputs)
-            out = term if out is None else out + term
-        if out is None:  # every weight is 0: the edge is `none`
-            x = inputs.x
-            return (x if self.stride == 1 else x[:, :, :: self.stride, :: self.stride]).mul(0.0)
-        return out
-
-    def _run(self, i: int, inputs: EdgeInput) -> torch.Tensor:
-        op, kind = self.ops[i], self._kinds[i]
-        if kind == "relu":
-            return op.forward_after_relu(inputs.relu())
-        if kind == "pool":
-            return op[1](inputs.pooled(op[0]))
-        return op(inputs.x)
-
-
 class SearchCell(nn.Module):
     def __init__(
         self,
@@ -114,28 +47,36 @@ class SearchCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         primitives: tuple[str, ...],
+        mixing: EdgeMixing | None = None,
     ):
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
+        self.channels = channels
+        mixing = mixing or EdgeMixing()
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=False)
         else:
             self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
         self.edges = nn.ModuleList(
-            MixedEdge(channels, 2 if reduction and source < 2 else 1, primitives)
+            mixing.make_edge(channels, 2 if reduction and source < 2 else 1, tuple(primitives))
             for node in range(nodes)
             for source in range(2 + node)
         )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                constant: list[list[float]] | None = None) -> torch.Tensor:
-        """`constant`: `weights.tolist()` when the caller has read it already (one host-device sync per
-        forward instead of one per cell); used only when no gradient reaches the weights."""
+                constant: list[list[float]] | None = None, edge_weights: torch.Tensor | None = None,
+                sampled: list[int] | None = None) -> torch.Tensor:
+        """Node j = Σ_{i<j} e_ij · edge_ij(h_i, w_ij).
+
+        `constant`: `weights.tolist()` when the caller has read it already (one host-device sync per
+        forward instead of one per cell); used only when no gradient reaches the weights.
+        `edge_weights`: e_ij per edge (PC-DARTS' normalised β); None: 1. `sampled`: per edge the one
+        operation that runs (GDAS); None: every operation with a non-zero weight."""
         inputs = [EdgeInput(self.preprocess0(s0)), EdgeInput(self.preprocess1(s1))]
         # Weights that no gradient reaches are read as numbers, so that edges can skip exact zeros.
-        if weights.requires_grad:
+        if weights.requires_grad or sampled is not None:
             constant = None
         elif constant is None:
             constant = weights.tolist()
@@ -144,7 +85,12 @@ class SearchCell(nn.Module):
             node = None
             for j, h in enumerate(inputs):
                 edge = offset + j
-                term = self.edges[edge].mix(h, weights[edge], None if constant is None else constant[edge])
+                if sampled is not None:
+                    term = self.edges[edge].pick(h, weights[edge], sampled[edge])
+                else:
+                    term = self.edges[edge].mix(h, weights[edge], None if constant is None else constant[edge])
+                if edge_weights is not None:
+                    term = edge_weights[edge] * term
                 node = term if node is None else node + term
             offset += len(inputs)
             inputs.append(EdgeInput(node))
@@ -157,7 +103,7 @@ class SearchBackbone:
     channels per node (`channels`) and whether it reduced (`reduction_prev`)."""
 
     def __init__(self, C: int, layers: int, in_channels: int, primitives: tuple[str, ...], nodes: int,
-                 stem_multiplier: int):
+                 stem_multiplier: int, mixing: EdgeMixing | None = None):
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
@@ -167,7 +113,8 @@ class SearchBackbone:
             reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
-            self.cells.append(SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, primitives))
+            self.cells.append(SearchCell(nodes, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, primitives,
+                                         mixing))
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, nodes * c_curr
         self.c_prev_prev, self.c_prev, self.channels, self.reduction_prev = c_prev_prev, c_prev, c_curr, reduction_prev
@@ -188,9 +135,12 @@ class SearchNetwork(nn.Module):
         alpha_init_std: float = 1e-3,
         channels_last: bool = True,
         normalised: bool = False,
+        mixing: EdgeMixing | None = None,
     ):
-        """`normalised`: LDAM-DRW's cosine classifier (space/heads.py) instead of a linear one."""
+        """`normalised`: LDAM-DRW's cosine classifier (space/heads.py) instead of a linear one.
+        `mixing`: how an edge mixes its operations (space/mixing.py); default DARTS' weighted sum."""
         super().__init__()
+        self.C, self.layers, self.in_channels, self.stem_multiplier = C, layers, in_channels, stem_multiplier
         self.primitives = tuple(primitives)
         # NHWC activations: the same values, but pooling and depthwise convolutions vectorise over
         # channels (on a 2-core CPU the DARTS search step runs ~1.7x faster; see benchmarks/RESULTS.md).
@@ -198,8 +148,9 @@ class SearchNetwork(nn.Module):
         self.nodes = nodes
         self.num_classes = num_classes
         self.relaxation = make_relaxation(relaxation)
+        self.mixing = mixing or EdgeMixing()
 
-        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier)
+        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier, self.mixing)
         self.stem, self.cells = backbone.stem, backbone.cells
         self.feature_dim = backbone.c_prev
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -208,9 +159,16 @@ class SearchNetwork(nn.Module):
         shape = (num_edges(nodes), len(self.primitives))
         self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
         self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(shape))
+        # The mixing's own architecture parameters (e.g. PC-DARTS' β), per cell type, after α.
+        self._extra = {kind: [] for kind in CELL_KINDS}
+        for name, extra_shape in self.mixing.arch_shapes(*shape).items():
+            for kind in CELL_KINDS:
+                self.register_parameter(f"{name}_{kind}", nn.Parameter(alpha_init_std * torch.randn(extra_shape)))
+                self._extra[kind].append(name)
+        self._ARCH_NAMES = ("alpha_normal", "alpha_reduce",
+                            *(f"{name}_{kind}" for name in self.mixing.arch_shapes(*shape) for kind in CELL_KINDS))
 
     # --- weights and architecture kept apart --------------------------------------------------
-    _ARCH_NAMES = ("alpha_normal", "alpha_reduce")
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """Operation weights only: α lives in the same module (so `.to()` and `state_dict()` carry
@@ -220,26 +178,43 @@ class SearchNetwork(nn.Module):
                 yield name, param
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alpha_normal, self.alpha_reduce]
+        """α of the normal and the reduction cell, then the mixing's own parameters (e.g. β)."""
+        return [getattr(self, name) for name in self._ARCH_NAMES]
+
+    def extra_arch(self, kind: str) -> dict[str, nn.Parameter]:
+        """The mixing's architecture parameters of one cell type ('normal' or 'reduce'), by name."""
+        return {name: getattr(self, f"{name}_{kind}") for name in self._extra[kind]}
 
     # --- forward ------------------------------------------------------------------------------
     def relaxed_weights(self) -> dict[str, torch.Tensor]:
-        """Edge weights under the current relaxation: {'normal': (edges, ops), 'reduce': ...}."""
-        return {"normal": self.relaxation(self.alpha_normal), "reduce": self.relaxation(self.alpha_reduce)}
+        """Operation weights as derivation and logs read them: {'normal': (edges, ops), 'reduce': ...}
+        (the relaxation's `read`, then the mixing's, e.g. softmax(α)·β̂ for PC-DARTS)."""
+        return {kind: self.mixing.read(self.relaxation.read(getattr(self, f"alpha_{kind}")), self.extra_arch(kind),
+                                       self.nodes) for kind in CELL_KINDS}
+
+    def forward_weights(self) -> dict[str, ForwardWeights]:
+        """What the forward pass uses per cell type (the relaxation's `forward`: a sample for GDAS)."""
+        return {kind: self.relaxation.forward(getattr(self, f"alpha_{kind}"), self.training) for kind in CELL_KINDS}
+
+    def edge_weights(self) -> dict[str, torch.Tensor | None]:
+        """Per cell type the weight of each edge's whole output (PC-DARTS: normalised β), or None."""
+        return {kind: self.mixing.edge_weights(self.extra_arch(kind), self.nodes) for kind in CELL_KINDS}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled features before the classifier (used by heads and self-supervision)."""
-        weights = self.relaxed_weights()
+        forward = self.forward_weights()
+        weights = {kind: f.weights for kind, f in forward.items()}
+        edges = self.edge_weights()
         constants = {"normal": None, "reduce": None}
-        if not any(w.requires_grad for w in weights.values()):  # evaluation: both read in one sync
-            normal, reduce = torch.stack([weights["normal"], weights["reduce"]]).tolist()
+        if not any(w.requires_grad for w in weights.values()) and forward["normal"].sampled is None:
+            normal, reduce = torch.stack([weights["normal"], weights["reduce"]]).tolist()  # both in one sync
             constants = {"normal": normal, "reduce": reduce}
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, weights[kind], constants[kind])
+            s0, s1 = s1, cell(s0, s1, weights[kind], constants[kind], edges[kind], forward[kind].sampled)
         return self.global_pooling(s1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

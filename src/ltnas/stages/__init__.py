@@ -4,7 +4,7 @@
     search     the shared search stage (a method's strategy searches a cell)
     retrain    a genotype retrained from scratch
     evaluate   the retrained model or the searched supernet on the test sets; the report
-    standard   search → retrain → evaluate, the run of darts, fairdarts and ssf
+    standard   search → retrain → evaluate, the run of darts, fairdarts, ssf, pcdarts and gdas
     bbn        the two-branch search of HLS (Tang, 2024), evaluated without retraining
     imbnas     IMB-NAS (Yao, 2024): a supernet trained once, adapted, evolved, then retrained
 

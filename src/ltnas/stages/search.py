@@ -54,12 +54,12 @@ def search(ctx: Context) -> Genotype:
 
 
 def build_search_network(config: RunConfig, data: LongTailDataset, device: torch.device) -> SearchNetwork:
-    """The DARTS supernet of the search section, relaxed as the method's strategy says (the `network` of
-    darts, fairdarts and ssf in ltnas.methods)."""
+    """The DARTS supernet of the search section, shaped as the method's strategy says (its relaxation, its
+    mixed operation: `network_options`); the `network` of the single-cell searches in ltnas.methods."""
     cfg = config.search
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
-        nodes=cfg.nodes, relaxation=method(cfg.method).strategy_class().relaxation,
+        nodes=cfg.nodes, **method(cfg.method).strategy_class().network_options(cfg),
         alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
         normalised=uses_normalised_classifier(cfg.longtail),

@@ -1,4 +1,4 @@
-"""The run of the methods that search a cell, retrain it and evaluate it (DARTS, FairDARTS, SSF-NAS;
+"""The run of the methods that search a cell, retrain it and evaluate it (DARTS, FairDARTS, SSF-NAS, PC-DARTS, GDAS;
 see ltnas.methods): each stage resumes where a killed run stopped."""
 
 from __future__ import annotations
