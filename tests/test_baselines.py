@@ -11,9 +11,10 @@ import torch
 import yaml
 from test_cli import call, user_error
 
-from ltnas.cli import QUICKSTART_METHODS, resolve_config_path
+from ltnas.cli import resolve_config_path
 from ltnas.compare import method_variant, spec_from_methods
 from ltnas.config import BASELINE_NETWORKS, load_config
+from ltnas.methods import QUICKSTART as QUICKSTART_METHODS
 from ltnas.space import count_parameters
 from ltnas.space.baselines import BASELINES, BasicBlock, build_baseline
 

@@ -1,4 +1,4 @@
-"""BBN two-branch DARTS with heterogeneous LR scheduling (paper 001): schedules, Theorem 1, HLS,
+"""BBN two-branch DARTS with heterogeneous LR scheduling (HLS (Tang, 2024)): schedules, Theorem 1, HLS,
 the class-balanced sampler, the run end to end, resume, the μ sweep, and bad input."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ltnas.runs import RunFolder
 from ltnas.search import hls_factor, mixing_ratio
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss
 from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics
-from ltnas.pipeline import Context
+from ltnas.stages.context import Context
 from ltnas.space import Genotype
 from ltnas.stages.bbn import build_two_branch_network, search_two_branch
 from ltnas.train.loop import JsonlLog
@@ -89,7 +89,7 @@ def _alpha_grads(strategy: BbnSearch, batch, mu: float) -> dict[str, list[torch.
 
 
 def test_head_alpha_gradients_scale_with_mu_while_the_backbone_gradient_does_not():
-    """Paper 001, Theorem 1, on a network whose two heads are identical and see the same batch: then
+    """HLS (Tang, 2024), Theorem 1, on a network whose two heads are identical and see the same batch: then
     o_ins = o_cls, the loss is the same function for every μ, ∇α_ins = μ g, ∇α_cls = (1 − μ) g, and the
     backbone's α gradient does not depend on μ at all."""
     strategy = tiny_strategy()
@@ -248,14 +248,15 @@ def test_bbn_search_re_samples_with_bbns_reversed_sampler_by_default(monkeypatch
     assert BbnConfig().resampler == "reversed"
     made = {}
 
-    class Recorder(DeviceBatches):
-        def __init__(self, *args, sampler="instance", **kwargs):
-            super().__init__(*args, sampler=sampler, **kwargs)
-            made.setdefault(sampler, 0)
-            made[sampler] += 1
+    batches = Context.batches
 
-    monkeypatch.setattr(stage, "DeviceBatches", Recorder)
-    monkeypatch.setattr(stage, "fit", lambda *args, **kwargs: None)
+    def recorder(self, *args, sampler="instance", **kwargs):  # every training stream is built by Context.batches
+        made.setdefault(sampler, 0)
+        made[sampler] += 1
+        return batches(self, *args, sampler=sampler, **kwargs)
+
+    monkeypatch.setattr(Context, "batches", recorder)
+    monkeypatch.setattr(Context, "fit", lambda *args, **kwargs: None)
     for resampler in ("reversed", "class_balanced"):
         made.clear()
         config = validate_config(bbn_config(resampler=resampler))
@@ -424,7 +425,7 @@ def test_bbn_search_resumed_after_interruption_equals_the_uninterrupted_run(bbn_
     assert all(torch.equal(final[name], network[name]) for name in network)
 
 
-# --- DARTS evaluated on its searched supernet (paper 001's protocol for its DARTS rows) -------------
+# --- DARTS evaluated on its searched supernet (HLS (Tang, 2024)'s protocol for its DARTS rows) -------------
 def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
     raw = copy.deepcopy(TINY_RUN)
     raw["search"].update(epochs=1, batch_size=32, primitives=list(PRIMITIVES_SMALL))

@@ -54,7 +54,7 @@ def test_fairdarts_cifar10_config_uses_the_authors_settings():
     search = config.search
     assert config.data.profile == "balanced" and "none" not in search.primitives and len(search.primitives) == 7
     assert (search.batch_size, search.lr, search.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
-    assert (search.order, search.derive, search.threshold, search.zero_one_weight) == ("first", "threshold", 0.85, 10)
+    assert (search.order, search.derive, search.threshold, search.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
     assert config.published.values == {"fairdarts": 97.46}
 
 

@@ -621,3 +621,24 @@ def test_in_order_view_shares_the_device_copy_and_covers_every_image_once():
     assert [len(y) for y in ys] == [3, 3, 3, 1]
     torch.testing.assert_close(torch.cat(ys), images.labels)
     torch.testing.assert_close(torch.cat(xs), (images.images.float() / 255 - 0.5) / 0.25)  # no augmentation
+
+
+def test_a_source_of_users_data_is_not_cut_to_its_rarest_class(monkeypatch):
+    """Only the benchmark sources (published class order, near-equal pools) take their smallest class as
+    the head; any other source (here a stand-in for a CSV-like one) ranks classes by size and keeps its
+    largest class whole."""
+    from ltnas.config import DataConfig
+    from ltnas.data import build as build_module
+    from ltnas.data.build import BENCHMARK_SOURCES, class_rank
+
+    counts = [12, 40, 25]  # class 1 is the largest; class 0 the rarest
+    labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate(counts)])
+    pool = ImageSet(torch.zeros(len(labels), 1, 4, 4, dtype=torch.uint8), labels)
+    test = ImageSet(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 2, 2]))
+    monkeypatch.setattr(build_module, "load_source", lambda cfg: (pool, test, ["a", "b", "c"]))
+    cfg = DataConfig.model_construct(**{**DataConfig().model_dump(), "source": "table", "ratio": 4.0,
+                                        "augment": DataConfig().augment})
+    assert "table" not in BENCHMARK_SOURCES and class_rank("table", counts) == [1, 2, 0]
+    data = build_dataset(cfg, seed=0)
+    assert data.train.counts(3) == [longtail_counts(40, 3, ratio=4.0)[k] for k in (2, 0, 1)] == [10, 40, 20]
+    assert class_rank("synthetic", counts) == [0, 1, 2]  # benchmark sources keep their order

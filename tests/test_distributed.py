@@ -32,7 +32,9 @@ def _rank_main(rank: int, world: int, port: int, argv: list[str], keep: str) -> 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    fit = pipeline.fit
+    from ltnas.stages import context
+
+    fit = context.fit
 
     def fit_and_keep(task, epochs, folder, progress=None):
         rows = fit(task, epochs, folder, progress)
@@ -40,7 +42,7 @@ def _rank_main(rank: int, world: int, port: int, argv: list[str], keep: str) -> 
         torch.save(network.state_dict(), Path(keep) / f"{task.name}_rank{rank}.pt")
         return rows
 
-    pipeline.fit = fit_and_keep
+    context.fit = fit_and_keep
     assert cli.main(argv) == 0
 
 

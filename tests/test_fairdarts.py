@@ -66,7 +66,7 @@ def test_fairdarts_uses_the_authors_defaults_unless_overridden():
     config = load_config(None, ["search.method=fairdarts"]).search
     assert tuple(config.primitives) == PRIMITIVES[1:]  # the 7 operations without `none`
     assert (config.batch_size, config.lr, config.lr_min, config.arch_lr) == (128, 0.005, 0.001, 3e-3)
-    assert (config.order, config.derive, config.threshold, config.zero_one_weight) == ("first", "threshold", 0.85, 10)
+    assert (config.order, config.derive, config.threshold, config.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
     assert load_config(None, ["search.method=fairdarts", "search.batch_size=32"]).search.batch_size == 32
     assert load_config(None, []).search.batch_size == 64  # DARTS keeps its own
     assert tuple(config.arch_betas) == (0.9, 0.999)  # the FairDARTS code's arch_lr_gamma 0.9 is Adam's β1
@@ -75,8 +75,8 @@ def test_fairdarts_uses_the_authors_defaults_unless_overridden():
 
 def _fairdarts(zero_one_weight: float, arch_lr: float = 3e-3, order: str = "first"):
     torch.manual_seed(0)
-    config = SearchConfig(method="fairdarts", epochs=1, zero_one_weight=zero_one_weight, arch_lr=arch_lr,
-                          order=order, arch_weight_decay=0.0)
+    config = SearchConfig(method="fairdarts", epochs=1, fairdarts={"zero_one_weight": zero_one_weight},
+                          arch_lr=arch_lr, order=order, arch_weight_decay=0.0)
     network = SearchNetwork(4, 3, 3, primitives=config.primitives, relaxation="sigmoid", alpha_init_std=0.3)
     return FairDartsSearch(network, config, F.cross_entropy)
 
@@ -106,7 +106,8 @@ def test_zero_one_loss_polarises_sigma_in_a_short_search():
     fractions = {}
     for w01 in (0.0, 10.0):
         torch.manual_seed(0)  # the same initial α for both
-        config = SearchConfig(method="fairdarts", epochs=1, zero_one_weight=w01, arch_lr=0.1, arch_weight_decay=0.0)
+        config = SearchConfig(method="fairdarts", epochs=1, fairdarts={"zero_one_weight": w01}, arch_lr=0.1,
+                              arch_weight_decay=0.0)
         network = SearchNetwork(2, 3, 3, primitives=config.primitives, nodes=1, relaxation="sigmoid",
                                 alpha_init_std=1.0)
         strategy = FairDartsSearch(network, config, F.cross_entropy)

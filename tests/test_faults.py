@@ -167,7 +167,7 @@ def test_compare_resume_while_a_member_is_held_is_refused(tmp_path, tiny, capsys
 
 
 def test_supernet_cache_entry_being_trained_is_refused(tmp_path):
-    from ltnas.train.adapt import source_supernet, supernet_key
+    from ltnas.stages.imbnas import source_supernet, supernet_key
 
     raw = {**TINY_RUN, "source_data": TINY_RUN["data"], "search": {"method": "imbnas"},
            "adapt": {"supernet_cache": str(tmp_path / "cache")}}
@@ -513,12 +513,12 @@ def test_a_bad_override_is_blamed_on_its_own_key(tmp_path, tiny, capsys):
 
 
 def test_ctrl_c_names_the_real_folder(tmp_path, tiny, capsys, monkeypatch):
-    import ltnas.pipeline as pipeline
+    import ltnas.stages.standard as standard
 
     def interrupted(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "search", interrupted)
+    monkeypatch.setattr(standard, "search", interrupted)
     out = tmp_path / "run"
     capsys.readouterr()
     assert main(["run", tiny, "--out", str(out)]) == 130

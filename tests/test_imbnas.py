@@ -17,13 +17,14 @@ from ltnas.cli import main, resolve_config_path
 from ltnas.config import EvolveConfig, RunConfig, SupernetConfig, load_config, validate_config
 from ltnas.data import build_dataset
 from ltnas.errors import LtnasError
+from ltnas.methods import method, resolve
 from ltnas.runs import RunFolder
 from ltnas.search.evolution import EvolutionTask, crossover, mutate, subnet_cost
 from ltnas.search.oneshot import (
     PathSpace, SupernetPath, export_subnet, load_supernet, path_forward, path_key, recalibrate_bn, save_supernet,
 )
 from ltnas.space import Genotype, SearchNetwork, count_parameters
-from ltnas.train.adapt import adapt_supernet, supernet_key
+from ltnas.stages.imbnas import adapt_supernet, supernet_key
 from ltnas.train.loop import fit
 
 OPS = [name for name in SupernetConfig().primitives]  # the 7 DARTS operations without `none`
@@ -273,7 +274,7 @@ def test_adaptation_to_a_target_with_other_classes(tmp_path, procedure):
 
 def test_imbnas_config_and_bad_input(tmp_path):
     config = tiny_config(tmp_path)
-    assert pipeline.method_runner("imbnas").__name__ == "run_imbnas"
+    assert resolve(method("imbnas").run).__name__ == "run_imbnas"
     assert supernet_key(config) == supernet_key(tiny_config(tmp_path, "adapt.procedure=P0", "data.ratio=2"))
     assert supernet_key(config) != supernet_key(tiny_config(tmp_path, "supernet.epochs=3"))
     assert supernet_key(config) != supernet_key(tiny_config(tmp_path, "seed=1"))

@@ -72,7 +72,9 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
     from ltnas.runs import RunFolder
 
     used = {"reweight": [], "sampler": []}
-    real_criterion, real_batches = pipeline.build_criterion, pipeline.DeviceBatches
+    from ltnas.stages import context, retrain, search
+
+    real_criterion, real_batches = search.build_criterion, context.Context.batches
 
     def spy_criterion(config, *args, **kwargs):
         used["reweight"].append(config.reweight)
@@ -82,8 +84,9 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
         used["sampler"].append(kwargs["sampler"])
         return real_batches(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "build_criterion", spy_criterion)
-    monkeypatch.setattr(pipeline, "DeviceBatches", spy_batches)
+    monkeypatch.setattr(search, "build_criterion", spy_criterion)
+    monkeypatch.setattr(retrain, "build_criterion", spy_criterion)
+    monkeypatch.setattr(context.Context, "batches", spy_batches)
 
     tiny_run["search"].update(order="second", epochs=1,
                               longtail={"reweight": "class_balanced", "sampler": "class_balanced"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ltnas.config import RunConfig, load_config
+from ltnas.config import RunConfig, load_config, resolve_config_path
 from ltnas.errors import LtnasError
 
 __version__ = "0.1.0"
@@ -36,8 +36,6 @@ def run(config: RunConfig | str | Path | None = None, out: str | Path | None = N
 
     watch.check_logger(log)
     if not isinstance(config, RunConfig):
-        from ltnas.cli import resolve_config_path
-
         config = load_config(None if config is None else resolve_config_path(config), overrides)
     elif overrides:
         raise LtnasError("overrides apply to a config file; change the RunConfig object directly instead")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ltnas import __version__
-from ltnas.config import load_config
+from ltnas.config import load_config, resolve_config_path, shipped_configs  # noqa: F401 (re-exported)
 from ltnas.errors import LtnasError
 
 EPILOG = "Configs: a YAML path or the name of a shipped config (see `ltnas configs`)."
@@ -22,27 +21,6 @@ EPILOG = "Configs: a YAML path or the name of a shipped config (see `ltnas confi
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         raise LtnasError(f"{message}; see `{self.prog} --help`")
-
-
-def shipped_configs() -> dict[str, Path]:
-    folder = resources.files("ltnas").joinpath("configs")
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def resolve_config_path(value: str | Path) -> Path:
-    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
-    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
-    path = Path(value)
-    if path.is_file():
-        return path
-    shipped = shipped_configs()
-    if str(value) in shipped:
-        return shipped[str(value)]
-    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
-        return shipped[path.stem]
-    raise LtnasError(
-        f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     commands.add_parser("genotypes", help="list the published genotypes shipped with ltnas")
     commands.add_parser("configs", help="list the shipped configs")
+    show = commands.add_parser("config", help="show a resolved config").add_subparsers(
+        dest="action", required=True, parser_class=_Parser).add_parser(
+        "show", help="print every value a config uses, with each key's description and where its value comes from")
+    show.add_argument("target", metavar="NAME|PATH|RUN_DIR", help="shipped config name, YAML file or run folder")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value first, as `ltnas run` does (repeatable)")
     return parser
 
 
@@ -229,6 +213,11 @@ def _main(argv: list[str] | None) -> int:
         for name, genotype in published_genotypes().items():
             print(f"{name}\n  " + genotype.describe().replace("\n", "\n  "))
         return 0
+    if args.command == "config":
+        from ltnas.config_show import resolved, show
+
+        print(show(*resolved(args.target, args.overrides)), end="")
+        return 0
     if args.command == "configs":
         from ltnas.compare import is_comparison_file
 
@@ -260,14 +249,10 @@ def _main(argv: list[str] | None) -> int:
             return _run_command(args.command, run, config)
 
 
-# The three search methods, then what they must beat: a small CNN, the CIFAR ResNet-32 and DARTS_V2 (a cell
-# searched on balanced CIFAR-10), trained with the same recipe and long-tail plug-ins.
-QUICKSTART_METHODS = ("darts", "fairdarts", "ssf", "cnn", "resnet32", "darts_v2")
-
-
 def _compare_command(args: argparse.Namespace) -> int:
-    """`compare` and `quickstart` (QUICKSTART_METHODS on the quickstart config): a new or resumed comparison."""
+    """`compare` and `quickstart` (ltnas.methods.QUICKSTART on the quickstart config): a new or resumed comparison."""
     from ltnas.compare import Comparison, is_comparison_file, read_comparison_file, spec_from_methods
+    from ltnas.methods import quickstart_methods
     from ltnas.report.comparison import print_comparison
 
     from ltnas import watch
@@ -295,7 +280,7 @@ def _compare_command(args: argparse.Namespace) -> int:
     else:
         seeds = _seed_list(args)
         path = resolve_config_path("quickstart" if quickstart else _required_config(args))
-        methods = list(QUICKSTART_METHODS) if quickstart else _method_list(args)
+        methods = quickstart_methods() if quickstart else _method_list(args)
         if is_comparison_file(path):
             if methods:
                 raise LtnasError(f"{path} is a comparison file: it lists its own variants; drop --methods")
@@ -388,9 +373,9 @@ def _run_command(command: str, run, config) -> int:
     from ltnas import distributed, pipeline
     from ltnas.report import print_summary
 
-    if command == "search" and config.search.method == "imbnas":
-        command = "evolve"  # IMB-NAS searches by evolving a supernet's subnets
     if command == "search":
+        from ltnas.methods import method
+
         genotype = pipeline.search_only(config, run)
         if not distributed.is_main():
             return 0
@@ -400,10 +385,10 @@ def _run_command(command: str, run, config) -> int:
             print(f"ltnas: warning: the {' and '.join(empty)} cell kept no operation (every σ below "
                   f"search.threshold={config.search.threshold}); search longer or lower the threshold",
                   file=sys.stderr)
-        print(f"genotype: {run.search / 'genotype.json'}\nrun folder: {run.path}")
+        print(f"genotype: {run.path / method(config.search.method).genotype_file}\nrun folder: {run.path}")
         return 0
     if command in ("supernet", "evolve"):
-        from ltnas.train import adapt
+        from ltnas.stages import imbnas as adapt
 
         if command == "supernet":
             print(f"supernet: {adapt.supernet_only(config, run)}\nrun folder: {run.path}")
@@ -412,7 +397,7 @@ def _run_command(command: str, run, config) -> int:
             print(f"genotype: {run.path / 'evolve' / 'genotype.json'}\nrun folder: {run.path}")
         return 0
     if command == "adapt":
-        from ltnas.train.adapt import run_imbnas
+        from ltnas.stages.imbnas import run_imbnas
 
         results = run_imbnas(config, run)
     elif command == "train":

@@ -6,14 +6,14 @@ networks trained with the same recipe, published genotypes retrained without sea
 *comparison file*:
 
     compare:
-      title: "SSF-NAS (000): CIFAR10-LT"
+      title: "SSF-NAS (Yan, 2024): CIFAR10-LT"
       base: ssf_cifar10_lt            # shipped config name, or a path relative to this file
       seeds: [0]
       variants:                       # name → overrides of the base (as with --set)
         DARTS: [search.method=darts]
         SSF-NAS: [search.method=ssf]
       published:                      # optional: the paper's numbers, in percent, beside ours
-        source: "000, abstract"
+        source: "SSF-NAS (Yan, 2024), abstract"
         metric: balanced_test.overall # dotted path into eval.json
         values: {DARTS: 78.26, SSF-NAS: 82.64}
 
@@ -28,15 +28,16 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from ltnas import lock
 from ltnas.atomic import atomic_write_text
-from ltnas.config import BASELINE_NETWORKS, PublishedResults, RunConfig, SearchConfig, Section, load_config
+from ltnas.config import PublishedResults, RunConfig, Section, load_config, resolve_config_path
 from ltnas.errors import LtnasError
+from ltnas.methods import METHODS, NETWORKS
 from ltnas.runs import RunFolder, default_run_path, saved_yaml
 
 SPEC_FILE = "comparison.yaml"
@@ -116,29 +117,24 @@ def read_comparison_file(path: Path, resolve_config) -> ComparisonSpec:
     return spec.model_copy(update={"base": str(base if base.is_file() else resolve_config(spec.base))})
 
 
-# How the papers name the methods and networks; variants built from --methods are named so.
-METHOD_NAMES = {"darts": "DARTS", "fairdarts": "FairDARTS", "ssf": "SSF-NAS", "bbn": "BBN-HLS", "imbnas": "IMB-NAS",
-                "pcdarts": "PC-DARTS", "gdas": "GDAS", "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet44": "ResNet-44", "resnet56": "ResNet-56",
-                "resnet110": "ResNet-110", "cnn": "CNN"}
-SEARCH_METHODS: tuple[str, ...] = get_args(SearchConfig.model_fields["method"].annotation)
-
-
 def method_variant(method: str) -> tuple[str, list[str]]:
-    """One `--methods` entry as (variant name, overrides): a search method (`search.method`), a baseline
-    network (`train.network`), or a published genotype retrained without search (`train.genotype`,
-    any letter case: darts_v2 → DARTS_V2)."""
-    if method in SEARCH_METHODS:
-        return METHOD_NAMES.get(method, method), [f"search.method={method}"]
-    if method in BASELINE_NETWORKS:
-        return METHOD_NAMES[method], [f"train.network={method}"]
+    """One `--methods` entry as (variant name, overrides): a search method (`search.method`), a network of
+    the network registry (`train.network`: a baseline), or a published genotype retrained without search
+    (`train.genotype`, any letter case: darts_v2 → DARTS_V2). Variants are named as the method table names
+    them (ltnas.methods)."""
+    if method in METHODS:
+        return METHODS[method].title, [f"search.method={method}"]
+    if method in NETWORKS and not NETWORKS[method].needs_genotype:
+        return NETWORKS[method].title, [f"train.network={method}"]
     from ltnas.space import published_genotypes
 
     genotypes = {name.lower(): name for name in published_genotypes()}
     if method.lower() in genotypes:
         name = genotypes[method.lower()]
         return name, [f"train.genotype={name}"]
-    raise LtnasError(f"unknown method '{method}' in --methods; choose search methods ({', '.join(SEARCH_METHODS)}), "
-                     f"baseline networks ({', '.join(BASELINE_NETWORKS)}) or published genotypes "
+    baselines = [name for name, entry in NETWORKS.items() if not entry.needs_genotype]
+    raise LtnasError(f"unknown method '{method}' in --methods; choose search methods ({', '.join(METHODS)}), "
+                     f"baseline networks ({', '.join(baselines)}) or published genotypes "
                      f"({', '.join(genotypes.values())})")
 
 
@@ -146,8 +142,6 @@ def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -
     """`ltnas compare CONFIG --methods a,b`: one variant per search method, baseline network or published
     genotype (`method_variant`); the paper's numbers come from the config's own `published` section,
     keyed by method. `config_path` may name a shipped config."""
-    from ltnas.cli import resolve_config_path
-
     config_path = resolve_config_path(config_path)
     config = load_config(config_path)
     variants = {method: method_variant(method) for method in methods}

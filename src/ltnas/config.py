@@ -1,36 +1,27 @@
 """Typed run configuration: one YAML file, `--set key=value` overrides, validated up front.
 
 Every section forbids unknown keys, so a misspelt option fails before any work starts instead of
-being silently ignored. Defaults are the papers' settings (see DESIGN.md): the DARTS search size
+being silently ignored. Defaults are the papers' settings (docs/REFERENCES.md names them): the DARTS search size
 for `search`, the DARTS evaluation recipe for `train`.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltnas.errors import LtnasError
+from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, method as method_entry
 
-# DARTS primitive order (DESIGN.md). Kept here as plain names so that reading a config never needs torch.
-PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-
-# Hand-designed networks `train.network` may name besides "cell" (the genotype's); built by
-# ltnas.space.baselines, named here so that reading a config never needs torch.
-BASELINE_NETWORKS: tuple[str, ...] = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "cnn")
+# Hand-designed networks `train.network` may name besides "cell" (the genotype's): the network registry of
+# ltnas.methods, which names them without importing torch.
+BASELINE_NETWORKS: tuple[str, ...] = tuple(name for name, entry in NETWORKS.items() if not entry.needs_genotype)
 
 SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
 # data keys that only these sources read; any other source refuses them
@@ -43,6 +34,36 @@ SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# The SGD settings every training section has (search weights, retrain, supernet, adapt): their meaning
+# and range are declared once here; each section gives only its own default (the paper's).
+LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
+MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
+Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
+LrGamma = Annotated[float, Field(gt=0, le=1, description="step schedule: factor at each milestone")]
+Momentum = Annotated[float, Field(ge=0, description="SGD momentum")]
+WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
+GradClip = Annotated[float, Field(gt=0, description="gradient norm clipped to this")]
+
+
+def _known_primitives(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name not in PRIMITIVES]
+    if unknown:
+        raise ValueError(f"unknown primitive {unknown[0]!r}; choose from {', '.join(PRIMITIVES)}")
+    if len(set(value)) != len(value):
+        raise ValueError("primitives are listed more than once; list each at most once")
+    if not [name for name in value if name != "none"]:
+        raise ValueError("primitives need at least one operation besides 'none'")
+    return value
+
+
+# The space settings the search supernet, the retrained network and the IMB-NAS supernet share, declared once.
+Primitives = Annotated[list[str], AfterValidator(_known_primitives),
+                       Field(description=f"candidate operations of each edge, of {', '.join(PRIMITIVES)}")]
+Channels = Annotated[int, Field(ge=1, description="C: channels of the first cell (doubled at each reduction)")]
+Layers = Annotated[int, Field(ge=1, description="cells in the network (reduction cells at 1/3 and 2/3)")]
+Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, each with two inputs")]
 
 
 class AugmentConfig(Section):
@@ -188,7 +209,7 @@ class ViewsConfig(Section):
 
 
 class SslConfig(Section):
-    """How Barlow Twins enters an SSF-NAS search (paper 000 leaves it open; see README, SSF-NAS).
+    """How Barlow Twins enters an SSF-NAS search (Yan, 2024 leaves it open; see README, SSF-NAS).
 
     add (default): weight step loss = supervised loss + weight · BT / D; the supernet learns from the
       labels and from label-free view agreement, which cannot be dominated by the head classes.
@@ -216,35 +237,11 @@ class SslConfig(Section):
         return value
 
 
-# The authors' settings for FairDARTS (paper 003), applied to the keys a config leaves unset when
-# `search.method` is fairdarts or ssf (SSF-NAS is FairDARTS plus Barlow Twins); anything the config
-# sets explicitly wins.
-FAIRDARTS_DEFAULTS: dict[str, Any] = {
-    "primitives": [name for name in PRIMITIVES if name != "none"],
-    "batch_size": 128,
-    "lr": 0.005,
-    "lr_min": 0.001,
-    "arch_lr": 3e-3,
-    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
-    "arch_betas": (0.9, 0.999),
-    "order": "first",
-    "derive": "threshold",
-}
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fairdarts": FAIRDARTS_DEFAULTS,
-    "ssf": FAIRDARTS_DEFAULTS,
-    # Paper 001: batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
-    "bbn": {"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
-    # PC-DARTS (Xu et al., 2020), the authors' train_search.py: batch 256, SGD lr 0.1 → 0 (cosine),
-    # α (and β) Adam lr 6e-4; momentum 0.9, wd 3e-4, α betas (0.5, 0.999) and wd 1e-3, 50 epochs are
-    # DARTS' defaults already. α updates start at pcdarts.arch_start_epoch (15).
-    "pcdarts": {"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
-    # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr
-    # 0.025 → 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order.
-    # (Their SGD is Nesterov; ltnas's weight optimizer is plain momentum SGD for every method.)
-    "gdas": {"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
-             "arch_lr": 3e-4, "order": "first"},
-}
+class FairDartsConfig(Section):
+    """FairDARTS (Chu et al., 2020)'s zero-one loss on σ(α); read by fairdarts and ssf."""
+
+    zero_one_weight: float = Field(10.0, ge=0, description="weight w01 of the zero-one loss on σ(α)")
+    zero_one_kind: Literal["l2", "l1"] = Field("l2", description="−mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
 
 
 class PcDartsConfig(Section):
@@ -272,7 +269,7 @@ class GdasConfig(Section):
 
 
 class BbnConfig(Section):
-    """Two-branch (BBN) search with heterogeneous LR scheduling, paper 001; used when `search.method: bbn`."""
+    """Two-branch (BBN) search with heterogeneous LR scheduling, HLS (Tang, 2024); used when `search.method: bbn`."""
 
     schedule: Literal["parabolic", "reverse_sigmoid", "linear", "cosine", "constant"] = Field(
         "parabolic", description="mixing ratio μ_t over the search epochs: parabolic 1 − (t/T)² is BBN's"
@@ -293,7 +290,8 @@ class BbnConfig(Section):
     )
     arch_momentum: float = Field(0.9, ge=0, lt=1, description="sgd α optimizer: momentum (the weights' 0.9)")
     arch_lr_schedule: Literal["cosine", "constant"] = Field(
-        "cosine", description="α learning rates follow the weight cosine schedule (paper 001) or stay at arch_lr"
+        "cosine", description="α learning rates follow the weight cosine schedule (HLS (Tang, 2024)) or stay at "
+        "arch_lr"
     )
     continued: Literal["none", "mu_zero", "mu_half", "frozen_backbone"] = Field(
         "none", description="extra epochs after the search at μ = 0, at μ = 0.5, or at μ = 0 with the backbone frozen"
@@ -323,25 +321,19 @@ class BbnConfig(Section):
 
 
 class SearchConfig(Section):
-    method: Literal["darts", "fairdarts", "ssf", "bbn", "imbnas", "pcdarts", "gdas"] = Field(
-        "darts", description="darts (softmax); fairdarts (sigmoid + zero-one loss, the authors' defaults); "
-        "ssf (SSF-NAS: fairdarts + Barlow Twins, see `ssl`); bbn (two-branch DARTS with HLS, paper 001's "
-        "settings); imbnas (one-shot supernet + evolution + adaptation: the supernet, evolve and adapt sections); "
-        "pcdarts (PC-DARTS: partial channels + edge normalisation, see `pcdarts`); gdas (GDAS: one Gumbel-sampled "
-        "operation per edge, see `gdas`)"
-    )
+    method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = "first"
-    primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES))
-    init_channels: int = Field(16, ge=1)
-    layers: int = Field(8, ge=1)
-    nodes: int = Field(4, ge=1, description="intermediate nodes per cell")
+    primitives: Primitives = list(PRIMITIVES)
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.025, gt=0)
-    lr_min: float = Field(0.001, ge=0)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.025
+    lr_min: MinLearningRate = 0.001
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = Field(
         (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
@@ -352,13 +344,12 @@ class SearchConfig(Section):
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
     derive: Literal["darts", "threshold"] = "darts"
     threshold: float = Field(0.85, gt=0, lt=1)
-    zero_one_weight: float = Field(10.0, ge=0, description="fairdarts: weight w01 of the zero-one loss on σ(α)")
-    zero_one_kind: Literal["l2", "l1"] = Field("l2", description="fairdarts: −mean((σ−½)²) (l2) or −mean(|σ−½|) (l1)")
     arch_objective: Literal["ce", "balanced", "class_balanced", "logit_adjusted"] = Field(
         "ce", description="α step's validation loss: plain CE (the papers), CE re-weighted by 1/n_c (balanced) or "
         "by class-balanced weights (longtail.beta), or logit-adjusted CE (arch_tau); ltnas's tail-aware option"
     )
     arch_tau: float = Field(1.0, ge=0, description="logit_adjusted α objective: CE(logits + τ·log prior, y)")
+    fairdarts: FairDartsConfig = Field(default_factory=FairDartsConfig)
     ssl: SslConfig = Field(default_factory=SslConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
@@ -375,39 +366,26 @@ class SearchConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
-            data = {**METHOD_DEFAULTS[data["method"]], **data}
+        """The method's own `search` settings (ltnas.methods) fill the keys the config leaves unset."""
+        if isinstance(data, dict) and data.get("method") in METHODS:
+            data = {**METHODS[data["method"]].search_defaults, **data}
         return data
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown search method '{value}'; choose from {', '.join(METHODS)}")
+        return value
 
     @model_validator(mode="after")
     def _method_settings(self) -> "SearchConfig":
-        if self.method == "ssf" and self.order != "first":
-            raise ValueError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
-        if self.method == "bbn" and self.order == "second":
-            raise ValueError("the bbn search is first order only; set search.order: first")
-        if self.method == "gdas" and self.order != "first":
-            raise ValueError("the gdas search is first order only (as the authors'); set search.order: first")
-        if self.method == "pcdarts" and self.init_channels % self.pcdarts.k:
-            raise ValueError(f"init_channels ({self.init_channels}) must be a multiple of pcdarts.k "
-                             f"({self.pcdarts.k}): each edge splits its channels into k parts")
-        if self.method == "pcdarts" and self.pcdarts.arch_start_epoch >= self.epochs:
-            raise ValueError(f"pcdarts.arch_start_epoch ({self.pcdarts.arch_start_epoch}) is not below epochs "
-                             f"({self.epochs}), so α would never be updated; lower it (the authors': 15 of 50)")
-        if self.method == "bbn" and self.longtail != LongTailConfig():
-            raise ValueError("the bbn search re-samples through its class-balanced branch; leave search.longtail unset")
+        check = METHODS[self.method].check
+        problem = check(self) if check else None
+        if problem:
+            raise ValueError(problem)
         return self
 
-    @field_validator("primitives")
-    @classmethod
-    def _known_primitives(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in PRIMITIVES]
-        if unknown:
-            raise ValueError(f"unknown primitive {unknown[0]!r}; choose from {', '.join(PRIMITIVES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("primitives are listed more than once; list each at most once")
-        if not [name for name in value if name != "none"]:
-            raise ValueError("primitives need at least one operation besides 'none'")
-        return value
 
 
 class TrainConfig(Section):
@@ -418,17 +396,17 @@ class TrainConfig(Section):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    init_channels: int = Field(36, ge=1)
-    layers: int = Field(20, ge=1)
+    init_channels: Channels = 36
+    layers: Layers = 20
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(96, ge=1)
-    lr: float = Field(0.025, gt=0)
-    lr_min: float = Field(0.0, ge=0)
+    lr: LearningRate = 0.025
+    lr_min: MinLearningRate = 0.0
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
                                "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
     auxiliary: bool = True
     auxiliary_weight: float = Field(0.4, ge=0)
     drop_path: float = Field(0.2, ge=0, lt=1)
@@ -468,22 +446,22 @@ SAMPLINGS = ("uniform", "sandwich", "attentive")
 
 
 class SupernetConfig(Section):
-    """IMB-NAS one-shot supernet (paper 002): one uniformly sampled path trained per step. Defaults: 500
+    """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
-    primitives: list[str] = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
+    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
                                   description="candidate operations of a path ('none' is never sampled)")
-    init_channels: int = Field(16, ge=1)
-    layers: int = Field(8, ge=1)
-    nodes: int = Field(4, ge=1, description="intermediate nodes per cell, each with two inputs")
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
     epochs: int = Field(500, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.1, gt=0)
-    lr_milestones: list[int] = Field(default_factory=lambda: [300, 400], description="epochs where lr *= lr_gamma")
-    lr_gamma: float = Field(0.01, gt=0, le=1)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(2e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.1
+    lr_milestones: Milestones = [300, 400]
+    lr_gamma: LrGamma = 0.01
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 2e-4
+    grad_clip: GradClip = 5.0
     sampling: Literal["uniform", "sandwich", "attentive"] = Field(
         "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
         "`sandwich_random` random paths, gradients summed; attentive: of `attentive_candidates` random paths "
@@ -494,10 +472,6 @@ class SupernetConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
 
-    @field_validator("primitives")
-    @classmethod
-    def _known_primitives(cls, value: list[str]) -> list[str]:
-        return SearchConfig._known_primitives(value)
 
 
 class EvolveConfig(Section):
@@ -525,7 +499,7 @@ class EvolveConfig(Section):
 
 
 class AdaptConfig(Section):
-    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (paper 002).
+    """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (Yao, 2024).
 
     P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
     the classifier with `classifier_longtail`, search. P2: fine-tune backbone and classifier with
@@ -540,12 +514,12 @@ class AdaptConfig(Section):
     )
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.01, gt=0)
-    lr_milestones: list[int] = Field(default_factory=lambda: [100])
-    lr_gamma: float = Field(0.01, gt=0, le=1)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(2e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
+    lr: LearningRate = 0.01
+    lr_milestones: Milestones = [100]
+    lr_gamma: LrGamma = 0.01
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 2e-4
+    grad_clip: GradClip = 5.0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     classifier_longtail: LongTailConfig = Field(
         default_factory=lambda: LongTailConfig(reweight="class_balanced"),
@@ -568,14 +542,14 @@ class EvalConfig(Section):
                                  "default min(20, n_max // 25): CIFAR-LT's 20 for n_max >= 500")
     model: Literal["retrained", "supernet"] | None = Field(
         None, description="evaluate the retrained genotype, or the searched supernet itself without retraining "
-        "(paper 001's protocol); default: retrained, except supernet for search.method bbn"
+        "(HLS (Tang, 2024)'s protocol); default: retrained, except supernet for search.method bbn"
     )
 
 
 class PublishedResults(Section):
     """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent)."""
 
-    source: str = Field(description="where the numbers come from, e.g. '000, abstract'")
+    source: str = Field(description="where the numbers come from, e.g. 'SSF-NAS (Yan, 2024), abstract'")
     metric: str = Field("balanced_test.overall", description="dotted path into eval.json they correspond to")
     values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
 
@@ -631,13 +605,13 @@ class RunConfig(Section):
 
 def drw_warnings(config: RunConfig) -> list[str]:
     """DRW settings of the sections this run uses whose switch epoch is never reached (no re-weighting)."""
-    method, procedure = config.search.method, config.adapt.procedure
+    entry, procedure = method_entry(config.search.method), config.adapt.procedure
     used: list[tuple[str, LongTailConfig, str, int]] = []
-    if method in ("darts", "fairdarts", "ssf", "pcdarts", "gdas") and not config.train.genotype:
+    if entry.searches_with_longtail and not config.train.genotype:
         used.append(("search.longtail", config.search.longtail, "search.epochs", config.search.epochs))
-    if method != "bbn" and (config.eval.model != "supernet" or config.train.genotype):
+    if entry.retrains(config):
         used.append(("train.longtail", config.train.longtail, "train.epochs", config.train.epochs))
-    if method == "imbnas":
+    if "supernet" in entry.sections:
         used.append(("supernet.longtail", config.supernet.longtail, "supernet.epochs", config.supernet.epochs))
         adapt = {"P1": ("adapt.classifier_longtail", config.adapt.classifier_longtail, "adapt.epochs",
                         config.adapt.epochs),
@@ -650,6 +624,28 @@ def drw_warnings(config: RunConfig) -> list[str]:
             f"lower it or leave it unset (0.8 × epochs)"
             for key, cfg, epochs_key, epochs in used
             if cfg.reweight == "drw" and cfg.drw_epoch is not None and cfg.drw_epoch >= epochs]
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with ltnas (`ltnas configs`), by name."""
+    folder = resources.files("ltnas").joinpath("configs")
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def resolve_config_path(value: str | Path) -> Path:
+    """A config file: `value` itself when it exists, else the shipped config it names — `quickstart`,
+    or `configs/quickstart.yaml` (the README's path) outside a checkout, where no configs/ folder exists."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if str(value) in shipped:
+        return shipped[str(value)]
+    if path.suffix in (".yaml", ".yml") and path.parent.name == "configs" and path.stem in shipped:
+        return shipped[path.stem]
+    raise LtnasError(
+        f"config {value} not found; pass a YAML file or one of the shipped configs: {', '.join(sorted(shipped))}"
+    )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -715,9 +711,43 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[leaf] = yaml.safe_load(value) if value.strip() else None
 
 
+# Keys that moved, (old, new): a config written before (a run folder's config.yaml, a file, --set) is read
+# with its values at their new places. Add a row when a key moves; never reuse an old name for another key.
+MOVED_KEYS: tuple[tuple[str, str], ...] = (
+    ("search.zero_one_weight", "search.fairdarts.zero_one_weight"),
+    ("search.zero_one_kind", "search.fairdarts.zero_one_kind"),
+)
+
+
+def migrate_layout(raw: Any) -> Any:
+    """`raw` (a config mapping) with every key of MOVED_KEYS at its new place; the input is not changed."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = copy.deepcopy(raw)
+    for old, new in MOVED_KEYS:
+        *old_parents, old_leaf = old.split(".")
+        node = raw
+        for part in old_parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        *new_parents, new_leaf = new.split(".")
+        target = raw
+        for part in new_parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise LtnasError(f"{'.'.join(new_parents)} must be a section (it holds {new_leaf}, formerly {old})")
+        if new_leaf in target and target[new_leaf] != value:
+            raise LtnasError(f"{old} (the old name of {new}) and {new} are both given, with different values; "
+                             f"keep {new} only")
+        target[new_leaf] = value
+    return raw
+
+
 def validate_config(raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None) -> RunConfig:
     try:
-        return RunConfig.model_validate(raw)
+        return RunConfig.model_validate(migrate_layout(raw))
     except ValidationError as exc:
         raise LtnasError(_first_problem(exc, source, overridden or [])) from None
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.data import DeviceBatches, ImageSet, LongTailDataset
+from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of
 from ltnas.metrics import classification_metrics
 
 
@@ -27,10 +27,7 @@ def predict(model: nn.Module, batches: DeviceBatches) -> tuple[torch.Tensor, tor
 
 
 def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch_size: int) -> DeviceBatches:
-    return DeviceBatches(
-        images, batch_size, device=device, mean=dataset.mean, std=dataset.std,
-        generator=torch.Generator(device=device), shuffle=False, drop_last=False,
-    )
+    return batches_of(images, dataset, batch_size, device)
 
 
 def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,

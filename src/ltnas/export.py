@@ -20,7 +20,7 @@ import torch
 
 from ltnas.atomic import atomic_file
 from ltnas.errors import LtnasError
-from ltnas.model_cli import DEFAULT_TOLERANCE, FORMATS
+from ltnas.export_formats import DEFAULT_TOLERANCE, FORMATS
 from ltnas.model_io import LoadedModel, load_model
 
 CHECK_IMAGES = 16  # test images the export is checked on when no --images are given

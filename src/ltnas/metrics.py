@@ -2,7 +2,7 @@
 
 Overall accuracy on a long-tailed test set is dominated by the head classes, so every result is
 reported per class and per shot group as well: many / medium / few-shot classes have > 100, 20-100
-and < 20 training images on CIFAR-LT-sized data (DESIGN.md), and the same fractions of the largest
+and < 20 training images on CIFAR-LT-sized data (the convention since LDAM-DRW (Cao et al., 2019)), and the same fractions of the largest
 class on smaller data (`shot_thresholds`).
 
 Everything here is a pure function of predictions and labels. Inputs may be torch tensors, NumPy
@@ -163,3 +163,9 @@ def _as_class_indices(values: np.ndarray, name: str, num_classes: int) -> np.nda
             "check num_classes and the dataset's label mapping"
         )
     return indices
+
+
+def stage_seconds(rows: list[dict[str, Any]]) -> float:
+    """Wall time of a stage: the sum of its epochs' `seconds` (the rows of its metrics.jsonl, written by
+    the shared loop); 0 for none. The one place a stage's time is computed (stages, report, cost tables)."""
+    return float(sum(row.get("seconds") or 0.0 for row in rows))

@@ -6,9 +6,7 @@ from __future__ import annotations
 import sys
 
 from ltnas.errors import LtnasError
-
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
-DEFAULT_TOLERANCE = 1e-3  # on logits, max absolute difference; float32 op-order noise is ~1e-6
+from ltnas.export_formats import DEFAULT_TOLERANCE, FORMATS
 
 
 def add_predict_parser(commands) -> None:

@@ -162,30 +162,25 @@ def resume_advice(path: Path, command: str, discard: "RunFolder | None" = None) 
         raise error from None
 
 
-# Sections only some methods read. A saved config leaves out those its run does not use *and* that
-# hold their defaults; loading it fills them with the same defaults again, so the run resumes and
-# evaluates as before (a section someone set, e.g. `supernet` for `ltnas supernet train` with another
-# method, stays). `version` says which ltnas wrote it.
-IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
-
-
+# Sections only some methods read (ltnas.methods.OPTIONAL_SECTIONS). A saved config leaves out those its
+# run does not use *and* that hold their defaults; loading it fills them with the same defaults again,
+# so the run resumes and evaluates as before (a section someone set, e.g. `supernet` for `ltnas supernet
+# train` with another method, stays). `version` says which ltnas wrote it.
 def saved_yaml(config: RunConfig) -> str:
     """The config a run folder keeps: what its method uses, plus seed, device and the ltnas version.
 
-    Left out when at their defaults: IMB-NAS's sections for other methods, `search.ssl` unless
-    SSF-NAS, `search.bbn` unless the BBN search, `train` when nothing is retrained (the BBN search,
-    `eval.model: supernet`). Always left out: `published` (a comparison reads it from the config
-    file, never from a run folder)."""
+    Left out when at their defaults: the optional sections the method does not read (its entry in
+    ltnas.methods: IMB-NAS's sections, `search.ssl` unless SSF-NAS, `search.bbn` unless the BBN search),
+    `train` when nothing is retrained (the BBN search, `eval.model: supernet`). Always left out:
+    `published` (a comparison reads it from the config file, never from a run folder)."""
     from ltnas import __version__
+    from ltnas.methods import OPTIONAL_SECTIONS, method as method_entry
 
     raw = config.model_dump(mode="json")
     method = config.search.method
     defaults = RunConfig.model_validate({"search": {"method": method}}).model_dump(mode="json")
-    unused = [] if method == "imbnas" else [(section,) for section in IMBNAS_SECTIONS]
-    unused += [("search", name) for name, used_by in (("ssl", "ssf"), ("bbn", "bbn"), ("pcdarts", "pcdarts"),
-                                                                   ("gdas", "gdas")) if method != used_by]
-    if method != "imbnas" and not config.train.genotype and (method == "bbn" or config.eval.model == "supernet"):
-        unused.append(("train",))
+    reads = method_entry(method).reads(config)
+    unused = [tuple(section.split(".")) for section in OPTIONAL_SECTIONS if section not in reads]
     for path in unused:
         parent, default = raw, defaults
         for key in path[:-1]:

@@ -10,6 +10,10 @@ from ltnas.errors import LtnasError
 
 # Head-class size when data.n_max is not given: the full CIFAR classes, as in the papers.
 _DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500}
+# Sources whose classes come in a published order with (near-)equal pools. Any other source (a folder, or
+# a source added later, CSV-like say) is a user's own, already uneven data: its profile ranks the classes
+# by size and its largest class is the head, so that no such source is cut down to its rarest class.
+BENCHMARK_SOURCES = ("cifar10", "cifar100", "digits", "synthetic")
 # Imbalance ratio when neither ratio nor factor is given: CIFAR-LT's 100, but 50 for digits, whose
 # ~125-image pool would otherwise leave a tail of a single image.
 _DEFAULT_RATIO = {"digits": 50.0}
@@ -37,9 +41,7 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
             ratio = _DEFAULT_RATIO.get(cfg.source, 100.0)
         pool_counts = pool.counts(len(classes))
         n_max = cfg.n_max or _default_n_max(cfg.source, pool_counts)
-        # a folder's classes come in alphabetical order: its profile ranks them by size instead, so the
-        # largest class is the head (benchmark sources keep the published class order)
-        rank = _size_order(pool_counts) if cfg.source == "folder" else list(range(len(classes)))
+        rank = class_rank(cfg.source, pool_counts)
         train = _longtail(pool, classes, n_max, cfg.profile, ratio, factor, seed, rank)
         if cfg.longtail_test and cfg.profile in ("exp", "step"):
             n_test = min(test.counts(len(classes)))
@@ -65,14 +67,18 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
 def _default_n_max(source: str, pool_counts: list[int]) -> int:
     if source in _DEFAULT_N_MAX:
         return _DEFAULT_N_MAX[source]
-    # a folder's largest class uses the user's data fully; digits and synthetic have near-equal
-    # pools, and their smallest keeps every class able to be the head
-    return max(pool_counts) if source == "folder" else min(pool_counts)
+    # digits and synthetic have near-equal pools, and their smallest keeps every class able to be the
+    # head; a user's own data (a folder, any other source) is used fully: its largest class is the head
+    return min(pool_counts) if source in BENCHMARK_SOURCES else max(pool_counts)
 
 
-def _size_order(counts: list[int]) -> list[int]:
-    """Class indices from the most images to the fewest (ties keep the class order)."""
-    return sorted(range(len(counts)), key=lambda c: -counts[c])
+def class_rank(source: str, pool_counts: list[int]) -> list[int]:
+    """Which class gets the profile's k-th count: benchmark sources keep their published class order; any
+    other source's classes (a folder's come in alphabetical order) are ranked from the most images to the
+    fewest (ties keep the class order), so its largest class is the head."""
+    if source in BENCHMARK_SOURCES:
+        return list(range(len(pool_counts)))
+    return sorted(range(len(pool_counts)), key=lambda c: -pool_counts[c])
 
 
 def _longtail(

@@ -19,37 +19,16 @@ import numpy as np
 import torch
 
 from ltnas.data.imageset import ImageSet, RawSplits
+from ltnas.data.resize import RESIZE_RULE, RESIZE_RULES, fit_image  # noqa: F401 (re-exported)
 from ltnas.data.splits import stratified_split
 from ltnas.errors import LtnasError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _GRAYSCALE_MODES = ("1", "L", "LA")
-# How images are made square: ltnas's rule, and the stretch of folder runs made before it (kept so that
-# their model files still predict as they were trained).
-RESIZE_RULES = ("shorter_side_center_crop", "stretch")
-RESIZE_RULE = RESIZE_RULES[0]
 # Largest side chosen when data.image_size is not set: compute grows with its square, and DARTS-style
 # networks are sized for CIFAR's 32; set data.image_size to go higher.
 DEFAULT_MAX_SIDE = 64
 MIN_SIDE = 4
-
-
-def fit_image(image, size: int, rule: str = RESIZE_RULE):
-    """A PIL image made size×size. shorter_side_center_crop: scale by size / min(w, h) (bilinear, aspect
-    ratio kept), then cut the centre size×size square; stretch: resize w×h straight to size×size."""
-    from PIL import Image
-
-    if rule not in RESIZE_RULES:
-        raise LtnasError(f"unknown resize rule '{rule}'; choose one of {', '.join(RESIZE_RULES)}")
-    width, height = image.size
-    if rule == "stretch":
-        return image if (width, height) == (size, size) else image.resize((size, size), Image.Resampling.BILINEAR)
-    scale = size / min(width, height)
-    scaled = (max(size, round(width * scale)), max(size, round(height * scale)))
-    if scaled != (width, height):
-        image = image.resize(scaled, Image.Resampling.BILINEAR)
-    left, top = (scaled[0] - size) // 2, (scaled[1] - size) // 2
-    return image if scaled == (size, size) else image.crop((left, top, left + size, top + size))
 
 
 def default_image_size(files: list[Path]) -> int:

@@ -116,3 +116,19 @@ class DeviceBatches:
             if self.ranks > 1:
                 x, y = x.tensor_split(self.ranks)[self.rank], y.tensor_split(self.ranks)[self.rank]
             yield x, y
+
+
+def batches_of(images: ImageSet, dataset, batch_size: int, device: torch.device | str, seed: int | None = None,
+               **options) -> DeviceBatches:
+    """The one place ltnas builds batches: `images` normalised with `dataset`'s mean and std on `device`,
+    drawn by a generator seeded with `seed` (a stage's seed, see `ltnas.stages.context.SEEDS`).
+
+    With `seed=None` the batches are for evaluation: dataset order, every image once (shuffle and
+    drop_last off). `options` are DeviceBatches' (sampler, augment, shard, ...)."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        options = {"shuffle": False, "drop_last": False, **options}
+    else:
+        generator.manual_seed(seed)
+    return DeviceBatches(images, batch_size, device=device, mean=dataset.mean, std=dataset.std, generator=generator,
+                         **options)

@@ -1,4 +1,4 @@
-"""Long-tail profiles: how many images each class keeps (the LDAM-DRW convention, see DESIGN.md).
+"""Long-tail profiles: how many images each class keeps (the convention of LDAM-DRW (Cao et al., 2019)).
 
 Class 0 is the head, class C-1 the tail. The arithmetic mirrors the reference code operation for
 operation, so float rounding lands the same way and the published set sizes come out exactly.

@@ -74,7 +74,7 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
     (as the in-memory path reads them)."""
     from PIL import Image
 
-    from ltnas.data.folder import fit_image
+    from ltnas.data.resize import fit_image
 
     try:
         with Image.open(path) as image:

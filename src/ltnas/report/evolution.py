@@ -44,8 +44,9 @@ def evolution_rows(run_path: Path) -> list[Row]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def imbnas_section(run_path: Path, evaluation: Row | None, plots: set[str]) -> str:
-    rows = evolution_rows(run_path)
+def imbnas_section(run, plots: set[str]) -> str:
+    """IMB-NAS (Yao, 2024)'s section of report.md: procedure, evolution, cost per stage (`run`: RunFiles)."""
+    rows, evaluation = evolution_rows(run.path), run.evaluation
     if not rows:
         return ""
     last = rows[-1]

@@ -1,6 +1,6 @@
 """`report.md` of a run folder: what was searched, how training went, and how every class fared.
 
-The report is rebuilt from the files the run wrote (DESIGN.md, "run folder"), so it can be
+The report is rebuilt from the files the run wrote (docs/ARCHITECTURE.md, "A run, from config to report"), so it can be
 regenerated at any time, for a finished run or one still going. Whatever is missing (a search-only
 run has no `train/` and no `eval.json`; a retrain of a published genotype has no `search/`) is
 simply left out. Only `report.md` and `plots/` are written.
@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from ltnas.errors import LtnasError
-from ltnas.metrics import shot_groups, shot_thresholds
-from ltnas.report.evolution import evolution_rows, imbnas_section, plot_evolution
+from ltnas.metrics import shot_groups, shot_thresholds, stage_seconds
+from ltnas.methods import report_sections, resolve
+from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
     node_name,
     plot_alpha_heatmap,
@@ -131,10 +132,10 @@ def write_report(run_dir: str | Path) -> Path:
         _summary_section(run),
         _data_section(run),
         _search_section(run, plots),
-        imbnas_section(run.path, run.evaluation, plots),
+        *[resolve(section)(run, plots) for section in report_sections("search")],  # the methods' own
         _retrain_section(run, plots),
         _evaluation_section(run, plots),
-        _mu_sweep_section(run, plots),
+        *[resolve(section)(run, plots) for section in report_sections("evaluation")],
         _config_section(run),
     ]
     report = run.path / "report.md"
@@ -327,7 +328,7 @@ def _evaluation_section(run: RunFiles, plots: set[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def _mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
+def mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
     """Two-branch runs: accuracy at every test-time mixing ratio (μ = 1 instance head, 0 balanced head)."""
     if not run.mu_sweep:
         return ""
@@ -412,7 +413,7 @@ def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
     """The last epoch's numbers, with the phase's total time."""
     last = rows[-1]
     present = [key for key in keys if last.get(key) is not None]
-    seconds = sum(float(row.get("seconds") or 0.0) for row in rows)
+    seconds = stage_seconds(rows)
     cells = [str(last.get("epoch", len(rows)))]
     cells += [format_percent(last[key]) if key.endswith("_acc") else f"{last[key]:.4f}" for key in present]
     header = ["epochs"] + [key.replace("_", " ") for key in present] + ["time"]

@@ -505,7 +505,7 @@ def _plan_cell(edges: Sequence[Sequence[Any]], concat: Sequence[int] | None) -> 
         sources.setdefault(int(to_node), []).append(int(from_node))
     concat = [int(node) for node in concat] if concat is not None else sorted(sources)
     last = max([*sources, *concat, *(int(from_node) for _, _, from_node in edges), 1])
-    # FairDARTS can leave a node with no input (DESIGN.md): draw it greyed out rather than hide it.
+    # FairDARTS's threshold derivation can leave a node with no input: draw it greyed out rather than hide it.
     dropped = {node for node in range(2, last + 1) if node not in sources}
     positions = _layered_positions(sources, last)
     labelled = [(int(from_node), int(to_node), str(op)) for op, to_node, from_node in edges]
@@ -685,7 +685,7 @@ def _pretty(key: str) -> str:
 
 def plot_mu_sweep(sweep: Row, path: str | Path) -> Path:
     """Two-branch networks: accuracy against the test-time mixing ratio μ (1: instance head alone,
-    0: class-balanced head alone), one panel per evaluation set (paper 001, Fig. 4/6/8)."""
+    0: class-balanced head alone), one panel per evaluation set (HLS (Tang, 2024), Fig. 4/6/8)."""
     rows = sorted(sweep["rows"], key=lambda row: row["mu"])
     sets = [(name, title) for name, title in (("val", "Validation"), ("balanced_test", "Balanced test"),
                                                ("longtail_test", "Long-tailed test")) if name in rows[0]]

@@ -1,10 +1,10 @@
-"""DARTS inside a bilateral-branch network (BBN), with heterogeneous LR scheduling (HLS): paper 001.
+"""DARTS inside a bilateral-branch network (BBN), with heterogeneous LR scheduling (HLS): HLS (Tang, 2024).
 
 The network: a backbone of stacked search cells with its own α (normal and reduction cell), and
 two heads — instance-sampling and class-balanced — each a single normal search cell fed by the
 last two backbone outputs, with its own α and its own linear classifier.
 
-One search step (paper 001, Algorithm 1, first order as in its DARTS code):
+One search step (HLS (Tang, 2024), Algorithm 1, first order as in its DARTS code):
   - an α step on a validation batch from each sampler, then a weight step on a training batch
     from each sampler, both with
         o_ins = head_ins(backbone(x_ins)),   o_cls = head_cls(backbone(x_cls))
@@ -40,7 +40,7 @@ from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BRANCHES = ("instance", "balanced")
-# μ of each continued-training variant (paper 001, Section V-D); frozen_backbone also stops the backbone.
+# μ of each continued-training variant (HLS (Tang, 2024), Section V-D); frozen_backbone also stops the backbone.
 CONTINUED_MU = {"mu_zero": 0.0, "mu_half": 0.5, "frozen_backbone": 0.0}
 
 

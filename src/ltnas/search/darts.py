@@ -1,7 +1,7 @@
 """DARTS (Liu et al., 2019): bilevel search with first- or second-order architecture gradients.
 
 One `step` = an α step on a validation batch, then a weight step on a training batch, as in the
-original code. The second-order α gradient follows DESIGN.md:
+original code. The second-order α gradient (DARTS's, with its finite-difference Hessian-vector product):
 
     w' = w − ξ (momentum·buf + ∇w L_train(w, α) + wd·w)
     ∇α ≈ ∇α L_val(w', α) − ξ · (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε

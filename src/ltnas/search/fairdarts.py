@@ -24,7 +24,8 @@ class FairDartsSearch(DartsSearch):
     def zero_one_term(self) -> torch.Tensor:
         """w01 · L01 over the relaxed weights of both cell types."""
         weights = self.network.relaxed_weights()
-        return self.config.zero_one_weight * zero_one_loss(list(weights.values()), self.config.zero_one_kind)
+        settings = self.config.fairdarts
+        return settings.zero_one_weight * zero_one_loss(list(weights.values()), settings.zero_one_kind)
 
     def zero_one_grads(self) -> tuple[torch.Tensor, ...]:
         return gradients(self.zero_one_term(), self.alphas)

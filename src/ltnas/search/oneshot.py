@@ -1,4 +1,4 @@
-"""One-shot search (IMB-NAS, paper 002): a weight-sharing supernet trained one sampled path at a time.
+"""One-shot search (IMB-NAS (Yao, 2024)): a weight-sharing supernet trained one sampled path at a time.
 
 A *path* picks, in each cell type, two distinct inputs per intermediate node and one operation per
 chosen edge: exactly a DARTS genotype with two edges per node, so paths are `Genotype`s and every
@@ -22,9 +22,10 @@ from torch import nn
 
 from ltnas.atomic import atomic_save
 from ltnas.config import DataConfig, LongTailConfig, SupernetConfig
-from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, stratified_split
+from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of, stratified_split
 from ltnas.errors import LtnasError
 from ltnas.longtail import LongTailLoss, build_criterion
+from ltnas.metrics import stage_seconds
 from ltnas.space import DiscreteNetwork, Edge, Genotype, SearchNetwork
 from ltnas.space.heads import is_normalised, uses_normalised_classifier
 from ltnas.space.search_network import SearchCell
@@ -349,9 +350,8 @@ def train_supernet(config: SupernetConfig, longtail: LongTailConfig, data_config
                              uses_normalised_classifier(longtail)).to(device)
     counts = train_set.counts(dataset.num_classes)
     criterion = build_criterion(longtail, counts, config.epochs, device)
-    batches = DeviceBatches(train_set, config.batch_size, device=device, mean=dataset.mean, std=dataset.std,
-                            generator=torch.Generator(device=device).manual_seed(seed + 1),
-                            sampler=longtail.sampler, augment=config.augment)
+    batches = batches_of(train_set, dataset, config.batch_size, device, seed + 1, sampler=longtail.sampler,
+                         augment=config.augment)
     task = SupernetTask(network, config, config, criterion, batches, seed)
     rows = fit(task, config.epochs, folder, progress)
     save_supernet(target, network, {
@@ -368,8 +368,7 @@ def train_supernet(config: SupernetConfig, longtail: LongTailConfig, data_config
 
 def stage_cost(rows: list[dict]) -> dict[str, float | int]:
     """Wall time and images seen of a stage, from its metrics rows."""
-    return {"seconds": sum(row.get("seconds", 0.0) for row in rows),
-            "images": int(sum(row.get("images", 0) for row in rows))}
+    return {"seconds": stage_seconds(rows), "images": int(sum(row.get("images", 0) for row in rows))}
 
 
 # --- the supernet artefact ------------------------------------------------------------------------

@@ -6,12 +6,12 @@ epoch t (counted from 0) of T epochs to μ_t in [0, 1]; each is a small object s
 branches on its name (BBN's "combiner" idea).
 
     parabolic        1 − (t/T)²                           BBN; μ = 1 at t = 0
-    reverse_sigmoid  1 − sigmoid(k (t − T/2) / (T/2))     paper 001, eq. 18
+    reverse_sigmoid  1 − sigmoid(k (t − T/2) / (T/2))     HLS (Tang, 2024), eq. 18
     linear           1 − t/T
     cosine           (1 + cos(π t/T)) / 2
     constant         μ (e.g. 0.5 for continued training)
 
-HLS (paper 001, eq. 17) scales the backbone's α learning rate by 1 − exp(−τ μ_t).
+HLS (Tang, 2024, eq. 17) scales the backbone's α learning rate by 1 − exp(−τ μ_t).
 """
 
 from __future__ import annotations

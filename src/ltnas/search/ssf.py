@@ -1,4 +1,4 @@
-"""SSF-NAS (paper 000): FairDARTS plus Barlow Twins self-supervision on two views of each image.
+"""SSF-NAS (Yan, 2024): FairDARTS plus Barlow Twins self-supervision on two views of each image.
 
 Long-tailed labels pull the supernet's features towards the head classes; agreement between two
 augmented views of the same image is a signal every image gives equally, whatever its class.

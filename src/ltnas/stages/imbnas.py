@@ -1,4 +1,4 @@
-"""IMB-NAS (paper 002): adapt a supernet trained once on a balanced source to an imbalanced target.
+"""IMB-NAS (Yao, 2024): adapt a supernet trained once on a balanced source to an imbalanced target.
 
     P0  search the source supernet (fitness on the source), retrain the best subnet on the target
     P1  freeze the backbone, retrain a new classifier on the target (class-balanced loss), search
@@ -31,13 +31,12 @@ from typing import Any
 import torch
 import yaml
 
-from ltnas import lock, pipeline
+from ltnas import lock
 from ltnas.atomic import atomic_write_text
 from ltnas.config import DataConfig, RunConfig
-from ltnas.data import DeviceBatches, LongTailDataset, build_dataset
+from ltnas.data import LongTailDataset, batches_of, build_dataset
 from ltnas.errors import LtnasError
 from ltnas.longtail import build_criterion
-from ltnas.report import write_report
 from ltnas.runs import RunFolder, resolve_device
 from ltnas.search.evolution import EvolutionTask, subnet_cost
 from ltnas.search.oneshot import (
@@ -45,22 +44,22 @@ from ltnas.search.oneshot import (
 )
 from ltnas.space import Genotype, SearchNetwork
 from ltnas.space.heads import make_classifier, uses_normalised_classifier
+from ltnas.stages.context import Context, stage_seconds, stage_seed
+from ltnas.stages.evaluate import evaluate_retrained, report
+from ltnas.stages.retrain import train
 from ltnas.train.checkpoint import seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 
-# Offsets keep the stages' random streams apart (pipeline uses 0 for search and 1000 for retrain).
-SUPERNET_SEED, ADAPT_SEED, EVOLVE_SEED = 2000, 3000, 4000
-
 
 def run_imbnas(config: RunConfig, run: RunFolder) -> dict:
-    """The whole IMB-NAS run of `config.adapt.procedure`: `pipeline.METHOD_RUNNERS["imbnas"]`."""
+    """The whole IMB-NAS run of `config.adapt.procedure` (its run in ltnas.methods)."""
     procedure = config.adapt.procedure
-    ctx = pipeline.Context.prepare(config, run)  # the target: `data`
+    ctx = Context.prepare(config, run)  # the target: `data`
     cost: dict[str, dict[str, Any]] = {}
     if procedure == "P3":
         supernet_file = train_supernet(
             config.supernet, config.adapt.target_longtail, config.data, ctx.dataset, config.seed,
-            config.seed + SUPERNET_SEED, run.path / "supernet", ctx.device, ctx.progress)
+            stage_seed(config.seed, "supernet"), run.path / "supernet", ctx.device, ctx.progress)
         network, meta = load_supernet(supernet_file, ctx.device)
         cost["supernet"] = meta["cost"]
         search_data, val_fraction, split_seed = ctx.dataset, config.data.val_fraction, meta["seed"]
@@ -78,8 +77,8 @@ def run_imbnas(config: RunConfig, run: RunFolder) -> dict:
                             run.path / "evolve", ctx.device, ctx.progress)
     cost["evolve"] = stage_cost(rows)
 
-    pipeline.train(ctx, genotype)
-    results = pipeline.evaluate(ctx)
+    train(ctx, genotype)
+    results = evaluate_retrained(ctx)
     cost["train"] = retrain_cost(config, ctx.dataset, run)
     results.update({
         "genotype": "evolved",
@@ -96,8 +95,8 @@ def run_imbnas(config: RunConfig, run: RunFolder) -> dict:
     searched = sum(cost[stage]["seconds"] for stage in own if stage != "train")
     results["seconds"] = {**{stage: cost[stage]["seconds"] for stage in own}, "search": searched,
                           "eval": results["seconds"]["eval"]}
-    run.write_json("eval.json", results)
-    pipeline.report(ctx)
+    ctx.write_eval(results)
+    report(ctx)
     return results
 
 
@@ -132,7 +131,7 @@ def source_supernet(config: RunConfig, device: torch.device, progress: ProgressR
         atomic_write_text(yaml.safe_dump(identity, sort_keys=False), folder / "key.yaml")  # what the key stands for
         dataset = build_dataset(config.source_data, seed=config.seed)
         return train_supernet(config.supernet, config.supernet.longtail, config.source_data, dataset, config.seed,
-                              config.seed + SUPERNET_SEED, folder, device, progress)
+                              stage_seed(config.seed, "supernet"), folder, device, progress)
     finally:
         entry.release()
 
@@ -154,7 +153,7 @@ def adapt_supernet(network: SearchNetwork, config: RunConfig, target: LongTailDa
     if network.stem[0].in_channels != target.channels:
         raise LtnasError(f"the source supernet takes {network.stem[0].in_channels}-channel images but the target has "
                          f"{target.channels}; use a source and a target with the same channels")
-    torch.manual_seed(config.seed + ADAPT_SEED)
+    torch.manual_seed(stage_seed(config.seed, "adapt"))
     # The classifier is always rebuilt: the target's classes need not be the source's (CIFAR-10 → CIFAR-100).
     frozen = procedure == "P1"
     longtail = cfg.classifier_longtail if frozen else cfg.finetune_longtail
@@ -166,12 +165,11 @@ def adapt_supernet(network: SearchNetwork, config: RunConfig, target: LongTailDa
     for parameter in network.classifier.parameters():
         parameter.requires_grad_(True)
     train_set, _ = search_split(target, config.data.val_fraction, config.seed)
-    batches = DeviceBatches(train_set, cfg.batch_size, device=device, mean=target.mean, std=target.std,
-                            generator=torch.Generator(device=device).manual_seed(config.seed + ADAPT_SEED + 1),
-                            sampler=longtail.sampler, augment=cfg.augment)
+    batches = batches_of(train_set, target, cfg.batch_size, device, stage_seed(config.seed, "adapt", 1),
+                         sampler=longtail.sampler, augment=cfg.augment)
     criterion = build_criterion(longtail, train_set.counts(target.num_classes), cfg.epochs, device)
     trained = list(network.classifier.parameters()) if frozen else list(network.parameters())
-    task = SupernetTask(network, cfg, config.supernet, criterion, batches, config.seed + ADAPT_SEED,
+    task = SupernetTask(network, cfg, config.supernet, criterion, batches, stage_seed(config.seed, "adapt"),
                         parameters=trained, train_backbone=not frozen, name="adapt")
     return fit(task, cfg.epochs, folder, progress)
 
@@ -184,28 +182,27 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
     the split the supernet trained on); budgets apply to the network retrained on `target`."""
     cfg = config.evolve
     train_set, val_set = search_split(dataset, val_fraction, split_seed)
-    recalibration = DeviceBatches(train_set, cfg.bn_batch_size, device=device, mean=dataset.mean, std=dataset.std,
-                                  generator=torch.Generator(device=device))
-    validation = DeviceBatches(val_set, config.eval.batch_size, device=device, mean=dataset.mean, std=dataset.std,
-                               generator=torch.Generator(device=device), shuffle=False, drop_last=False)
+    # The recalibration batches' generator is reseeded per candidate by the evolution task.
+    recalibration = batches_of(train_set, dataset, cfg.bn_batch_size, device, 0)
+    validation = batches_of(val_set, dataset, config.eval.batch_size, device)
 
     def cost(path: Genotype) -> tuple[int, int]:
         return subnet_cost(path, config.train.init_channels, config.train.layers, target.num_classes,
                            target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
 
-    seed_everything(config.seed + EVOLVE_SEED)
+    seed_everything(stage_seed(config.seed, "evolve"))
     task = EvolutionTask(network, cfg, recalibration, validation, val_set.counts(dataset.num_classes), cost,
-                         config.seed + EVOLVE_SEED)
+                         stage_seed(config.seed, "evolve"))
     rows = fit(task, cfg.generations, folder, progress)
     return task.best(), rows
 
 
 def retrain_cost(config: RunConfig, target: LongTailDataset, run: RunFolder) -> dict[str, float | int]:
     """Wall time of the retrain stage and the images it trained on (full batches, as DeviceBatches draws)."""
-    rows = JsonlLog(run.train / "metrics.jsonl").rows()
+    epochs = len(JsonlLog(run.train / "metrics.jsonl").rows())
     n, batch = len(target.train), config.train.batch_size
     per_epoch = min(n, max(1, n // batch) * batch)
-    return {"seconds": sum(row["seconds"] for row in rows), "images": per_epoch * len(rows)}
+    return {"seconds": stage_seconds(run.train) or 0.0, "images": per_epoch * epochs}
 
 
 # --- the CLI's stand-alone stages ---------------------------------------------------------------------
@@ -217,7 +214,7 @@ def supernet_only(config: RunConfig, run: RunFolder) -> Path:
     if run.read_json("data.json") is None:
         run.write_json("data.json", dataset.summary())
     return train_supernet(config.supernet, config.supernet.longtail, data_config, dataset, config.seed,
-                          config.seed + SUPERNET_SEED, run.path / "supernet", device,
+                          stage_seed(config.seed, "supernet"), run.path / "supernet", device,
                           ProgressReporter(config.progress))
 
 
@@ -232,12 +229,14 @@ def evolve_only(config: RunConfig, run: RunFolder) -> Genotype:
     else:
         dataset = build_dataset(config.data, seed=config.seed)
         supernet_file = train_supernet(config.supernet, config.supernet.longtail, config.data, dataset, config.seed,
-                                       config.seed + SUPERNET_SEED, run.path / "supernet", device, progress)
+                                       stage_seed(config.seed, "supernet"), run.path / "supernet", device, progress)
         network, meta = load_supernet(supernet_file, device)
         val_fraction, split_seed = config.data.val_fraction, meta["seed"]
     if run.read_json("data.json") is None:
         run.write_json("data.json", dataset.summary())
     genotype, _ = evolve(network, config, dataset, val_fraction, split_seed, dataset, run.path / "evolve", device,
                          progress)
+    from ltnas.report import write_report
+
     write_report(run.path)
     return genotype

@@ -1,0 +1,231 @@
+"""The method table: every search method ltnas runs, declared once.
+
+An entry says what a method is made of — its paper's name, the `search` settings its authors use
+(applied to the keys a config leaves unset), the config sections it reads, its search strategy, and
+its stages: the whole run, the stand-alone search, the re-evaluation of a finished run, and the
+extra sections of its report. The pipeline, the CLI, `compare` and the report read this table and
+name no method themselves (docs/ARCHITECTURE.md, "Add a method").
+
+The network registry (NETWORKS) does the same for what the retrain stage trains (`train.network`: a
+genotype's cell network or a hand-designed baseline), and QUICKSTART lists what `ltnas quickstart` compares.
+
+Stages and strategies are named as "module:attribute" and imported only when used, so that reading
+a config (which validates `search.method` against this table) never imports torch.
+
+Nothing here imports from ltnas besides `errors`: config.py, runs.py and the stages all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Callable
+
+from ltnas.errors import LtnasError
+
+# DARTS primitive order, as plain names (config.py re-exports it).
+PRIMITIVES: tuple[str, ...] = (
+    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+# Stages of the methods that search a cell, retrain it and evaluate it (ltnas/stages/standard.py).
+STANDARD_RUN = "ltnas.stages.standard:run"
+STANDARD_SEARCH = "ltnas.stages.standard:search_only"
+STANDARD_EVALUATE = "ltnas.stages.standard:evaluate_searched"
+STANDARD_NETWORK = "ltnas.stages.search:build_search_network"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One search method and everything ltnas needs to run, compare and report it."""
+
+    name: str  # the value of `search.method`
+    title: str  # how its paper names it: comparison tables, quickstart, reports
+    summary: str  # one line for `search.method`'s description
+    strategy: str | None = None  # "module:Class" of its search strategy (ltnas.search), if it has one
+    # "module:function" (config, dataset, device) -> the network it searches; None: built by its own run
+    network: str | None = STANDARD_NETWORK
+    search_defaults: dict[str, Any] = field(default_factory=dict)  # the authors' `search` settings
+    sections: tuple[str, ...] = ()  # config sections only some methods read that this one reads
+    run: str = STANDARD_RUN  # "module:function" (config, run) -> eval.json dict: the whole run
+    search: str = STANDARD_SEARCH  # (config, run) -> Genotype: `ltnas search`
+    genotype_file: str = "search/genotype.json"  # where `search` writes the genotype, in the run folder
+    evaluate: str = STANDARD_EVALUATE  # (ctx) -> eval.json dict: `ltnas eval` of a finished searched run
+    # (place, "module:function"): (RunFiles, plots drawn) -> a markdown section of report.md, "" when the run
+    # folder lacks its files; place is "search" (after the search section) or "evaluation" (after it)
+    report_sections: tuple[tuple[str, str], ...] = ()
+    evaluates_supernet: bool | None = None  # True: never retrains (its searched network is evaluated);
+    # False: always retrains; None: as `eval.model` says
+    searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
+    single_process: bool = False  # refuses torchrun
+    views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
+    check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
+
+    def strategy_class(self) -> type:
+        if self.strategy is None:
+            raise LtnasError(f"search.method {self.name} has no search strategy of the shared search stage")
+        return resolve(self.strategy)
+
+    def build_network(self, config, dataset, device):
+        """The supernet this method searches, for `config` and `dataset`, on `device`'s layout."""
+        if self.network is None:
+            raise LtnasError(f"search.method {self.name} builds its networks within its own run")
+        return resolve(self.network)(config, dataset, device)
+
+    def retrains(self, config) -> bool:
+        """Whether a run of `config` (a RunConfig with this method) retrains a network."""
+        if config.train.genotype or config.train.network != "cell":
+            return True
+        if self.evaluates_supernet is None:
+            return config.eval.model != "supernet"
+        return not self.evaluates_supernet
+
+    def reads(self, config) -> set[str]:
+        """The optional config sections a run of `config` reads (see OPTIONAL_SECTIONS)."""
+        return set(self.sections) | ({"train"} if self.retrains(config) else set())
+
+
+def resolve(target: str) -> Any:
+    """"module:attribute" → the attribute, imported now."""
+    module, _, name = target.partition(":")
+    return getattr(import_module(module), name)
+
+
+def _first_order_only(message: str) -> Callable[[Any], str | None]:
+    return lambda search: message if search.order != "first" else None
+
+
+def _bbn_settings(search) -> str | None:
+    if search.order == "second":
+        return "the bbn search is first order only; set search.order: first"
+    if search.longtail.model_dump() != type(search.longtail)().model_dump():
+        return "the bbn search re-samples through its class-balanced branch; leave search.longtail unset"
+    return None
+
+
+# The authors' settings for FairDARTS (Chu et al., 2020), for fairdarts and ssf (SSF-NAS is FairDARTS
+# plus Barlow Twins).
+FAIRDARTS_DEFAULTS: dict[str, Any] = {
+    "primitives": [name for name in PRIMITIVES if name != "none"],
+    "batch_size": 128,
+    "lr": 0.005,
+    "lr_min": 0.001,
+    "arch_lr": 3e-3,
+    # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
+    "arch_betas": (0.9, 0.999),
+    "order": "first",
+    "derive": "threshold",
+}
+
+def _pcdarts_settings(search) -> str | None:
+    if search.init_channels % search.pcdarts.k:
+        return (f"init_channels ({search.init_channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
+                "edge splits its channels into k parts")
+    if search.pcdarts.arch_start_epoch >= search.epochs:
+        return (f"pcdarts.arch_start_epoch ({search.pcdarts.arch_start_epoch}) is not below epochs ({search.epochs}), "
+                "so α would never be updated; lower it (the authors': 15 of 50)")
+    return None
+
+
+IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
+
+METHODS: dict[str, Method] = {method.name: method for method in (
+    Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
+           strategy="ltnas.search.darts:DartsSearch"),
+    Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
+           strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
+           sections=("search.fairdarts",)),
+    Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
+           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
+           sections=("search.fairdarts", "search.ssl"), views=True,
+           check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
+                                   "search.order=first")),
+    # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
+    Method("bbn", "BBN-HLS", "two-branch (BBN) DARTS with heterogeneous LR scheduling, HLS (Tang, 2024)'s settings "
+           "(search.bbn)",
+           search_defaults={"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
+           sections=("search.bbn",), network="ltnas.stages.bbn:build_network", run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
+           evaluate="ltnas.stages.bbn:reevaluate",
+           report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
+           evaluates_supernet=True, searches_with_longtail=False, single_process=True, check=_bbn_settings),
+    # PC-DARTS (Xu et al., 2020), the authors' train_search.py: batch 256, SGD lr 0.1 → 0 (cosine), α (and β)
+    # Adam lr 6e-4; momentum 0.9, wd 3e-4, α betas (0.5, 0.999) and wd 1e-3, 50 epochs are DARTS' defaults
+    # already. α updates start at pcdarts.arch_start_epoch (15).
+    Method("pcdarts", "PC-DARTS", "PC-DARTS (Xu et al., 2020): partial channels + edge normalisation (search.pcdarts)",
+           strategy="ltnas.search.pcdarts:PcDartsSearch",
+           search_defaults={"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
+           sections=("search.pcdarts",), check=_pcdarts_settings),
+    # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr 0.025 →
+    # 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order. (Their SGD is Nesterov;
+    # ltnas's weight optimizer is plain momentum SGD for every method.)
+    Method("gdas", "GDAS", "GDAS (Dong & Yang, 2019): one Gumbel-sampled operation per edge, τ annealed (search.gdas)",
+           strategy="ltnas.search.gdas:GdasSearch",
+           search_defaults={"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
+                            "arch_lr": 3e-4, "order": "first"},
+           sections=("search.gdas",),
+           check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
+    Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
+           "evolve and adapt sections)",
+           sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
+           genotype_file="evolve/genotype.json", evaluate="ltnas.stages.evaluate:evaluate_retrained", network=None,
+           report_sections=(("search", "ltnas.report.evolution:imbnas_section"),), evaluates_supernet=False,
+           searches_with_longtail=False, single_process=True),
+)}
+
+# Sections only some methods read (a run folder's saved config leaves them out when unused and default).
+OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "train", *IMBNAS_SECTIONS)
+
+
+def method(name: str) -> Method:
+    if name not in METHODS:
+        raise LtnasError(f"unknown search method '{name}'; choose from {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def report_sections(place: str) -> list[str]:
+    """Every method's report sections at `place`, in table order. The report shows each whose files the
+    run folder has (so `ltnas evolve` with any config still reports its evolution)."""
+    return [target for entry in METHODS.values() for where, target in entry.report_sections if where == place]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network the retrain stage can train (`train.network`): the cell network of a genotype, or a
+    hand-designed baseline trained with the same recipe and long-tail plug-ins, with nothing searched."""
+
+    name: str  # the value of `train.network`
+    title: str  # how comparison tables and reports name it
+    summary: str
+    # "module:function" (config, dataset, genotype | None) -> the network, freshly initialised
+    build: str = "ltnas.stages.retrain:build_baseline_network"
+    # "module:function" (config, dataset, genotype | None) -> the model file's network spec (ltnas.model_io)
+    spec: str = "ltnas.stages.retrain:baseline_network_spec"
+    needs_genotype: bool = False  # trains a genotype (searched, or train.genotype)
+
+
+NETWORKS: dict[str, Network] = {network.name: network for network in (
+    Network("cell", "cell", "the network of a genotype: the searched one, or train.genotype (DARTS's evaluation "
+            "network: train.init_channels, train.layers, auxiliary head)",
+            build="ltnas.stages.retrain:build_cell_network", spec="ltnas.stages.retrain:cell_network_spec",
+            needs_genotype=True),
+    *[Network(f"resnet{depth}", f"ResNet-{depth}", f"the CIFAR ResNet-{depth} (He et al., 2016; option-A shortcuts)")
+      for depth in (20, 32, 44, 56, 110)],
+    Network("cnn", "CNN", "a small plain CNN (ltnas/space/baselines.py)"),
+)}
+
+
+def network(name: str) -> Network:
+    if name not in NETWORKS:
+        raise LtnasError(f"unknown network '{name}'; choose {', '.join(NETWORKS)}")
+    return NETWORKS[name]
+
+
+# What `ltnas quickstart` compares: the three searches, then what they must beat — a small CNN, the CIFAR
+# ResNet-32 (baseline networks) and DARTS_V2 (a published genotype: a cell searched on balanced CIFAR-10),
+# trained with the same recipe and long-tail plug-ins.
+QUICKSTART = ("darts", "fairdarts", "ssf", "cnn", "resnet32", "darts_v2")
+
+
+def quickstart_methods() -> list[str]:
+    return list(QUICKSTART)
