@@ -287,6 +287,28 @@ def test_shot_thresholds_are_settings_and_reach_eval_and_report(watched_run):
     assert "Many-shot (> 30 train images)" in (out / "report.md").read_text()
 
 
+
+def test_shot_threshold_settings_reach_the_per_epoch_validation_metrics(tiny_yaml, tmp_path, monkeypatch):
+    """The search's and the retraining's per-epoch val_many/medium/few columns group classes with the
+    same thresholds as the final evaluation (the settings when given)."""
+    import ltnas.search.task
+    import ltnas.train.retrain
+    from ltnas.metrics import classification_metrics
+
+    seen = []
+
+    def recording(predictions, labels, num_classes, train_counts, shots=(None, None)):
+        seen.append(tuple(shots))
+        return classification_metrics(predictions, labels, num_classes, train_counts, shots)
+
+    for module in (ltnas.search.task, ltnas.train.retrain):
+        monkeypatch.setattr(module, "classification_metrics", recording)
+    code, _, stderr = call(["run", str(tiny_yaml), "--set", "eval.many_shot=30", "--set", "eval.few_shot=10",
+                            "--set", "search.epochs=1", "--set", "train.epochs=1", "--out", str(tmp_path / "run")])
+    assert code == 0, stderr
+    assert len(seen) == 2 and set(seen) == {(30, 10)}
+
+
 # -------------------------------------- 5. precision, F1, support, predictions, mistakes, groups over epochs
 
 

@@ -31,7 +31,7 @@ class SearchTask:
 
     def __init__(self, strategy, train_batches: DeviceBatches, val_batches: DeviceBatches,
                  eval_batches: DeviceBatches, train_counts: list[int], derive: str = "darts",
-                 threshold: float = 0.85):
+                 threshold: float = 0.85, shots: tuple[int | None, int | None] = (None, None)):
         self.strategy = strategy
         self.network = strategy.network
         self.train_batches = train_batches
@@ -40,6 +40,7 @@ class SearchTask:
         self.train_counts = train_counts
         self.derive = derive
         self.threshold = threshold
+        self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
 
     def steps_per_epoch(self) -> int:
         return len(self.train_batches)
@@ -67,7 +68,7 @@ class SearchTask:
         sums = dict(zip(names, totals))
         distributed.average_buffers(self.network)  # same BatchNorm statistics (and checkpoint) on every rank
         predictions, labels, val_loss = predict(self.network, self.eval_batches)
-        val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts)
+        val = classification_metrics(predictions, labels, self.network.num_classes, self.train_counts, self.shots)
         return {
             **{f"train_{key}": total / count for key, total in sums.items()}, "train_acc": correct / count,
             "val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"],

@@ -74,6 +74,11 @@ class Context:
         """`images` in order, every one once, at the evaluation batch size."""
         return batches_of(images, self.dataset, self.config.eval.batch_size, self.device)
 
+    def shot_thresholds(self) -> tuple[int, int]:
+        """(many, few) shot thresholds of this run's data: `eval.many_shot` / `eval.few_shot`, or by
+        the training set's size; the same for per-epoch validation metrics and the final evaluation."""
+        return metrics.shot_thresholds(self.dataset.train_counts, self.config.eval.many_shot, self.config.eval.few_shot)
+
     def fit(self, task, epochs: int, folder: Path) -> list[dict]:
         """Run (or resume) an epoch task with this run's progress display (ltnas.train.loop.fit)."""
         return fit(task, epochs, folder, self.progress)

@@ -47,7 +47,7 @@ def search(ctx: Context) -> Genotype:
     val_batches = batches(val_set, "val")
     task = SearchTask(
         strategy, batches(train_set, "train"), val_batches, val_batches.in_order(config.eval.batch_size),
-        counts, cfg.derive, cfg.threshold,
+        counts, cfg.derive, cfg.threshold, ctx.shot_thresholds(),
     )
     ctx.fit(task, cfg.epochs, ctx.run.search)
     return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")

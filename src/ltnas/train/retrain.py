@@ -37,7 +37,7 @@ class RetrainTask:
 
     def __init__(self, model: DiscreteNetwork, config: TrainConfig, criterion: LongTailLoss,
                  train_batches: DeviceBatches, val_batches: DeviceBatches | None, train_counts: list[int],
-                 num_classes: int):
+                 num_classes: int, shots: tuple[int | None, int | None] = (None, None)):
         self.model = model
         self.config = config
         self.criterion = criterion
@@ -45,6 +45,7 @@ class RetrainTask:
         self.val_batches = val_batches  # held out of the training set; None: nothing monitored
         self.train_counts = train_counts
         self.num_classes = num_classes
+        self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
         self.optimizer = torch.optim.SGD(
             model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
@@ -92,7 +93,7 @@ class RetrainTask:
         row = {"train_loss": loss_sum / count, "train_acc": correct / count, "lr": lr}
         if self.val_batches is not None:  # never the test set: nothing here may be used to pick a model on it
             predictions, labels, val_loss = predict(self.model, self.val_batches)
-            val = classification_metrics(predictions, labels, self.num_classes, self.train_counts)
+            val = classification_metrics(predictions, labels, self.num_classes, self.train_counts, self.shots)
             row.update({"val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"],
                         **{f"val_{group}_acc": val[group] for group in ("many", "medium", "few")}})
         return row
