@@ -6,7 +6,8 @@ A recipe is NAME:KEY=VALUE,KEY=VALUE,... (overrides of the quickstart config, ap
 --set). Each run retrains `train.genotype` (default DARTS_V2, a stand-in for a searched cell) or a
 baseline network through `ltnas train`'s own code path (pipeline.train_only) in a temporary folder,
 and reports, per recipe, mean ± std over seeds of: the final epoch's training accuracy (on the
-augmented batches it trained on), the highest test loss of any epoch after the first (loss spikes),
+augmented batches it trained on), the highest validation loss of any epoch after the first (loss spikes;
+the validation part held out of the training set, `train.val_fraction`; runs made before it: the test loss),
 the epoch(s) where it occurred, the balanced test accuracy, the few-shot accuracy, the training
 (wall) seconds and the CPU seconds of the run.
 """
@@ -54,9 +55,10 @@ def run_one(config_path: Path, overrides: list[str], seed: int, folder: Path, th
     cpu = time.process_time() - began
     rows = JsonlLog(run.train / "metrics.jsonl").rows()
     later = rows[1:] or rows
-    worst = max(later, key=lambda r: r["test_loss"])
-    return {"train_acc": rows[-1]["train_acc"], "max_test_loss": worst["test_loss"], "worst_epoch": worst["epoch"],
-            "final_test_loss": rows[-1]["test_loss"], "balanced": results["balanced_test"]["overall"],
+    monitored = "val_loss" if "val_loss" in rows[-1] else "test_loss"  # retraining monitors validation now
+    worst = max(later, key=lambda r: r[monitored])
+    return {"train_acc": rows[-1]["train_acc"], "max_test_loss": worst[monitored], "worst_epoch": worst["epoch"],
+            "final_test_loss": rows[-1][monitored], "balanced": results["balanced_test"]["overall"],
             "few": results["balanced_test"]["few"], "seconds": results["seconds"]["train"], "cpu": cpu}
 
 
@@ -89,7 +91,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "
           f"torch {torch.__version__}; config {args.config}, base overrides {base}")
-    print(f"{'recipe':28s} {'train acc %':>13s} {'max test loss':>15s} {'at epoch':>8s} {'balanced %':>13s} "
+    print(f"{'recipe':28s} {'train acc %':>13s} {'max val loss':>15s} {'at epoch':>8s} {'balanced %':>13s} "
           f"{'few %':>13s} {'train s':>9s} {'cpu s':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads,

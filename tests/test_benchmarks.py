@@ -98,4 +98,4 @@ def test_quality_benchmark_puts_baselines_and_logistic_regression_beside_search(
 def test_recipe_benchmark_reports_convergence():
     out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
                      "--recipe", "warm:train.warmup_epochs=1")
-    assert "warm" in out and "train acc %" in out and "max test loss" in out
+    assert "warm" in out and "train acc %" in out and "max val loss" in out
