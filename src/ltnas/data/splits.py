@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,17 +19,8 @@ def stratified_split(
     """
     if not 0 < fraction < 1:
         raise LtnasError(f"split fraction must be in (0, 1), got {fraction}; pick e.g. 0.5")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    first, second = [], []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        rng.shuffle(members)
-        n = len(members)
-        k = min(max(round(n * fraction), 1), n - 1) if n >= 2 else 0
-        second.append(members[:k])
-        first.append(members[k:])
-    return _sorted(first), _sorted(second)
+    second, first = _per_class(labels, seed, lambda c, n: min(max(round(n * fraction), 1), n - 1) if n >= 2 else 0)
+    return first, second
 
 
 def floor_holdout(
@@ -40,36 +31,38 @@ def floor_holdout(
     Unlike `stratified_split`, a class too small to spare an image (n_c < 1/fraction) keeps all of
     them: a monitoring split must not take half of a two-image tail class away from training.
     """
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    rest, held = [], []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        rng.shuffle(members)
-        k = int(np.floor(len(members) * fraction))
-        held.append(members[:k])
-        rest.append(members[k:])
-    return _sorted(rest), _sorted(held)
+    held, rest = _per_class(labels, seed, lambda c, n: int(np.floor(n * fraction)))
+    return rest, held
 
 
 def balanced_holdout(
     labels: Sequence[int] | np.ndarray, per_class: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hold out `per_class` shuffled images of every class; return (rest, held_out), sorted."""
+    def count(c: int, n: int) -> int:
+        if n <= per_class:
+            raise LtnasError(f"class {c} has {n} images, so holding out {per_class} for the test set leaves none "
+                             f"to train on; set data.test_per_class below {n}")
+        return per_class
+
+    held, rest = _per_class(labels, seed, count)
+    return rest, held
+
+
+def _per_class(labels: Sequence[int] | np.ndarray, seed: int,
+               count: Callable[[int, int], int]) -> tuple[np.ndarray, np.ndarray]:
+    """(taken, left), sorted: for each class c in label order, its n_c indices shuffled by one seeded
+    generator, the first count(c, n_c) taken and the rest left."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    rest, held = [], []
+    taken, left = [], []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        if len(members) <= per_class:
-            raise LtnasError(
-                f"class {c} has {len(members)} images, so holding out {per_class} for the test set leaves none "
-                f"to train on; set data.test_per_class below {len(members)}"
-            )
+        k = count(int(c), len(members))
         rng.shuffle(members)
-        held.append(members[:per_class])
-        rest.append(members[per_class:])
-    return _sorted(rest), _sorted(held)
+        taken.append(members[:k])
+        left.append(members[k:])
+    return _sorted(taken), _sorted(left)
 
 
 def _sorted(parts: list[np.ndarray]) -> np.ndarray:
