@@ -53,3 +53,29 @@ def tiny_yaml(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
     return path
+
+
+class Killed(Exception):
+    """Raised in place of a kill -9, after a search epoch has been checkpointed."""
+
+
+def search_killed_and_resumed(config, folder: Path, monkeypatch, after_epoch: int = 1) -> None:
+    """Search in `folder`, stopped right after epoch `after_epoch` (0-based) was checkpointed, as a
+    killed process would be, then resumed to the end from the run folder alone (its saved config)."""
+    from ltnas import pipeline
+    from ltnas.runs import RunFolder
+    from ltnas.search.task import SearchTask
+
+    original = SearchTask.after_epoch
+
+    def interrupt(self, epoch, epoch_folder):
+        original(self, epoch, epoch_folder)
+        if epoch == after_epoch:
+            raise Killed
+
+    monkeypatch.setattr(SearchTask, "after_epoch", interrupt)
+    with pytest.raises(Killed):
+        pipeline.search_only(config, RunFolder.create(folder, config))
+    monkeypatch.setattr(SearchTask, "after_epoch", original)
+    run = RunFolder.open(folder)
+    pipeline.search_only(run.config(), run)

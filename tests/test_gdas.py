@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import search_killed_and_resumed
 
 from ltnas import pipeline
 from ltnas.config import SearchConfig, validate_config
@@ -15,7 +16,6 @@ from ltnas.errors import LtnasError
 from ltnas.runs import RunFolder
 from ltnas.search import strategy_class
 from ltnas.search.gdas import GumbelRelaxation, gumbel_straight_through, tau_at
-from ltnas.search.task import SearchTask
 from ltnas.space import SearchNetwork, derive_genotype
 from ltnas.space.search_network import EdgeInput, MixedEdge
 from ltnas.train.loop import JsonlLog
@@ -137,10 +137,6 @@ def test_authors_defaults_and_bad_input():
         validate_config({"search": {"method": "gdas", "gdas": {"tau_min": 20}}})
 
 
-class Killed(Exception):
-    pass
-
-
 def search_outcome(folder):
     state = torch.load(folder / "search" / "checkpoint.pt", weights_only=False)["task"]["strategy"]
     return (JsonlLog(folder / "search" / "alpha.jsonl").rows(),
@@ -158,19 +154,7 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     whole = search_outcome(tmp_path / "whole")
     assert JsonlLog(tmp_path / "whole" / "search" / "alpha.jsonl").rows()[0]["relaxation"] == "gumbel"
 
-    original = SearchTask.after_epoch
-
-    def interrupt(self, epoch, folder):
-        original(self, epoch, folder)
-        if epoch == 1:
-            raise Killed
-
-    monkeypatch.setattr(SearchTask, "after_epoch", interrupt)
-    with pytest.raises(Killed):
-        pipeline.search_only(config, RunFolder.create(tmp_path / "killed", config))
-    monkeypatch.setattr(SearchTask, "after_epoch", original)
-    run = RunFolder.open(tmp_path / "killed")
-    pipeline.search_only(run.config(), run)
+    search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
     resumed = search_outcome(tmp_path / "killed")
     assert resumed[0] == whole[0] and resumed[1] == whole[1]
     assert all(torch.equal(a, b) for a, b in zip(resumed[2], whole[2]))
