@@ -92,7 +92,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "
           f"torch {torch.__version__}; config {args.config}, base overrides {base}")
     print(f"{'recipe':28s} {'train acc %':>13s} {'max val loss':>15s} {'at epoch':>8s} {'balanced %':>13s} "
-          f"{'few %':>13s} {'train s':>9s} {'cpu s':>7s}")
+          f"{'few %':>13s} {'train s':>9s} {'cpu s':>7s}  balanced % per seed")
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(config_path, [*base, *overrides], seed, Path(tmp) / f"{name}-{seed}", args.threads,
                  args.device) for name, overrides in recipes for seed in seeds]
@@ -107,7 +107,7 @@ def main() -> None:
             print(f"{name:28s} {fmt(col['train_acc']):>13s} {fmt(col['max_test_loss'], 1, 2):>15s} "
                   f"{','.join(str(e) for e in col['worst_epoch']):>8s} "
                   f"{fmt(col['balanced']):>13s} {fmt(col['few']):>13s} {np.mean(col['seconds']):9.1f} "
-                  f"{np.mean(col['cpu']):7.1f}", flush=True)
+                  f"{np.mean(col['cpu']):7.1f}  {' '.join(f'{100 * b:.1f}' for b in col['balanced'])}", flush=True)
 
 
 if __name__ == "__main__":

@@ -407,6 +407,10 @@ class TrainConfig(Section):
     momentum: Momentum = 0.9
     weight_decay: WeightDecay = 3e-4
     grad_clip: GradClip = 5.0
+    precise_bn: bool = Field(
+        False, description="after each epoch, recompute BatchNorm running statistics on the training images with "
+        "the final weights of the epoch (Wu & Johnson, 2021): no eval-mode loss spikes while weights move fast; "
+        "off = DARTS's moving averages")
     auxiliary: bool = True
     auxiliary_weight: float = Field(0.4, ge=0)
     drop_path: float = Field(0.2, ge=0, lt=1)

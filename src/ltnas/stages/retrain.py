@@ -40,8 +40,9 @@ def train(ctx: Context, genotype: Genotype | None) -> torch.nn.Module:
         ctx.run.train.mkdir(parents=True, exist_ok=True)
         if genotype is not None:
             genotype.to_json(ctx.run.train / "genotype.json")
+    recalibration = ctx.eval_batches(train_set) if cfg.precise_bn else None
     task = RetrainTask(model, cfg, criterion, train_batches, val_batches, data.train_counts, data.num_classes,
-                       ctx.shot_thresholds())
+                       ctx.shot_thresholds(), recalibration)
     ctx.fit(task, cfg.epochs, ctx.run.train)
     if distributed.is_main():
         save_trained_model(ctx, genotype, model)

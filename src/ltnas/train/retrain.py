@@ -1,7 +1,8 @@
 """Retraining a genotype from scratch with the DARTS evaluation recipe, as an epoch task.
 
 SGD with momentum and cosine LR (optionally after a linear warm-up, `train.warmup_epochs`), gradient
-clipping, auxiliary head (loss weight 0.4), drop-path rising linearly to its maximum, cutout; the
+clipping, auxiliary head (loss weight 0.4), drop-path rising linearly to its maximum, cutout,
+optionally precise BatchNorm statistics after each epoch (`train.precise_bn`, train/precise_bn.py); the
 long-tail plug-ins (loss re-weighting, DRW, class-balanced sampling) come from the `train.longtail`
 section. Baseline networks (`train.network`) train the same way; auxiliary head and drop-path are
 cell-network features they do not have. Each epoch is monitored on a validation part held out of the
@@ -24,6 +25,7 @@ from ltnas.longtail import LongTailLoss
 from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
 from ltnas.train.loop import OnStep
+from ltnas.train.precise_bn import recalibrate_batchnorm
 from ltnas.train.precision import autocast
 
 
@@ -37,7 +39,8 @@ class RetrainTask:
 
     def __init__(self, model: DiscreteNetwork, config: TrainConfig, criterion: LongTailLoss,
                  train_batches: DeviceBatches, val_batches: DeviceBatches | None, train_counts: list[int],
-                 num_classes: int, shots: tuple[int | None, int | None] = (None, None)):
+                 num_classes: int, shots: tuple[int | None, int | None] = (None, None),
+                 recalibration: DeviceBatches | None = None):
         self.model = model
         self.config = config
         self.criterion = criterion
@@ -46,6 +49,7 @@ class RetrainTask:
         self.train_counts = train_counts
         self.num_classes = num_classes
         self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
+        self.recalibration = recalibration  # training images for precise BatchNorm after each epoch; None: off
         self.optimizer = torch.optim.SGD(
             model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
@@ -90,6 +94,8 @@ class RetrainTask:
         self.scheduler.step()
         loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
         distributed.average_buffers(self.model)
+        if self.recalibration is not None:  # the statistics the validation and the saved model use
+            recalibrate_batchnorm(self.model, self.recalibration)
         row = {"train_loss": loss_sum / count, "train_acc": correct / count, "lr": lr}
         if self.val_batches is not None:  # never the test set: nothing here may be used to pick a model on it
             predictions, labels, val_loss = predict(self.model, self.val_batches)
