@@ -642,3 +642,31 @@ def test_a_source_of_users_data_is_not_cut_to_its_rarest_class(monkeypatch):
     data = build_dataset(cfg, seed=0)
     assert data.train.counts(3) == [longtail_counts(40, 3, ratio=4.0)[k] for k in (2, 0, 1)] == [10, 40, 20]
     assert class_rank("synthetic", counts) == [0, 1, 2]  # benchmark sources keep their order
+
+
+def test_rotation_and_zoom_turn_each_image_about_its_centre_with_black_outside():
+    from ltnas.data.augment import BatchAugment
+
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 6] = 1.0  # right of the centre: at (x, y) = (2 / 4.5, 0) in [-1, 1]² coordinates
+    coords = (torch.arange(9) + 0.5) / 4.5 - 1
+    augment = BatchAugment(AugmentConfig(crop_padding=0, flip=False, rotate=90.0))
+    for seed in range(5):
+        out = augment(x, torch.Generator().manual_seed(seed))[0, 0]
+        u = torch.rand(1, generator=torch.Generator().manual_seed(seed))  # the generator's first draw: the angle
+        a = torch.deg2rad((2 * u - 1) * 90)
+        # output p reads the input at R(a) p, so the pixel lands at R(-a) (r, 0) = (r cos a, -r sin a)
+        mass = out.clamp(min=0)
+        centre_x = (mass.sum(0) * coords).sum() / mass.sum()
+        centre_y = (mass.sum(1) * coords).sum() / mass.sum()
+        assert centre_x == pytest.approx(float(2 / 4.5 * torch.cos(a)), abs=0.08)
+        assert centre_y == pytest.approx(float(-2 / 4.5 * torch.sin(a)), abs=0.08)
+    # raw black outside: normalised with mean 0.5, std 0.25, a mid-grey image zoomed out shows black corners
+    normalised = BatchAugment(AugmentConfig(crop_padding=0, flip=False, zoom=0.5), mean=[0.5], std=[0.25])
+    out = normalised(torch.zeros(64, 1, 8, 8), torch.Generator().manual_seed(0))
+    assert out.min() == pytest.approx(-2.0) and out.max() == pytest.approx(0.0, abs=1e-6)
+    # off by default: no random number drawn, the batch unchanged
+    generator = torch.Generator().manual_seed(0)
+    plain = BatchAugment(AugmentConfig(crop_padding=0, flip=False))
+    assert torch.equal(plain(x, generator), x)
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())

@@ -67,7 +67,11 @@ Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, eac
 
 
 class AugmentConfig(Section):
-    """Batched augmentation applied on the device (in this order): padded crop, flip, cutout."""
+    """Batched augmentation applied on the device (in this order): rotation and zoom, padded crop, flip, cutout."""
+
+    rotate: float = Field(0.0, ge=0, le=180, description="random rotation, degrees drawn uniformly in ±rotate "
+                          "(bilinear, black outside the image); 0 = off")
+    zoom: float = Field(0.0, ge=0, lt=1, description="random zoom, factor drawn uniformly in 1 ± zoom; 0 = off")
 
     crop_padding: int = Field(4, ge=0, description="zero padding before a random crop back to size; 0 = off")
     flip: bool = Field(True, description="random horizontal flip (off for digits and text-like data)")

@@ -1,4 +1,5 @@
-"""Batched augmentation on the device: padded random crop, horizontal flip, cutout (the DARTS recipe).
+"""Batched augmentation on the device: padded random crop, horizontal flip, cutout (the DARTS recipe),
+and, before them, an optional random rotation and zoom (small images of shapes such as digits).
 
 It works on *normalised* batches, which lets one call do everything while matching torchvision's
 order (crop and flip on raw pixels, Normalize, then Cutout): crop and flip commute with per-channel
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ltnas.config import AugmentConfig
 
@@ -31,6 +33,8 @@ class BatchAugment:
             self.pad_value = None
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.config.rotate > 0 or self.config.zoom > 0:
+            x = self.rotate_and_zoom(x, generator)
         if self.config.crop_padding > 0 or self.config.flip:
             x = self.crop_and_flip(x, generator)
         if self.config.cutout > 0:
@@ -56,6 +60,20 @@ class BatchAugment:
         batch = torch.arange(n, device=x.device)[:, None, None]
         window = x[batch, :, rows[:, :, None], cols[:, None, :]]  # advanced indices first: (n, h, w, C)
         return window.permute(0, 3, 1, 2).contiguous()
+
+    def rotate_and_zoom(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Each sample turned by a ~ U(−r, r) degrees and zoomed by z ~ U(1 − s, 1 + s) about its centre:
+        output pixel p (in [−1, 1]² coordinates) reads the input at R(a) p / z, bilinearly; what falls
+        outside the image is raw black, as the crop's padding."""
+        n = x.shape[0]
+        angle = torch.deg2rad((2 * _rand(n, generator, x.device) - 1) * self.config.rotate)
+        zoom = 1 + (2 * _rand(n, generator, x.device) - 1) * self.config.zoom
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        zero = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        black = self._padding(x[:1, :, :1, :1], 0)  # (1, C, 1, 1): the normalised value of a raw 0
+        return F.grid_sample(x - black, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + black
 
     def cutout(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Zero a side×side square per sample, centre uniform over the image, clipped at the borders."""
