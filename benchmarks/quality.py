@@ -11,7 +11,10 @@ LogisticRegression(class_weight="balanced") on the same pixels (a reference a pr
 try first). Prints, per method, mean ± sample std over the seeds of the balanced test accuracy and
 the few-shot accuracy (classes with < 20 training images), the parameters, and the time: the CPU
 seconds of the whole run (search + retrain + evaluation + report) measured in the run's own
-process, which on a busy machine says more than wall time, and the wall seconds of search and retrain.
+process, which on a busy machine says more than wall time, and the wall seconds of search and retrain;
+and whether the retrained networks converged: "train fit" is the final model's balanced accuracy on the
+images it was trained on (eval mode, unaugmented), "max val loss" the highest validation loss of any
+retraining epoch after the first over the seeds (a spike shows there), then each seed's balanced accuracy.
 """
 
 from __future__ import annotations
@@ -73,6 +76,27 @@ def logistic_regression(config_path: Path, overrides: list[str], seeds: list[int
     return rows
 
 
+def convergence(run_path: Path) -> dict[str, float]:
+    """Did the member's retrained network converge? Its balanced accuracy on the very images it was
+    trained on (eval mode, no augmentation: the final model's fit of its own training set), and the
+    highest validation loss of any retraining epoch after the first (a loss spike)."""
+    from ltnas.data import build_dataset
+    from ltnas.evaluate import evaluate_model
+    from ltnas.model_io import load_model
+    from ltnas.runs import RunFolder
+    from ltnas.stages.retrain import retrain_split
+    from ltnas.train.loop import JsonlLog
+
+    run = RunFolder.open(run_path)
+    config = run.config()
+    data = build_dataset(config.data, seed=config.seed)
+    trained_on, _ = retrain_split(config, data)
+    fit = evaluate_model(load_model(run_path).model, trained_on, data, "cpu", train_counts=data.train_counts)
+    rows = JsonlLog(run.train / "metrics.jsonl").rows()
+    later = [row["val_loss"] for row in rows[1:] if "val_loss" in row]
+    return {"train_fit": fit["balanced"], "max_val_loss": max(later) if later else float("nan")}
+
+
 def mean_std(values: list[float | None], scale: float = 100.0) -> str:
     present = [v for v in values if v is not None]
     if not present:
@@ -126,6 +150,7 @@ def main() -> None:
         table = aggregate(members)
         baselines = set(baseline_variants(members))
         params = {v: json.loads((out / result["runs"][v][0] / "eval.json").read_text())["params"] for v in table}
+        fits = {variant: [convergence(path) for v, _, path in members if v == variant] for variant in table}
     cpu = {variant: [c for v, _, c in done if v == variant] for variant in table}
     reference = logistic_regression(config_path, args.overrides, seeds)
 
@@ -135,14 +160,18 @@ def main() -> None:
           f"torch thread(s) each, torch {torch.__version__}; config {args.config}, seeds {seeds}, overrides "
           f"{args.overrides}; {wall:.0f} s wall in all")
     header = (f"{'method':18s} {'kind':9s} {'balanced test %':>16s} {'few-shot %':>16s} {'params':>8s} "
-              f"{'cpu s':>6s} {'search s':>8s} {'train s':>7s}")
+              f"{'cpu s':>6s} {'search s':>8s} {'train s':>7s} {'train fit %':>16s} {'max val loss':>12s}  "
+              "balanced % per seed")
     print(header)
     print("-" * len(header))
     for variant, stats in table.items():
         kind = "baseline" if variant in baselines else "search"
         print(f"{variant:18s} {kind:9s} {mean_std(stats['balanced']['values']):>16s} "
               f"{mean_std(stats['few']['values']):>16s} {params[variant] / 1e3:7.1f}K {seconds(cpu[variant]):>6s} "
-              f"{seconds(stats['search_seconds']['values']):>8s} {seconds(stats['train_seconds']['values']):>7s}")
+              f"{seconds(stats['search_seconds']['values']):>8s} {seconds(stats['train_seconds']['values']):>7s} "
+              f"{mean_std([f['train_fit'] for f in fits[variant]]):>16s} "
+              f"{max(f['max_val_loss'] for f in fits[variant]):12.2f}  "
+              f"{' '.join(f'{100 * v:.1f}' for v in stats['balanced']['values'])}")
     print(f"{'LogReg (balanced)':18s} {'reference':9s} {mean_std(reference['balanced']):>16s} "
           f"{mean_std(reference['few']):>16s} {'':>8s} {seconds(reference['cpu']):>6s}")
     searched = {v: s["balanced"]["mean"] for v, s in table.items() if v not in baselines}
