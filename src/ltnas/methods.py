@@ -58,6 +58,7 @@ class Method:
     evaluates_supernet: bool | None = None  # True: never retrains (its searched network is evaluated);
     # False: always retrains; None: as `eval.model` says
     searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
+    searches: bool = True  # False: it draws its architecture without searching (compare counts it a baseline)
     single_process: bool = False  # refuses torchrun
     views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
@@ -196,7 +197,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            network=None, sections=("search.random",), run="ltnas.stages.random_sampling:run",
            search="ltnas.stages.random_sampling:sample_only", evaluate="ltnas.stages.evaluate:evaluate_retrained",
            report_sections=(("search", "ltnas.report.random_sampling:random_section"),), evaluates_supernet=False,
-           searches_with_longtail=False, check=_random_settings),
+           searches_with_longtail=False, searches=False, check=_random_settings),
     Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
            "evolve and adapt sections)",
            sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
