@@ -134,28 +134,36 @@ def search_alphas(folder):
 
 def test_noise_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_path, monkeypatch):
     """A darts_noise search with focal loss, class-balanced re-weighting and the balanced α objective, killed after
-    its second epoch and resumed, draws the same noise and ends with the same α; without noise (scale 0) the same
-    search is DARTS, to the bit, so the noise is what moved α."""
-    tiny_run["search"].update(method="darts_noise", epochs=3, arch_objective="balanced",
+    its first epoch and resumed, draws the same noise and ends with the same α."""
+    tiny_run["search"].update(method="darts_noise", epochs=2, nodes=2, arch_objective="balanced",
                               longtail={"loss": "focal", "reweight": "class_balanced"})
     config = validate_config(tiny_run)
     pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
     whole = search_alphas(tmp_path / "whole")
-    search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
+    search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=0)
     resumed = search_alphas(tmp_path / "killed")
     assert resumed[0] == whole[0] and resumed[1] == whole[1]
     assert all(torch.equal(a, b) for a, b in zip(resumed[2], whole[2]))
 
-    quiet = copy.deepcopy(tiny_run)
-    quiet["search"]["noise"] = {"scale": 0.0}
-    darts = copy.deepcopy(tiny_run)
-    darts["search"].update(method="darts", arch_betas=[0.9, 0.999])
-    for name, raw in (("quiet", quiet), ("darts", darts)):
-        config = validate_config(raw)
-        pipeline.search_only(config, RunFolder.create(tmp_path / name, config))
-    quiet_alphas, darts_alphas = search_alphas(tmp_path / "quiet")[2], search_alphas(tmp_path / "darts")[2]
-    assert all(torch.equal(a, b) for a, b in zip(quiet_alphas, darts_alphas))
-    assert not torch.equal(whole[2][0], darts_alphas[0])
+
+
+@pytest.mark.parametrize("target", ["output", "alpha"])
+def test_without_noise_the_step_is_darts_to_the_bit_and_with_it_alpha_moves_otherwise(target):
+    def alphas_after_steps(method, scale):
+        config = SearchConfig(method=method, epochs=2, init_channels=4, layers=3, nodes=2, arch_betas=(0.9, 0.999),
+                              primitives=list(PRIMITIVES), noise={"scale": scale, "target": target})
+        strategy = make_strategy(config)
+        strategy.set_epoch(0)
+        batches = torch.Generator().manual_seed(1)
+        for _ in range(2):
+            train, val = [(torch.randn(4, 3, 8, 8, generator=batches), torch.randint(0, 3, (4,), generator=batches))
+                          for _ in range(2)]
+            strategy.step(train, val)
+        return [alpha.detach().clone() for alpha in strategy.alphas]
+
+    darts = alphas_after_steps("darts", 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(alphas_after_steps("darts_noise", 0.0), darts))
+    assert not any(torch.equal(a, b) for a, b in zip(alphas_after_steps("darts_noise", 1.0), darts))
 
 
 # --- the multiply-add counter ---------------------------------------------------------------------------
