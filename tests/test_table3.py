@@ -257,3 +257,52 @@ def test_random_run_retrains_the_drawn_cells_with_long_tail_plug_ins_and_resumes
     train = config.train
     genotype = load_genotype(str(other.path / "search" / "genotype.json"))
     assert subnet_cost(genotype, train.init_channels, train.layers, 4, 3, 8, normalised=True)[1] == record["madds"]
+
+
+# --- shipped configs ---------------------------------------------------------------------------------------
+def test_table3_configs_follow_the_paper():
+    from ltnas.cli import resolve_config_path, shipped_configs
+    from ltnas.compare import read_comparison_file
+    from ltnas.config import load_config
+
+    noise = load_config(shipped_configs()["darts_noise_cifar10"])
+    assert (noise.data.source, noise.data.profile, noise.search.method, noise.search.epochs) == (
+        "cifar10", "balanced", "darts_noise", 50)
+    assert (noise.search.noise.scale, noise.search.init_channels, noise.search.layers, noise.search.batch_size) == (
+        1.0, 16, 8, 64)
+    sampled = load_config(shipped_configs()["random_cifar10"])
+    assert (sampled.search.method, sampled.search.random.skips, sampled.search.random.skip_rule) == (
+        "random", 2, "exactly")
+    for config in (noise, sampled):
+        assert (config.train.init_channels, config.train.layers, config.train.epochs) == (36, 20, 600)
+        assert config.published.values == {"darts_noise": 97.12, "random": 97.01}
+    for name in ("fairdarts_table3", "fairdarts_table3_smoke"):
+        spec = read_comparison_file(shipped_configs()[name], resolve_config_path)
+        configs = {variant: load_config(spec.base, changes) for variant, changes in spec.variants.items()}
+        assert [c.search.method for c in configs.values()] == ["random", "random", "darts_noise"]
+    assert configs["Random (M=2, MAdds >= 6M)"].search.random.min_madds == 6_000_000
+    spec = read_comparison_file(shipped_configs()["fairdarts_table3"], resolve_config_path)
+    assert load_config(spec.base, spec.variants["Random (M=2, MAdds >= 500M)"]).search.random.min_madds == 500_000_000
+    assert spec.published.values == {"Random (M=2)": 97.01, "Random (M=2, MAdds >= 500M)": 97.14,
+                                     "DARTS + Gaussian": 97.12}
+
+
+def test_table3_smoke_configs_run_and_compare_on_cifar_format_files(tmp_path):
+    """`ltnas run random_cifar10_smoke`, then `ltnas compare fairdarts_table3_smoke` (its three variants, on
+    darts_noise_cifar10_smoke) with DARTS beside them: the random variants are counted as baselines."""
+    from test_cli import call
+    from test_data import make_cifar10
+
+    make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
+    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=20", "--set", "train.epochs=1",
+             "--set", "search.epochs=1", "--no-progress"]
+    code, _, stderr = call(["run", "random_cifar10_smoke", *small, "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert code == 0, stderr
+    assert (tmp_path / "run" / "search" / "sample.json").is_file() and (tmp_path / "run" / "eval.json").is_file()
+    out = tmp_path / "compare"
+    code, stdout, stderr = call(["compare", "fairdarts_table3_smoke", *small, "--set", "search.random.max_draws=200",
+                                 "--out", str(out)])
+    assert code == 0, stderr
+    result = json.loads((out / "comparison.json").read_text())
+    assert set(result["variants"]) == {"Random (M=2)", "Random (M=2, MAdds >= 6M)", "DARTS + Gaussian"}
+    assert set(result["baselines"]) == {"Random (M=2)", "Random (M=2, MAdds >= 6M)"}
