@@ -306,3 +306,15 @@ def test_table3_smoke_configs_run_and_compare_on_cifar_format_files(tmp_path):
     result = json.loads((out / "comparison.json").read_text())
     assert set(result["variants"]) == {"Random (M=2)", "Random (M=2, MAdds >= 6M)", "DARTS + Gaussian"}
     assert set(result["baselines"]) == {"Random (M=2)", "Random (M=2, MAdds >= 6M)"}
+
+
+def test_an_unreachable_floor_is_one_line_and_leaves_no_run_folder(tiny_config_file, tmp_path, capsys):
+    from test_cli import user_error
+
+    out = tmp_path / "run"
+    user_error(capsys, ["run", str(tiny_config_file), "--set", "search.method=random", "--set",
+                        "search.random.min_madds=1000000000000", "--set", "search.random.max_draws=5", "--out",
+                        str(out)], "search.random.min_madds", "lower min_madds")
+    assert not out.exists()
+    user_error(capsys, ["run", str(tiny_config_file), "--set", "search.method=darts_noise", "--set",
+                        "search.noise.target=both"], "search.noise.target")
