@@ -275,7 +275,8 @@ class NoiseConfig(Section):
     scale: float = Field(1.0, ge=0, description="initial noise scale: the standard deviation of the noise at the "
                          "first epoch (the paper's standard normal N(0, 1): 1)")
     decay_epochs: int | None = Field(None, ge=1, description="T of the cosine decay, in epochs; unset = "
-                                     "search.epochs (the paper: \"a cosine decay on 50 epochs\", its search length)")
+                                     "search.epochs (the paper: \"a cosine decay on 50 epochs\", its search length; the authors' "
+                                     "train_search.py defaults to 30)")
     target: Literal["output", "alpha"] = Field(
         "output", description="where the noise goes: output (the authors' code, xiaomi-automl/FairDARTS: each "
         "stride-1 skip edge outputs x + s·ε, ε ~ N(0, 1) per element) or alpha (the paper's wording: α_skip + s·ε "

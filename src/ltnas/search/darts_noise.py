@@ -8,7 +8,7 @@ epochs" (published: 97.12 ± 0.23 % on CIFAR-10 over 4 searches). The scale at s
     s_e = s_0 · (1 + cos(π e / T)) / 2   for e ≤ T,   0 after,
 
 with s_0 = `noise.scale` (1: standard normal) and T = `noise.decay_epochs` (unset: the search's epochs; the
-paper's 50). Where the noise goes (`noise.target`):
+paper's 50 — the authors' script defaults to `--max_step 30`, which the paper does not mention). Where the noise goes (`noise.target`):
 
 - output (default): the authors' code (xiaomi-automl/FairDARTS, darts/model_search.py `NoiseIdentity`) adds it
   to what a skip edge outputs, inside the mixed sum: w_skip · (x + s_e · ε), ε ~ N(0, 1) per element, drawn at
