@@ -2,6 +2,7 @@
 
     python benchmarks/table3.py random                  # random M=2 cells at the CIFAR-10 evaluation size
     python benchmarks/table3.py skips --seeds 0,1,2     # skip connections DARTS vs darts_noise derive (quickstart)
+    python benchmarks/table3.py random --smoke          # tiny: checks it runs (the test suite; also for skips)
 
 `random`: for each seed, the cell pair `search.method: random` keeps (exactly 2 skip connections in the normal
 cell, the authors' rule), with the multiply-adds of its retrained network at C = 36, 20 cells, 32 × 32, 10
@@ -26,10 +27,10 @@ import time
 from pathlib import Path
 
 
-def random_cells(seeds: list[int]) -> None:
+def random_cells(seeds: list[int], threads: int) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from ltnas.config import RandomConfig
     from ltnas.methods import PRIMITIVES
     from ltnas.search.oneshot import PathSpace
@@ -45,7 +46,7 @@ def random_cells(seeds: list[int]) -> None:
         rows.append((seed, drawn.draws, skip_counts(drawn.genotype)["reduce"], params, madds))
     seconds = time.perf_counter() - began
     print(f"# random M=2 cells at C=36, 20 cells, 32x32, 10 classes; {len(seeds)} seeds; {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, 1 thread; {seconds:.1f} s in all")
+          f"torch {torch.__version__}, {threads} thread(s); {seconds:.1f} s in all")
     madds = [row[4] / 1e6 for row in rows]
     draws = [row[1] for row in rows]
     print(f"draws per kept cell: mean {statistics.mean(draws):.1f}, max {max(draws)}")
@@ -55,10 +56,10 @@ def random_cells(seeds: list[int]) -> None:
           f"mean {statistics.mean(row[2] for row in rows):.2f}")
 
 
-def skips(seeds: list[int], epochs: int) -> None:
+def skips(seeds: list[int], epochs: int, threads: int, device: str, smoke: bool) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from ltnas import pipeline
     from ltnas.config import load_config
     from ltnas.runs import RunFolder
@@ -70,15 +71,16 @@ def skips(seeds: list[int], epochs: int) -> None:
                 "darts_noise (output)": ["search.method=darts_noise", "search.noise.target=output"],
                 "darts_noise (alpha)": ["search.method=darts_noise", "search.noise.target=alpha"]}
     print(f"# quickstart search, {epochs} epochs, seeds {seeds}; {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, 1 thread")
+          f"torch {torch.__version__}, {threads} thread(s), device {device}")
+    tiny = ["search.init_channels=4", "search.layers=3"] if smoke else []
     print("| method | seed | skips normal | skips reduce | mean softmax(α) of skip, normal cell | val balanced acc | s |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, changes in variants.items():
             for seed in seeds:
                 config = load_config(_quickstart(),
-                                     [*changes, f"seed={seed}", f"search.epochs={epochs}", "progress=false",
-                                      "device=cpu"])
+                                     [*changes, *tiny, f"seed={seed}", f"search.epochs={epochs}", "progress=false",
+                                      f"device={device}"])
                 # A darts run's arch_betas are DARTS' (0.5, 0.999); darts_noise's the authors' (0.9, 0.999).
                 run = RunFolder.create(Path(tmp) / f"{name}-{seed}".replace(" ", "_"), config)
                 began = time.perf_counter()
@@ -105,11 +107,17 @@ def main() -> None:
     parser.add_argument("what", choices=("random", "skips"))
     parser.add_argument("--seeds", default=None, help="comma-separated (random: 0..49, skips: 0,1,2)")
     parser.add_argument("--epochs", type=int, default=10, help="skips: search epochs (the quickstart's 10)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="skips: the searches' device")
+    parser.add_argument("--smoke", action="store_true", help="tiny: 3 seeds (random), 1 epoch of seed 0 (skips)")
     args = parser.parse_args()
     if args.what == "random":
-        random_cells([int(s) for s in args.seeds.split(",")] if args.seeds else list(range(50)))
+        seeds = "0,1,2" if args.smoke else args.seeds
+        random_cells([int(s) for s in seeds.split(",")] if seeds else list(range(50)), args.threads)
     else:
-        skips([int(s) for s in (args.seeds or "0,1,2").split(",")], args.epochs)
+        seeds = "0" if args.smoke else (args.seeds or "0,1,2")
+        skips([int(s) for s in seeds.split(",")], 1 if args.smoke else args.epochs, args.threads, args.device,
+              args.smoke)
 
 
 if __name__ == "__main__":

@@ -318,3 +318,10 @@ def test_an_unreachable_floor_is_one_line_and_leaves_no_run_folder(tiny_config_f
     assert not out.exists()
     user_error(capsys, ["run", str(tiny_config_file), "--set", "search.method=darts_noise", "--set",
                         "search.noise.target=both"], "search.noise.target")
+
+
+def test_table3_random_benchmark_runs():
+    """(`table3.py skips --smoke` is three quickstart searches, over a minute on shared cores: not run here.)"""
+    from test_benchmarks import BENCHMARKS, run_script
+
+    assert ">= 500M:" in run_script(str(BENCHMARKS / "table3.py"), "random")
