@@ -374,8 +374,8 @@ class SearchConfig(Section):
     grad_clip: GradClip = 5.0
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = Field(
-        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
-        "FairDARTS code's (0.9, 0.999)"
+        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts, ssf and darts_noise default to "
+        "the FairDARTS code's (0.9, 0.999)"
     )
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
