@@ -272,6 +272,44 @@ class GdasConfig(Section):
         return self
 
 
+class NoiseConfig(Section):
+    """DARTS with Gaussian noise on the skip connections, FairDARTS (Chu et al., 2020)'s Table 3 (experiment 2);
+    used when `search.method: darts_noise`. Noise scale at search epoch e: scale · (1 + cos(π e / T)) / 2, 0 after T."""
+
+    scale: float = Field(1.0, ge=0, description="initial noise scale: the standard deviation of the noise at the "
+                         "first epoch (the paper's standard normal N(0, 1): 1)")
+    decay_epochs: int | None = Field(None, ge=1, description="T of the cosine decay, in epochs; unset = "
+                                     "search.epochs (the paper: \"a cosine decay on 50 epochs\", its search length; the authors' "
+                                     "train_search.py defaults to 30)")
+    target: Literal["output", "alpha"] = Field(
+        "output", description="where the noise goes: output (the authors' code, xiaomi-automl/FairDARTS: each "
+        "stride-1 skip edge outputs x + s·ε, ε ~ N(0, 1) per element) or alpha (the paper's wording: α_skip + s·ε "
+        "before the softmax, one ε per edge and forward pass)"
+    )
+
+
+class RandomConfig(Section):
+    """Random cells from the regularised space, FairDARTS (Chu et al., 2020)'s Table 3 (experiment 1): no search,
+    a uniformly drawn cell pair kept only when its skip connections obey the M rule (and, optionally, the retrained
+    network reaches a multiply-add floor); used when `search.method: random`. Defaults: the authors' code
+    (xiaomi-automl/FairDARTS, `random_generate`)."""
+
+    skips: int = Field(2, ge=0, description="M: the number of skip connections the rule allows")
+    skip_rule: Literal["exactly", "at_most"] = Field(
+        "exactly", description="exactly M skip connections (the authors' code) or at most M (P-DARTS's and "
+        "DARTS+'s limit read as a ceiling)"
+    )
+    skip_cells: Literal["normal", "both"] = Field(
+        "normal", description="which cells the rule counts in: the normal cell (the authors' code, P-DARTS) or "
+        "each of the normal and the reduction cell"
+    )
+    min_madds: int | None = Field(None, ge=1, description="keep only cells whose retrained network (train."
+                                  "init_channels, train.layers, the data's image size) has at least this many "
+                                  "multiply-adds per image; the paper's second group: 500000000 (500M)")
+    max_draws: int = Field(10000, ge=1, description="draws before giving up on the rule and floor (one line "
+                           "saying which to relax)")
+
+
 class BbnConfig(Section):
     """Two-branch (BBN) search with heterogeneous LR scheduling, HLS (Tang, 2024); used when `search.method: bbn`."""
 
@@ -340,8 +378,8 @@ class SearchConfig(Section):
     grad_clip: GradClip = 5.0
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = Field(
-        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
-        "FairDARTS code's (0.9, 0.999)"
+        (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts, ssf and darts_noise default to "
+        "the FairDARTS code's (0.9, 0.999)"
     )
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
@@ -360,6 +398,8 @@ class SearchConfig(Section):
     bbn: BbnConfig = Field(default_factory=BbnConfig)
     pcdarts: PcDartsConfig = Field(default_factory=PcDartsConfig)
     gdas: GdasConfig = Field(default_factory=GdasConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    random: RandomConfig = Field(default_factory=RandomConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
     # None = on for the CPU only. On an H100 (torch 2.11, cuDNN 9.19) NHWC was slower and cuDNN gave the
     # affine-free supernet wrong float32 gradients (benchmarks/RESULTS.md, "GPU check").

@@ -58,6 +58,7 @@ class Method:
     evaluates_supernet: bool | None = None  # True: never retrains (its searched network is evaluated);
     # False: always retrains; None: as `eval.model` says
     searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
+    searches: bool = True  # False: it draws its architecture without searching (compare counts it a baseline)
     single_process: bool = False  # refuses torchrun
     views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
@@ -128,6 +129,23 @@ def _pcdarts_settings(search) -> str | None:
     return None
 
 
+def _noise_settings(search) -> str | None:
+    if "skip_connect" not in search.primitives:
+        return ("darts_noise puts its noise on skip_connect, which search.primitives lacks; add skip_connect or "
+                "use search.method: darts")
+    return None
+
+
+def _random_settings(search) -> str | None:
+    if search.random.skip_rule == "exactly" and search.random.skips > 2 * search.nodes:
+        return (f"search.random.skips ({search.random.skips}) exceeds the {2 * search.nodes} edges of a cell "
+                f"(search.nodes = {search.nodes}); lower it")
+    if search.random.skips > 0 and search.random.skip_rule == "exactly" and "skip_connect" not in search.primitives:
+        return ("search.random asks for skip connections but search.primitives lacks skip_connect; add it or set "
+                "search.random.skips: 0")
+    return None
+
+
 IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
@@ -165,6 +183,21 @@ METHODS: dict[str, Method] = {method.name: method for method in (
                             "arch_lr": 3e-4, "order": "first"},
            sections=("search.gdas",),
            check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
+    # FairDARTS (Chu et al., 2020), Table 3, experiment 2: DARTS with noisy skip connections. The authors' code
+    # (xiaomi-automl/FairDARTS, darts/) runs it first order with DARTS' settings, except α Adam betas (0.9, 0.999)
+    # (its `arch_lr_gamma` 0.9, as for FairDARTS).
+    Method("darts_noise", "DARTS + Gaussian", "DARTS with cosine-decayed Gaussian noise on the skip connections, "
+           "FairDARTS (Chu et al., 2020)'s Table 3 (search.noise)",
+           strategy="ltnas.search.darts_noise:NoisyDartsSearch", search_defaults={"arch_betas": (0.9, 0.999)},
+           sections=("search.noise",), check=_noise_settings),
+    # FairDARTS (Chu et al., 2020), Table 3, experiment 1: no search; a cell pair drawn at random from the space
+    # regularised to M skip connections (optionally above a multiply-add floor), then retrained and evaluated.
+    Method("random", "Random", "random cells with M skip connections (and a multiply-add floor), no "
+           "search: FairDARTS (Chu et al., 2020)'s Table 3 baseline (search.random)",
+           network=None, sections=("search.random",), run="ltnas.stages.random_sampling:run",
+           search="ltnas.stages.random_sampling:sample_only", evaluate="ltnas.stages.evaluate:evaluate_retrained",
+           report_sections=(("search", "ltnas.report.random_sampling:random_section"),), evaluates_supernet=False,
+           searches_with_longtail=False, searches=False, check=_random_settings),
     Method("imbnas", "IMB-NAS", "IMB-NAS (Yao, 2024): one-shot supernet + evolution + adaptation (the supernet, "
            "evolve and adapt sections)",
            sections=IMBNAS_SECTIONS, run="ltnas.stages.imbnas:run_imbnas", search="ltnas.stages.imbnas:evolve_only",
@@ -174,7 +207,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
 )}
 
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
-OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "train", *IMBNAS_SECTIONS)
+OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "search.noise",
+                     "search.random", "train", *IMBNAS_SECTIONS)
 
 
 def method(name: str) -> Method:

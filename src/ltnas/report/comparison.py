@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ltnas.atomic import atomic_write_text
+from ltnas.methods import METHODS
 from ltnas.report.naming import name_of_test_set
 from ltnas.report.summary import format_params, format_seconds
 
@@ -87,13 +88,17 @@ def main_test_set(result: dict) -> str:
 
 
 def baseline_variants(members: Sequence[tuple[str, int, Path]]) -> list[str]:
-    """The variants that searched nothing: a baseline network (`train.network`) or a given genotype
-    (`train.genotype`), read from each member's config.yaml."""
+    """The variants that searched nothing: a baseline network (`train.network`), a given genotype
+    (`train.genotype`) or a method that does not search (its `searches` in ltnas.methods, e.g. random cells),
+    read from each member's config.yaml."""
     baselines = []
     for variant, _seed, path in members:
         config_file = Path(path) / "config.yaml"
-        train = (yaml.safe_load(config_file.read_text()) or {}).get("train", {}) if config_file.is_file() else {}
-        if (train.get("network", "cell") != "cell" or train.get("genotype")) and variant not in baselines:
+        saved = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+        train = saved.get("train") or {}
+        entry = METHODS.get((saved.get("search") or {}).get("method"))
+        searched = entry is None or entry.searches
+        if (train.get("network", "cell") != "cell" or train.get("genotype") or not searched) and variant not in baselines:
             baselines.append(variant)
     return baselines
 

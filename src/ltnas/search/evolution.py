@@ -16,9 +16,6 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-from torch import nn
-
 from ltnas.atomic import atomic_write_text
 from ltnas.config import EvolveConfig
 from ltnas.data import DeviceBatches
@@ -26,8 +23,8 @@ from ltnas.errors import LtnasError
 from ltnas.evaluate import predict
 from ltnas.metrics import classification_metrics
 from ltnas.search.oneshot import PathSpace, SupernetPath, path_key, recalibrate_bn
-from ltnas.space import DiscreteNetwork, Genotype, SearchNetwork, count_parameters
-from ltnas.space.heads import NormedLinear
+from ltnas.space import Genotype, SearchNetwork
+from ltnas.space.cost import subnet_cost  # noqa: F401 (the cost of a candidate; imported from here by stages)
 from ltnas.train.loop import OnStep
 
 # Random draws allowed per wanted candidate before a generation settles for fewer (a small space, or a
@@ -55,33 +52,6 @@ def crossover(space: PathSpace, first: Genotype, second: Genotype, rng: random.R
     genes_a, genes_b = space.genes(first), space.genes(second)
     return space.from_genes({kind: [a if rng.random() < 0.5 else b for a, b in zip(genes_a[kind], genes_b[kind])]
                              for kind in genes_a})
-
-
-# --- cost of a candidate --------------------------------------------------------------------------
-def subnet_cost(path: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
-                image_size: int, normalised: bool = False) -> tuple[int, int]:
-    """(parameters, multiply-adds per image) of the network `path` becomes when retrained at C × layers
-    (auxiliary head excluded), with the classifier retraining will use (`normalised`: LDAM's cosine one);
-    convolutions and linear layers are counted."""
-    model = DiscreteNetwork(path, C, num_classes, layers, in_channels=in_channels, image_size=image_size,
-                            normalised=normalised).eval()
-    madds = 0
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal madds
-        if isinstance(module, nn.Conv2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            madds += output.numel() * kernel
-        else:
-            madds += module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.Linear, NormedLinear))]
-    with torch.no_grad():
-        model(torch.zeros(1, in_channels, image_size, image_size))
-    for hook in hooks:
-        hook.remove()
-    return count_parameters(model), madds
 
 
 # --- the search -----------------------------------------------------------------------------------
