@@ -95,7 +95,14 @@ def test_quality_benchmark_puts_baselines_and_logistic_regression_beside_search(
     assert "balanced test %" in out and "few-shot %" in out and "best search method: DARTS" in out
 
 
-def test_recipe_benchmark_reports_convergence():
+def test_recipe_benchmark_reports_convergence(tmp_path):
     out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
-                     "--recipe", "warm:train.warmup_epochs=1")
+                     "--recipe", "warm:train.warmup_epochs=1", "--out", str(tmp_path))
     assert "warm" in out and "train acc %" in out and "max val loss" in out
+    row = next(line for line in out.splitlines() if line.startswith("warm"))
+    # the kept run folders give the same row again, without training (all but the CPU seconds)
+    collected = subprocess.run([sys.executable, str(BENCHMARKS / "recipe.py"), "--collect", str(tmp_path)],
+                               capture_output=True, text=True, timeout=120)
+    assert collected.returncode == 0, collected.stderr
+    again = next(line for line in collected.stdout.splitlines() if line.startswith("warm"))
+    assert again.split()[:-3] == row.split()[:-3] and again.split()[-1] == row.split()[-1]
