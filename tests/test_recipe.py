@@ -53,12 +53,13 @@ def test_quickstart_uses_the_measured_recipe():
     assert train.longtail.loss == "logit_adjusted" and train.longtail.reweight == "none"
     assert train.warmup_epochs > 0 and train.batch_size == 16
     assert not train.auxiliary and train.drop_path == 0 and train.augment.cutout == 0
+    assert train.precise_bn and train.weight_decay == 1e-3
 
 
 def test_paper_configs_keep_the_papers_recipe():
     for name in ("darts_cifar10_lt", "ssf_cifar10_lt", "fairdarts_cifar10"):
         train = load_config(resolve_config_path(name)).train
-        assert train.warmup_epochs == 0 and train.network == "cell", name
+        assert train.warmup_epochs == 0 and train.network == "cell" and not train.precise_bn, name
 
 
 class Killed(Exception):
