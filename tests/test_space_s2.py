@@ -296,3 +296,31 @@ def test_retraining_an_s2_architecture_file_without_a_search(tiny_config_file, t
     assert code == 0, stderr
     assert json.loads((out / "eval.json").read_text())["genotype"] == "plain"
     assert "S₂ network" in (out / "report.md").read_text()
+
+
+def test_saved_config_keeps_the_s2_section_only_for_an_s2_search(tiny_config_file, tmp_path):
+    from ltnas.runs import RunFolder
+
+    for space, kept in (("darts", False), ("s2", True)):
+        run = RunFolder.create(tmp_path / space, load_config(tiny_config_file, [f"search.space={space}"]))
+        saved = yaml.safe_load(run.config_file.read_text())
+        assert ("s2" in saved["search"]) == kept
+        assert run.config().search.space == space
+
+
+def test_s2_configs_paper_settings_and_the_smoke_run(tmp_path):
+    from ltnas.cli import shipped_configs
+
+    paper = load_config(shipped_configs()["fairdarts_s2_imagenet_lt"])
+    search = paper.search
+    assert (search.method, search.space, search.s2.layout, search.s2.width_mult) == ("fairdarts", "s2", "imagenet", 1.0)
+    assert (search.epochs, search.batch_size, search.derive, search.threshold) == (30, 1024, "threshold", 0.75)
+    assert (paper.data.source, paper.data.image_size) == ("folder", 224)
+    assert paper.published.values == {"fairdarts": 75.6, "darts": 66.4}
+    out = tmp_path / "smoke"
+    code, _, stderr = call(["run", "fairdarts_s2_smoke", "--set", "data.n_max=20", "--set", "data.test_per_class=5",
+                            "--set", "data.longtail_test=false", "--set", "search.epochs=1",
+                            "--set", "train.epochs=1", "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert code == 0, stderr
+    assert json.loads((out / "search" / "genotype.json").read_text())["layout"] == "small"
+    assert (out / "eval.json").is_file()
