@@ -324,3 +324,27 @@ def test_s2_configs_paper_settings_and_the_smoke_run(tmp_path):
     assert code == 0, stderr
     assert json.loads((out / "search" / "genotype.json").read_text())["layout"] == "small"
     assert (out / "eval.json").is_file()
+
+
+def test_gdas_search_in_s2_resumes_to_the_same_alpha(tiny_run, tmp_path, monkeypatch):
+    """A GDAS search in S₂ (Gumbel samples, focal loss), killed after its first epoch and resumed from the run
+    folder, draws the same samples and ends with the same α and architecture as an uninterrupted one."""
+    from conftest import search_killed_and_resumed
+
+    from ltnas import pipeline
+    from ltnas.config import validate_config
+    from ltnas.runs import RunFolder
+
+    tiny_run["search"].update(method="gdas", space="s2", s2=TINY, epochs=2, longtail={"loss": "focal"})
+    config = validate_config(tiny_run)
+
+    def outcome(folder):
+        state = torch.load(folder / "search" / "checkpoint.pt", weights_only=False)["task"]["strategy"]
+        return ((folder / "search" / "alpha.jsonl").read_text(), (folder / "search" / "genotype.json").read_text(),
+                state["network"]["alpha_layers"])
+
+    pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
+    search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=0)
+    whole, resumed = outcome(tmp_path / "whole"), outcome(tmp_path / "killed")
+    assert resumed[:2] == whole[:2] and torch.equal(resumed[2], whole[2])
+    assert json.loads(whole[1])["space"] == "s2"
