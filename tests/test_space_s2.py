@@ -285,6 +285,12 @@ def test_s2_model_file_loads_and_predicts(s2_comparison):
     images = np.random.default_rng(0).integers(0, 255, size=(3, 8, 8, 3), dtype=np.uint8)
     logits = model(preprocess(list(images)))
     assert logits.shape == (3, len(classes)) and torch.isfinite(logits).all()
+    params, madds = network_cost(model, 3, 8)
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert (evaluation["params"], evaluation["madds"]) == (params, madds)
+    assert "Multiply-adds" in (run / "report.md").read_text()
+    code, _, stderr = call(["export", str(run), "--format", "torchscript", "--out", str(run / "s2.pt")])
+    assert code == 0, stderr
 
 
 def test_retraining_an_s2_architecture_file_without_a_search(tiny_config_file, tmp_path):

@@ -218,6 +218,7 @@ def _summary_section(run: RunFiles) -> str:
         (["Network", f"`{evaluation['network']}` (baseline)"] if evaluation.get("network") not in (None, "cell")
          else ["Genotype", f"`{evaluation.get('genotype', MISSING)}`"]),
         ["Parameters", format_params(evaluation.get("params"))],
+        *([["Multiply-adds per image", format_params(evaluation["madds"])]] if evaluation.get("madds") else []),
         ["Search time", format_seconds(seconds.get("search"))],
         ["Train time", format_seconds(seconds.get("train"))],
         ["Evaluation time", format_seconds(seconds.get("eval"))],

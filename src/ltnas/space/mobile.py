@@ -44,6 +44,7 @@ from ltnas.atomic import atomic_write_text
 from ltnas.errors import LtnasError
 from ltnas.methods import S2_PRIMITIVES
 from ltnas.space.heads import make_classifier
+from ltnas.space.network import count_multiply_adds
 from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
 
 SPACE = "s2"
@@ -426,30 +427,10 @@ class MobileNetwork(nn.Module):
 
 
 def network_cost(model: nn.Module, in_channels: int, image_size: int) -> tuple[int, int]:
-    """(trainable parameters, multiply-adds per image): convolutions (H_out·W_out·C_out·k²·C_in/groups)
-    and linear layers (in·out), as MobileNetV2 and ProxylessNAS count; BN, ReLU6 and sums are left out."""
-    from ltnas.space.heads import NormedLinear
-
-    madds = 0
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal madds
-        if isinstance(module, nn.Conv2d):
-            madds += output[0].numel() * module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-        else:
-            madds += module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, NormedLinear))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, image_size, image_size))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad), madds
+    """(trainable parameters, multiply-adds per image; `count_multiply_adds`: convolutions and linear layers,
+    as MobileNetV2 and ProxylessNAS count)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), count_multiply_adds(model, in_channels,
+                                                                                              image_size)
 
 
 # --- the seams (ltnas.methods.SPACES) -----------------------------------------------------------
