@@ -99,3 +99,10 @@ def test_recipe_benchmark_reports_convergence():
     out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
                      "--recipe", "warm:train.warmup_epochs=1")
     assert "warm" in out and "train acc %" in out and "max val loss" in out
+
+
+def test_s2_skips_benchmark_counts_dominant_skips_per_method():
+    out = run_script(str(BENCHMARKS / "s2_skips.py"))
+    assert [line.split(":")[0] for line in out.splitlines() if "dominant operation is skip" in line] == [
+        "darts", "fairdarts"]
+    assert out.count("final per seed:") == 2

@@ -354,3 +354,14 @@ def test_gdas_search_in_s2_resumes_to_the_same_alpha(tiny_run, tmp_path, monkeyp
     whole, resumed = outcome(tmp_path / "whole"), outcome(tmp_path / "killed")
     assert resumed[:2] == whole[:2] and torch.equal(resumed[2], whole[2])
     assert json.loads(whole[1])["space"] == "s2"
+
+
+def test_ltnas_search_in_s2_second_order_prints_the_layers(tiny_config_file, tmp_path):
+    """`ltnas search` of a second-order DARTS search in S₂ prints the derived layers (no cell warning)."""
+    out = tmp_path / "run"
+    code, stdout, stderr = call(["search", str(tiny_config_file), "--set", "search.space=s2", "--set",
+                                 "search.s2.width_mult=0.25", "--set", "search.order=second", "--set",
+                                 "search.epochs=1", "--out", str(out), "--no-progress"])
+    assert code == 0, stderr
+    assert "warning" not in stderr
+    assert MobileArch.from_json(out / "search" / "genotype.json").describe() in stdout.splitlines()
