@@ -106,3 +106,10 @@ def test_recipe_benchmark_reports_convergence(tmp_path):
     assert collected.returncode == 0, collected.stderr
     again = next(line for line in collected.stdout.splitlines() if line.startswith("warm"))
     assert again.split()[:-3] == row.split()[:-3] and again.split()[-1] == row.split()[-1]
+
+
+def test_s2_skips_benchmark_counts_dominant_skips_per_method():
+    out = run_script(str(BENCHMARKS / "s2_skips.py"))
+    assert [line.split(":")[0] for line in out.splitlines() if "dominant operation is skip" in line] == [
+        "darts", "fairdarts"]
+    assert out.count("final per seed:") == 2

@@ -380,7 +380,7 @@ def _run_command(command: str, run, config) -> int:
         if not distributed.is_main():
             return 0
         print(genotype.describe())
-        empty = [cell for cell in ("normal", "reduce") if not getattr(genotype, cell)]
+        empty = [cell for cell in ("normal", "reduce") if hasattr(genotype, cell) and not getattr(genotype, cell)]
         if empty:  # retraining it would fail; say so now, while the fix is cheap
             print(f"ltnas: warning: the {' and '.join(empty)} cell kept no operation (every σ below "
                   f"search.threshold={config.search.threshold}); search longer or lower the threshold",

@@ -17,7 +17,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ltnas.errors import LtnasError
-from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, method as method_entry
+from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, S2_PRIMITIVES, SPACES, method as method_entry
 
 # Hand-designed networks `train.network` may name besides "cell" (the genotype's): the network registry of
 # ltnas.methods, which names them without importing torch.
@@ -362,6 +362,34 @@ class BbnConfig(Section):
         return self.continued_epochs if self.continued != "none" else 0
 
 
+# --- FairDARTS' second search space, S₂ (ltnas/space/mobile.py; `search.space: s2`) ----------------------
+class S2Config(Section):
+    """S₂ (FairDARTS, Chu et al., 2020; ProxylessNAS' mobile space): 19 inverted-bottleneck layers; read when
+    `search.space: s2` (and by the retrained network of an S₂ architecture)."""
+
+    layout: Literal["auto", "imagenet", "small"] = Field(
+        "auto", description="imagenet: stem stride 2, 32x down-sampling (224 px); small: stem and first stage at "
+        "stride 1, 8x (ltnas's variant for CIFAR-sized and 8x8 images); auto: imagenet from 96 px a side")
+    width_mult: float = Field(1.0, gt=0, description="widths x this, rounded to multiples of 8 (ProxylessNAS' "
+                              "make_divisible); the 1280-channel head widens only above 1")
+    candidates: list[str] = Field(list(S2_PRIMITIVES), description="each layer's candidates, of "
+                                  f"{', '.join(S2_PRIMITIVES)} (skip only where the shapes allow it)")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the retrained network's classifier "
+                           "(FairNAS' and FairDARTS' ImageNet models: 0.2; ltnas's default for every data set)")
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in S2_PRIMITIVES]
+        if unknown:
+            raise ValueError(f"unknown S2 candidate {unknown[0]!r}; choose from {', '.join(S2_PRIMITIVES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("S2 candidates are listed more than once; list each at most once")
+        if not [name for name in value if name != "skip_connect"]:
+            raise ValueError("S2 candidates need at least one ib_* block (the shape-changing layers have no skip)")
+        return [name for name in S2_PRIMITIVES if name in value]  # the space's column order
+
+
 class SearchConfig(Section):
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = "first"
@@ -400,6 +428,8 @@ class SearchConfig(Section):
     gdas: GdasConfig = Field(default_factory=GdasConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     random: RandomConfig = Field(default_factory=RandomConfig)
+    space: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in SPACES.items()))
+    s2: S2Config = Field(default_factory=S2Config)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; α and weights stay fp32)")
     # None = on for the CPU only. On an H100 (torch 2.11, cuDNN 9.19) NHWC was slower and cuDNN gave the
     # affine-free supernet wrong float32 gradients (benchmarks/RESULTS.md, "GPU check").
@@ -422,8 +452,21 @@ class SearchConfig(Section):
             raise ValueError(f"unknown search method '{value}'; choose from {', '.join(METHODS)}")
         return value
 
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        if value not in SPACES:
+            raise ValueError(f"unknown search space '{value}'; choose from {', '.join(SPACES)}")
+        return value
+
     @model_validator(mode="after")
     def _method_settings(self) -> "SearchConfig":
+        spaces = METHODS[self.method].spaces
+        if self.space not in spaces:
+            runs_there = [name for name, entry in METHODS.items() if self.space in entry.spaces]
+            raise ValueError(f"search.method {self.method} searches only in the {', '.join(spaces)} space (its "
+                             f"strategy or network is built for the DARTS cell); for search.space: {self.space} "
+                             f"choose {', '.join(runs_there)}")
         check = METHODS[self.method].check
         problem = check(self) if check else None
         if problem:

@@ -62,6 +62,7 @@ class Method:
     single_process: bool = False  # refuses torchrun
     views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
+    spaces: tuple[str, ...] = ("darts",)  # the search spaces (SPACES, `search.space`) its search runs in
 
     def strategy_class(self) -> type:
         if self.strategy is None:
@@ -84,7 +85,9 @@ class Method:
 
     def reads(self, config) -> set[str]:
         """The optional config sections a run of `config` reads (see OPTIONAL_SECTIONS)."""
-        return set(self.sections) | ({"train"} if self.retrains(config) else set())
+        space_section = f"search.{config.search.space}"  # a space's own settings (search.s2)
+        return (set(self.sections) | ({"train"} if self.retrains(config) else set())
+                | ({space_section} if space_section in OPTIONAL_SECTIONS else set()))
 
 
 def resolve(target: str) -> Any:
@@ -147,16 +150,19 @@ def _random_settings(search) -> str | None:
 
 
 IMBNAS_SECTIONS = ("source_data", "supernet", "evolve", "adapt")
+# Strategies that only relax α (softmax, sigmoid, Gumbel samples) run in every space; PC-DARTS (its partial-channel
+# edges and per-node β), BBN (two-branch cell supernet) and IMB-NAS (its own cell supernet) are cell-space methods.
+ANY_SPACE = ("darts", "s2")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
-           strategy="ltnas.search.darts:DartsSearch"),
+           strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts",)),
+           sections=("search.fairdarts",), spaces=ANY_SPACE),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
            strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts", "search.ssl"), views=True,
+           sections=("search.fairdarts", "search.ssl"), views=True, spaces=ANY_SPACE,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
@@ -181,7 +187,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            strategy="ltnas.search.gdas:GdasSearch",
            search_defaults={"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
                             "arch_lr": 3e-4, "order": "first"},
-           sections=("search.gdas",),
+           sections=("search.gdas",), spaces=ANY_SPACE,
            check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
     # FairDARTS (Chu et al., 2020), Table 3, experiment 2: DARTS with noisy skip connections. The authors' code
     # (xiaomi-automl/FairDARTS, darts/) runs it first order with DARTS' settings, except α Adam betas (0.9, 0.999)
@@ -206,9 +212,47 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            searches_with_longtail=False, single_process=True),
 )}
 
+# --- search spaces --------------------------------------------------------------------------------
+# FairDARTS' S₂ candidates (ltnas/space/mobile.py): inverted bottlenecks IB(kernel, expansion), and skip.
+S2_PRIMITIVES: tuple[str, ...] = ("ib_k3_e3", "ib_k3_e6", "ib_k5_e3", "ib_k5_e6", "ib_k7_e3", "ib_k7_e6", "skip_connect")
+
+
+@dataclass(frozen=True)
+class Space:
+    """A search space (`search.space`): its supernet, its derived-architecture type and the discrete network
+    built from one. A new space is one module holding these, plus a row here."""
+
+    name: str  # the value of `search.space`, and the "space" tag of its architecture files
+    title: str
+    summary: str
+    # "module:function" (config, dataset, device, strategy's network_options) -> the supernet
+    supernet: str
+    architecture: str  # "module:Class": from_dict(data, name, source), to_dict, to_json, describe, name
+    build: str  # "module:function" (config, dataset, architecture) -> the retrained network, freshly initialised
+    spec: str  # "module:function" (config, dataset, architecture) -> the model file's network spec (ltnas.model_io)
+
+
+SPACES: dict[str, Space] = {entry.name: entry for entry in (
+    Space("darts", "DARTS cell (S₁)", "DARTS' cell: search.layers cells of search.nodes nodes, search.primitives "
+          "on every edge", supernet="ltnas.stages.search:build_cell_supernet",
+          architecture="ltnas.space.genotype:Genotype", build="ltnas.stages.retrain:build_genotype_network",
+          spec="ltnas.stages.retrain:genotype_network_spec"),
+    Space("s2", "MobileNetV2-style (S₂)", "FairDARTS' S₂ (ProxylessNAS' mobile space): 19 layers of inverted "
+          "bottlenecks k3/5/7 × e3/6 or skip (search.s2)", supernet="ltnas.space.mobile:build_search_network",
+          architecture="ltnas.space.mobile:MobileArch", build="ltnas.space.mobile:build_network",
+          spec="ltnas.space.mobile:network_spec"),
+)}
+
+
+def space(name: str) -> Space:
+    if name not in SPACES:
+        raise LtnasError(f"unknown search space '{name}'; choose from {', '.join(SPACES)}")
+    return SPACES[name]
+
+
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
 OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "search.noise",
-                     "search.random", "train", *IMBNAS_SECTIONS)
+                     "search.random", "search.s2", "train", *IMBNAS_SECTIONS)
 
 
 def method(name: str) -> Method:

@@ -54,6 +54,13 @@ def _genotype_network(genotype: dict, C: int, num_classes: int, layers: int, aux
                            in_channels=in_channels, image_size=image_size, normalised=normalised)
 
 
+@register_network("s2")
+def _s2_network(**kwargs) -> nn.Module:
+    from ltnas.space.mobile import network_from_spec
+
+    return network_from_spec(**kwargs)
+
+
 @register_network("baseline")
 def _baseline_network(network: str, num_classes: int, in_channels: int, normalised: bool = False) -> nn.Module:
     from ltnas.space.baselines import build_baseline

@@ -16,6 +16,7 @@ from ltnas.errors import LtnasError
 from ltnas.methods import METHODS, method, resolve
 from ltnas.runs import RunFolder
 from ltnas.space import Genotype, load_genotype
+from ltnas.space.genotype import load_architecture
 from ltnas.stages.context import Context
 from ltnas.stages.evaluate import evaluate_retrained as evaluate
 from ltnas.stages.retrain import build_model, train
@@ -59,7 +60,7 @@ def train_only(config: RunConfig, run: RunFolder) -> dict:
     # A resumed run trains the genotype it started with, wherever it is resumed from and whatever
     # happened to the file it was read from since.
     started = ctx.run.train / "genotype.json"
-    genotype = Genotype.from_json(started) if started.is_file() else load_genotype(config.train.genotype)
+    genotype = load_architecture(started) if started.is_file() else load_genotype(config.train.genotype)
     train(ctx, genotype)
     return evaluate_and_report(ctx)
 

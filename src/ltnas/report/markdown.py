@@ -21,6 +21,7 @@ from ltnas.metrics import shot_groups, shot_thresholds, stage_seconds
 from ltnas.methods import report_sections, resolve
 from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
+    dominant_operations,
     node_name,
     plot_alpha_heatmap,
     plot_alpha_history,
@@ -157,7 +158,7 @@ def draw_plots(run: RunFiles) -> set[str]:
 
     if run.search_rows:
         draw("search_curves", plot_curves, run.search_rows, None)
-    if run.search_genotype:
+    if run.search_genotype and _is_cell(run.search_genotype):
         draw("search_genotype", plot_genotype, run.search_genotype)
     if run.alpha_rows:
         draw("alpha_heatmap", plot_alpha_heatmap, run.alpha_rows[-1])
@@ -168,7 +169,7 @@ def draw_plots(run: RunFiles) -> set[str]:
         draw("evolution", plot_evolution, evolution_rows(run.path))
     if run.train_rows:
         draw("train_curves", plot_curves, None, run.train_rows)
-    if _retrained_other_genotype(run):
+    if _retrained_other_genotype(run) and _is_cell(run.train_genotype):
         draw("train_genotype", plot_genotype, run.train_genotype)
     balanced, longtail = _test_metrics(run)
     if balanced and run.train_counts:
@@ -217,6 +218,7 @@ def _summary_section(run: RunFiles) -> str:
         (["Network", f"`{evaluation['network']}` (baseline)"] if evaluation.get("network") not in (None, "cell")
          else ["Genotype", f"`{evaluation.get('genotype', MISSING)}`"]),
         ["Parameters", format_params(evaluation.get("params"))],
+        *([["Multiply-adds per image", format_params(evaluation["madds"])]] if evaluation.get("madds") else []),
         ["Search time", format_seconds(seconds.get("search"))],
         ["Train time", format_seconds(seconds.get("train"))],
         ["Evaluation time", format_seconds(seconds.get("eval"))],
@@ -287,6 +289,7 @@ def _search_section(run: RunFiles, plots: set[str]) -> str:
     parts += [
         _image(plots, "search_curves", "search loss and accuracy"),
         "### Architecture weights" if run.alpha_rows else "",
+        _dominant_skips_text(run.alpha_rows),
         _image(plots, "alpha_heatmap", "relaxed architecture weights at the last epoch"),
         _image(plots, "alpha_history", "mean relaxed weight per operation during search"),
         _image(plots, "sigma_histogram", "distribution of the relaxed weights at the last epoch"),
@@ -420,8 +423,36 @@ def _final_epoch_table(rows: list[Row], keys: tuple[str, ...]) -> str:
     return "Final epoch:\n\n" + _table(header, [cells + [format_seconds(seconds)]])
 
 
+def _is_cell(genotype: Row) -> bool:
+    """A DARTS-cell genotype (normal/reduce edge lists), not another space's architecture (e.g. S₂'s layers)."""
+    return "layers" not in genotype
+
+
+def _layers_text(genotype: Row) -> str:
+    """An S₂ architecture: each layer's summed candidates, and how many layers are removed (skip only)."""
+    layers = genotype["layers"]
+    removed = sum(list(ops) == ["skip_connect"] for ops in layers)
+    lines = [f"**S₂ network** ({genotype.get('layout', '?')} layout, width × {genotype.get('width_mult', '?')}): "
+             f"{len(layers)} searchable layers, {removed} removed (skip only), {len(layers) - removed} computing:", ""]
+    lines += [f"- layer {index}: `{' + '.join(ops)}`" for index, ops in enumerate(layers)]
+    return "\n".join(lines)
+
+
+def _dominant_skips_text(alpha_rows: list[Row]) -> str:
+    """S₂ (FairDARTS Fig. 1): how many layers have skip as their dominant (highest-weight) operation at the
+    last epoch, and at the first."""
+    if not alpha_rows or "layers" not in alpha_rows[-1]:
+        return ""
+    first, last = (dominant_operations(row, "layers") for row in (alpha_rows[0], alpha_rows[-1]))
+    return (f"Layers whose dominant operation is skip: **{last.count('skip_connect')} of {len(last)}** after epoch "
+            f"{alpha_rows[-1].get('epoch', len(alpha_rows))} ({first.count('skip_connect')} after epoch "
+            f"{alpha_rows[0].get('epoch', 1)}); DARTS on ImageNet ends with 11 of 19 (FairDARTS, Fig. 1).")
+
+
 def _genotype_text(genotype: Row) -> str:
     """Each cell as a list of nodes and their inputs, e.g. `1 ← sep_conv_3x3(c_{k-1}), skip_connect(0)`."""
+    if not _is_cell(genotype):
+        return _layers_text(genotype)
     blocks = []
     for key, title in CELL_TITLES.items():
         if key not in genotype:
@@ -460,7 +491,7 @@ def _retrained_other_genotype(run: RunFiles) -> bool:
         return False
     if not run.search_genotype:
         return True
-    cell_keys = ("normal", "normal_concat", "reduce", "reduce_concat")
+    cell_keys = ("normal", "normal_concat", "reduce", "reduce_concat", "layers", "layout", "width_mult")
     return any(run.train_genotype.get(key) != run.search_genotype.get(key) for key in cell_keys)
 
 

@@ -34,6 +34,8 @@ CELL_TYPES: tuple[tuple[str, str], ...] = (
     # the heads of a two-branch (BBN) search, beside its backbone's normal and reduction cells
     ("head_instance", "Instance-sampling head cell"), ("head_balanced", "Class-balanced head cell"),
 )
+# Relaxed weights of a chain of layers (FairDARTS' S₂, ltnas/space/mobile.py): one row per layer, not per edge.
+LAYER_PANELS: tuple[tuple[str, str], ...] = (("layers", "S₂ layers"),)
 GROUP_COLOURS = {"many": "#dbe9f6", "medium": "#fdebd0", "few": "#f9d6d5"}
 # Past this many classes, per-class tick labels and cell annotations turn into an unreadable smear.
 MAX_LABELLED_CLASSES = 40
@@ -104,23 +106,34 @@ def edge_labels(num_edges: int) -> list[str]:
     return labels
 
 
+def weight_panels(row: Row) -> list[tuple[str, str]]:
+    """(key, title) of every panel of relaxed weights an α row holds: cell types, or S₂'s layers."""
+    return [(key, title) for key, title in (*CELL_TYPES, *LAYER_PANELS) if key in row]
+
+
+def row_labels(key: str, rows: int) -> list[str]:
+    """Heatmap row labels: edges (to ← from) of a cell, or layer numbers of a chain of layers."""
+    return [f"layer {i}" for i in range(rows)] if key in dict(LAYER_PANELS) else edge_labels(rows)
+
+
 def plot_alpha_heatmap(alpha_row: Row, path: str | Path) -> Path:
-    """Heatmaps of the relaxed weights of one epoch: edges × primitives, one panel per cell type."""
+    """Heatmaps of the relaxed weights of one epoch: edges (or S₂ layers) × primitives, one panel per cell type
+    (a layer's absent candidate, S₂'s skip where the shapes change, shows as 0)."""
     primitives = list(alpha_row["primitives"])
-    cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in CELL_TYPES if key in alpha_row]
+    cells = [(key, title, np.asarray(alpha_row[key], dtype=float)) for key, title in weight_panels(alpha_row)]
     if not cells:
         raise ValueError("the α row has neither 'normal' nor 'reduce' weights")
-    num_edges = max(weights.shape[0] for _, weights in cells)
+    num_edges = max(weights.shape[0] for _, _, weights in cells)
     panel_width = 1.5 + 0.55 * len(primitives)
     fig = _new_figure(width=panel_width * len(cells) + 1.2, height=2.2 + 0.34 * num_edges)
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
     # One colour scale for both cells, so that equal colours mean equal weights across the panels.
-    vmax = max(float(weights.max()) for _, weights in cells)
-    for ax, (title, weights) in zip(axes, cells):
+    vmax = max(float(weights.max()) for _, _, weights in cells)
+    for ax, (key, title, weights) in zip(axes, cells):
         image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(primitives)), primitives, rotation=45, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(weights.shape[0]), edge_labels(weights.shape[0]))
-        ax.set(title=title, xlabel="operation", ylabel="edge (to ← from)")
+        ax.set_yticks(range(weights.shape[0]), row_labels(key, weights.shape[0]))
+        ax.set(title=title, xlabel="operation", ylabel="layer" if key in dict(LAYER_PANELS) else "edge (to ← from)")
         if weights.size <= MAX_ANNOTATED_CELLS:
             _annotate_cells(ax, image, weights, fmt="{:.2f}")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="relaxed weight")
@@ -135,7 +148,7 @@ def plot_alpha_history(alpha_rows: Sequence[Row], path: str | Path) -> Path:
         raise ValueError("plot_alpha_history needs at least one α row")
     primitives = list(alpha_rows[-1]["primitives"])
     epochs = [row.get("epoch", index + 1) for index, row in enumerate(alpha_rows)]
-    cells = [(key, title) for key, title in CELL_TYPES if key in alpha_rows[-1]]
+    cells = weight_panels(alpha_rows[-1])
     fig = _new_figure(width=5.5 * len(cells), height=4.8)
     axes = fig.subplots(1, len(cells), squeeze=False, sharey=True)[0]
     colours = _primitive_colours(len(primitives))
@@ -158,7 +171,7 @@ def plot_weight_histogram(alpha_row: Row, path: str | Path, bins: int = 20) -> P
 
     With the zero-one loss, σ(α) piles up near 0 and 1; the share within 0.1 of either end is shown.
     """
-    cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in CELL_TYPES if key in alpha_row]
+    cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in weight_panels(alpha_row)]
     if not cells:
         raise ValueError("the α row has neither 'normal' nor 'reduce' weights")
     symbol = "σ(α)" if alpha_row.get("relaxation") == "sigmoid" else "softmax(α)"
@@ -184,9 +197,12 @@ def polarised_fraction(weights: Any, margin: float = 0.1) -> float:
 def dominant_operations(alpha_row: Row, cell: str, inputs_per_node: int = 2) -> list[str]:
     """The cell's dominant operations (FairDARTS' definition, Sec. 3): per intermediate node, the
     strongest non-`none` operations of its `inputs_per_node` strongest incoming edges, i.e. what the
-    DARTS derivation would keep at this epoch (8 for the DARTS cell)."""
+    DARTS derivation would keep at this epoch (8 for the DARTS cell). For S₂'s layers: per layer the
+    operation of highest weight (FairDARTS Sec. 3.2, Fig. 1)."""
     primitives = list(alpha_row["primitives"])
     weights = np.asarray(alpha_row[cell], dtype=float).copy()
+    if cell in dict(LAYER_PANELS):
+        return [primitives[i] for i in weights.argmax(axis=1)]
     if "none" in primitives:
         weights[:, primitives.index("none")] = -np.inf
     best_op, best_weight = weights.argmax(axis=1), weights.max(axis=1)
@@ -209,7 +225,8 @@ def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Pat
     primitives = [p for p in alpha_rows[-1]["primitives"] if p != "none"]
     colours = dict(zip(alpha_rows[-1]["primitives"], _primitive_colours(len(alpha_rows[-1]["primitives"]))))
     epochs = [row.get("epoch", index + 1) for index, row in enumerate(alpha_rows)]
-    cells = [(key, title) for key, title in CELL_TYPES if key in alpha_rows[-1]]
+    cells = weight_panels(alpha_rows[-1])
+    layers = all(key in dict(LAYER_PANELS) for key, _ in cells)
     fig = _new_figure(width=4.8 * (len(cells) + 1), height=4.6)
     axes = fig.subplots(1, len(cells) + 1, squeeze=False)[0]
     skips = {}
@@ -231,7 +248,8 @@ def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Pat
     skip_ax.legend(fontsize="small")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(7, len(primitives)),
                fontsize="small")
-    fig.suptitle("Dominant operations during search (2 strongest inputs per node)")
+    fig.suptitle("Dominant operation per layer during search (highest weight)" if layers
+                 else "Dominant operations during search (2 strongest inputs per node)")
     return _save(fig, path)
 
 

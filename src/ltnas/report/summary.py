@@ -57,6 +57,8 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
         ("Network", network) if baseline else ("Genotype", str(eval_dict.get("genotype", MISSING))),
         ("Parameters", format_params(eval_dict.get("params"))),
     ]
+    if eval_dict.get("madds") is not None:  # the retrained network's multiply-adds per image
+        rows.append(("Multiply-adds", format_params(eval_dict["madds"])))
     if eval_dict.get("mu_test") is not None:  # a two-branch (bbn) network, evaluated at this mixing ratio
         rows.append(("Test-time mixing ratio μ", f"{eval_dict['mu_test']:g}"))
     name = name_of_test_set(balanced).capitalize()

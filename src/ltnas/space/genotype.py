@@ -37,6 +37,7 @@ class Genotype:
     reduce: tuple[Edge, ...]
     reduce_concat: tuple[int, ...]
     name: str | None = None
+    space = "darts"  # the search space it belongs to (ltnas.methods.SPACES); not a field
 
     def __post_init__(self) -> None:
         for kind in CELL_TYPES:
@@ -274,8 +275,33 @@ def published_genotypes() -> dict[str, Genotype]:
     return {name: Genotype.from_dict(entry, name=name) for name, entry in entries.items()}
 
 
+# --- derived architectures of any search space ------------------------------------------------------
+def architecture_from_dict(data: dict[str, Any], name: str | None = None, source: str = "genotype") -> Any:
+    """A derived architecture from its dict: a DARTS Genotype, or the type of the space its "space" tag names
+    (ltnas.methods.SPACES, e.g. S₂'s MobileArch)."""
+    tag = data.get("space", Genotype.space) if isinstance(data, dict) else Genotype.space
+    if tag == Genotype.space:
+        return Genotype.from_dict(data, name=name, source=source)
+    from ltnas.methods import resolve, space
+
+    return resolve(space(str(tag)).architecture).from_dict(data, name=name, source=source)
+
+
+def load_architecture(path: str | Path) -> Any:
+    """A derived architecture file (genotype.json) of any search space."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
+        raise LtnasError(f"cannot read genotype file {path} ({exc.__class__.__name__}); give a genotype JSON file") from None
+    if not isinstance(data, dict):
+        raise LtnasError(f"genotype file {path} must hold a JSON object with normal/reduce edge lists")
+    return architecture_from_dict(data, name=data.get("name", path.stem), source=f"genotype file {path}")
+
+
 def load_genotype(name_or_path: str | Path) -> Genotype:
-    """A published genotype by name, or a genotype file (JSON edge list, or DARTS `Genotype(...)` text)."""
+    """A published genotype by name, or a genotype file (JSON edge list, DARTS `Genotype(...)` text, or the
+    architecture file of another search space, e.g. an S₂ search's genotype.json)."""
     registry = published_genotypes()
     if str(name_or_path) in registry:
         return registry[str(name_or_path)]
@@ -289,8 +315,9 @@ def load_genotype(name_or_path: str | Path) -> Genotype:
         if text.lstrip().startswith("Genotype("):
             genotype = Genotype.from_darts_text(text, name=path.stem)
         else:
-            genotype = Genotype.from_json(path)
-        _refuse_edges_from_empty_nodes(genotype, f"genotype file {path}")
+            genotype = load_architecture(path)
+        if isinstance(genotype, Genotype):
+            _refuse_edges_from_empty_nodes(genotype, f"genotype file {path}")
         return genotype
     raise LtnasError(
         f"unknown genotype '{name_or_path}': not a published name ({', '.join(registry)}) nor an existing file; "

@@ -11,7 +11,9 @@ from ltnas import distributed
 from ltnas.errors import LtnasError
 from ltnas.evaluate import evaluate_model
 from ltnas.methods import method
-from ltnas.space import Genotype, count_parameters
+from ltnas.space import count_parameters
+from ltnas.space.network import count_multiply_adds
+from ltnas.space.genotype import architecture_from_dict
 from ltnas.stages.context import Context
 from ltnas.stages.retrain import build_model
 from ltnas.train.checkpoint import load_checkpoint, load_model_state
@@ -26,11 +28,12 @@ def evaluate_retrained(ctx: Context) -> dict:
                          f"{ctx.run.path}` or train one with `ltnas train`")
     began = perf_counter()
     saved = load_checkpoint(model_file, ctx.device, keys=("model",))
-    genotype = Genotype.from_dict(saved["genotype"]) if "genotype" in saved else None
+    genotype = architecture_from_dict(saved["genotype"]) if "genotype" in saved else None
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     load_model_state(model, saved["model"], model_file)
     results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
-               **test_results(ctx, model)}
+               **test_results(ctx, model),
+               "madds": count_multiply_adds(model, ctx.dataset.channels, ctx.dataset.image_size)}
     results["seconds"] = {"search": ctx.stage_seconds("search"), "train": ctx.stage_seconds("train"),
                           "eval": perf_counter() - began}
     return ctx.write_eval(results)

@@ -9,7 +9,7 @@ from ltnas.config import RunConfig
 from ltnas.data import LongTailDataset
 from ltnas.data.splits import floor_holdout
 from ltnas.longtail import build_criterion
-from ltnas.methods import network, resolve
+from ltnas.methods import network, resolve, space
 from ltnas.runs import use_channels_last
 from ltnas.space import DiscreteNetwork, Genotype
 from ltnas.space.heads import uses_normalised_classifier
@@ -82,7 +82,17 @@ def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype | N
 
 
 # --- the builders of the network registry (ltnas.methods.NETWORKS) ----------------------------------------
-def build_cell_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
+def build_cell_network(config: RunConfig, data: LongTailDataset, genotype) -> torch.nn.Module:
+    """The network of a derived architecture, as its search space builds it (ltnas.methods.SPACES): for a
+    DARTS genotype `build_genotype_network`, for an S₂ architecture its chain of layers."""
+    return resolve(space(genotype.space).build)(config, data, genotype)
+
+
+def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype) -> dict:
+    return resolve(space(genotype.space).spec)(config, data, genotype)
+
+
+def build_genotype_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
     """DARTS's evaluation network of `genotype`: train.init_channels, train.layers, the auxiliary head."""
     cfg = config.train
     return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
@@ -90,11 +100,11 @@ def build_cell_network(config: RunConfig, data: LongTailDataset, genotype: Genot
                            normalised=uses_normalised_classifier(cfg.longtail))
 
 
-def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> dict:
-    from ltnas.model_io import genotype_network_spec
+def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> dict:
+    from ltnas.model_io import genotype_network_spec as spec
 
     cfg = config.train
-    return genotype_network_spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
+    return spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
                                  data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
 
 

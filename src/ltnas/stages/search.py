@@ -11,10 +11,11 @@ from ltnas.config import RunConfig
 from ltnas.data import LongTailDataset, stratified_split
 from ltnas.data.views import ViewAugment
 from ltnas.longtail import build_arch_criterion, build_criterion
-from ltnas.methods import method
+from ltnas.methods import method, resolve, space
 from ltnas.runs import use_channels_last
 from ltnas.search.task import SearchTask
 from ltnas.space import Genotype, SearchNetwork
+from ltnas.space.genotype import load_architecture
 from ltnas.space.heads import uses_normalised_classifier
 from ltnas.stages.context import STREAMS, Context
 
@@ -50,16 +51,23 @@ def search(ctx: Context) -> Genotype:
         counts, cfg.derive, cfg.threshold, ctx.shot_thresholds(),
     )
     ctx.fit(task, cfg.epochs, ctx.run.search)
-    return replace(Genotype.from_json(ctx.run.search / "genotype.json"), name="searched")
+    return replace(load_architecture(ctx.run.search / "genotype.json"), name="searched")
 
 
-def build_search_network(config: RunConfig, data: LongTailDataset, device: torch.device) -> SearchNetwork:
-    """The DARTS supernet of the search section, shaped as the method's strategy says (its relaxation, its
-    mixed operation: `network_options`); the `network` of the single-cell searches in ltnas.methods."""
+def build_search_network(config: RunConfig, data: LongTailDataset, device: torch.device) -> torch.nn.Module:
+    """The supernet of `search.space` (ltnas.methods.SPACES), shaped as the method's strategy says (its
+    relaxation, its mixed operation: `network_options`); the `network` of the single-cell searches in ltnas.methods."""
+    cfg = config.search
+    options = method(cfg.method).strategy_class().network_options(cfg)
+    return resolve(space(cfg.space).supernet)(config, data, device, options)
+
+
+def build_cell_supernet(config: RunConfig, data: LongTailDataset, device: torch.device, options: dict) -> SearchNetwork:
+    """The DARTS supernet of the search section (the `darts` space's supernet)."""
     cfg = config.search
     return SearchNetwork(
         cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
-        nodes=cfg.nodes, **method(cfg.method).strategy_class().network_options(cfg),
+        nodes=cfg.nodes, **options,
         alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
         normalised=uses_normalised_classifier(cfg.longtail),
