@@ -44,7 +44,7 @@ from ltnas.atomic import atomic_write_text
 from ltnas.errors import LtnasError
 from ltnas.methods import S2_PRIMITIVES
 from ltnas.space.heads import make_classifier
-from ltnas.space.network import count_multiply_adds
+from ltnas.space.cost import multiply_adds
 from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
 
 SPACE = "s2"
@@ -427,9 +427,9 @@ class MobileNetwork(nn.Module):
 
 
 def network_cost(model: nn.Module, in_channels: int, image_size: int) -> tuple[int, int]:
-    """(trainable parameters, multiply-adds per image; `count_multiply_adds`: convolutions and linear layers,
+    """(trainable parameters, multiply-adds per image; `multiply_adds`: convolutions and linear layers,
     as MobileNetV2 and ProxylessNAS count)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad), count_multiply_adds(model, in_channels,
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), multiply_adds(model, in_channels,
                                                                                               image_size)
 
 

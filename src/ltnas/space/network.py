@@ -138,31 +138,3 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
         if p.requires_grad and (include_auxiliary or "auxiliary" not in name)
     )
 
-
-def count_multiply_adds(model: nn.Module, in_channels: int, image_size: int) -> int:
-    """Multiply-adds of one image through `model` in eval mode (no auxiliary head, no drop-path):
-    convolutions H_out·W_out·C_out·k²·C_in/groups and linear layers in·out, as DARTS, MobileNetV2 and
-    ProxylessNAS count; BN, activations, pooling and sums are left out."""
-    from ltnas.space.heads import NormedLinear
-
-    madds = 0
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal madds
-        if isinstance(module, nn.Conv2d):
-            madds += output[0].numel() * module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-        else:
-            madds += module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, NormedLinear))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, in_channels, image_size, image_size, device=device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return madds

@@ -12,7 +12,7 @@ from ltnas.errors import LtnasError
 from ltnas.evaluate import evaluate_model
 from ltnas.methods import method
 from ltnas.space import count_parameters
-from ltnas.space.network import count_multiply_adds
+from ltnas.space.cost import multiply_adds
 from ltnas.space.genotype import architecture_from_dict
 from ltnas.stages.context import Context
 from ltnas.stages.retrain import build_model
@@ -33,7 +33,7 @@ def evaluate_retrained(ctx: Context) -> dict:
     load_model_state(model, saved["model"], model_file)
     results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
                **test_results(ctx, model),
-               "madds": count_multiply_adds(model, ctx.dataset.channels, ctx.dataset.image_size)}
+               "madds": multiply_adds(model, ctx.dataset.channels, ctx.dataset.image_size)}
     results["seconds"] = {"search": ctx.stage_seconds("search"), "train": ctx.stage_seconds("train"),
                           "eval": perf_counter() - began}
     return ctx.write_eval(results)
