@@ -1,17 +1,18 @@
 """Every DARTS edge leaving one node, computed together: the same function as running each edge's
-`MixedEdge.mix` in turn, in a handful of large operations instead of dozens of tiny ones.
+`MixedEdge.mix` in turn, in a handful of larger operations instead of dozens of tiny ones.
 
 On a supernet the size of the quickstart's (C=8, 8×8 inputs) each convolution costs far more in
 per-call overhead than in arithmetic, and a node feeds up to four edges of eight operations each. So
 for the e edges leaving node h (all with the same stride and primitives):
 
-- every first depthwise convolution of one kind (sep 3×3, sep 5×5, dil 3×3, dil 5×5) runs as one
-  depthwise convolution with e outputs per channel: out_{c·e+k} = dw_k(relu(h)_c), the weights of the
-  e edges stacked;
-- every pointwise 1×1 after them runs as one grouped 1×1 (a group per operation and edge), and every
-  BatchNorm after those as one BatchNorm over all their channels (affine-free BatchNorm normalises each
-  channel on its own, so concatenating channels changes nothing), and likewise for the second
-  (ReLU, depthwise, pointwise, BN) block of the separable convolutions;
+- the first depthwise convolutions of every sep/dil operation of every edge run as plain depthwise
+  convolutions over relu(h) repeated once per (operation, edge), one call per filter form (a dilated
+  3×3 as the 5×5 filter with zeros between its taps, which gives the same sums and lets it share the
+  sep 5×5 call);
+- the pointwise 1×1 after them run as one grouped 1×1 (a group per operation and edge), and the
+  BatchNorms after those as one BatchNorm over all their channels (affine-free BatchNorm normalises each
+  channel on its own, so concatenating channels changes nothing); likewise the second (ReLU, depthwise,
+  pointwise, BN) block of the separable convolutions, the 3×3 filters zero-padded to 5×5;
 - a pooling's BatchNorm sees the same pooled input on every edge leaving h, so in training mode it gives
   the same output on each: it is computed once and each edge's running statistics move as its own
   BatchNorm would move them;
@@ -22,8 +23,10 @@ for the e edges leaving node h (all with the same stride and primitives):
 Parameters and buffers stay in the edges' own modules (checkpoints, optimisers and the original-DARTS
 comparison see the same tensors); the weights are concatenated on each call, so gradients flow back to
 them through the concatenation. Running statistics are updated with each BatchNorm's momentum, as its
-own forward would. Used in training mode with gradient-carrying weights (the search step); evaluation,
-sampled (GDAS) and constant-weight calls, and edges of other mixings, keep the per-edge path.
+own forward would. Used in training mode with gradient-carrying weights (the search step) on small
+activations (`worth_fusing`); evaluation, sampled (GDAS) and constant-weight calls, edges of other
+mixings (PC-DARTS) and large activations keep the per-edge path. tests/test_fused.py holds the two
+paths to the same logits, gradients and statistics in float64.
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ import torch.nn.functional as F
 from torch import nn
 
 CONV_KINDS = ("sep_conv", "dil_conv")
+
+# Fused where a node's activations are small: there per-call overhead dominates and the fused form wins
+# (quickstart search, C=8 on 8×8 digits: 1.65× the per-edge step, benchmarks/RESULTS.md, issue 12). At the
+# DARTS size (C=16 on 32×32, batch 16 or 64) the per-edge form's depthwise and 1×1 convolutions hit the CPU
+# library's fastest kernels while the fused, repeated ones do not: the fused step measured 0.59× there.
+FUSE_MAX_NUMEL = 1 << 15
+
+
+def worth_fusing(x: torch.Tensor) -> bool:
+    """Whether the edges leaving a node of x's size run faster fused: at most `FUSE_MAX_NUMEL` numbers."""
+    return x.numel() <= FUSE_MAX_NUMEL
 
 
 def fusable(edges: list[nn.Module]) -> bool:
@@ -72,36 +86,80 @@ def mix_edges(inputs, edges: list[nn.Module], weights: torch.Tensor) -> tuple[to
 
 def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]:
     """Every sep/dil convolution of every edge: their first (depthwise, pointwise, BN) blocks together,
-    then the separable ones' second blocks together. Returns (op index, (N, e, C, H', W'))."""
-    e, channels = len(edges), edges[0].channels
-    convs = sorted(convs, key=lambda i: not edges[0].primitives[i].startswith("sep"))  # separable first
-    first_blocks = [[_first_block(edge.ops[i]) for edge in edges] for i in convs]
+    then the separable ones' second blocks together. Returns (op index, (N, e, C, H', W')).
+
+    Depthwise convolutions run as plain depthwise convolutions (one filter per channel, no dilation),
+    the form CPU libraries have fast kernels for: relu(h) repeated once per operation and edge, a
+    dilated k×k filter as the (d(k−1)+1)² filter with zeros between its taps (the same sums), and the
+    filters of one size in one call."""
+    e, channels, primitives = len(edges), edges[0].channels, edges[0].primitives
+    first_blocks = {i: [_first_block(edge.ops[i]) for edge in edges] for i in convs}
+    # separable first (their second blocks then read one slice), then by filter form
+    convs = sorted(convs, key=lambda i: (not primitives[i].startswith("sep"), _form(first_blocks[i][0][1])))
     relu = inputs.relu()
-    depthwise = []
-    for blocks in first_blocks:  # one depthwise convolution per kind, e outputs per channel
-        conv = blocks[0][1]
-        weight = torch.stack([b[1].weight for b in blocks], 1).flatten(0, 1)  # (C·e, 1, k, k): row c·e + k
-        y = F.conv2d(relu, weight, None, conv.stride, conv.padding, conv.dilation, groups=channels)
-        depthwise.append(y.unflatten(1, (channels, e)).transpose(1, 2))  # (N, e, C, H', W')
-    stage1 = _pointwise_bn(_join(depthwise, relu), [b for blocks in first_blocks for b in blocks])
-    stage1 = stage1.unflatten(1, (len(convs), e, channels))
-    separable = [j for j, i in enumerate(convs) if edges[0].primitives[i].startswith("sep")]
-    outputs = [stage1[:, j] for j in range(len(convs))]
+    depthwise, start = [], 0
+    while start < len(convs):  # one call per run of equal filter forms
+        form = _form(first_blocks[convs[start]][0][1])
+        stop = start
+        while stop < len(convs) and _form(first_blocks[convs[stop]][0][1]) == form:
+            stop += 1
+        blocks = [b for i in convs[start:stop] for b in first_blocks[i]]
+        weight = torch.cat([_dense_filter(b[1], form[0]) if form[1] == 1 else b[1].weight for b in blocks])
+        size, dilation = form
+        depthwise.append(F.conv2d(_repeat(relu, len(blocks)), weight, None, blocks[0][1].stride,
+                                  dilation * (size - 1) // 2, dilation, groups=len(blocks) * channels))
+        start = stop
+    ordered = [b for i in convs for b in first_blocks[i]]
+    stage1 = _pointwise_bn(depthwise[0] if len(depthwise) == 1 else torch.cat(depthwise, 1), ordered)
+    outputs = dict(zip(convs, stage1.unflatten(1, (len(convs), e, channels)).unbind(1)))
+    separable = [i for i in convs if primitives[i].startswith("sep")]
     if separable:
-        second = [[edge.ops[convs[j]][1] for edge in edges] for j in separable]
-        relu2 = torch.relu(stage1[:, : len(separable)])  # the separable ones come first
-        depthwise = []
-        for j, blocks in enumerate(second):
-            conv = blocks[0][1]
-            weight = torch.cat([b[1].weight for b in blocks])  # (e·C, 1, k, k)
-            y = F.conv2d(_flat(relu2[:, j]), weight, None, conv.stride, conv.padding, conv.dilation,
-                         groups=e * channels)
-            depthwise.append(y.unflatten(1, (e, channels)))
-        stage2 = _pointwise_bn(_join(depthwise, relu), [b for blocks in second for b in blocks])
-        stage2 = stage2.unflatten(1, (len(separable), e, channels))
-        for j in separable:
-            outputs[j] = stage2[:, j]
-    return [(i, out) for i, out in zip(convs, outputs)]
+        blocks = [edge.ops[i][1] for i in separable for edge in edges]
+        size = max(_span(b[1]) for b in blocks)
+        weight = torch.cat([_dense_filter(b[1], size) for b in blocks])
+        relu2 = torch.relu(stage1[:, : len(blocks) * channels])  # the separable ones come first
+        y = F.conv2d(relu2, weight, None, 1, size // 2, groups=len(blocks) * channels)
+        stage2 = _pointwise_bn(y, blocks).unflatten(1, (len(separable), e, channels)).unbind(1)
+        outputs.update(zip(separable, stage2))
+    return list(outputs.items())
+
+
+def _form(conv: nn.Conv2d) -> tuple[int, int]:
+    """(filter size, dilation) the convolution runs with: a dilated filter that spans at most 5×5 as that
+    dense filter (CPU libraries have fast undilated depthwise kernels up to about that size), a larger
+    one as it is."""
+    span = _span(conv)
+    return (span, 1) if span <= 5 else (conv.kernel_size[0], conv.dilation[0])
+
+
+def _span(conv: nn.Conv2d) -> int:
+    """The size of the dense filter a (possibly dilated) square k×k filter spans: d(k−1)+1."""
+    return conv.dilation[0] * (conv.kernel_size[0] - 1) + 1
+
+
+def _dense_filter(conv: nn.Conv2d, size: int) -> torch.Tensor:
+    """conv's filters as undilated size×size filters: the taps at their dilated places, zeros elsewhere,
+    centred (the convolution then pads by size // 2, as the DARTS operations pad by d(k−1)/2)."""
+    span, d = _span(conv), conv.dilation[0]
+    if conv.padding[0] != (span - 1) // 2 or conv.kernel_size[0] != conv.kernel_size[1] or d != conv.dilation[1]:
+        raise ValueError("fused depthwise convolutions must be square, 'same'-padded filters")
+    if span == size and d == 1:
+        return conv.weight
+    dense = conv.weight.new_zeros(conv.weight.shape[0], 1, size, size)
+    offset = (size - span) // 2
+    dense[:, :, offset: offset + span: d, offset: offset + span: d] = conv.weight
+    return dense
+
+
+def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
+    """x's channels `times` over, (N, times·C, H, W), in x's memory layout."""
+    if times == 1:
+        return x
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        n, c, h, w = x.shape
+        nhwc = x.permute(0, 2, 3, 1).unsqueeze(3).expand(n, h, w, times, c).reshape(n, h, w, times * c)
+        return nhwc.permute(0, 3, 1, 2)
+    return x.repeat(1, times, 1, 1)
 
 
 def _first_block(op: nn.Module) -> nn.Module:
@@ -170,18 +228,3 @@ def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
     y = F.conv2d(both, weight.flatten(0, 1)[:, :, None, None].contiguous())
     y = _batch_norm(y, [op.bn for op in ops])
     return y.unflatten(1, (len(ops), y.shape[1] // len(ops)))
-
-
-# --- layout ------------------------------------------------------------------------------------
-
-def _join(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    """(N, g, C, H, W) views → one (N, Σg·C, H, W) tensor, channels_last when `like` is."""
-    if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
-        nhwc = torch.cat([p.permute(0, 3, 4, 1, 2) for p in parts], dim=3)  # (N, H, W, Σg, C), dense
-        return nhwc.flatten(3).permute(0, 3, 1, 2)
-    return torch.cat(parts, 1).flatten(1, 2)
-
-
-def _flat(x: torch.Tensor) -> torch.Tensor:
-    """(N, g, C, H, W) → (N, g·C, H, W) without copying when the layout allows."""
-    return x.flatten(1, 2)

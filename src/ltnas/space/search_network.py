@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ltnas.config import PRIMITIVES
-from ltnas.space.fused import fusable, mix_edges
+from ltnas.space.fused import fusable, mix_edges, worth_fusing
 from ltnas.space.genotype import Genotype, derive_genotype
 from ltnas.space.heads import make_classifier
 from ltnas.space.mixing import EdgeInput, EdgeMixing, MixedEdge  # noqa: F401 (MixedEdge, EdgeInput re-exported)
@@ -83,7 +83,8 @@ class SearchCell(nn.Module):
             constant = None
         elif constant is None:
             constant = weights.tolist()
-        if self.training and constant is None and sampled is None and edge_weights is None and self.fused:
+        if (self.training and constant is None and sampled is None and edge_weights is None and self.fused
+                and worth_fusing(inputs[1].x)):
             return self._forward_fused(inputs, weights)
         offset = 0
         for _ in range(self.nodes):
