@@ -198,7 +198,7 @@ def build_strategy(args, method: str, device: torch.device, seed: int = 0):
                           **({"pcdarts": {"arch_start_epoch": 0}} if method == "pcdarts" else {}))
     strategy_cls = strategy_class(method)
     torch.manual_seed(seed)
-    network = SearchNetwork(args.channels, 10, args.layers, in_channels=args.in_channels, channels_last=not args.nchw,
+    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args), channels_last=not args.nchw,
                             **strategy_cls.network_options(config)).to(device)
     with torch.no_grad():
         for alpha in network.arch_parameters():
@@ -211,20 +211,25 @@ def build_strategy(args, method: str, device: torch.device, seed: int = 0):
 def build(args, method: str, device: torch.device, seed: int = 0):
     """ltnas's network and the baseline, holding the same parameters and α."""
     torch.manual_seed(seed)
-    network = SearchNetwork(args.channels, 10, args.layers, in_channels=args.in_channels,
+    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args),
                             relaxation=METHODS[method], channels_last=not args.nchw).to(device)
     with torch.no_grad():  # α away from its near-uniform start, so that every op weighs differently
         for alpha in network.arch_parameters():
             alpha.normal_()
     baseline = BaselineNetwork(args.channels, 10, args.layers, relaxation=METHODS[method],
-                               in_channels=args.in_channels).to(device)
+                               in_channels=in_channels(args)).to(device)
     baseline.alphas_normal = baseline.alphas_normal.detach().to(device).requires_grad_(True)
     baseline.alphas_reduce = baseline.alphas_reduce.detach().to(device).requires_grad_(True)
     return network, baseline.copy_from(network)
 
 
+def in_channels(args) -> int:
+    """Image channels (callers such as gpu_check.py build their own namespace without it: 3, CIFAR's)."""
+    return getattr(args, "in_channels", 3)
+
+
 def batch(args, device: torch.device, generator: torch.Generator):
-    x = torch.randn(args.batch, args.in_channels, args.size, args.size, generator=generator).to(device)
+    x = torch.randn(args.batch, in_channels(args), args.size, args.size, generator=generator).to(device)
     y = torch.randint(0, 10, (args.batch,), generator=generator).to(device)
     return x, y
 
