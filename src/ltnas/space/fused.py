@@ -38,7 +38,7 @@ from torch import nn
 CONV_KINDS = ("sep_conv", "dil_conv")
 
 # Fused where a node's activations are small: there per-call overhead dominates and the fused form wins
-# (quickstart search, C=8 on 8×8 digits: 1.65× the per-edge step, benchmarks/RESULTS.md, issue 12). At the
+# (quickstart search, C=8 on 8×8 digits: 1.45–1.65× the per-edge step, benchmarks/RESULTS.md, issue 12). At the
 # DARTS size (C=16 on 32×32, batch 16 or 64) the per-edge form's depthwise and 1×1 convolutions hit the CPU
 # library's fastest kernels while the fused, repeated ones do not: the fused step measured 0.59× there.
 FUSE_MAX_NUMEL = 1 << 15
