@@ -148,7 +148,8 @@ def compare_revision(args, device: torch.device) -> int:
                               text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True,
                                text=True, check=True).stdout.strip()
-        trees = {f"{commit}": Path(folder) / "src", f"{head}{'+changes' if dirty else ''}": root / "src"}
+        name = f"{head}{'+changes' if dirty else ''}"
+        trees = {commit: Path(folder) / "src", "this tree" if name == commit else name: root / "src"}
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"device {device}{gpu}, torch {torch.__version__}")
         print(f"{method} first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
