@@ -4,6 +4,15 @@
     python benchmarks/search_step.py --device cuda --amp
     python benchmarks/search_step.py --smoke              # tiny sizes: correctness only, times nothing useful
     python benchmarks/search_step.py --strategies pcdarts,gdas --threads 2   # ltnas DARTS beside other methods
+    python benchmarks/search_step.py --quickstart --revision f0fd91f --threads 1 --repeats 5
+                                                          # this tree's step beside a git revision's
+
+With --revision REV it times ltnas's search step of this working tree beside the same step of the git
+revision REV (its `src/`, unpacked with `git archive` into a temporary folder): the same timing code (this
+script) runs in alternating fresh processes, `--repeats` rounds of one process each, with PYTHONPATH pointing
+at one tree or the other; it prints each round and the median ratio (no baseline, no check: the check is
+the test suite's). --quickstart sets the quickstart's search size (configs/quickstart.yaml: C=8, 3 layers,
+batch 32 + 32, 8×8 grey digits, 10 classes).
 
 For each relaxation (softmax = DARTS, sigmoid = FairDARTS with its zero-one loss) it
 
@@ -28,10 +37,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--in-channels", type=int, default=3, help="image channels (digits: 1)")
+    parser.add_argument("--quickstart", action="store_true", help="the quickstart's size: C=8, 3 layers, batch 32, "
+                        "8x8, 1 channel (sets --channels --layers --batch --size --in-channels)")
+    parser.add_argument("--revision", help="time this tree's ltnas step beside git revision REV's (e.g. f0fd91f)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of fresh processes per implementation")
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
@@ -68,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
     args = parser.parse_args(argv)
+    if args.quickstart:
+        args.channels, args.layers, args.batch, args.size, args.in_channels = 8, 3, 32, 8, 1
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 2, 3, 4, 8, 1, 1
         if args.strategies:
@@ -85,6 +104,8 @@ def main() -> int:
         return 0
     if args.strategies:
         return compare_strategies(args, device)
+    if args.revision:
+        return compare_revision(args, device)
 
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -98,14 +119,60 @@ def main() -> int:
         ok &= passed
         print(f"{method}: ltnas vs baseline, largest relative differences: {detail}: "
               f"{'OK' if passed else 'FAIL'} (tolerance {TOLERANCE:.0e})")
-        results = {impl: run_child(args, impl, method) for impl in ("baseline", "ours")}
-        for impl, r in results.items():
-            print(f"  {impl:8s} {r['seconds']:8.3f} s/step  {r['images_per_s']:8.1f} images/s  "
-                  f"peak memory {r['peak_mb']:8.0f} MB ({r['memory']})")
-        base, ours = results["baseline"], results["ours"]
-        print(f"  ltnas / baseline: {ours['images_per_s'] / base['images_per_s']:.2f}x images/s, "
-              f"{ours['peak_mb'] / base['peak_mb']:.2f}x peak memory")
+        rounds = []
+        for _ in range(args.repeats):  # alternating fresh processes: a busy machine slows both alike
+            results = {impl: run_child(args, impl, method) for impl in ("baseline", "ours")}
+            rounds.append(results)
+            for impl, r in results.items():
+                print(f"  {impl:8s} {r['seconds']:8.3f} s/step  {r['images_per_s']:8.1f} images/s  "
+                      f"peak memory {r['peak_mb']:8.0f} MB ({r['memory']})")
+        speed = statistics.median(r["baseline"]["seconds"] / r["ours"]["seconds"] for r in rounds)
+        memory = max(r["ours"]["peak_mb"] for r in rounds) / max(r["baseline"]["peak_mb"] for r in rounds)
+        print(f"  ltnas / baseline: {speed:.2f}x images/s (median of {len(rounds)} rounds), "
+              f"{memory:.2f}x peak memory")
     return 0 if ok else 1
+
+
+def compare_revision(args, device: torch.device) -> int:
+    """This tree's ltnas step beside git revision `args.revision`'s, in alternating fresh processes."""
+    root = Path(__file__).resolve().parent.parent
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    method = "darts" if args.method == "both" else args.method
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(["git", "-C", str(root), "archive", args.revision, "src"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", args.revision], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        name = f"{head}{'+changes' if dirty else ''}"
+        trees = {commit: Path(folder) / "src", "this tree" if name == commit else name: root / "src"}
+        print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              f"device {device}{gpu}, torch {torch.__version__}")
+        print(f"{method} first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
+              f"{args.batch} val, {args.size}x{args.size}x{args.in_channels}, 10 classes, all {len(PRIMITIVES)} "
+              f"primitives; {args.warmup} warm-up + {args.steps} timed steps per process")
+        rounds = []
+        for index in range(args.repeats):
+            order = list(trees) if index % 2 == 0 else list(trees)[::-1]  # alternate who goes first
+            results = {name: run_child(args, "ours", method, pythonpath=trees[name]) for name in order}
+            for name in order:  # each child imported the tree it was meant to
+                assert Path(results[name]["ltnas"]) == trees[name].resolve(), (name, results[name]["ltnas"])
+            rounds.append(results)
+            print(f"  round {index + 1}: " + ", ".join(
+                f"{name} {results[name]['seconds']:.3f} s/step ({results[name]['peak_mb']:.0f} MB)" for name in trees))
+        old, new = trees
+        for name in trees:
+            seconds = statistics.median(r[name]["seconds"] for r in rounds)
+            print(f"  {name:14s} median {seconds:8.3f} s/step  {2 * args.batch / seconds:8.1f} images/s  "
+                  f"peak memory {max(r[name]['peak_mb'] for r in rounds):6.0f} MB ({rounds[0][name]['memory']})")
+        ratios = [r[old]["seconds"] / r[new]["seconds"] for r in rounds]
+        print(f"  {new} / {old}: {statistics.median(ratios):.2f}x images/s (median of {len(ratios)} rounds; "
+              f"per round {', '.join(f'{x:.2f}' for x in ratios)})")
+    return 0
 
 
 def compare_strategies(args, device: torch.device) -> int:
@@ -132,7 +199,7 @@ def build_strategy(args, method: str, device: torch.device, seed: int = 0):
                           **({"pcdarts": {"arch_start_epoch": 0}} if method == "pcdarts" else {}))
     strategy_cls = strategy_class(method)
     torch.manual_seed(seed)
-    network = SearchNetwork(args.channels, 10, args.layers, channels_last=not args.nchw,
+    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args), channels_last=not args.nchw,
                             **strategy_cls.network_options(config)).to(device)
     with torch.no_grad():
         for alpha in network.arch_parameters():
@@ -145,19 +212,25 @@ def build_strategy(args, method: str, device: torch.device, seed: int = 0):
 def build(args, method: str, device: torch.device, seed: int = 0):
     """ltnas's network and the baseline, holding the same parameters and α."""
     torch.manual_seed(seed)
-    network = SearchNetwork(args.channels, 10, args.layers, relaxation=METHODS[method],
-                            channels_last=not args.nchw).to(device)
+    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args),
+                            relaxation=METHODS[method], channels_last=not args.nchw).to(device)
     with torch.no_grad():  # α away from its near-uniform start, so that every op weighs differently
         for alpha in network.arch_parameters():
             alpha.normal_()
-    baseline = BaselineNetwork(args.channels, 10, args.layers, relaxation=METHODS[method]).to(device)
+    baseline = BaselineNetwork(args.channels, 10, args.layers, relaxation=METHODS[method],
+                               in_channels=in_channels(args)).to(device)
     baseline.alphas_normal = baseline.alphas_normal.detach().to(device).requires_grad_(True)
     baseline.alphas_reduce = baseline.alphas_reduce.detach().to(device).requires_grad_(True)
     return network, baseline.copy_from(network)
 
 
+def in_channels(args) -> int:
+    """Image channels (callers such as gpu_check.py build their own namespace without it: 3, CIFAR's)."""
+    return getattr(args, "in_channels", 3)
+
+
 def batch(args, device: torch.device, generator: torch.Generator):
-    x = torch.randn(args.batch, 3, args.size, args.size, generator=generator).to(device)
+    x = torch.randn(args.batch, in_channels(args), args.size, args.size, generator=generator).to(device)
     y = torch.randint(0, 10, (args.batch,), generator=generator).to(device)
     return x, y
 
@@ -209,13 +282,16 @@ def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / max(b.abs().max().item(), 1e-6)
 
 
-def run_child(args, impl: str, method: str) -> dict:
-    argv = [a for a in sys.argv[1:] if a != "--smoke"]
-    command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method]
-    if args.smoke:  # the child must use the same tiny sizes
-        command += ["--channels", str(args.channels), "--layers", "3", "--batch", "4", "--size", "8", "--steps", "1",
-                    "--warmup", "1"]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+def run_child(args, impl: str, method: str, pythonpath: Path | None = None) -> dict:
+    """One implementation timed in a fresh process; `pythonpath`: the `src` folder whose ltnas it imports."""
+    argv = [a for a in sys.argv[1:] if a not in ("--smoke", "--quickstart")]
+    command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method, "--channels", str(args.channels),
+               "--layers", str(args.layers), "--batch", str(args.batch), "--size", str(args.size), "--in-channels",
+               str(args.in_channels), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    env = None
+    if pythonpath is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -252,7 +328,10 @@ def timed(args, strategy, train, val, device: torch.device) -> dict:
         peak, memory = torch.cuda.max_memory_allocated(device) / 2**20, "CUDA peak allocated"
     else:
         peak, memory = peak_resident_mb(), "peak resident set"
-    return {"seconds": seconds, "images_per_s": 2 * args.batch / seconds, "peak_mb": peak, "memory": memory}
+    import ltnas
+
+    return {"seconds": seconds, "images_per_s": 2 * args.batch / seconds, "peak_mb": peak, "memory": memory,
+            "ltnas": str(Path(ltnas.__file__).resolve().parent.parent)}
 
 
 def peak_resident_mb() -> float:

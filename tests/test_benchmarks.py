@@ -31,6 +31,13 @@ def test_search_step_benchmark_times_other_strategies_against_darts():
     assert [line.split()[0] for line in out.splitlines() if "vs darts:" in line] == ["darts", "pcdarts", "gdas"]
 
 
+@pytest.mark.skipif(subprocess.run(["git", "-C", str(BENCHMARKS), "rev-parse", "HEAD"], capture_output=True).returncode,
+                    reason="needs a git checkout")
+def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
+    out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "2")
+    assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 2 and "median of 2 rounds" in out
+
+
 @pytest.mark.parametrize("script,expect", [("retrain_step.py", "tuned / original"), ("end_to_end.py", "total")])
 def test_retrain_and_end_to_end_benchmarks_run(script, expect):
     extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]

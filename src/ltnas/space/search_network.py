@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ltnas.config import PRIMITIVES
+from ltnas.space.fused import fusable, mix_edges, worth_fusing
 from ltnas.space.genotype import Genotype, derive_genotype
 from ltnas.space.heads import make_classifier
 from ltnas.space.mixing import EdgeInput, EdgeMixing, MixedEdge  # noqa: F401 (MixedEdge, EdgeInput re-exported)
@@ -64,6 +65,8 @@ class SearchCell(nn.Module):
             for node in range(nodes)
             for source in range(2 + node)
         )
+        # DARTS' own edges are computed together per node in training (space/fused.py); other mixings per edge.
+        self.fused = all(fusable([self.edges[e] for e in self.leaving(source)]) for source in range(1 + nodes))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
                 constant: list[list[float]] | None = None, edge_weights: torch.Tensor | None = None,
@@ -80,6 +83,9 @@ class SearchCell(nn.Module):
             constant = None
         elif constant is None:
             constant = weights.tolist()
+        if (self.training and constant is None and sampled is None and edge_weights is None and self.fused
+                and worth_fusing(inputs[1].x)):
+            return self._forward_fused(inputs, weights)
         offset = 0
         for _ in range(self.nodes):
             node = None
@@ -94,6 +100,28 @@ class SearchCell(nn.Module):
                 node = term if node is None else node + term
             offset += len(inputs)
             inputs.append(EdgeInput(node))
+        return torch.cat([h.x for h in inputs[2:]], dim=1)
+
+    def leaving(self, source: int) -> list[int]:
+        """The edges leaving input `source` (0, 1: the cell's inputs; 2 + j: node j), by target node."""
+        offsets = [sum(2 + m for m in range(node)) for node in range(self.nodes)]
+        return [offsets[node] + source for node in range(max(0, source - 1), self.nodes)]
+
+    def _forward_fused(self, inputs: list[EdgeInput], weights: torch.Tensor) -> torch.Tensor:
+        """The same nodes, with all the edges leaving a node computed together as soon as the node is
+        complete (space/fused.py); node j then sums its incoming edges' outputs."""
+        incoming: list[list[torch.Tensor]] = [[] for _ in range(self.nodes)]
+        for source in range(2 + self.nodes - 1):  # the last node feeds no edge
+            edges = self.leaving(source)
+            outputs = mix_edges(inputs[source], [self.edges[e] for e in edges], weights[edges])
+            for node, out in zip(range(max(0, source - 1), self.nodes), outputs):
+                incoming[node].append(out)
+            if source >= 1:  # node source - 1 now has all its 2 + (source - 1) incoming edges
+                terms = incoming[source - 1]
+                node = terms[0]
+                for term in terms[1:]:
+                    node = node + term
+                inputs.append(EdgeInput(node))
         return torch.cat([h.x for h in inputs[2:]], dim=1)
 
 
