@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ import yaml
 # Test tensors are tiny: a second intra-op thread buys nothing there, and when another process
 # holds the other core, OpenMP barriers turn microsecond ops into milliseconds.
 torch.set_num_threads(1)
+# The same for the `ltnas` processes tests start (the thread policy reads OMP_NUM_THREADS), and
+# comparisons run their members in this process unless a test asks for --jobs.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["LTNAS_JOBS"] = "1"
 
 TINY_RUN = {
     "name": "tiny",
