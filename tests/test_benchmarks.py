@@ -99,3 +99,10 @@ def test_recipe_benchmark_reports_convergence():
     out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
                      "--recipe", "warm:train.warmup_epochs=1")
     assert "warm" in out and "train acc %" in out and "max val loss" in out
+
+
+def test_quickstart_policy_benchmark_times_both_policies():
+    out = run_script(str(BENCHMARKS / "quickstart_policy.py"))
+    lines = [line for line in out.splitlines() if line.startswith("idle")]
+    assert [line.split()[1] for line in lines] == ["one", "policy"]
+    assert all("1 member at a time, 1 torch thread each" in line and "balanced test: CNN" in line for line in lines)
