@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,10 +52,15 @@ def resume_config():
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(resume_config, tmp_path_factory) -> dict:
+def uninterrupted_run(resume_config, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted run: (its folder, the results run_all returned)."""
     folder = tmp_path_factory.mktemp("uninterrupted") / "run"
-    pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
-    return _outcome(folder)
+    return folder, pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run) -> dict:
+    return _outcome(uninterrupted_run[0])
 
 
 @pytest.mark.parametrize("task_class,epoch", [(SearchTask, 1), (RetrainTask, 1)])
@@ -103,9 +109,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_config_file, resume_
     assert _outcome(folder) == uninterrupted
 
 
-def test_finished_run_resumes_to_the_same_result(resume_config, tmp_path):
+def test_finished_run_resumes_to_the_same_result(resume_config, uninterrupted_run, tmp_path):
     folder = tmp_path / "run"
-    first = pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
+    shutil.copytree(uninterrupted_run[0], folder)  # a copy: the shared run stays as it finished
+    first = uninterrupted_run[1]
     again = pipeline.run_all(resume_config, RunFolder.open(folder))
     assert again["balanced_test"] == first["balanced_test"]
     assert len(JsonlLog(folder / "search" / "metrics.jsonl").rows()) == resume_config.search.epochs
