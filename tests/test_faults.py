@@ -32,7 +32,6 @@ from ltnas.errors import DiskFull, LtnasError
 from ltnas.train.loop import JsonlLog
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-ONE_EPOCH = ["--set", "search.epochs=1", "--set", "train.epochs=1"]
 
 
 @pytest.fixture
