@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,10 @@ import yaml
 # Test tensors are tiny: a second intra-op thread buys nothing there, and when another process
 # holds the other core, OpenMP barriers turn microsecond ops into milliseconds.
 torch.set_num_threads(1)
+# The same for the `ltnas` processes tests start (the thread policy reads OMP_NUM_THREADS), and
+# comparisons run their members in this process unless a test asks for --jobs.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["LTNAS_JOBS"] = "1"
 
 TINY_RUN = {
     "name": "tiny",
@@ -53,6 +61,28 @@ def tiny_yaml(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory) -> tuple[Path, int, str, dict]:
+    """`ltnas run TINY --out DIR` (2 search and 2 retrain epochs, written under umask 022), shared by
+    the test files that only need a finished run (test_cli, test_faults): (folder, exit code, stdout,
+    eval.json as first written). Copy it before changing it."""
+    from ltnas.cli import main
+
+    base = tmp_path_factory.mktemp("finished")
+    config = base / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_RUN, sort_keys=False))
+    folder = base / "run"
+    out, err = io.StringIO(), io.StringIO()
+    mask = os.umask(0o022)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["run", str(config), "--out", str(folder)])
+    finally:
+        os.umask(mask)
+    assert code == 0, err.getvalue()
+    return folder, code, out.getvalue(), json.loads((folder / "eval.json").read_text())
 
 
 class Killed(Exception):

@@ -120,3 +120,10 @@ def test_s2_skips_benchmark_counts_dominant_skips_per_method():
     assert [line.split(":")[0] for line in out.splitlines() if "dominant operation is skip" in line] == [
         "darts", "fairdarts"]
     assert out.count("final per seed:") == 2
+
+
+def test_quickstart_policy_benchmark_times_both_policies():
+    out = run_script(str(BENCHMARKS / "quickstart_policy.py"))
+    lines = [line for line in out.splitlines() if line.startswith("idle")]
+    assert [line.split()[1] for line in lines] == ["one", "policy"]
+    assert all("1 member at a time, 1 torch thread each" in line and "balanced test: CNN" in line for line in lines)

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,13 +86,11 @@ def assert_metrics(metrics: dict, size: int) -> None:
 # ---------------------------------------------------------------- shared runs
 
 
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory, tiny_yaml):
-    """`ltnas run TINY --out DIR`: (folder, exit code, stdout, eval.json as first written)."""
-    folder = tmp_path_factory.mktemp("full") / "run"
-    code, out, err = call(["run", str(tiny_yaml), "--out", str(folder)])
-    assert code == 0, err
-    return folder, code, out, json.loads((folder / "eval.json").read_text())
+@pytest.fixture
+def full_run(finished_tiny_run):
+    """`ltnas run TINY --out DIR` (conftest's shared run, not to be changed): (folder, exit code, stdout,
+    eval.json as first written)."""
+    return finished_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +166,9 @@ def test_run_prints_summary_and_folder(full_run):
     assert f"Runfolder:{folder}" in squeeze(out)
 
 
-def test_eval_and_report_rewrite(full_run, capsys):
+def test_eval_and_report_rewrite(full_run, capsys, tmp_path):
     folder, _, _, before = full_run
+    folder = Path(shutil.copytree(folder, tmp_path / "run"))  # the shared run stays as it finished
     (folder / "eval.json").unlink()
     assert main(["eval", str(folder)]) == 0
     out, err = capsys.readouterr()

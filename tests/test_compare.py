@@ -11,6 +11,7 @@ import yaml
 from test_cli import call, user_error
 
 from ltnas.compare import is_comparison_file, slug
+from ltnas.errors import LtnasError
 from ltnas.report.comparison import summarise, verdict
 
 # One search and one retrain epoch; a low threshold so that FairDARTS/SSF keep edges after one epoch.
@@ -96,6 +97,116 @@ def test_summarise_and_verdict_by_hand():
     assert verdict({"variants": {"A": stats(0.8, 0.4), "B": stats(0.8, 0.5)}}).startswith("No winner")
 
 
+# ------------------------------------------------------------------------------ thread policy
+
+
+@pytest.mark.parametrize("members, cores, busy, cpu, default, overrides, expected", [
+    (6, 2, 0.1, True, 2, {}, (2, 1)),     # the quickstart on an idle laptop: one member per core, 1 thread each
+    (6, 2, 1.0, True, 2, {}, (2, 1)),     # ... beside a competing process: still 2 single-threaded workers
+    (1, 2, 0.2, True, 2, {}, (1, 2)),     # one run on idle cores: both
+    (1, 2, 1.0, True, 2, {}, (1, 1)),     # ... beside a competing process: the free one only (no barrier stalls)
+    (1, 2, 3.0, True, 2, {}, (1, 1)),     # an overloaded machine: still one thread
+    (2, 16, 0.0, True, 8, {}, (2, 4)),    # few members, many cores: threads share the free ones (≤ torch's default)
+    (3, 16, 10.0, True, 16, {}, (3, 2)),  # 16 cores, 10 busy: 6 free among 3 members
+    (6, 8, 0.0, True, 4, {}, (6, 1)),     # torch counts 4 physical cores: 1 thread per worker
+    (6, 2, 0.0, False, 2, {}, (1, None)),  # a GPU: one member at a time, torch's threads
+    (6, 2, 0.0, True, 2, {"jobs": 1}, (1, 2)),  # --jobs 1: sequential, the free cores' threads
+    (6, 2, 0.0, True, 2, {"jobs": 9}, (6, 1)),  # never more workers than members
+    (6, 2, 1.0, True, 2, {"jobs": 3, "threads": 2}, (3, 2)),  # both given: as given
+    (1, 2, 0.0, False, 2, {"threads": 3}, (1, 3)),  # --threads on a GPU run is applied too
+])
+def test_thread_policy_picks_jobs_and_threads(members, cores, busy, cpu, default, overrides, expected):
+    from ltnas.threads import plan
+
+    chosen = plan(members, cores, busy, cpu=cpu, default_threads=default, **overrides)
+    assert (chosen.jobs, chosen.threads) == expected
+
+
+def test_thread_policy_reads_the_machine_and_the_environment(monkeypatch):
+    from ltnas import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.2)
+    monkeypatch.setattr(threads, "_DEFAULT_THREADS", 4)
+    monkeypatch.delenv("LTNAS_JOBS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.choose(6, "cpu") == threads.Plan(4, 1)
+    assert threads.choose(1, "cpu") == threads.Plan(1, 3)  # 4 cores, 1 busy
+    assert threads.choose(2, "cpu") == threads.Plan(2, 1)
+    monkeypatch.setenv("LTNAS_JOBS", "1")
+    assert threads.choose(6, "cpu") == threads.Plan(1, 3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.choose(6, "cpu") == threads.Plan(1, 2)
+    assert threads.choose(6, "cpu", jobs=3, threads=1) == threads.Plan(3, 1)  # options beat the environment
+    assert threads.Plan(2, 1).describe() == "2 members at a time, 1 torch thread each"
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    with pytest.raises(LtnasError, match="OMP_NUM_THREADS='many' is not a whole number"):
+        threads.choose(6, "cpu")
+
+
+def test_available_cores_follow_the_affinity_mask():
+    import os
+
+    from ltnas.threads import available_cores
+
+    if hasattr(os, "sched_getaffinity"):
+        assert available_cores() == len(os.sched_getaffinity(0))
+    assert available_cores() >= 1
+
+
+def test_parallel_members_run_in_their_own_single_threaded_processes(methods_comparison, tiny_yaml, tmp_path):
+    """--jobs 2: each member in a spawned process with 1 torch thread, results equal to the sequential run's."""
+    import os
+
+    from ltnas import lock
+    from ltnas.compare import Comparison, spec_from_methods
+
+    sequential, _, _ = methods_comparison
+    overrides = [value for flag, value in zip(QUICK[::2], QUICK[1::2])]
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["darts"], [0, 1]), tmp_path / "parallel",
+                                   [*overrides, "progress=false"])
+    ended = []
+    try:
+        result = comparison.run(jobs=2, threads=1, on_end=lambda index, member, seconds: ended.append(index))
+    finally:
+        lock.release_all()
+    assert sorted(ended) == [0, 1] and not result["failed"]
+    pids = {worker["pid"] for worker in comparison.workers.values()}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert [worker["threads"] for worker in comparison.workers.values()] == [1, 1]
+    for seed in (0, 1):
+        ours = json.loads((tmp_path / "parallel" / "darts" / f"seed_{seed}" / "eval.json").read_text())
+        theirs = json.loads((sequential / "darts" / f"seed_{seed}" / "eval.json").read_text())
+        for key in ("balanced_test", "longtail_test", "params"):
+            assert ours[key] == theirs[key]
+        genotype = f"darts/seed_{seed}/search/genotype.json"
+        assert (tmp_path / "parallel" / genotype).read_text() == (sequential / genotype).read_text()
+    assert not (tmp_path / "parallel" / "darts" / "seed_0" / lock.LOCK_NAME).exists()  # the workers let go
+
+
+def test_a_member_failing_in_its_worker_is_recorded_and_the_other_finishes(tiny_yaml, tmp_path):
+    import torch
+
+    from ltnas import lock
+    from ltnas.compare import FAILED_FILE, Comparison, spec_from_methods
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA (the failing member asks for it)")
+    overrides = [value for flag, value in zip(QUICK[::2], QUICK[1::2])]
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1]), tmp_path / "c",
+                                   [*overrides, "progress=false", "train.epochs=1"])
+    comparison.members[0].config.device = "cuda"  # as `--resume --device cuda` would on this machine
+    try:
+        result = comparison.run(jobs=2, threads=1)
+    finally:
+        lock.release_all()
+    assert [(f["variant"], f["seed"]) for f in result["failed"]] == [("CNN", 0)]
+    assert result["failed"][0]["error"].startswith("device 'cuda'")
+    assert len(result["variants"]["CNN"]["balanced"]["values"]) == 1  # seed 1's, the one that finished
+    assert (tmp_path / "c" / "cnn" / "seed_1" / "eval.json").is_file()
+    assert "no CUDA GPU" in json.loads((tmp_path / "c" / "cnn" / "seed_0" / FAILED_FILE).read_text())["error"]
+
+
 # ------------------------------------------------------------------------------ bad input
 
 
@@ -105,6 +216,10 @@ def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,nope", "--out", str(tmp_path / "b")],
                "unknown method 'nope'", "search methods", "baseline networks")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts,darts"], "twice")
+    user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--jobs", "0"], "--jobs 0", "at least 1")
+    user_error(capsys, ["quickstart", "--threads", "-1", "--out", str(tmp_path / "q")], "--threads -1")
+    user_error(capsys, ["run", str(tiny_yaml), "--threads", "0", "--out", str(tmp_path / "r")], "--threads 0")
+    assert not (tmp_path / "q").exists() and not (tmp_path / "r").exists()
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,x"], "--seeds")
     user_error(capsys, ["compare", str(tiny_yaml), "--methods", "darts", "--seeds", "0,1", "--seed", "3"],
                "not both")

@@ -32,7 +32,6 @@ from ltnas.errors import DiskFull, LtnasError
 from ltnas.train.loop import JsonlLog
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-ONE_EPOCH = ["--set", "search.epochs=1", "--set", "train.epochs=1"]
 
 
 @pytest.fixture
@@ -40,17 +39,10 @@ def tiny(tiny_yaml) -> str:
     return str(tiny_yaml)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_yaml):
-    """A finished one-epoch run, written under umask 022 (copy it before changing it)."""
-    folder = tmp_path_factory.mktemp("finished") / "run"
-    mask = os.umask(0o022)
-    try:
-        code, _, err = call(["run", str(tiny_yaml), *ONE_EPOCH, "--out", str(folder)])
-    finally:
-        os.umask(mask)
-    assert code == 0, err
-    return folder
+@pytest.fixture
+def finished(finished_tiny_run) -> Path:
+    """A finished run, written under umask 022 (conftest's shared run: copy it before changing it)."""
+    return finished_tiny_run[0]
 
 
 @pytest.fixture(scope="module")

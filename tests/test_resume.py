@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli import call
 
 from ltnas import pipeline
 from ltnas.config import validate_config
@@ -51,10 +53,15 @@ def resume_config():
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(resume_config, tmp_path_factory) -> dict:
+def uninterrupted_run(resume_config, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted run: (its folder, the results run_all returned)."""
     folder = tmp_path_factory.mktemp("uninterrupted") / "run"
-    pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
-    return _outcome(folder)
+    return folder, pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run) -> dict:
+    return _outcome(uninterrupted_run[0])
 
 
 @pytest.mark.parametrize("task_class,epoch", [(SearchTask, 1), (RetrainTask, 1)])
@@ -82,7 +89,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(resume_config, unint
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tiny_config_file, resume_config, uninterrupted, tmp_path):
-    """A real `kill -9` of the CLI in the middle of the search, then `ltnas run --resume`."""
+    """A real `kill -9` of the CLI process in the middle of the search, then `ltnas run --resume`."""
     folder = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count as this process (conftest)
     command = [sys.executable, "-m", "ltnas", "run", str(tiny_config_file), "--out", str(folder),
@@ -97,15 +104,15 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_config_file, resume_
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
     assert not (folder / "eval.json").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "ltnas", "run", "--resume", str(folder)], env=env,
-                             capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    code, _, stderr = call(["run", "--resume", str(folder)])  # the CLI in this process: one torch start fewer
+    assert code == 0, stderr
     assert _outcome(folder) == uninterrupted
 
 
-def test_finished_run_resumes_to_the_same_result(resume_config, tmp_path):
+def test_finished_run_resumes_to_the_same_result(resume_config, uninterrupted_run, tmp_path):
     folder = tmp_path / "run"
-    first = pipeline.run_all(resume_config, RunFolder.create(folder, resume_config))
+    shutil.copytree(uninterrupted_run[0], folder)  # a copy: the shared run stays as it finished
+    first = uninterrupted_run[1]
     again = pipeline.run_all(resume_config, RunFolder.open(folder))
     assert again["balanced_test"] == first["balanced_test"]
     assert len(JsonlLog(folder / "search" / "metrics.jsonl").rows()) == resume_config.search.epochs

@@ -185,21 +185,28 @@ def ssf_config(epochs: int = 2, **ssl):
     return validate_config(raw)
 
 
-def test_ssf_runs_end_to_end_and_logs_its_ssl_loss(tmp_path):
+@pytest.fixture(scope="module")
+def ssf_run(tmp_path_factory) -> tuple[RunFolder, dict]:
+    """One whole SSF-NAS run (2 search epochs, label loss replacing the weight step's): its folder and results."""
     config = ssf_config(mode="replace")
-    results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
-    rows = [json.loads(line) for line in (tmp_path / "run" / "search" / "metrics.jsonl").read_text().splitlines()]
+    run = RunFolder.create(tmp_path_factory.mktemp("ssf") / "run", config)
+    return run, pipeline.run_all(config, run)
+
+
+def test_ssf_runs_end_to_end_and_logs_its_ssl_loss(ssf_run):
+    run, results = ssf_run
+    rows = [json.loads(line) for line in (run.search / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(row["train_ssl_loss"]) and row["train_ssl_loss"] > 0 for row in rows)
     assert results["balanced_test"]["num_samples"] == 40
-    plots = {p.stem for p in (tmp_path / "run" / "plots").iterdir()}
+    plots = {p.stem for p in (run.path / "plots").iterdir()}
     assert {"sigma_histogram", "dominant_ops", "search_genotype"} <= plots
 
 
-def test_ssf_search_resumes_to_the_same_state(tmp_path, monkeypatch):
-    """The views' generator is part of the checkpoint: a resumed SSF search ends as an uninterrupted one."""
-    config = ssf_config(epochs=2)
-    straight = RunFolder.create(tmp_path / "straight", config)
-    pipeline.search(pipeline.Context.prepare(config, straight))
+def test_ssf_search_resumes_to_the_same_state(ssf_run, tmp_path, monkeypatch):
+    """The views' generator is part of the checkpoint: a resumed SSF search ends as the uninterrupted
+    one of `ssf_run` (same config)."""
+    config = ssf_config(mode="replace")
+    straight = ssf_run[0]
 
     original = SearchTask.after_epoch
 

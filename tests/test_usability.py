@@ -79,12 +79,27 @@ def test_piped_run_prints_run_folder_first_and_a_line_per_epoch(tmp_path, tiny_c
     assert not any("━" in line for line in lines)  # no progress bar in a log
 
 
+WATCHED_SHOTS: list[tuple] = []  # (many, few) shot thresholds of each per-epoch validation of the watched run
+
+
 @pytest.fixture(scope="module")
 def watched_run(tiny_yaml, tmp_path_factory) -> Path:
-    """One tiny run shared by the tests below: TensorBoard on, shot thresholds set."""
+    """One tiny run shared by the tests below: TensorBoard on, shot thresholds set. The shot thresholds
+    each per-epoch validation used are recorded in WATCHED_SHOTS."""
+    import ltnas.search.task
+    import ltnas.train.retrain
+    from ltnas.metrics import classification_metrics
+
+    def recording(predictions, labels, num_classes, train_counts, shots=(None, None)):
+        WATCHED_SHOTS.append(tuple(shots))
+        return classification_metrics(predictions, labels, num_classes, train_counts, shots)
+
     out = tmp_path_factory.mktemp("watched") / "run"
-    assert main_ok(["run", str(tiny_yaml), "--out", str(out), "--log", "tensorboard", *ONE_EPOCH,
-                    "--set", "eval.many_shot=30", "--set", "eval.few_shot=10"])
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (ltnas.search.task, ltnas.train.retrain):
+            patch.setattr(module, "classification_metrics", recording)
+        assert main_ok(["run", str(tiny_yaml), "--out", str(out), "--log", "tensorboard", *ONE_EPOCH,
+                        "--set", "eval.many_shot=30", "--set", "eval.few_shot=10"])
     return out
 
 
@@ -288,25 +303,10 @@ def test_shot_thresholds_are_settings_and_reach_eval_and_report(watched_run):
 
 
 
-def test_shot_threshold_settings_reach_the_per_epoch_validation_metrics(tiny_yaml, tmp_path, monkeypatch):
+def test_shot_threshold_settings_reach_the_per_epoch_validation_metrics(watched_run):
     """The search's and the retraining's per-epoch val_many/medium/few columns group classes with the
-    same thresholds as the final evaluation (the settings when given)."""
-    import ltnas.search.task
-    import ltnas.train.retrain
-    from ltnas.metrics import classification_metrics
-
-    seen = []
-
-    def recording(predictions, labels, num_classes, train_counts, shots=(None, None)):
-        seen.append(tuple(shots))
-        return classification_metrics(predictions, labels, num_classes, train_counts, shots)
-
-    for module in (ltnas.search.task, ltnas.train.retrain):
-        monkeypatch.setattr(module, "classification_metrics", recording)
-    code, _, stderr = call(["run", str(tiny_yaml), "--set", "eval.many_shot=30", "--set", "eval.few_shot=10",
-                            "--set", "search.epochs=1", "--set", "train.epochs=1", "--out", str(tmp_path / "run")])
-    assert code == 0, stderr
-    assert len(seen) == 2 and set(seen) == {(30, 10)}
+    same thresholds as the final evaluation (the settings when given: the watched run sets 30 / 10)."""
+    assert len(WATCHED_SHOTS) == 2 and set(WATCHED_SHOTS) == {(30, 10)}
 
 
 # -------------------------------------- 5. precision, F1, support, predictions, mistakes, groups over epochs

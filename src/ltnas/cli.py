@@ -15,6 +15,9 @@ from ltnas import __version__
 from ltnas.config import load_config, resolve_config_path, shipped_configs  # noqa: F401 (re-exported)
 from ltnas.errors import LtnasError
 
+JOBS_HELP = ("members run at a time, each in its own process (default on a CPU: one per core, at most one per "
+             "member, 1 torch thread each when every core has one; 1 on a GPU; LTNAS_JOBS also sets it)")
+
 EPILOG = "Configs: a YAML path or the name of a shipped config (see `ltnas configs`)."
 
 
@@ -44,20 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="continue the run in RUN_DIR after a kill (uses that run's saved config)")
         sub.add_argument("--no-progress", action="store_true",
                          help="no progress bars (and no per-epoch lines when stderr is not a terminal)")
+        sub.add_argument("--threads", type=int, metavar="N",
+                         help="torch intra-op threads per process on a CPU (default: the cores that are not busy, "
+                              "by the load average, shared among the members run at a time; OMP_NUM_THREADS "
+                              "also sets it)")
         sub.add_argument("--log", choices=("tensorboard",),
                          help="also log metrics, architecture-weight histograms and the per-class figure to "
                               "RUN/tensorboard (needs pip install \"ltnas[tensorboard]\")")
 
-    run_options(commands.add_parser(
+    quickstart = commands.add_parser(
         "quickstart", help="compare DARTS, FairDARTS and SSF-NAS with baselines (a small CNN, ResNet-32, DARTS_V2) "
-        "on the embedded long-tailed digits (CPU, minutes)"),
-        config=False)
+        "on the embedded long-tailed digits (CPU, minutes)")
+    run_options(quickstart, config=False)
+    quickstart.add_argument("--jobs", type=int, metavar="N", help=JOBS_HELP)
     compare = commands.add_parser(
         "compare", help="run several methods (or a comparison file's variants) × seeds into one table")
     run_options(compare)
     compare.add_argument("--methods", help="comma-separated search methods, baseline networks and published "
                          "genotypes, e.g. darts,fairdarts,ssf,cnn,resnet32,darts_v2")
     compare.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: the file's, or the config's)")
+    compare.add_argument("--jobs", type=int, metavar="N", help=JOBS_HELP)
     run_options(commands.add_parser("run", help="search → retrain → evaluate → report"))
     run_options(commands.add_parser("search", help="search a cell and derive its genotype"))
     train = commands.add_parser("train", help="retrain a genotype from scratch, then evaluate")
@@ -207,6 +216,9 @@ def _silence_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    from ltnas import threads
+
+    threads.check(getattr(args, "jobs", None), getattr(args, "threads", None))  # before any folder is made
     if args.command == "genotypes":
         from ltnas.space import published_genotypes
 
@@ -239,6 +251,9 @@ def _main(argv: list[str] | None) -> int:
 
     watch.check_logger(args.log)
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
+    from ltnas import threads
+
+    threads.apply(threads.choose(1, config.device, threads=args.threads).threads)
     if distributed.is_main():  # first, so that a long run can be watched (and resumed) from the start
         print(f"run folder: {run.path}", flush=True)
     from ltnas.runs import resume_advice
@@ -260,7 +275,7 @@ def _compare_command(args: argparse.Namespace) -> int:
     quickstart = args.command == "quickstart"
     watch.check_logger(args.log)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise LtnasError(f"ltnas {args.command} runs its members one after another in one process; under torchrun "
+        raise LtnasError(f"ltnas {args.command} runs its members on this machine's cores (--jobs); under torchrun "
                          "start each run with `ltnas run`")
     if args.resume:
         given = [flag for flag, value in (("CONFIG", getattr(args, "config", None)),
@@ -296,16 +311,34 @@ def _compare_command(args: argparse.Namespace) -> int:
             overrides.append("progress=false")
         comparison = Comparison.create(spec, args.out, overrides, seeds)
 
+    from ltnas import threads
+    from ltnas.report.summary import format_seconds
+
+    unfinished = sum(not member.finished for member in comparison.members)
+    plan = threads.choose(unfinished, comparison.members[0].config.device, jobs=args.jobs, threads=args.threads)
+    if plan.jobs == 1:
+        threads.apply(plan.threads)
+
     def announce(index: int, member) -> None:
         state = "done" if member.finished else ("trying again" if member.failure else "running")
         print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
               f"({member.run.path})", file=sys.stderr, flush=True)
 
+    def ended(index: int, member, seconds: float) -> None:
+        if plan.jobs == 1:  # one at a time: the next line says the next one started
+            return
+        state = f"finished in {format_seconds(seconds)}" if member.finished else f"failed ({member.failure})"
+        print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state}",
+              file=sys.stderr, flush=True)
+
     print(f"comparison folder: {comparison.path}", flush=True)
+    if unfinished:
+        print(f"{plan.describe()} (set with --jobs / --threads)", file=sys.stderr, flush=True)
     from ltnas.runs import resume_advice
 
     with resume_advice(comparison.path, f"ltnas {args.command}"):
-        result = comparison.run(on_member=announce, log=args.log)
+        result = comparison.run(on_member=announce, log=args.log, jobs=plan.jobs, threads=plan.threads,
+                                on_end=ended)
     print_comparison(result, comparison.path)
     failed = result["failed"]
     if failed:  # every other member ran and is in the table; the command still reports the failure

@@ -25,7 +25,9 @@ skips the finished ones, so a comparison survives a kill like a single run does.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,7 @@ class Comparison:
         self.path = path
         self.spec = spec
         self.members = members
+        self.workers: dict[int, dict[str, int]] = {}  # member index → worker PID and torch threads (parallel runs)
 
     @classmethod
     def create(cls, spec: ComparisonSpec, out: str | Path | None, overrides: list[str] | None = None,
@@ -265,28 +268,133 @@ class Comparison:
         extended = [member for member, _ in extended]
         return [f"{member.variant} seed {member.seed}" for member in extended]
 
-    def run(self, on_member=None, log: str | None = None) -> dict:
+    def run(self, on_member=None, log: str | None = None, jobs: int = 1, threads: int | None = None,
+            on_end=None) -> dict:
         """Run every unfinished member (a killed one resumes; a failed one is tried again), then write
         the comparison report. A member that fails is recorded in its RUN/failed.json with the reason
-        and the others still run; the result lists it under "failed"."""
-        from ltnas import pipeline, watch
+        and the others still run; the result lists it under "failed".
+
+        `jobs` > 1 runs that many members at a time, each in its own process with `threads` torch
+        intra-op threads (ltnas.threads says why); `jobs` = 1 runs them one after another in this
+        process. `on_member(index, member)` is called as a member starts (or is found finished),
+        `on_end(index, member, seconds)` as one that ran ends."""
         from ltnas.report.comparison import write_comparison
 
-        for index, member in enumerate(self.members):
-            if on_member is not None:
-                on_member(index, member)
-            if member.finished:
-                continue
-            (member.run.path / FAILED_FILE).unlink(missing_ok=True)  # a new attempt, not the old error
-            try:
-                with watch.logging_to(member.run.path, log):
-                    pipeline.run_all(member.config, member.run)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # noqa: BLE001 — any failure of one member is recorded, the rest run
-                reason = str(exc) if isinstance(exc, LtnasError) else f"{exc.__class__.__name__}: {exc}"
-                atomic_write_text(json.dumps({"error": reason, "type": exc.__class__.__name__}, indent=1) + "\n",
-                                  member.run.path / FAILED_FILE)
+        if jobs > 1 and sum(not member.finished for member in self.members) > 1:
+            self._run_parallel(on_member, on_end, log, jobs, threads)
+        else:
+            for index, member in enumerate(self.members):
+                if on_member is not None:
+                    on_member(index, member)
+                if member.finished:
+                    continue
+                began = time.perf_counter()
+                _attempt(member.config, member.run, log)
+                if on_end is not None:
+                    on_end(index, member, time.perf_counter() - began)
         failed = {(m.variant, m.seed): m.failure for m in self.members if not m.finished}
         return write_comparison(self.path, self.spec, [(m.variant, m.seed, m.run.path) for m in self.members
                                                        if m.finished], failed=failed)
+
+    def _run_parallel(self, on_member, on_end, log: str | None, jobs: int, threads: int | None) -> None:
+        """Members `jobs` at a time, each in a spawned process that holds its run folder while it works
+        (this process lets go of a member's lock as it hands the member over, and keeps the
+        comparison folder's). `self.workers[index]` records each worker's PID and torch threads."""
+        import multiprocessing
+        from multiprocessing.connection import wait
+        from queue import Empty
+
+        context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool has started
+        started = context.Queue()
+        waiting = list(enumerate(self.members))
+        running: dict[int, tuple[Any, float]] = {}
+
+        def collect() -> None:
+            while True:
+                try:
+                    index, pid, count = started.get_nowait()
+                except Empty:
+                    return
+                self.workers[index] = {"pid": pid, "threads": count}
+
+        try:
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    index, member = waiting.pop(0)
+                    if on_member is not None:
+                        on_member(index, member)
+                    if member.finished:
+                        continue
+                    member.config = member.config.model_copy(update={"progress": False})  # bars would interleave
+                    lock.release(member.run.path)
+                    process = context.Process(target=_member_process, daemon=True,
+                                              args=(index, str(member.run.path), member.config, log, threads, started))
+                    process.start()
+                    running[index] = (process, time.perf_counter())
+                if not running:
+                    continue
+                wait([process.sentinel for process, _ in running.values()])
+                collect()
+                for index, (process, began) in list(running.items()):
+                    if process.exitcode is None:
+                        continue
+                    process.join()
+                    del running[index]
+                    member = self.members[index]
+                    if not member.finished and member.failure is None:
+                        _record_failure(member.run.path, f"its worker process ended with exit code {process.exitcode}",
+                                        "WorkerDied")
+                    if on_end is not None:
+                        on_end(index, member, time.perf_counter() - began)
+            collect()
+        except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them stop at their own pace, briefly
+            for process, _ in running.values():
+                process.join(timeout=20)
+                if process.exitcode is None:
+                    process.terminate()
+                    process.join()
+            raise
+        finally:
+            collect()
+            started.close()
+
+
+def _attempt(config: RunConfig, run: RunFolder, log: str | None) -> None:
+    """One try at a member's run; a failure is written to RUN/failed.json instead of raised (Ctrl-C
+    and exits are raised)."""
+    from ltnas import pipeline, watch
+
+    (run.path / FAILED_FILE).unlink(missing_ok=True)  # a new attempt, not the old error
+    try:
+        with watch.logging_to(run.path, log):
+            pipeline.run_all(config, run)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 — any failure of one member is recorded, the rest run
+        reason = str(exc) if isinstance(exc, LtnasError) else f"{exc.__class__.__name__}: {exc}"
+        _record_failure(run.path, reason, exc.__class__.__name__)
+
+
+def _record_failure(path: Path, reason: str, kind: str) -> None:
+    atomic_write_text(json.dumps({"error": reason, "type": kind}, indent=1) + "\n", path / FAILED_FILE)
+
+
+def _member_process(index: int, path: str, config: RunConfig, log: str | None, threads: int | None, started) -> None:
+    """A worker process's whole life: set its torch threads, say so, hold the member's folder, run it."""
+    import torch
+
+    from ltnas import threads as thread_policy
+
+    thread_policy.apply(threads)
+    started.put((index, os.getpid(), torch.get_num_threads()))
+    try:
+        try:
+            run = RunFolder.open(path).claim()
+        except LtnasError as exc:  # e.g. another process took the folder in the moment it was handed over
+            _record_failure(Path(path), str(exc), exc.__class__.__name__)
+            return
+        _attempt(config, run, log)
+    except KeyboardInterrupt:  # the parent says how to continue; the last finished epoch is kept
+        raise SystemExit(130) from None
+    finally:
+        lock.release_all()
