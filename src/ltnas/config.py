@@ -36,8 +36,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def with_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """`given` with the keys of `defaults` it leaves unset, section by section (nested mappings merge; a
+    value `given` sets, a section object included, wins whole)."""
+    merged = dict(given)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = with_defaults(value, merged[key])
+    return merged
+
+
 # The SGD settings every training section has (search weights, retrain, supernet, adapt): their meaning
-# and range are declared once here; each section gives only its own default (the paper's).
+# and range are declared once here.
 LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
 MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
 Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
@@ -64,6 +76,72 @@ Primitives = Annotated[list[str], AfterValidator(_known_primitives),
 Channels = Annotated[int, Field(ge=1, description="C: channels of the first cell (doubled at each reduction)")]
 Layers = Annotated[int, Field(ge=1, description="cells in the network (reduction cells at 1/3 and 2/3)")]
 Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, each with two inputs")]
+
+
+# --- the shared sections: SGD (`<stage>.sgd`) and the network (`search.space`, `supernet.space`,
+# `train.shape`). Each stage's own defaults (its paper's) are a subclass's plain defaults, so a YAML that
+# sets one key of a stage's section keeps that stage's defaults for the others.
+class SgdConfig(Section):
+    """The weight optimizer of a training stage: SGD with momentum, weight decay and gradient clipping."""
+
+    lr: LearningRate = 0.025
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
+
+
+class CosineSgdConfig(SgdConfig):
+    """SGD whose learning rate follows a cosine from lr down to lr_min over the stage's epochs (the search's
+    defaults: DARTS's search recipe)."""
+
+    lr_min: MinLearningRate = 0.001
+
+
+class TrainSgdConfig(CosineSgdConfig):
+    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0)."""
+
+    lr_min: MinLearningRate = 0.0
+
+
+class StepSgdConfig(SgdConfig):
+    """SGD whose learning rate is multiplied by lr_gamma at each milestone epoch; defaults: IMB-NAS (Yao, 2024)'s
+    supernet, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
+
+    lr: LearningRate = 0.1
+    lr_milestones: Milestones = [300, 400]
+    lr_gamma: LrGamma = 0.01
+    weight_decay: WeightDecay = 2e-4
+
+
+class AdaptSgdConfig(StepSgdConfig):
+    """IMB-NAS adaptation's fine-tuning SGD: lr 0.01 cut by 0.01 at epoch 100 (the paper's)."""
+
+    lr: LearningRate = 0.01
+    lr_milestones: Milestones = [100]
+
+
+class ShapeConfig(Section):
+    """The size of a cell network; defaults: DARTS's evaluation network (C = 36, 20 cells)."""
+
+    init_channels: Channels = 36
+    layers: Layers = 20
+
+
+class SpaceConfig(ShapeConfig):
+    """The searched space: the supernet's size, its cell's nodes and each edge's candidate operations; defaults:
+    the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
+
+    primitives: Primitives = list(PRIMITIVES)
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
+
+
+class SupernetSpaceConfig(SpaceConfig):
+    """IMB-NAS's one-shot space: the DARTS space without 'none' (a sampled path always computes)."""
+
+    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
+                                   description="candidate operations of a path ('none' is never sampled)")
 
 
 class AugmentConfig(Section):
@@ -249,7 +327,7 @@ class PcDartsConfig(Section):
     `search.method: pcdarts`. Defaults: the authors' code (yuhuixu1993/PC-DARTS)."""
 
     k: int = Field(4, ge=1, description="1/k of each edge's channels go through the mixed operation, the rest "
-                   "pass by; search.init_channels must be a multiple of k (the authors' K = 4)")
+                   "pass by; search.space.init_channels must be a multiple of k (the authors' K = 4)")
     arch_start_epoch: int = Field(15, ge=0, description="α and β are updated from this epoch on (0-based; the "
                                   "authors' warm-up of 15 epochs trains the weights alone)")
 
@@ -323,17 +401,10 @@ class BbnConfig(Section):
 class SearchConfig(Section):
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = "first"
-    primitives: Primitives = list(PRIMITIVES)
-    init_channels: Channels = 16
-    layers: Layers = 8
-    nodes: Nodes = 4
+    space: SpaceConfig = Field(default_factory=SpaceConfig, description="the searched space (the supernet's shape)")
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: LearningRate = 0.025
-    lr_min: MinLearningRate = 0.001
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 3e-4
-    grad_clip: GradClip = 5.0
+    sgd: CosineSgdConfig = Field(default_factory=CosineSgdConfig, description="the weights' SGD (cosine schedule)")
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = Field(
         (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
@@ -366,9 +437,11 @@ class SearchConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, data: Any) -> Any:
-        """The method's own `search` settings (ltnas.methods) fill the keys the config leaves unset."""
+        """The method's own values of shared `search` keys (`search_defaults` in ltnas.methods, e.g. PC-DARTS's
+        batch_size 256 and sgd.lr 0.1) fill the keys the config leaves unset, inside sections too; `ltnas config
+        show` marks them, and a run folder's config.yaml holds them like every other value."""
         if isinstance(data, dict) and data.get("method") in METHODS:
-            data = {**METHODS[data["method"]].search_defaults, **data}
+            data = with_defaults(METHODS[data["method"]].search_defaults, data)
         return data
 
     @field_validator("method")
@@ -396,17 +469,13 @@ class TrainConfig(Section):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    init_channels: Channels = 36
-    layers: Layers = 20
+    shape: ShapeConfig = Field(default_factory=ShapeConfig, description="train.network cell: the network's size "
+                               "(its cell is the genotype's)")
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(96, ge=1)
-    lr: LearningRate = 0.025
-    lr_min: MinLearningRate = 0.0
+    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
                                "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 3e-4
-    grad_clip: GradClip = 5.0
     auxiliary: bool = True
     auxiliary_weight: float = Field(0.4, ge=0)
     drop_path: float = Field(0.2, ge=0, lt=1)
@@ -449,19 +518,10 @@ class SupernetConfig(Section):
     """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
-    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
-                                  description="candidate operations of a path ('none' is never sampled)")
-    init_channels: Channels = 16
-    layers: Layers = 8
-    nodes: Nodes = 4
+    space: SupernetSpaceConfig = Field(default_factory=SupernetSpaceConfig, description="the one-shot space")
     epochs: int = Field(500, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: LearningRate = 0.1
-    lr_milestones: Milestones = [300, 400]
-    lr_gamma: LrGamma = 0.01
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 2e-4
-    grad_clip: GradClip = 5.0
+    sgd: StepSgdConfig = Field(default_factory=StepSgdConfig, description="SGD (step schedule)")
     sampling: Literal["uniform", "sandwich", "attentive"] = Field(
         "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
         "`sandwich_random` random paths, gradients summed; attentive: of `attentive_candidates` random paths "
@@ -514,12 +574,7 @@ class AdaptConfig(Section):
     )
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: LearningRate = 0.01
-    lr_milestones: Milestones = [100]
-    lr_gamma: LrGamma = 0.01
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 2e-4
-    grad_clip: GradClip = 5.0
+    sgd: AdaptSgdConfig = Field(default_factory=AdaptSgdConfig, description="fine-tuning SGD (step schedule)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     classifier_longtail: LongTailConfig = Field(
         default_factory=lambda: LongTailConfig(reweight="class_balanced"),
@@ -671,7 +726,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     file_source = (raw.get("data") or {}).get("source", "digits") if isinstance(raw.get("data"), dict) else None
     for item in overrides or []:
         apply_override(raw, item)
-    overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    overridden = [moved_key(item.partition("=")[0].strip()) for item in overrides or []]
     if path is not None and file_source is not None:
         _drop_other_source_keys(raw, file_source, overridden)
     try:
@@ -697,12 +752,16 @@ def _drop_other_source_keys(raw: dict[str, Any], file_source: str, overridden: l
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """`search.epochs=3` → raw["search"]["epochs"] = 3 (the value is parsed as YAML)."""
+    """`search.epochs=3` → raw["search"]["epochs"] = 3 (the value is parsed as YAML). A moved key (MOVED_KEYS)
+    is set at its new place, after `raw`'s own moved keys have gone there, so the override wins either way."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise LtnasError(f"override {item!r} is not key=value; write e.g. --set search.epochs=3")
+    migrated = migrate_layout(raw)
+    raw.clear()
+    raw.update(migrated)
     node = raw
-    *parents, leaf = key.strip().split(".")
+    *parents, leaf = moved_key(key.strip()).split(".")  # an old name sets the key at its new place
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
@@ -716,7 +775,40 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 MOVED_KEYS: tuple[tuple[str, str], ...] = (
     ("search.zero_one_weight", "search.fairdarts.zero_one_weight"),
     ("search.zero_one_kind", "search.fairdarts.zero_one_kind"),
+    # the shared sections (SgdConfig, SpaceConfig, ShapeConfig), formerly flat keys of each stage
+    *[(f"{stage}.{key}", f"{stage}.space.{key}") for stage in ("search", "supernet")
+      for key in ("primitives", "init_channels", "layers", "nodes")],
+    *[(f"train.{key}", f"train.shape.{key}") for key in ("init_channels", "layers")],
+    *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("search", "train")
+      for key in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip")],
+    *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("supernet", "adapt")
+      for key in ("lr", "lr_milestones", "lr_gamma", "momentum", "weight_decay", "grad_clip")],
 )
+
+
+def moved_key(key: str) -> str:
+    """A dotted key at its current place (`search.lr` → `search.sgd.lr`); other keys as they are."""
+    return next((new for old, new in MOVED_KEYS if old == key), key)
+
+
+def flat_layout(section: str, dump: dict[str, Any]) -> dict[str, Any]:
+    """A section's dump (`section`: "supernet", ...) with its moved keys back at their old places: what
+    identifies it where the old layout is part of an identity (the IMB-NAS supernet cache key)."""
+    flat = copy.deepcopy(dump)
+    for old, new in MOVED_KEYS:
+        if not old.startswith(section + "."):
+            continue
+        *parents, leaf = new.removeprefix(section + ".").split(".")
+        node = flat
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            flat[old.removeprefix(section + ".")] = node.pop(leaf)
+    for old, new in MOVED_KEYS:  # sections left empty by the moves
+        parent = new.removeprefix(section + ".").split(".")[0]
+        if old.startswith(section + ".") and flat.get(parent) == {}:
+            del flat[parent]
+    return flat
 
 
 def migrate_layout(raw: Any) -> Any:

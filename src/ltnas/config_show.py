@@ -39,6 +39,9 @@ def show(config: RunConfig, given: dict[str, Any]) -> str:
     entry = method(config.search.method)
     lines = [f"# search.method {entry.name}: {entry.summary}",
              "# (set): from the config or --set; (<method> default): the method's own setting (ltnas.methods)"]
+    if entry.search_defaults:
+        own = ", ".join(f"search.{key} {value}" for key, value in _dotted(entry.search_defaults))
+        lines.append(f"# {entry.title} sets, unless the config does: {own}")
     unread = {section for section in OPTIONAL_SECTIONS if section not in entry.reads(config)}
     _lines(config, given, (), entry, lines, unread)
     return "\n".join(lines) + "\n"
@@ -59,12 +62,32 @@ def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, lines: 
         origin = ""
         if isinstance(given, dict) and name in given:
             origin = "(set)"
-        elif path == ("search",) and name in entry.search_defaults:
+        elif path[:1] == ("search",) and _has(entry.search_defaults, (*path[1:], name)):
             origin = f"({entry.title} default)"
         comment = " ".join(part for part in (note, origin) if part)
         dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000).strip()
         dumped = dumped.removesuffix("\n...").removesuffix("...").strip()
         lines.append(f"{indent}{name}: {dumped}" + (f"  # {comment}" if comment else ""))
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{"sgd": {"lr": 0.1}} → [("sgd.lr", 0.1)]."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            pairs += _dotted(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
+def _has(tree: Any, keys: tuple[str, ...]) -> bool:
+    """Whether the nested mapping `tree` holds the leaf at `keys`."""
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        tree = tree[key]
+    return not isinstance(tree, dict)
 
 
 def _plain(value: Any) -> Any:

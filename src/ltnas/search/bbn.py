@@ -199,7 +199,7 @@ class BbnSearch:
         self.weights = [w for group in weights.values() for w in group]
         self.w_optimizer = torch.optim.SGD(
             [{"params": weights["backbone"], "name": "backbone"}, {"params": weights["heads"], "name": "heads"}],
-            config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay,
         )
         self.alpha_groups = network.arch_groups()
         self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
@@ -227,9 +227,9 @@ class BbnSearch:
         continued-training epochs run at the constant `bbn.continued_lr`."""
         cfg = self.config
         if epoch >= cfg.epochs:
-            return self.bbn.continued_lr / cfg.lr
+            return self.bbn.continued_lr / cfg.sgd.lr
         cosine = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
-        return (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+        return (cfg.sgd.lr_min + (cfg.sgd.lr - cfg.sgd.lr_min) * cosine) / cfg.sgd.lr
 
     def set_epoch(self, epoch: int) -> None:
         """μ and every learning rate for `epoch` (from 0); a pure function of the epoch, so resuming
@@ -241,8 +241,8 @@ class BbnSearch:
         scale = self.lr_scale(epoch)
         factor = hls_factor(self.mu, bbn.tau) if bbn.hls else 1.0
         backbone_weights = 0.0 if self.backbone_frozen else (factor if bbn.scale_weight_lr else 1.0)
-        self.w_optimizer.param_groups[0]["lr"] = cfg.lr * scale * backbone_weights
-        self.w_optimizer.param_groups[1]["lr"] = cfg.lr * scale
+        self.w_optimizer.param_groups[0]["lr"] = cfg.sgd.lr * scale * backbone_weights
+        self.w_optimizer.param_groups[1]["lr"] = cfg.sgd.lr * scale
         arch_lr = cfg.arch_lr * (scale if bbn.arch_lr_schedule == "cosine" else 1.0)
         backbone_alpha = 0.0 if self.backbone_frozen else factor  # HLS touches the backbone α group only
         for component, optimizer in self.a_optimizers.items():
@@ -290,7 +290,7 @@ class BbnSearch:
         self.w_optimizer.zero_grad(set_to_none=True)
         loss, mixed = self.loss(train_ins, train_cls)
         loss.backward(inputs=self.weights)
-        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.sgd.grad_clip)
         self.w_optimizer.step()
         predicted = mixed.argmax(1)
         # BBN's training accuracy: the mixed prediction scored against both label sets, weighted by μ.
