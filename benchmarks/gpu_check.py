@@ -383,7 +383,7 @@ def section_correctness(args, result: dict, save) -> None:
                                               torch.randint(0, 10, (B,), generator=generator))) for _ in range(2)]
     torch.manual_seed(0)
     network = SearchNetwork(ns.channels, 10, ns.layers, relaxation="sigmoid").to(device)
-    config = SearchConfig(method="fairdarts", primitives=list(PRIMITIVES), batch_size=B, epochs=1, amp=True)
+    config = SearchConfig(method="fairdarts", space={"primitives": list(PRIMITIVES)}, batch_size=B, epochs=1, amp=True)
     strategy = strategy_class("fairdarts")(network, config, F.cross_entropy)
     losses = [strategy.step(*batches)["loss"] for _ in range(3)]
     finite = all(torch.isfinite(p).all().item() for p in [*network.parameters(), *network.arch_parameters()])
@@ -537,7 +537,7 @@ def section_syncs(args, result: dict, save) -> None:
     torch.manual_seed(0)
     network = SearchNetwork(C, 10, layers, relaxation="sigmoid",
                             channels_last=use_channels_last(None, device, "search.channels_last")).to(device)
-    config = SearchConfig(method="fairdarts", primitives=list(PRIMITIVES), batch_size=B, epochs=1)
+    config = SearchConfig(method="fairdarts", space={"primitives": list(PRIMITIVES)}, batch_size=B, epochs=1)
     strategy = strategy_class("fairdarts")(network, config, F.cross_entropy)
     batch = (torch.randn(B, 3, 32, 32, device=device), torch.randint(0, 10, (B,), device=device))
     print("syncs: warm-up step", flush=True)
