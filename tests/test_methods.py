@@ -110,6 +110,8 @@ def test_old_flat_stage_keys_are_read_in_their_shared_sections(tmp_path):
         load_config(path, ["search.lr=-1"])
     with pytest.raises(LtnasError, match="keep search.space.layers only"):
         validate_config({"search": {"layers": 3, "space": {"layers": 4}}})
+    with pytest.raises(LtnasError, match="unknown config key 'train.layer' in --set; did you mean 'train.shape.layers'"):
+        load_config(None, ["train.layer=3"])  # a misspelt old name points to the new place
 
 
 def test_a_saved_config_of_the_flat_layout_loads_with_the_same_values_and_supernet_key():

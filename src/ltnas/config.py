@@ -400,21 +400,26 @@ class BbnConfig(Section):
 
 class SearchConfig(Section):
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
-    order: Literal["first", "second"] = "first"
+    order: Literal["first", "second"] = Field("first", description="α gradient: first order, or DARTS's second "
+                                              "order (one virtual SGD step of the weights)")
     space: SpaceConfig = Field(default_factory=SpaceConfig, description="the searched space (the supernet's shape)")
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(50, ge=1, description="search epochs")
+    batch_size: int = Field(64, ge=1, description="images per step, of the training and of the validation half each "
+                            "(bbn: per sampler)")
     sgd: CosineSgdConfig = Field(default_factory=CosineSgdConfig, description="the weights' SGD (cosine schedule)")
-    arch_lr: float = Field(3e-4, gt=0)
+    arch_lr: float = Field(3e-4, gt=0, description="α learning rate (Adam)")
     arch_betas: tuple[float, float] = Field(
         (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts and ssf default to the "
         "FairDARTS code's (0.9, 0.999)"
     )
-    arch_weight_decay: float = Field(1e-3, ge=0)
-    alpha_init_std: float = Field(1e-3, ge=0)
+    arch_weight_decay: float = Field(1e-3, ge=0, description="α weight decay")
+    alpha_init_std: float = Field(1e-3, ge=0, description="α starts as this × N(0, 1) (DARTS: 1e-3)")
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
-    derive: Literal["darts", "threshold"] = "darts"
-    threshold: float = Field(0.85, gt=0, lt=1)
+    derive: Literal["darts", "threshold"] = Field(
+        "darts", description="genotype: per node the 2 strongest edges and their strongest op (darts), or those "
+        "whose op weight reaches `threshold` (FairDARTS's threshold)"
+    )
+    threshold: float = Field(0.85, gt=0, lt=1, description="derive threshold: the weight an op needs to be kept")
     arch_objective: Literal["ce", "balanced", "class_balanced", "logit_adjusted"] = Field(
         "ce", description="α step's validation loss: plain CE (the papers), CE re-weighted by 1/n_c (balanced) or "
         "by class-balanced weights (longtail.beta), or logit-adjusted CE (arch_tau); ltnas's tail-aware option"
@@ -471,14 +476,16 @@ class TrainConfig(Section):
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
     shape: ShapeConfig = Field(default_factory=ShapeConfig, description="train.network cell: the network's size "
                                "(its cell is the genotype's)")
-    epochs: int = Field(600, ge=1)
-    batch_size: int = Field(96, ge=1)
+    epochs: int = Field(600, ge=1, description="retraining epochs")
+    batch_size: int = Field(96, ge=1, description="images per step")
     sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
                                "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
-    auxiliary: bool = True
-    auxiliary_weight: float = Field(0.4, ge=0)
-    drop_path: float = Field(0.2, ge=0, lt=1)
+    auxiliary: bool = Field(True, description="cell network: DARTS's auxiliary head at 2/3 of the depth "
+                            "(training only)")
+    auxiliary_weight: float = Field(0.4, ge=0, description="loss + auxiliary_weight × the auxiliary head's loss")
+    drop_path: float = Field(0.2, ge=0, lt=1, description="cell network: drop-path probability, raised linearly "
+                             "from 0 to this over the epochs (DARTS)")
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
@@ -519,8 +526,8 @@ class SupernetConfig(Section):
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
     space: SupernetSpaceConfig = Field(default_factory=SupernetSpaceConfig, description="the one-shot space")
-    epochs: int = Field(500, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(500, ge=1, description="supernet training epochs")
+    batch_size: int = Field(128, ge=1, description="images per step")
     sgd: StepSgdConfig = Field(default_factory=StepSgdConfig, description="SGD (step schedule)")
     sampling: Literal["uniform", "sandwich", "attentive"] = Field(
         "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
@@ -567,13 +574,16 @@ class AdaptConfig(Section):
     Fine-tuning defaults: 200 epochs, lr 0.01 cut by 0.01 at epoch 100 (the paper's).
     """
 
-    procedure: Literal["P0", "P1", "P2", "P3"] = "P1"
+    procedure: Literal["P0", "P1", "P2", "P3"] = Field(
+        "P1", description="before the search: P0 nothing (the source supernet as it is), P1 the classifier retrained "
+        "on the frozen backbone, P2 backbone and classifier fine-tuned, P3 a supernet trained on the target"
+    )
     supernet: str | None = Field(None, description="source supernet file (ltnas supernet train); None: the cache")
     supernet_cache: str = Field(
         "runs/supernet-cache", description="folder of source supernets keyed by a hash of what determines them"
     )
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(200, ge=1, description="fine-tuning epochs (P1, P2)")
+    batch_size: int = Field(128, ge=1, description="images per step")
     sgd: AdaptSgdConfig = Field(default_factory=AdaptSgdConfig, description="fine-tuning SGD (step schedule)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     classifier_longtail: LongTailConfig = Field(
@@ -858,8 +868,12 @@ def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> 
     if error["type"] == "extra_forbidden":
         section_model = _section_model(error["loc"][:-1])
         known = sorted(section_model.model_fields) if section_model else []
-        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
+        # a misspelt old name (search.lrr) is pointed to its new place (search.sgd.lr)
+        section = ".".join(str(part) for part in error["loc"][:-1])
+        moved = {old.rpartition(".")[2]: new for old, new in MOVED_KEYS if old.rpartition(".")[0] == section}
+        close = difflib.get_close_matches(str(error["loc"][-1]), [*known, *moved], n=1)
+        suggestion = moved.get(close[0], close[0]) if close and close[0] not in known else (close or [None])[0]
+        hint = f"did you mean '{suggestion}'?" if close else f"known keys here: {', '.join(known)}"
         return f"unknown config key '{location}' in {source}; {hint}"
     message = error["msg"].removeprefix("Value error, ")
     return f"invalid config value for '{location}' in {source}: {message}"

@@ -82,7 +82,7 @@ def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype | N
 
 # --- the builders of the network registry (ltnas.methods.NETWORKS) ----------------------------------------
 def build_cell_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
-    """DARTS's evaluation network of `genotype`: train.init_channels, train.layers, the auxiliary head."""
+    """DARTS's evaluation network of `genotype`: train.shape (init_channels, layers), the auxiliary head."""
     cfg = config.train
     return DiscreteNetwork(genotype, cfg.shape.init_channels, data.num_classes, cfg.shape.layers, auxiliary=cfg.auxiliary,
                            in_channels=data.channels, image_size=data.image_size,
