@@ -46,6 +46,34 @@ def tiny_strategy(**bbn) -> BbnSearch:
     return BbnSearch(network, config.search)
 
 
+# --- the space seam ----------------------------------------------------------------------------------
+def test_two_branch_network_takes_the_space_seam_of_the_single_branch_supernet():
+    """A mixing with its own architecture parameters (PC-DARTS' partial channels and β) and a sampling
+    relaxation (GDAS) shape every cell of the two-branch network, backbone and heads alike."""
+    from ltnas.search.gdas import GumbelRelaxation
+    from ltnas.search.pcdarts import PartialChannelMixing, PartialMixedEdge, node_softmax
+
+    torch.manual_seed(0)
+    network = TwoBranchSearchNetwork(4, 3, 3, primitives=PRIMITIVES_SMALL, nodes=2, mixing=PartialChannelMixing(2))
+    assert all(isinstance(edge, PartialMixedEdge) for cell in [*network.cells, network.heads["balanced"].cell]
+               for edge in cell.edges)
+    groups = network.arch_groups()
+    assert [len(group) for group in groups.values()] == [4, 2, 2]  # α and β of each cell type
+    assert groups["instance"][1] is network.beta_head_instance
+    read = network.relaxed_weights()["head_instance"]
+    expected = torch.softmax(network.alpha_head_instance, -1) * node_softmax(network.beta_head_instance, 2)[:, None]
+    torch.testing.assert_close(read, expected)
+    assert network.read_symbol == "softmax(α)·β̂"
+    o_ins, o_cls = network.branch_logits(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+    (o_ins.sum() + o_cls.sum()).backward()
+    assert all(p.grad is not None for p in network.arch_parameters())  # β reaches the loss too
+
+    gumbel = TwoBranchSearchNetwork(4, 3, 3, primitives=PRIMITIVES_SMALL, nodes=2, relaxation=GumbelRelaxation(1.0))
+    forward = gumbel.forward_weights()
+    assert all(len(forward[cell].sampled) == 5 for cell in ("normal", "head_balanced"))  # one op per edge
+    assert gumbel(torch.randn(2, 3, 8, 8)).shape == (2, 3)
+
+
 # --- schedules and the HLS factor -----------------------------------------------------------------
 @pytest.mark.parametrize("schedule,params,start,middle,end", [
     ("parabolic", {}, 1.0, 0.75, 0.0),

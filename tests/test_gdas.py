@@ -156,7 +156,8 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     config = validate_config(tiny_run)
     pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
     whole = search_outcome(tmp_path / "whole")
-    assert JsonlLog(tmp_path / "whole" / "search" / "alpha.jsonl").rows()[0]["relaxation"] == "gumbel"
+    row = JsonlLog(tmp_path / "whole" / "search" / "alpha.jsonl").rows()[0]
+    assert (row["relaxation"], row["weights"]) == ("gumbel", "softmax(α)")  # the expected weights, not the sample
 
     search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
     resumed = search_outcome(tmp_path / "killed")

@@ -154,6 +154,13 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
     whole = search_outcome(tmp_path / "whole")
     assert set(whole[2]) == {"alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"}
+    # alpha.jsonl logs what the derivation reads, softmax(α)·β̂, and says so (the forward relaxation is softmax)
+    last = whole[0][-1]
+    assert (last["relaxation"], last["weights"]) == ("softmax", "softmax(α)·β̂")
+    for kind in ("normal", "reduce"):
+        read = torch.softmax(whole[2][f"alpha_{kind}"], -1) * node_softmax(whole[2][f"beta_{kind}"], 4).unsqueeze(-1)
+        torch.testing.assert_close(torch.tensor(last[kind]), read)
+        assert not torch.allclose(torch.tensor(last[kind]), torch.softmax(whole[2][f"alpha_{kind}"], -1))
 
     search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
     resumed = search_outcome(tmp_path / "killed")
