@@ -179,7 +179,7 @@ def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path
     assert main(["config", "show", str(path), "--set", "search.space.layers=5"]) == 0
     out = capsys.readouterr().out
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if not line.startswith("#")}
-    assert "epochs: 3  # (set)" in out
+    assert "  epochs: 3  # search epochs (set)" in out
     assert "    layers: 5  # cells in the network (reduction cells at 1/3 and 2/3) (set)" in out
     # the method's own setting, visible as such, with the key's description, and listed in the header
     assert "    lr: 0.005  # SGD learning rate (the schedule's start) (FairDARTS default)" in out
