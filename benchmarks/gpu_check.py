@@ -576,7 +576,7 @@ def e2e_config(args, epochs: int, tiny: bool) -> dict:
            "search": {"method": "fairdarts", "epochs": epochs}}  # fp32, default layout: fastest measured
     if tiny:
         data.update(n_max=20, image_size=8, ratio=10)  # ratio 100 would leave tail classes empty
-        raw["search"].update(init_channels=2, layers=3, batch_size=8)
+        raw["search"].update(space={"init_channels": 2, "layers": 3}, batch_size=8)
     return raw
 
 
@@ -692,7 +692,8 @@ def section_end_to_end(args, result: dict, save) -> None:
         import yaml
 
         search = yaml.safe_load((run / "config.yaml").read_text())["search"]
-        result["what"] += (f", C={search['init_channels']}, {search['layers']} cells, batch {search['batch_size']} "
+        result["what"] += (f", C={search['space']['init_channels']}, {search['space']['layers']} cells, "
+                           f"batch {search['batch_size']} "
                            f"+ {search['batch_size']}, channels_last {search.get('channels_last') or 'default (CPU only)'}")
     if len(rows) >= 2:  # start-up and epoch 1 (warm-up included) as measured, then 48 × epoch 2
         result["projected_50_min"] = (wall + 48 * rows[1]["seconds"]) / 60
