@@ -139,6 +139,7 @@ def test_moved_keys_are_read_at_their_new_place():
     assert migrate_layout(raw) == {"search": {"method": "fairdarts", "fairdarts": {"zero_one_weight": 3.0}}}
     assert raw == {"search": {"method": "fairdarts", "zero_one_weight": 3.0}}  # the input is left alone
     assert validate_config(raw).search.fairdarts.zero_one_weight == 3.0
+    assert RunConfig.model_validate({"search": {"lr": 0.2}}).search.sgd.lr == 0.2  # any way a config arrives
     assert load_config(None, ["search.zero_one_kind=l1"]).search.fairdarts.zero_one_kind == "l1"
     with pytest.raises(LtnasError, match="keep search.fairdarts.zero_one_weight only"):
         validate_config({"search": {"zero_one_weight": 3.0, "fairdarts": {"zero_one_weight": 4.0}}})

@@ -648,6 +648,12 @@ class RunConfig(Section):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """Keys written at their old places (MOVED_KEYS) are read at their new ones, however the config arrives."""
+        return migrate_layout(data)
+
     @field_validator("seed")
     @classmethod
     def _seed_range(cls, value: int) -> int:
@@ -849,7 +855,7 @@ def migrate_layout(raw: Any) -> Any:
 
 def validate_config(raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None) -> RunConfig:
     try:
-        return RunConfig.model_validate(migrate_layout(raw))
+        return RunConfig.model_validate(raw)  # moved keys go to their new places first (RunConfig._moved_keys)
     except ValidationError as exc:
         raise LtnasError(_first_problem(exc, source, overridden or [])) from None
 
