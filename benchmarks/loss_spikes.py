@@ -1,6 +1,6 @@
 """Where do the early test-loss spikes of a cell network retrained on the quickstart data come from?
 
-    python benchmarks/loss_spikes.py train.shape.init_channels=16 train.shape.layers=3  # overrides of the recipe
+    python benchmarks/loss_spikes.py train.cell.init_channels=16 train.cell.layers=3  # overrides of the recipe
 
 Retrains DARTS_V2 on the quickstart data with the quickstart's recipe at lr 0.05 (overrides after it) for 10
 epochs and prints, per epoch, the test loss in eval mode (BatchNorm running statistics, what the retrain

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-SMOKE = ["search.epochs=1", "train.epochs=1", "search.space.init_channels=4", "search.space.layers=3",
-         "train.shape.init_channels=4", "train.shape.layers=3", "search.threshold=0.3", "search.ssl.projector=[16,16]"]
+SMOKE = ["search.epochs=1", "train.epochs=1", "search.cell.init_channels=4", "search.cell.layers=3",
+         "train.cell.init_channels=4", "train.cell.layers=3", "search.threshold=0.3", "search.ssl.projector=[16,16]"]
 
 
 def run_member(job: tuple[str, str, int]) -> tuple[str, int, float]:

@@ -24,12 +24,12 @@ TINY_RUN = {
         "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
     },
     "search": {
-        "space": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
+        "cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
         "arch_lr": 0.003,
         "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
     },
     "train": {
-        "shape": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
+        "cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
         "auxiliary": True,
         "drop_path": 0.1, "augment": {"crop_padding": 1, "flip": True, "cutout": 2},
     },

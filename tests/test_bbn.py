@@ -34,7 +34,7 @@ def bbn_config(**bbn) -> dict:
     # a smaller space and one step per epoch keep the run to seconds; the code path is the paper-scale one
     raw["search"].update(method="bbn", epochs=2, batch_size=32, arch_lr=0.003, bbn=bbn)
     raw["search"]["sgd"]["lr"] = 0.05
-    raw["search"]["space"]["primitives"] = list(PRIMITIVES_SMALL)
+    raw["search"]["cell"]["primitives"] = list(PRIMITIVES_SMALL)
     raw["data"]["val_fraction"] = 0.2
     return raw
 
@@ -458,7 +458,7 @@ def test_bbn_search_resumed_after_interruption_equals_the_uninterrupted_run(bbn_
 def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
     raw = copy.deepcopy(TINY_RUN)
     raw["search"].update(epochs=1, batch_size=32)
-    raw["search"]["space"]["primitives"] = list(PRIMITIVES_SMALL)
+    raw["search"]["cell"]["primitives"] = list(PRIMITIVES_SMALL)
     raw["eval"] = {"model": "supernet"}
     config = validate_config(raw)
     results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
@@ -508,7 +508,7 @@ def test_paper_scale_hls_config_uses_the_paper_settings():
     config = load_config(shipped_configs()["hls_cifar10_lt"])
     data, search = config.data, config.search
     assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.2)
-    assert (search.method, search.space.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
+    assert (search.method, search.cell.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
     assert (search.sgd.lr, search.arch_lr, search.sgd.weight_decay) == (0.02, 0.02, 3e-4)
     assert (search.bbn.schedule, search.bbn.hls, search.bbn.mu_test) == ("parabolic", True, 0.5)
     assert config.eval.model == "supernet"
@@ -544,7 +544,7 @@ def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_pa
     from ltnas.search.task import SearchTask
     from ltnas.space import SearchNetwork
 
-    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"space": {"primitives": list(PRIMITIVES_SMALL)}}}).search
+    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"cell": {"primitives": list(PRIMITIVES_SMALL)}}}).search
     torch.manual_seed(0)
     network = SearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
 

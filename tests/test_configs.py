@@ -35,7 +35,7 @@ def test_ssf_configs_follow_paper_000():
     config = load_config(shipped_configs()["ssf_cifar10_lt"])
     data, search, train = config.data, config.search, config.train
     assert (data.source, data.profile, data.factor, data.longtail_test) == ("cifar10", "exp", 0.01, True)
-    assert (search.method, search.space.layers, search.epochs, len(search.space.primitives)) == ("ssf", 8, 40, 8)
+    assert (search.method, search.cell.layers, search.epochs, len(search.cell.primitives)) == ("ssf", 8, 40, 8)
     assert (search.batch_size, search.sgd.lr, search.arch_lr, search.derive) == (128, 0.005, 3e-3, "threshold")
     assert train.epochs == 150
     assert config.published.values == {"darts": 78.26, "fairdarts": 79.35, "ssf": 82.64}
@@ -52,7 +52,7 @@ def test_ssf_configs_follow_paper_000():
 def test_fairdarts_cifar10_config_uses_the_authors_settings():
     config = load_config(shipped_configs()["fairdarts_cifar10"])
     search = config.search
-    primitives = search.space.primitives
+    primitives = search.cell.primitives
     assert config.data.profile == "balanced" and "none" not in primitives and len(primitives) == 7
     assert (search.batch_size, search.sgd.lr, search.sgd.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
     assert (search.order, search.derive, search.threshold, search.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
@@ -80,10 +80,10 @@ def test_paper_scale_darts_config_uses_the_darts_settings():
     config = load_config(shipped_configs()["darts_cifar10_lt"])
     data, search, train = config.data, config.search, config.train
     assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.5)
-    assert (search.space.init_channels, search.space.layers, search.batch_size, search.epochs) == (16, 8, 64, 50)
+    assert (search.cell.init_channels, search.cell.layers, search.batch_size, search.epochs) == (16, 8, 64, 50)
     assert (search.sgd.lr, search.sgd.lr_min, search.arch_lr, tuple(search.arch_betas)) == (0.025, 0.001, 3e-4,
                                                                                           (0.5, 0.999))
-    assert (train.shape.init_channels, train.shape.layers, train.auxiliary_weight, train.drop_path) == (36, 20, 0.4,
+    assert (train.cell.init_channels, train.cell.layers, train.auxiliary_weight, train.drop_path) == (36, 20, 0.4,
                                                                                                         0.2)
     assert train.augment.cutout == 16
 

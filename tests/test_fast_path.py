@@ -163,7 +163,7 @@ def test_second_order_steps_match_the_original_including_batchnorm_statistics():
         baseline = BaselineNetwork(4, 5, 3, primitives=primitives, steps=2, multiplier=2).copy_from(network)
         baseline.alphas_normal, baseline.alphas_reduce = (a.detach().clone().requires_grad_(True)
                                                           for a in network.arch_parameters())
-        config = SearchConfig(order="second", epochs=1, sgd={"lr": 0.1}, space={"primitives": primitives})
+        config = SearchConfig(order="second", epochs=1, sgd={"lr": 0.1}, cell={"primitives": primitives})
         ours = DartsSearch(network, config, F.cross_entropy)
         sgd = config.sgd
         theirs = BaselineSearch(baseline, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,

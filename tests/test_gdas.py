@@ -27,7 +27,7 @@ def test_tau_anneals_linearly_from_tau_max_to_tau_min():
     assert [tau_at(e, 5, 10.0, 0.1) for e in range(5)] == pytest.approx([10.0, 7.525, 5.05, 2.575, 0.1])
     assert tau_at(0, 1, 10.0, 0.1) == 10.0
     config = SearchConfig(method="gdas", epochs=3,
-                          space={"init_channels": 4, "layers": 1, "nodes": 1, "primitives": list(PRIMITIVES)})
+                          cell={"init_channels": 4, "layers": 1, "nodes": 1, "primitives": list(PRIMITIVES)})
     strategy = make_strategy(config)
     taus = []
     for epoch in range(3):
@@ -96,15 +96,15 @@ def test_gradient_reaches_alpha_through_the_straight_through_weights():
 def make_strategy(config: SearchConfig):
     strategy_cls = strategy_class("gdas")
     torch.manual_seed(0)
-    space = config.space
-    network = SearchNetwork(space.init_channels, 3, space.layers, primitives=space.primitives, nodes=space.nodes,
+    cell = config.cell
+    network = SearchNetwork(cell.init_channels, 3, cell.layers, primitives=cell.primitives, nodes=cell.nodes,
                             **strategy_cls.network_options(config))
     return strategy_cls(network, config, F.cross_entropy)
 
 
 def test_derivation_and_logs_read_softmax_alpha_not_the_sample():
     config = SearchConfig(method="gdas", epochs=2,
-                          space={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
+                          cell={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
     network = make_strategy(config).network
     with torch.no_grad():
         network.alpha_normal.normal_()
@@ -119,7 +119,7 @@ def test_derivation_and_logs_read_softmax_alpha_not_the_sample():
 
 def test_evaluation_runs_argmax_alpha_and_draws_no_noise():
     config = SearchConfig(method="gdas", epochs=2,
-                          space={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
+                          cell={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
     strategy = make_strategy(config)
     network = strategy.network.eval()
     state = strategy.generator.get_state()

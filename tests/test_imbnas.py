@@ -27,7 +27,7 @@ from ltnas.space import Genotype, SearchNetwork, count_parameters
 from ltnas.stages.imbnas import adapt_supernet, supernet_key
 from ltnas.train.loop import fit
 
-OPS = [name for name in SupernetConfig().space.primitives]  # the 7 DARTS operations without `none`
+OPS = [name for name in SupernetConfig().cell.primitives]  # the 7 DARTS operations without `none`
 
 # A tiny IMB-NAS run: source = 6 balanced synthetic classes, target = 4 long-tailed ones (other classes).
 TINY_IMBNAS = {
@@ -36,7 +36,7 @@ TINY_IMBNAS = {
                     "test_per_class": 5, "profile": "balanced", "val_fraction": 0.3,
                     "augment": {"crop_padding": 1, "flip": True, "cutout": 0}},
     "search": {"method": "imbnas"},
-    "supernet": {"space": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16,
+    "supernet": {"cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16,
                  "sgd": {"lr_milestones": [1]},
                  "augment": {"crop_padding": 1, "flip": True, "cutout": 0}},
     "evolve": {"population": 4, "generations": 2, "crossover": 2, "mutation": 2, "parents": 2, "bn_batches": 1,
@@ -361,7 +361,7 @@ def test_supernet_sampling_strategies_train_and_count_images(sampling, paths_per
     from ltnas.search.oneshot import SupernetTask
 
     images = make_synthetic(4, 3, 8, per_class=8).train
-    config = SupernetConfig(space={"init_channels": 4, "layers": 3}, epochs=1, batch_size=16,
+    config = SupernetConfig(cell={"init_channels": 4, "layers": 3}, epochs=1, batch_size=16,
                             sgd={"lr_milestones": []}, sampling=sampling, sandwich_random=1, attentive_candidates=2)
     network = tiny_supernet()
     batches = DeviceBatches(images, 16, device="cpu", mean=[0.5] * 3, std=[0.25] * 3,

@@ -48,7 +48,7 @@ def test_method_defaults_come_from_the_table_and_a_set_key_wins():
 
 
 # What each method resolves to with nothing set (recorded from the flat layout before search.sgd and
-# search.space): epochs, batch_size, sgd.lr, sgd.lr_min, sgd.momentum, sgd.weight_decay, arch_lr, arch_betas,
+# search.cell): epochs, batch_size, sgd.lr, sgd.lr_min, sgd.momentum, sgd.weight_decay, arch_lr, arch_betas,
 # order, derive, number of primitives.
 RESOLVED = {
     "darts": (50, 64, 0.025, 0.001, 0.9, 3e-4, 3e-4, (0.5, 0.999), "first", "darts", 8),
@@ -66,7 +66,7 @@ def test_every_method_resolves_to_its_recorded_settings(name):
     search = RunConfig.model_validate({"search": {"method": name}}).search
     sgd = search.sgd
     assert (search.epochs, search.batch_size, sgd.lr, sgd.lr_min, sgd.momentum, sgd.weight_decay, search.arch_lr,
-            tuple(search.arch_betas), search.order, search.derive, len(search.space.primitives)) == RESOLVED[name]
+            tuple(search.arch_betas), search.order, search.derive, len(search.cell.primitives)) == RESOLVED[name]
     # the saved config holds every value used: saved and read back, it resolves to the same config
     saved = validate_config(yaml.safe_load(saved_yaml(validate_config({"search": {"method": name}}))))
     assert saved.search == search
@@ -88,6 +88,15 @@ def test_saved_config_keeps_the_sections_its_method_reads():
 
 
 # --- moved keys: configs and run folders written before -------------------------------------------------
+def test_a_method_table_entry_with_old_flat_keys_reads_as_the_new_layout(monkeypatch):
+    """search_defaults written in the flat layout ("lr") still apply at the new place (sgd.lr)."""
+    from dataclasses import replace
+
+    monkeypatch.setitem(METHODS, "pcdarts", replace(METHODS["pcdarts"], search_defaults={"lr": 0.3, "batch_size": 7}))
+    search = validate_config({"search": {"method": "pcdarts"}}).search
+    assert (search.sgd.lr, search.batch_size) == (0.3, 7)
+
+
 def test_old_flat_stage_keys_are_read_in_their_shared_sections(tmp_path):
     """A config file in the layout before the shared sections (flat lr, init_channels, ... in each stage)."""
     path = tmp_path / "old.yaml"
@@ -96,10 +105,10 @@ def test_old_flat_stage_keys_are_read_in_their_shared_sections(tmp_path):
                                     "supernet": {"primitives": ["skip_connect"], "lr_milestones": [7]},
                                     "adapt": {"momentum": 0.5}}))
     config = load_config(path)
-    assert (config.search.space.init_channels, config.search.sgd.lr) == (8, 0.05)
+    assert (config.search.cell.init_channels, config.search.sgd.lr) == (8, 0.05)
     assert config.search.sgd.lr_min == 0.0 and config.search.batch_size == 256  # PC-DARTS's own, as before
-    assert (config.train.shape.layers, config.train.sgd.lr_min) == (4, 0.01)
-    assert (config.supernet.space.primitives, config.supernet.sgd.lr_milestones) == (["skip_connect"], [7])
+    assert (config.train.cell.layers, config.train.sgd.lr_min) == (4, 0.01)
+    assert (config.supernet.cell.primitives, config.supernet.sgd.lr_milestones) == (["skip_connect"], [7])
     assert (config.adapt.sgd.momentum, config.adapt.sgd.lr) == (0.5, 0.01)  # adapt's own default stays
     # an old name given with --set sets the new place and wins over the file's value, in either layout
     assert load_config(path, ["search.lr=0.2"]).search.sgd.lr == 0.2
@@ -108,9 +117,9 @@ def test_old_flat_stage_keys_are_read_in_their_shared_sections(tmp_path):
     assert load_config(path, ["search.lr=0.2"]).search.sgd.lr == 0.2
     with pytest.raises(LtnasError, match="invalid config value for 'search.sgd.lr' in --set search.sgd.lr"):
         load_config(path, ["search.lr=-1"])
-    with pytest.raises(LtnasError, match="keep search.space.layers only"):
-        validate_config({"search": {"layers": 3, "space": {"layers": 4}}})
-    with pytest.raises(LtnasError, match="unknown config key 'train.layer' in --set; did you mean 'train.shape.layers'"):
+    with pytest.raises(LtnasError, match="keep search.cell.layers only"):
+        validate_config({"search": {"layers": 3, "cell": {"layers": 4}}})
+    with pytest.raises(LtnasError, match="unknown config key 'train.layer' in --set; did you mean 'train.cell.layers'"):
         load_config(None, ["train.layer=3"])  # a misspelt old name points to the new place
 
 
@@ -120,14 +129,14 @@ def test_a_saved_config_of_the_flat_layout_loads_with_the_same_values_and_supern
 
     config = validate_config(yaml.safe_load(OLD_IMBNAS_CONFIG.read_text()))
     search, supernet, adapt, train = config.search, config.supernet, config.adapt, config.train
-    assert (search.space.init_channels, search.space.layers, search.sgd.lr, search.sgd.grad_clip) == (8, 5, 0.05, 3.0)
-    assert supernet.space.model_dump() == {"init_channels": 4, "layers": 3, "nodes": 3,
+    assert (search.cell.init_channels, search.cell.layers, search.sgd.lr, search.sgd.grad_clip) == (8, 5, 0.05, 3.0)
+    assert supernet.cell.model_dump() == {"init_channels": 4, "layers": 3, "nodes": 3,
                                            "primitives": ["skip_connect", "sep_conv_3x3"]}
     assert supernet.sgd.model_dump() == {"lr": 0.05, "momentum": 0.8, "weight_decay": 1e-4, "grad_clip": 4.0,
                                          "lr_milestones": [1], "lr_gamma": 0.1}
     assert adapt.sgd.model_dump() == {"lr": 0.02, "momentum": 0.7, "weight_decay": 5e-4, "grad_clip": 2.0,
                                       "lr_milestones": [1], "lr_gamma": 0.5}
-    assert (train.shape.init_channels, train.shape.layers) == (6, 4)
+    assert (train.cell.init_channels, train.cell.layers) == (6, 4)
     assert train.sgd.model_dump() == {"lr": 0.05, "momentum": 0.85, "weight_decay": 4e-4, "grad_clip": 6.0,
                                       "lr_min": 0.01}
     # the source supernet it trained is found in the cache under the key the flat layout gave it
@@ -148,7 +157,7 @@ def test_moved_keys_are_read_at_their_new_place():
 
 def test_a_run_folder_saved_in_the_old_layout_resumes_evaluates_and_reports(tmp_path, capsys):
     """config.yaml as ltnas wrote it before `search.fairdarts` (and the shared sections `search.sgd`,
-    `search.space`, `train.shape`) existed (tests/data, made by that code):
+    `search.cell`, `train.cell`) existed (tests/data, made by that code):
     the run resumes from its search into retraining, evaluates and reports with the values it saved."""
     old = yaml.safe_load(OLD_CONFIG.read_text())
     assert old["search"]["zero_one_weight"] == 5.0 and "fairdarts" not in old["search"]
@@ -177,7 +186,7 @@ def test_a_run_folder_saved_in_the_old_layout_resumes_evaluates_and_reports(tmp_
 def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"search": {"method": "fairdarts", "epochs": 3}}))
-    assert main(["config", "show", str(path), "--set", "search.space.layers=5"]) == 0
+    assert main(["config", "show", str(path), "--set", "search.cell.layers=5"]) == 0
     out = capsys.readouterr().out
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if not line.startswith("#")}
     assert "  epochs: 3  # search epochs (set)" in out
@@ -191,7 +200,7 @@ def test_config_show_prints_every_value_with_its_description_and_origin(tmp_path
     assert "val_fraction: 0.1  # share of each class's training images" in out
     config = load_config(path, ["search.layers=5"])  # the old name sets the same key
     shown = yaml.safe_load(out)  # the output is YAML of the resolved config
-    assert shown["search"]["space"]["layers"] == 5 and config.search.space.layers == 5 and shown["search"]["fairdarts"] == config.search.fairdarts.model_dump()
+    assert shown["search"]["cell"]["layers"] == 5 and config.search.cell.layers == 5 and shown["search"]["fairdarts"] == config.search.fairdarts.model_dump()
     assert "arch_betas" in lines
     assert "  bbn:  # (not read by a fairdarts run)" in out and "supernet:  # (not read by a fairdarts run)" in out
     assert "  fairdarts:" in out and "  fairdarts:  # (not" not in out
@@ -216,21 +225,21 @@ def test_stage_time_is_the_sum_of_its_epochs():
     assert stage_seconds([]) == 0.0
 
 
-def test_sgd_and_space_sections_are_one_type_each_with_each_stages_defaults():
-    from ltnas.config import SgdConfig, ShapeConfig
+def test_sgd_and_cell_sections_are_one_type_each_with_each_stages_defaults():
+    from ltnas.config import SgdConfig, CellConfig
 
     stages = {name: RunConfig.model_fields[name].annotation for name in ("search", "train", "supernet", "adapt")}
     assert all(issubclass(stage.model_fields["sgd"].annotation, SgdConfig) for stage in stages.values())
-    assert all(issubclass(stages[name].model_fields[key].annotation, ShapeConfig)
-               for name, key in (("search", "space"), ("supernet", "space"), ("train", "shape")))
+    assert all(issubclass(stages[name].model_fields[key].annotation, CellConfig)
+               for name, key in (("search", "cell"), ("supernet", "cell"), ("train", "cell")))
     config = RunConfig()
     assert (config.search.sgd.lr, config.train.sgd.lr, config.supernet.sgd.lr, config.adapt.sgd.lr) == (0.025, 0.025,
                                                                                                      0.1, 0.01)
-    assert (config.train.shape.init_channels, config.supernet.space.init_channels) == (36, 16)
+    assert (config.train.cell.init_channels, config.supernet.cell.init_channels) == (36, 16)
     # a stage section that sets one key keeps the stage's own defaults for the others
-    partial = validate_config({"adapt": {"sgd": {"momentum": 0.5}}, "supernet": {"space": {"layers": 5}}})
+    partial = validate_config({"adapt": {"sgd": {"momentum": 0.5}}, "supernet": {"cell": {"layers": 5}}})
     assert (partial.adapt.sgd.lr, partial.adapt.sgd.lr_milestones) == (0.01, [100])
-    assert "none" not in partial.supernet.space.primitives
+    assert "none" not in partial.supernet.cell.primitives
     with pytest.raises(LtnasError, match="adapt.sgd.momentum"):
         validate_config({"adapt": {"momentum": -1}})
     with pytest.raises(LtnasError, match="unknown config key 'search.sgd.lr_milestones'"):

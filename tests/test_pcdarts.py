@@ -51,7 +51,7 @@ def test_channels_not_divisible_by_k_are_refused():
     with pytest.raises(LtnasError, match="multiple of search.pcdarts.k"):
         PartialMixedEdge(6, 1, ("skip_connect",), k=4)
     with pytest.raises(LtnasError, match="multiple of pcdarts.k"):
-        validate_config({"search": {"method": "pcdarts", "space": {"init_channels": 6}}})
+        validate_config({"search": {"method": "pcdarts", "cell": {"init_channels": 6}}})
     with pytest.raises(LtnasError, match="arch_start_epoch"):
         validate_config({"search": {"method": "pcdarts", "epochs": 10}})  # 15 ≥ 10: α would never move
 
@@ -120,11 +120,11 @@ def test_authors_search_defaults():
 
 def test_alpha_and_beta_move_only_after_the_warm_up():
     config = SearchConfig(method="pcdarts", epochs=3, batch_size=4, pcdarts={"arch_start_epoch": 1},
-                          space={"init_channels": 4, "layers": 1, "nodes": 2,
+                          cell={"init_channels": 4, "layers": 1, "nodes": 2,
                                  "primitives": ["none", "skip_connect", "sep_conv_3x3"]})
     strategy_cls = strategy_class("pcdarts")
     torch.manual_seed(0)
-    network = SearchNetwork(4, 3, 1, primitives=config.space.primitives, nodes=2, **strategy_cls.network_options(config))
+    network = SearchNetwork(4, 3, 1, primitives=config.cell.primitives, nodes=2, **strategy_cls.network_options(config))
     strategy = strategy_cls(network, config, F.cross_entropy)
     assert len(strategy.alphas) == 4  # α and β of both cell types, one Adam
     batch = (torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))

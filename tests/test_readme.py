@@ -21,8 +21,8 @@ from ltnas.cli import main, resolve_config_path
 from ltnas.compare import read_comparison_file
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SHRINK = ["search.epochs=1", "train.epochs=1", "search.space.layers=2", "search.space.init_channels=4",
-          "train.shape.layers=2", "train.shape.init_channels=4", "train.auxiliary=false", "search.batch_size=64",
+SHRINK = ["search.epochs=1", "train.epochs=1", "search.cell.layers=2", "search.cell.init_channels=4",
+          "train.cell.layers=2", "train.cell.init_channels=4", "train.auxiliary=false", "search.batch_size=64",
           "train.batch_size=64", "search.ssl.projector=[16,16]", "search.threshold=0.01", "device=cpu", "progress=false"]
 
 

@@ -78,8 +78,8 @@ Layers = Annotated[int, Field(ge=1, description="cells in the network (reduction
 Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, each with two inputs")]
 
 
-# --- the shared sections: SGD (`<stage>.sgd`) and the network (`search.space`, `supernet.space`,
-# `train.shape`). Each stage's own defaults (its paper's) are a subclass's plain defaults, so a YAML that
+# --- the shared sections: SGD (`<stage>.sgd`) and the network (`search.cell`, `supernet.cell`,
+# `train.cell`). Each stage's own defaults (its paper's) are a subclass's plain defaults, so a YAML that
 # sets one key of a stage's section keeps that stage's defaults for the others.
 class SgdConfig(Section):
     """The weight optimizer of a training stage: SGD with momentum, weight decay and gradient clipping."""
@@ -120,16 +120,16 @@ class AdaptSgdConfig(StepSgdConfig):
     lr_milestones: Milestones = [100]
 
 
-class ShapeConfig(Section):
+class CellConfig(Section):
     """The size of a cell network; defaults: DARTS's evaluation network (C = 36, 20 cells)."""
 
     init_channels: Channels = 36
     layers: Layers = 20
 
 
-class SpaceConfig(ShapeConfig):
-    """The searched space: the supernet's size, its cell's nodes and each edge's candidate operations; defaults:
-    the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
+class CellSpaceConfig(CellConfig):
+    """The searched DARTS cell space: the supernet's size, its cell's nodes and each edge's candidate operations;
+    defaults: the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
 
     primitives: Primitives = list(PRIMITIVES)
     init_channels: Channels = 16
@@ -137,8 +137,8 @@ class SpaceConfig(ShapeConfig):
     nodes: Nodes = 4
 
 
-class SupernetSpaceConfig(SpaceConfig):
-    """IMB-NAS's one-shot space: the DARTS space without 'none' (a sampled path always computes)."""
+class SupernetCellConfig(CellSpaceConfig):
+    """IMB-NAS's one-shot cell space: the DARTS space without 'none' (a sampled path always computes)."""
 
     primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
                                    description="candidate operations of a path ('none' is never sampled)")
@@ -327,7 +327,7 @@ class PcDartsConfig(Section):
     `search.method: pcdarts`. Defaults: the authors' code (yuhuixu1993/PC-DARTS)."""
 
     k: int = Field(4, ge=1, description="1/k of each edge's channels go through the mixed operation, the rest "
-                   "pass by; search.space.init_channels must be a multiple of k (the authors' K = 4)")
+                   "pass by; search.cell.init_channels must be a multiple of k (the authors' K = 4)")
     arch_start_epoch: int = Field(15, ge=0, description="α and β are updated from this epoch on (0-based; the "
                                   "authors' warm-up of 15 epochs trains the weights alone)")
 
@@ -402,7 +402,8 @@ class SearchConfig(Section):
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = Field("first", description="α gradient: first order, or DARTS's second "
                                               "order (one virtual SGD step of the weights)")
-    space: SpaceConfig = Field(default_factory=SpaceConfig, description="the searched space (the supernet's shape)")
+    cell: CellSpaceConfig = Field(default_factory=CellSpaceConfig, description="the DARTS cell space searched: the "
+                                  "supernet's size, nodes and candidate operations")
     epochs: int = Field(50, ge=1, description="search epochs")
     batch_size: int = Field(64, ge=1, description="images per step, of the training and of the validation half each "
                             "(bbn: per sampler)")
@@ -446,7 +447,7 @@ class SearchConfig(Section):
         batch_size 256 and sgd.lr 0.1) fill the keys the config leaves unset, inside sections too; `ltnas config
         show` marks them, and a run folder's config.yaml holds them like every other value."""
         if isinstance(data, dict) and data.get("method") in METHODS:
-            data = with_defaults(METHODS[data["method"]].search_defaults, data)
+            data = with_defaults(method_search_defaults(data["method"]), data)
         return data
 
     @field_validator("method")
@@ -474,8 +475,8 @@ class TrainConfig(Section):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    shape: ShapeConfig = Field(default_factory=ShapeConfig, description="train.network cell: the network's size "
-                               "(its cell is the genotype's)")
+    cell: CellConfig = Field(default_factory=CellConfig, description="train.network cell: the network's size (its "
+                             "cell is the genotype's)")
     epochs: int = Field(600, ge=1, description="retraining epochs")
     batch_size: int = Field(96, ge=1, description="images per step")
     sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
@@ -525,7 +526,7 @@ class SupernetConfig(Section):
     """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
-    space: SupernetSpaceConfig = Field(default_factory=SupernetSpaceConfig, description="the one-shot space")
+    cell: SupernetCellConfig = Field(default_factory=SupernetCellConfig, description="the one-shot cell space")
     epochs: int = Field(500, ge=1, description="supernet training epochs")
     batch_size: int = Field(128, ge=1, description="images per step")
     sgd: StepSgdConfig = Field(default_factory=StepSgdConfig, description="SGD (step schedule)")
@@ -791,15 +792,21 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 MOVED_KEYS: tuple[tuple[str, str], ...] = (
     ("search.zero_one_weight", "search.fairdarts.zero_one_weight"),
     ("search.zero_one_kind", "search.fairdarts.zero_one_kind"),
-    # the shared sections (SgdConfig, SpaceConfig, ShapeConfig), formerly flat keys of each stage
-    *[(f"{stage}.{key}", f"{stage}.space.{key}") for stage in ("search", "supernet")
+    # the shared sections (SgdConfig, CellSpaceConfig, CellConfig), formerly flat keys of each stage
+    *[(f"{stage}.{key}", f"{stage}.cell.{key}") for stage in ("search", "supernet")
       for key in ("primitives", "init_channels", "layers", "nodes")],
-    *[(f"train.{key}", f"train.shape.{key}") for key in ("init_channels", "layers")],
+    *[(f"train.{key}", f"train.cell.{key}") for key in ("init_channels", "layers")],
     *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("search", "train")
       for key in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip")],
     *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("supernet", "adapt")
       for key in ("lr", "lr_milestones", "lr_gamma", "momentum", "weight_decay", "grad_clip")],
 )
+
+
+def method_search_defaults(name: str) -> dict[str, Any]:
+    """The method's `search_defaults` (ltnas.methods) in the current layout (an entry written with old flat
+    keys, such as "lr", reads as {"sgd": {"lr": ...}})."""
+    return migrate_layout({"search": METHODS[name].search_defaults})["search"]
 
 
 def moved_key(key: str) -> str:

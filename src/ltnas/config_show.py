@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from ltnas.config import RunConfig, apply_override, load_config, migrate_layout, resolve_config_path
+from ltnas.config import (RunConfig, apply_override, load_config, method_search_defaults, migrate_layout,
+                          resolve_config_path)
 from ltnas.errors import LtnasError
 from ltnas.methods import OPTIONAL_SECTIONS, method
 
@@ -39,15 +40,17 @@ def show(config: RunConfig, given: dict[str, Any]) -> str:
     entry = method(config.search.method)
     lines = [f"# search.method {entry.name}: {entry.summary}",
              "# (set): from the config or --set; (<method> default): the method's own setting (ltnas.methods)"]
-    if entry.search_defaults:
-        own = ", ".join(f"search.{key} {value}" for key, value in _dotted(entry.search_defaults))
+    own_defaults = method_search_defaults(entry.name)
+    if own_defaults:
+        own = ", ".join(f"search.{key} {value}" for key, value in _dotted(own_defaults))
         lines.append(f"# {entry.title} sets, unless the config does: {own}")
     unread = {section for section in OPTIONAL_SECTIONS if section not in entry.reads(config)}
-    _lines(config, given, (), entry, lines, unread)
+    _lines(config, given, (), entry, own_defaults, lines, unread)
     return "\n".join(lines) + "\n"
 
 
-def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, lines: list[str], unread: set[str]) -> None:
+def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, own_defaults: dict[str, Any], lines: list[str],
+           unread: set[str]) -> None:
     indent = "  " * len(path)
     for name, field in type(section).model_fields.items():
         value = getattr(section, name)
@@ -57,12 +60,12 @@ def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, lines: 
             note = " ".join(part for part in (note, f"(not read by a {entry.name} run)") if part)
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:" + (f"  # {note}" if note else ""))
-            _lines(value, here, (*path, name), entry, lines, unread)
+            _lines(value, here, (*path, name), entry, own_defaults, lines, unread)
             continue
         origin = ""
         if isinstance(given, dict) and name in given:
             origin = "(set)"
-        elif path[:1] == ("search",) and _has(entry.search_defaults, (*path[1:], name)):
+        elif path[:1] == ("search",) and _has(own_defaults, (*path[1:], name)):
             origin = f"({entry.title} default)"
         comment = " ".join(part for part in (note, origin) if part)
         dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000).strip()

@@ -109,7 +109,7 @@ def _bbn_settings(search) -> str | None:
 # The authors' settings for FairDARTS (Chu et al., 2020), for fairdarts and ssf (SSF-NAS is FairDARTS
 # plus Barlow Twins).
 FAIRDARTS_DEFAULTS: dict[str, Any] = {
-    "space": {"primitives": [name for name in PRIMITIVES if name != "none"]},
+    "cell": {"primitives": [name for name in PRIMITIVES if name != "none"]},
     "batch_size": 128,
     "sgd": {"lr": 0.005, "lr_min": 0.001},
     "arch_lr": 3e-3,
@@ -120,9 +120,9 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
 }
 
 def _pcdarts_settings(search) -> str | None:
-    channels = search.space.init_channels
+    channels = search.cell.init_channels
     if channels % search.pcdarts.k:
-        return (f"space.init_channels ({channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
+        return (f"cell.init_channels ({channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
                 "edge splits its channels into k parts")
     if search.pcdarts.arch_start_epoch >= search.epochs:
         return (f"pcdarts.arch_start_epoch ({search.pcdarts.arch_start_epoch}) is not below epochs ({search.epochs}), "
@@ -209,7 +209,7 @@ class Network:
 
 NETWORKS: dict[str, Network] = {network.name: network for network in (
     Network("cell", "cell", "the network of a genotype: the searched one, or train.genotype (DARTS's evaluation "
-            "network: train.shape (C, cells), auxiliary head)",
+            "network: train.cell (C, cells), auxiliary head)",
             build="ltnas.stages.retrain:build_cell_network", spec="ltnas.stages.retrain:cell_network_spec",
             needs_genotype=True),
     *[Network(f"resnet{depth}", f"ResNet-{depth}", f"the CIFAR ResNet-{depth} (He et al., 2016; option-A shortcuts)")

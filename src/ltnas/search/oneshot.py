@@ -323,10 +323,10 @@ class SupernetTask:
 
 def build_supernet(config: SupernetConfig, num_classes: int, in_channels: int, normalised: bool = False
                    ) -> SearchNetwork:
-    """The one-shot supernet of `config.space`; `normalised`: LDAM-DRW's cosine classifier (when its loss is LDAM)."""
-    space = config.space
-    return SearchNetwork(space.init_channels, num_classes, space.layers, in_channels=in_channels,
-                         primitives=space.primitives, nodes=space.nodes, normalised=normalised)
+    """The one-shot supernet of `config.cell`; `normalised`: LDAM-DRW's cosine classifier (when its loss is LDAM)."""
+    cell = config.cell
+    return SearchNetwork(cell.init_channels, num_classes, cell.layers, in_channels=in_channels,
+                         primitives=cell.primitives, nodes=cell.nodes, normalised=normalised)
 
 
 def search_split(dataset: LongTailDataset, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -50,7 +50,7 @@ class PartialMixedEdge(MixedEdge):
     def __init__(self, channels: int, stride: int, primitives: tuple[str, ...], k: int):
         if channels % k:
             raise LtnasError(f"PC-DARTS splits each edge's {channels} channels into {k} parts; make search."
-                             f"space.init_channels a multiple of search.pcdarts.k ({k})")
+                             f"cell.init_channels a multiple of search.pcdarts.k ({k})")
         super().__init__(channels // k, stride, primitives)
         self.k = k
         self.bypass = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()

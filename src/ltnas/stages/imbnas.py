@@ -106,7 +106,7 @@ def supernet_key(config: RunConfig) -> str:
     if config.source_data is None:
         raise LtnasError("no source dataset: set source_data (the balanced source, e.g. source_data.source: cifar10, "
                          "source_data.profile: balanced) or adapt.supernet (a file from `ltnas supernet train`)")
-    # the supernet's settings in the layout before `supernet.space`/`supernet.sgd`, so that supernets cached
+    # the supernet's settings in the layout before `supernet.cell`/`supernet.sgd`, so that supernets cached
     # before keep their key
     supernet = flat_layout("supernet", config.supernet.model_dump(mode="json"))
     identity = {"format": SUPERNET_FORMAT, "supernet": supernet,
@@ -190,7 +190,7 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
     validation = batches_of(val_set, dataset, config.eval.batch_size, device)
 
     def cost(path: Genotype) -> tuple[int, int]:
-        return subnet_cost(path, config.train.shape.init_channels, config.train.shape.layers, target.num_classes,
+        return subnet_cost(path, config.train.cell.init_channels, config.train.cell.layers, target.num_classes,
                            target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
 
     seed_everything(stage_seed(config.seed, "evolve"))

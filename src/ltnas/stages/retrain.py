@@ -82,9 +82,9 @@ def build_model(config: RunConfig, data: LongTailDataset, genotype: Genotype | N
 
 # --- the builders of the network registry (ltnas.methods.NETWORKS) ----------------------------------------
 def build_cell_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
-    """DARTS's evaluation network of `genotype`: train.shape (init_channels, layers), the auxiliary head."""
+    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers), the auxiliary head."""
     cfg = config.train
-    return DiscreteNetwork(genotype, cfg.shape.init_channels, data.num_classes, cfg.shape.layers, auxiliary=cfg.auxiliary,
+    return DiscreteNetwork(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers, auxiliary=cfg.auxiliary,
                            in_channels=data.channels, image_size=data.image_size,
                            normalised=uses_normalised_classifier(cfg.longtail))
 
@@ -93,7 +93,7 @@ def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype: Genoty
     from ltnas.model_io import genotype_network_spec
 
     cfg = config.train
-    return genotype_network_spec(genotype, cfg.shape.init_channels, data.num_classes, cfg.shape.layers, cfg.auxiliary,
+    return genotype_network_spec(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers, cfg.auxiliary,
                                  data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
 
 

@@ -58,8 +58,8 @@ def build_search_network(config: RunConfig, data: LongTailDataset, device: torch
     mixed operation: `network_options`); the `network` of the single-cell searches in ltnas.methods."""
     cfg = config.search
     return SearchNetwork(
-        cfg.space.init_channels, data.num_classes, cfg.space.layers, in_channels=data.channels, primitives=cfg.space.primitives,
-        nodes=cfg.space.nodes, **method(cfg.method).strategy_class().network_options(cfg),
+        cfg.cell.init_channels, data.num_classes, cfg.cell.layers, in_channels=data.channels, primitives=cfg.cell.primitives,
+        nodes=cfg.cell.nodes, **method(cfg.method).strategy_class().network_options(cfg),
         alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
         normalised=uses_normalised_classifier(cfg.longtail),
