@@ -149,6 +149,11 @@ def test_moved_keys_are_read_at_their_new_place():
     assert raw == {"search": {"method": "fairdarts", "zero_one_weight": 3.0}}  # the input is left alone
     assert validate_config(raw).search.fairdarts.zero_one_weight == 3.0
     assert RunConfig.model_validate({"search": {"lr": 0.2}}).search.sgd.lr == 0.2  # any way a config arrives
+    from ltnas.config import SearchConfig, TrainConfig
+
+    search = SearchConfig(method="pcdarts", lr=0.05, init_channels=8)  # a section built on its own, too
+    assert (search.sgd.lr, search.sgd.lr_min, search.cell.init_channels, search.batch_size) == (0.05, 0.0, 8, 256)
+    assert TrainConfig(layers=3).cell.layers == 3
     assert load_config(None, ["search.zero_one_kind=l1"]).search.fairdarts.zero_one_kind == "l1"
     with pytest.raises(LtnasError, match="keep search.fairdarts.zero_one_weight only"):
         validate_config({"search": {"zero_one_weight": 3.0, "fairdarts": {"zero_one_weight": 4.0}}})

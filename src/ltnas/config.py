@@ -11,7 +11,7 @@ import copy
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,6 +34,19 @@ SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageSection(Section):
+    """A stage's section (`search`, `train`, `supernet`, `adapt`): keys it held before they moved (MOVED_KEYS,
+    e.g. a flat `lr`) are read at their new places also when the section is built on its own
+    (`SearchConfig(lr=0.1)` is `SearchConfig(sgd={"lr": 0.1})`)."""
+
+    key: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        return migrate_layout({cls.key: data})[cls.key] if isinstance(data, dict) else data
 
 
 def with_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -398,7 +411,8 @@ class BbnConfig(Section):
         return self.continued_epochs if self.continued != "none" else 0
 
 
-class SearchConfig(Section):
+class SearchConfig(StageSection):
+    key: ClassVar[str] = "search"
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
     order: Literal["first", "second"] = Field("first", description="α gradient: first order, or DARTS's second "
                                               "order (one virtual SGD step of the weights)")
@@ -447,7 +461,8 @@ class SearchConfig(Section):
         batch_size 256 and sgd.lr 0.1) fill the keys the config leaves unset, inside sections too; `ltnas config
         show` marks them, and a run folder's config.yaml holds them like every other value."""
         if isinstance(data, dict) and data.get("method") in METHODS:
-            data = with_defaults(method_search_defaults(data["method"]), data)
+            # moved keys first (the section's own validator may run after this one)
+            data = with_defaults(method_search_defaults(data["method"]), cls._moved_keys(data))
         return data
 
     @field_validator("method")
@@ -467,8 +482,10 @@ class SearchConfig(Section):
 
 
 
-class TrainConfig(Section):
+class TrainConfig(StageSection):
     """Retraining a genotype from scratch: the DARTS evaluation recipe by default."""
+
+    key: ClassVar[str] = "train"
 
     network: str = Field(
         "cell", description="cell: the network of a genotype (searched, or train.genotype); or a hand-designed "
@@ -522,9 +539,11 @@ class TrainConfig(Section):
 SAMPLINGS = ("uniform", "sandwich", "attentive")
 
 
-class SupernetConfig(Section):
+class SupernetConfig(StageSection):
     """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
+
+    key: ClassVar[str] = "supernet"
 
     cell: SupernetCellConfig = Field(default_factory=SupernetCellConfig, description="the one-shot cell space")
     epochs: int = Field(500, ge=1, description="supernet training epochs")
@@ -566,7 +585,7 @@ class EvolveConfig(Section):
         return self
 
 
-class AdaptConfig(Section):
+class AdaptConfig(StageSection):
     """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (Yao, 2024).
 
     P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
@@ -574,6 +593,8 @@ class AdaptConfig(Section):
     `finetune_longtail` (DRW), search. P3: train a supernet on the target with `target_longtail`, search.
     Fine-tuning defaults: 200 epochs, lr 0.01 cut by 0.01 at epoch 100 (the paper's).
     """
+
+    key: ClassVar[str] = "adapt"
 
     procedure: Literal["P0", "P1", "P2", "P3"] = Field(
         "P1", description="before the search: P0 nothing (the source supernet as it is), P1 the classifier retrained "

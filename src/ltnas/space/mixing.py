@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ltnas.cell.primitives import make_op
+from ltnas.space.primitives import make_op
 
 
 class EdgeMixing:

@@ -20,7 +20,7 @@ from ltnas.config import PRIMITIVES
 from ltnas.space.genotype import Genotype, derive_genotype
 from ltnas.space.heads import make_classifier
 from ltnas.space.mixing import EdgeInput, EdgeMixing, MixedEdge  # noqa: F401 (MixedEdge, EdgeInput re-exported)
-from ltnas.cell.primitives import FactorizedReduce, ReLUConvBN
+from ltnas.space.primitives import FactorizedReduce, ReLUConvBN
 from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
 
 
