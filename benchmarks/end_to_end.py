@@ -65,8 +65,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"device {ctx.device}{gpu}, torch {torch.__version__}")
     print(f"FairDARTS search, {config.search.epochs} epochs, {images} training images "
-          f"({'CIFAR-10' if args.cifar_root else 'random tensors'}), C={config.search.init_channels}, "
-          f"{config.search.layers} layers, batch {config.search.batch_size}, amp {config.search.amp}")
+          f"({'CIFAR-10' if args.cifar_root else 'random tensors'}), C={config.search.cell.init_channels}, "
+          f"{config.search.cell.layers} layers, batch {config.search.batch_size}, amp {config.search.amp}")
     print(f"data {prepared - began:.1f} s, search {searched - prepared:.1f} s, total {searched - began:.1f} s "
           f"({(searched - began) / 60:.1f} min)")
     print(f"genotype: {genotype.describe().splitlines()[0]}")

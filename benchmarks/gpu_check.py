@@ -383,7 +383,7 @@ def section_correctness(args, result: dict, save) -> None:
                                               torch.randint(0, 10, (B,), generator=generator))) for _ in range(2)]
     torch.manual_seed(0)
     network = SearchNetwork(ns.channels, 10, ns.layers, relaxation="sigmoid").to(device)
-    config = SearchConfig(method="fairdarts", primitives=list(PRIMITIVES), batch_size=B, epochs=1, amp=True)
+    config = SearchConfig(method="fairdarts", cell={"primitives": list(PRIMITIVES)}, batch_size=B, epochs=1, amp=True)
     strategy = strategy_class("fairdarts")(network, config, F.cross_entropy)
     losses = [strategy.step(*batches)["loss"] for _ in range(3)]
     finite = all(torch.isfinite(p).all().item() for p in [*network.parameters(), *network.arch_parameters()])
@@ -537,7 +537,7 @@ def section_syncs(args, result: dict, save) -> None:
     torch.manual_seed(0)
     network = SearchNetwork(C, 10, layers, relaxation="sigmoid",
                             channels_last=use_channels_last(None, device, "search.channels_last")).to(device)
-    config = SearchConfig(method="fairdarts", primitives=list(PRIMITIVES), batch_size=B, epochs=1)
+    config = SearchConfig(method="fairdarts", cell={"primitives": list(PRIMITIVES)}, batch_size=B, epochs=1)
     strategy = strategy_class("fairdarts")(network, config, F.cross_entropy)
     batch = (torch.randn(B, 3, 32, 32, device=device), torch.randint(0, 10, (B,), device=device))
     print("syncs: warm-up step", flush=True)
@@ -576,7 +576,7 @@ def e2e_config(args, epochs: int, tiny: bool) -> dict:
            "search": {"method": "fairdarts", "epochs": epochs}}  # fp32, default layout: fastest measured
     if tiny:
         data.update(n_max=20, image_size=8, ratio=10)  # ratio 100 would leave tail classes empty
-        raw["search"].update(init_channels=2, layers=3, batch_size=8)
+        raw["search"].update(cell={"init_channels": 2, "layers": 3}, batch_size=8)
     return raw
 
 
@@ -692,7 +692,8 @@ def section_end_to_end(args, result: dict, save) -> None:
         import yaml
 
         search = yaml.safe_load((run / "config.yaml").read_text())["search"]
-        result["what"] += (f", C={search['init_channels']}, {search['layers']} cells, batch {search['batch_size']} "
+        result["what"] += (f", C={search['cell']['init_channels']}, {search['cell']['layers']} cells, "
+                           f"batch {search['batch_size']} "
                            f"+ {search['batch_size']}, channels_last {search.get('channels_last') or 'default (CPU only)'}")
     if len(rows) >= 2:  # start-up and epoch 1 (warm-up included) as measured, then 48 × epoch 2
         result["projected_50_min"] = (wall + 48 * rows[1]["seconds"]) / 60

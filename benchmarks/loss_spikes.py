@@ -1,6 +1,6 @@
 """Where do the early test-loss spikes of a cell network retrained on the quickstart data come from?
 
-    python benchmarks/loss_spikes.py train.init_channels=16 train.layers=3     # overrides of the recipe
+    python benchmarks/loss_spikes.py train.cell.init_channels=16 train.cell.layers=3  # overrides of the recipe
 
 Retrains DARTS_V2 on the quickstart data with the quickstart's recipe at lr 0.05 (overrides after it) for 10
 epochs and prints, per epoch, the test loss in eval mode (BatchNorm running statistics, what the retrain
@@ -28,7 +28,7 @@ from ltnas.space import load_genotype
 from ltnas.train.checkpoint import seed_everything
 from ltnas.train.retrain import RetrainTask
 
-RECIPE = ["train.genotype=DARTS_V2", "train.lr=0.05", "progress=false", "device=cpu"]
+RECIPE = ["train.genotype=DARTS_V2", "train.sgd.lr=0.05", "progress=false", "device=cpu"]
 
 
 def recalibrated(model: torch.nn.Module, batches: DeviceBatches) -> torch.nn.Module:

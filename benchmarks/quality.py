@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-SMOKE = ["search.epochs=1", "train.epochs=1", "search.init_channels=4", "search.layers=3",
-         "train.init_channels=4", "train.layers=3", "search.threshold=0.3", "search.ssl.projector=[16,16]"]
+SMOKE = ["search.epochs=1", "train.epochs=1", "search.cell.init_channels=4", "search.cell.layers=3",
+         "train.cell.init_channels=4", "train.cell.layers=3", "search.threshold=0.3", "search.ssl.projector=[16,16]"]
 
 
 def run_member(job: tuple[str, str, int]) -> tuple[str, int, float]:

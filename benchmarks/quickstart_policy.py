@@ -90,7 +90,7 @@ def main() -> None:
     methods, seeds, conditions = args.methods, args.seeds, args.conditions.split(",")
     if args.smoke:
         methods, seeds, conditions = methods or "cnn", seeds or "0", ["idle"]
-        overrides += ["train.epochs=1", "train.init_channels=4", "train.layers=3"]
+        overrides += ["train.epochs=1", "train.cell.init_channels=4", "train.cell.layers=3"]
     threads = args.threads or torch.get_num_threads()
     policies = {f"one process, {threads} thread{'s' if threads > 1 else ''}": ["--jobs", "1", "--threads", str(threads)], "policy": []}
 

@@ -112,7 +112,7 @@ def main() -> None:
     network = f"train.network={args.network}" if args.network in BASELINE_NETWORKS else f"train.genotype={args.network}"
     base = [network, *args.overrides]
     if args.smoke:
-        base += ["train.epochs=2", "train.init_channels=4", "train.layers=3"]
+        base += ["train.epochs=2", "train.cell.init_channels=4", "train.cell.layers=3"]
     recipes = [parse_recipe(r) for r in args.recipe] or [("config", [])]
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"machine: {platform.machine()}, {args.jobs} run(s) at a time, {args.threads} torch thread(s) each, "

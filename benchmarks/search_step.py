@@ -194,8 +194,8 @@ def compare_strategies(args, device: torch.device) -> int:
 
 def build_strategy(args, method: str, device: torch.device, seed: int = 0):
     """An ltnas strategy on a fresh supernet of the benchmark's size, α away from its near-uniform start."""
-    config = SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=args.batch, lr=0.025,
-                          arch_lr=3e-4, epochs=1, amp=args.amp, init_channels=args.channels, layers=args.layers,
+    config = SearchConfig(method=method, batch_size=args.batch, sgd={"lr": 0.025}, arch_lr=3e-4, epochs=1, amp=args.amp,
+                          cell={"primitives": list(PRIMITIVES), "init_channels": args.channels, "layers": args.layers},
                           **({"pcdarts": {"arch_start_epoch": 0}} if method == "pcdarts" else {}))
     strategy_cls = strategy_class(method)
     torch.manual_seed(seed)
@@ -307,8 +307,8 @@ def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
         strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)
     else:
         del baseline
-        config = SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=args.batch, lr=0.025,
-                              arch_lr=3e-4, epochs=1, amp=args.amp)
+        config = SearchConfig(method=method, cell={"primitives": list(PRIMITIVES)}, batch_size=args.batch,
+                              sgd={"lr": 0.025}, arch_lr=3e-4, epochs=1, amp=args.amp)
         strategy = strategy_class(method)(network, config, F.cross_entropy)
     return timed(args, strategy, train, val, device)
 

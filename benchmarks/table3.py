@@ -72,7 +72,7 @@ def skips(seeds: list[int], epochs: int, threads: int, device: str, smoke: bool)
                 "darts_noise (alpha)": ["search.method=darts_noise", "search.noise.target=alpha"]}
     print(f"# quickstart search, {epochs} epochs, seeds {seeds}; {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {threads} thread(s), device {device}")
-    tiny = ["search.init_channels=4", "search.layers=3"] if smoke else []
+    tiny = ["search.cell.init_channels=4", "search.cell.layers=3"] if smoke else []
     print("| method | seed | skips normal | skips reduce | mean softmax(α) of skip, normal cell | val balanced acc | s |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,11 +32,13 @@ TINY_RUN = {
         "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
     },
     "search": {
-        "init_channels": 4, "layers": 3, "epochs": 2, "batch_size": 16, "lr": 0.05, "arch_lr": 0.003,
+        "cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
+        "arch_lr": 0.003,
         "augment": {"crop_padding": 1, "flip": True, "cutout": 0},
     },
     "train": {
-        "init_channels": 4, "layers": 3, "epochs": 2, "batch_size": 16, "lr": 0.05, "auxiliary": True,
+        "cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16, "sgd": {"lr": 0.05},
+        "auxiliary": True,
         "drop_path": 0.1, "augment": {"crop_padding": 1, "flip": True, "cutout": 2},
     },
 }

@@ -32,8 +32,9 @@ PRIMITIVES_SMALL = ("none", "skip_connect", "sep_conv_3x3", "avg_pool_3x3")
 def bbn_config(**bbn) -> dict:
     raw = copy.deepcopy(TINY_RUN)
     # a smaller space and one step per epoch keep the run to seconds; the code path is the paper-scale one
-    raw["search"].update(method="bbn", epochs=2, batch_size=32, lr=0.05, arch_lr=0.003, bbn=bbn,
-                         primitives=list(PRIMITIVES_SMALL))
+    raw["search"].update(method="bbn", epochs=2, batch_size=32, arch_lr=0.003, bbn=bbn)
+    raw["search"]["sgd"]["lr"] = 0.05
+    raw["search"]["cell"]["primitives"] = list(PRIMITIVES_SMALL)
     raw["data"]["val_fraction"] = 0.2
     return raw
 
@@ -43,6 +44,34 @@ def tiny_strategy(**bbn) -> BbnSearch:
     torch.manual_seed(0)
     network = TwoBranchSearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
     return BbnSearch(network, config.search)
+
+
+# --- the space seam ----------------------------------------------------------------------------------
+def test_two_branch_network_takes_the_space_seam_of_the_single_branch_supernet():
+    """A mixing with its own architecture parameters (PC-DARTS' partial channels and β) and a sampling
+    relaxation (GDAS) shape every cell of the two-branch network, backbone and heads alike."""
+    from ltnas.search.gdas import GumbelRelaxation
+    from ltnas.search.pcdarts import PartialChannelMixing, PartialMixedEdge, node_softmax
+
+    torch.manual_seed(0)
+    network = TwoBranchSearchNetwork(4, 3, 3, primitives=PRIMITIVES_SMALL, nodes=2, mixing=PartialChannelMixing(2))
+    assert all(isinstance(edge, PartialMixedEdge) for cell in [*network.cells, network.heads["balanced"].cell]
+               for edge in cell.edges)
+    groups = network.arch_groups()
+    assert [len(group) for group in groups.values()] == [4, 2, 2]  # α and β of each cell type
+    assert groups["instance"][1] is network.beta_head_instance
+    read = network.relaxed_weights()["head_instance"]
+    expected = torch.softmax(network.alpha_head_instance, -1) * node_softmax(network.beta_head_instance, 2)[:, None]
+    torch.testing.assert_close(read, expected)
+    assert network.read_symbol == "softmax(α)·β̂"
+    o_ins, o_cls = network.branch_logits(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+    (o_ins.sum() + o_cls.sum()).backward()
+    assert all(p.grad is not None for p in network.arch_parameters())  # β reaches the loss too
+
+    gumbel = TwoBranchSearchNetwork(4, 3, 3, primitives=PRIMITIVES_SMALL, nodes=2, relaxation=GumbelRelaxation(1.0))
+    forward = gumbel.forward_weights()
+    assert all(len(forward[cell].sampled) == 5 for cell in ("normal", "head_balanced"))  # one op per edge
+    assert gumbel(torch.randn(2, 3, 8, 8)).shape == (2, 3)
 
 
 # --- schedules and the HLS factor -----------------------------------------------------------------
@@ -428,7 +457,8 @@ def test_bbn_search_resumed_after_interruption_equals_the_uninterrupted_run(bbn_
 # --- DARTS evaluated on its searched supernet (HLS (Tang, 2024)'s protocol for its DARTS rows) -------------
 def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
     raw = copy.deepcopy(TINY_RUN)
-    raw["search"].update(epochs=1, batch_size=32, primitives=list(PRIMITIVES_SMALL))
+    raw["search"].update(epochs=1, batch_size=32)
+    raw["search"]["cell"]["primitives"] = list(PRIMITIVES_SMALL)
     raw["eval"] = {"model": "supernet"}
     config = validate_config(raw)
     results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
@@ -478,8 +508,8 @@ def test_paper_scale_hls_config_uses_the_paper_settings():
     config = load_config(shipped_configs()["hls_cifar10_lt"])
     data, search = config.data, config.search
     assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.2)
-    assert (search.method, search.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
-    assert (search.lr, search.arch_lr, search.weight_decay) == (0.02, 0.02, 3e-4)
+    assert (search.method, search.cell.layers, search.batch_size, search.epochs) == ("bbn", 8, 128, 50)
+    assert (search.sgd.lr, search.arch_lr, search.sgd.weight_decay) == (0.02, 0.02, 3e-4)
     assert (search.bbn.schedule, search.bbn.hls, search.bbn.mu_test) == ("parabolic", True, 0.5)
     assert config.eval.model == "supernet"
 
@@ -505,7 +535,7 @@ def test_table2_comparison_variants_are_valid_run_configs(name):
     assert configs["HLS + continued"].search.bbn.continued == "mu_half"
     # every row is evaluated the paper's way: on the searched network, never retrained
     assert all(config.eval.model == "supernet" for config in configs.values())
-    assert len({(c.data.val_fraction, c.search.batch_size, c.search.lr) for c in configs.values()}) == 1
+    assert len({(c.data.val_fraction, c.search.batch_size, c.search.sgd.lr) for c in configs.values()}) == 1
 
 
 def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_part():
@@ -514,7 +544,7 @@ def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_pa
     from ltnas.search.task import SearchTask
     from ltnas.space import SearchNetwork
 
-    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"primitives": list(PRIMITIVES_SMALL)}}).search
+    config = validate_config({**copy.deepcopy(TINY_RUN), "search": {"cell": {"primitives": list(PRIMITIVES_SMALL)}}}).search
     torch.manual_seed(0)
     network = SearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL)
 

@@ -287,7 +287,7 @@ def test_corrupt_cifar_file_removes_the_new_run_folder(tmp_path, tiny, capsys):
     ("overrides", "words"),
     [
         (["data.source=imagenet"], ["unknown dataset 'imagenet'", "cifar10", "synthetic"]),
-        (["search.primitives=[none,conv_9x9]"], ["unknown primitive 'conv_9x9'", "sep_conv_3x3"]),
+        (["search.cell.primitives=[none,conv_9x9]"], ["unknown primitive 'conv_9x9'", "sep_conv_3x3"]),
         (["search.epoch=3"], ["unknown config key 'search.epoch'", "did you mean 'epochs'"]),
         (["bogus=3"], ["unknown config key 'bogus'", "search"]),
         (["data.ratio=0.5"], ["ratio must be >= 1", "0.5", "factor"]),

@@ -228,9 +228,9 @@ def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"compare": {"base": str(tiny_yaml), "variants": {"A": ["search.lr=-1"]}}}))
+    spec.write_text(yaml.safe_dump({"compare": {"base": str(tiny_yaml), "variants": {"A": ["search.sgd.lr=-1"]}}}))
     user_error(capsys, ["compare", str(spec), "--methods", "darts"], "drop --methods")
-    user_error(capsys, ["compare", str(spec), "--out", str(tmp_path / "d")], "search.lr")
+    user_error(capsys, ["compare", str(spec), "--out", str(tmp_path / "d")], "search.sgd.lr")
     assert not (tmp_path / "d").exists()
     spec.write_text(yaml.safe_dump({"compare": {"base": str(tiny_yaml), "variants": {}}}))
     user_error(capsys, ["compare", str(spec)], "at least one variant")

@@ -11,19 +11,21 @@ from ltnas.errors import LtnasError
 def test_defaults_are_the_darts_settings():
     config = RunConfig()
     s, t = config.search, config.train
-    assert (s.init_channels, s.layers, s.batch_size, s.epochs) == (16, 8, 64, 50)
-    assert (s.lr, s.lr_min, s.momentum, s.weight_decay, s.grad_clip) == (0.025, 0.001, 0.9, 3e-4, 5.0)
+    assert (s.cell.init_channels, s.cell.layers, s.batch_size, s.epochs) == (16, 8, 64, 50)
+    sgd = s.sgd
+    assert (sgd.lr, sgd.lr_min, sgd.momentum, sgd.weight_decay, sgd.grad_clip) == (0.025, 0.001, 0.9, 3e-4, 5.0)
     assert (s.arch_lr, tuple(s.arch_betas), s.arch_weight_decay, s.alpha_init_std) == (3e-4, (0.5, 0.999), 1e-3, 1e-3)
-    assert tuple(s.primitives) == PRIMITIVES and config.data.val_fraction == 0.5
-    assert (t.init_channels, t.layers, t.auxiliary_weight, t.drop_path, t.augment.cutout) == (36, 20, 0.4, 0.2, 16)
+    assert tuple(s.cell.primitives) == PRIMITIVES and config.data.val_fraction == 0.5
+    assert (t.cell.init_channels, t.cell.layers) == (36, 20) and (t.sgd.lr, t.sgd.lr_min) == (0.025, 0.0)
+    assert (t.auxiliary_weight, t.drop_path, t.augment.cutout) == (0.4, 0.2, 16)
 
 
 def test_overrides_parse_values_as_yaml(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("search:\n  epochs: 5\n")
-    config = load_config(path, ["search.epochs=7", "search.primitives=[none, skip_connect]", "data.ratio=10",
+    config = load_config(path, ["search.epochs=7", "search.cell.primitives=[none, skip_connect]", "data.ratio=10",
                                 "search.augment.flip=false", "train.genotype=DARTS_V2"])
-    assert config.search.epochs == 7 and config.search.primitives == ["none", "skip_connect"]
+    assert config.search.epochs == 7 and config.search.cell.primitives == ["none", "skip_connect"]
     assert config.data.ratio == 10.0 and config.search.augment.flip is False
     assert config.train.genotype == "DARTS_V2"
 
@@ -35,8 +37,8 @@ def test_overrides_parse_values_as_yaml(tmp_path):
     ("data.factor=0", "factor must be in (0, 1]"),
     ("data.factor=1.5", "factor must be in (0, 1]"),
     ("data.source=imagenet", "unknown dataset 'imagenet'"),
-    ("search.primitives=[none]", "at least one operation"),
-    ("search.primitives=[skip_connect, skip_connect]", "more than once"),
+    ("search.cell.primitives=[none]", "at least one operation"),
+    ("search.cell.primitives=[skip_connect, skip_connect]", "more than once"),
     ("search.order=third", "search.order"),
     ("epochs", "not key=value"),
 ])

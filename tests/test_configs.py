@@ -35,8 +35,8 @@ def test_ssf_configs_follow_paper_000():
     config = load_config(shipped_configs()["ssf_cifar10_lt"])
     data, search, train = config.data, config.search, config.train
     assert (data.source, data.profile, data.factor, data.longtail_test) == ("cifar10", "exp", 0.01, True)
-    assert (search.method, search.layers, search.epochs, len(search.primitives)) == ("ssf", 8, 40, 8)
-    assert (search.batch_size, search.lr, search.arch_lr, search.derive) == (128, 0.005, 3e-3, "threshold")
+    assert (search.method, search.cell.layers, search.epochs, len(search.cell.primitives)) == ("ssf", 8, 40, 8)
+    assert (search.batch_size, search.sgd.lr, search.arch_lr, search.derive) == (128, 0.005, 3e-3, "threshold")
     assert train.epochs == 150
     assert config.published.values == {"darts": 78.26, "fairdarts": 79.35, "ssf": 82.64}
 
@@ -52,8 +52,9 @@ def test_ssf_configs_follow_paper_000():
 def test_fairdarts_cifar10_config_uses_the_authors_settings():
     config = load_config(shipped_configs()["fairdarts_cifar10"])
     search = config.search
-    assert config.data.profile == "balanced" and "none" not in search.primitives and len(search.primitives) == 7
-    assert (search.batch_size, search.lr, search.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
+    primitives = search.cell.primitives
+    assert config.data.profile == "balanced" and "none" not in primitives and len(primitives) == 7
+    assert (search.batch_size, search.sgd.lr, search.sgd.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
     assert (search.order, search.derive, search.threshold, search.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
     assert config.published.values == {"fairdarts": 97.46}
 
@@ -79,9 +80,11 @@ def test_paper_scale_darts_config_uses_the_darts_settings():
     config = load_config(shipped_configs()["darts_cifar10_lt"])
     data, search, train = config.data, config.search, config.train
     assert (data.source, data.profile, data.ratio, data.val_fraction) == ("cifar10", "exp", 100, 0.5)
-    assert (search.init_channels, search.layers, search.batch_size, search.epochs) == (16, 8, 64, 50)
-    assert (search.lr, search.lr_min, search.arch_lr, tuple(search.arch_betas)) == (0.025, 0.001, 3e-4, (0.5, 0.999))
-    assert (train.init_channels, train.layers, train.auxiliary_weight, train.drop_path) == (36, 20, 0.4, 0.2)
+    assert (search.cell.init_channels, search.cell.layers, search.batch_size, search.epochs) == (16, 8, 64, 50)
+    assert (search.sgd.lr, search.sgd.lr_min, search.arch_lr, tuple(search.arch_betas)) == (0.025, 0.001, 3e-4,
+                                                                                          (0.5, 0.999))
+    assert (train.cell.init_channels, train.cell.layers, train.auxiliary_weight, train.drop_path) == (36, 20, 0.4,
+                                                                                                        0.2)
     assert train.augment.cutout == 16
 
 
@@ -100,9 +103,10 @@ def test_cifar_smoke_config_runs_end_to_end_on_cifar_format_files(tmp_path, caps
 
 def test_pcdarts_and_gdas_configs_use_the_authors_settings():
     pc = load_config(shipped_configs()["pcdarts_cifar10_lt"]).search
-    assert (pc.method, pc.batch_size, pc.lr, pc.lr_min, pc.arch_lr, pc.epochs) == ("pcdarts", 256, 0.1, 0.0, 6e-4, 50)
-    assert (pc.pcdarts.k, pc.pcdarts.arch_start_epoch, pc.weight_decay, pc.arch_weight_decay) == (4, 15, 3e-4, 1e-3)
+    assert (pc.method, pc.batch_size, pc.sgd.lr, pc.sgd.lr_min, pc.arch_lr, pc.epochs) == ("pcdarts", 256, 0.1, 0.0,
+                                                                                          6e-4, 50)
+    assert (pc.pcdarts.k, pc.pcdarts.arch_start_epoch, pc.sgd.weight_decay, pc.arch_weight_decay) == (4, 15, 3e-4, 1e-3)
     gd = load_config(shipped_configs()["gdas_cifar10_lt"]).search
-    assert (gd.method, gd.epochs, gd.batch_size, gd.lr, gd.lr_min, gd.weight_decay) == ("gdas", 250, 256, 0.025,
-                                                                                       0.001, 5e-4)
+    assert (gd.method, gd.epochs, gd.batch_size, gd.sgd.lr, gd.sgd.lr_min, gd.sgd.weight_decay) == ("gdas", 250, 256,
+                                                                                                   0.025, 0.001, 5e-4)
     assert (gd.arch_lr, gd.arch_weight_decay, gd.gdas.tau_max, gd.gdas.tau_min) == (3e-4, 1e-3, 10.0, 0.1)

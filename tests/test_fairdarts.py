@@ -64,8 +64,8 @@ def test_barlow_twins_bad_shapes():
 
 def test_fairdarts_uses_the_authors_defaults_unless_overridden():
     config = load_config(None, ["search.method=fairdarts"]).search
-    assert tuple(config.primitives) == PRIMITIVES[1:]  # the 7 operations without `none`
-    assert (config.batch_size, config.lr, config.lr_min, config.arch_lr) == (128, 0.005, 0.001, 3e-3)
+    assert tuple(config.cell.primitives) == PRIMITIVES[1:]  # the 7 operations without `none`
+    assert (config.batch_size, config.sgd.lr, config.sgd.lr_min, config.arch_lr) == (128, 0.005, 0.001, 3e-3)
     assert (config.order, config.derive, config.threshold, config.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
     assert load_config(None, ["search.method=fairdarts", "search.batch_size=32"]).search.batch_size == 32
     assert load_config(None, []).search.batch_size == 64  # DARTS keeps its own
@@ -77,7 +77,7 @@ def _fairdarts(zero_one_weight: float, arch_lr: float = 3e-3, order: str = "firs
     torch.manual_seed(0)
     config = SearchConfig(method="fairdarts", epochs=1, fairdarts={"zero_one_weight": zero_one_weight},
                           arch_lr=arch_lr, order=order, arch_weight_decay=0.0)
-    network = SearchNetwork(4, 3, 3, primitives=config.primitives, relaxation="sigmoid", alpha_init_std=0.3)
+    network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, relaxation="sigmoid", alpha_init_std=0.3)
     return FairDartsSearch(network, config, F.cross_entropy)
 
 
@@ -108,7 +108,7 @@ def test_zero_one_loss_polarises_sigma_in_a_short_search():
         torch.manual_seed(0)  # the same initial α for both
         config = SearchConfig(method="fairdarts", epochs=1, fairdarts={"zero_one_weight": w01}, arch_lr=0.1,
                               arch_weight_decay=0.0)
-        network = SearchNetwork(2, 3, 3, primitives=config.primitives, nodes=1, relaxation="sigmoid",
+        network = SearchNetwork(2, 3, 3, primitives=config.cell.primitives, nodes=1, relaxation="sigmoid",
                                 alpha_init_std=1.0)
         strategy = FairDartsSearch(network, config, F.cross_entropy)
         for step in range(30):
@@ -142,7 +142,7 @@ def test_fairdarts_runs_through_the_pipeline_with_threshold_derivation(tiny_run,
     tiny_run["search"].update(method="fairdarts", threshold=0.5, arch_lr=0.05,
                               longtail={"reweight": "class_balanced"})
     config = validate_config(tiny_run)
-    assert config.search.derive == "threshold" and "none" not in config.search.primitives
+    assert config.search.derive == "threshold" and "none" not in config.search.cell.primitives
     results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
     alpha = [json.loads(line) for line in (tmp_path / "run" / "search" / "alpha.jsonl").read_text().splitlines()]
     assert alpha[-1]["relaxation"] == "sigmoid" and len(alpha[-1]["normal"][0]) == 7

@@ -163,10 +163,11 @@ def test_second_order_steps_match_the_original_including_batchnorm_statistics():
         baseline = BaselineNetwork(4, 5, 3, primitives=primitives, steps=2, multiplier=2).copy_from(network)
         baseline.alphas_normal, baseline.alphas_reduce = (a.detach().clone().requires_grad_(True)
                                                           for a in network.arch_parameters())
-        config = SearchConfig(order="second", epochs=1, lr=0.1, primitives=primitives)
+        config = SearchConfig(order="second", epochs=1, sgd={"lr": 0.1}, cell={"primitives": primitives})
         ours = DartsSearch(network, config, F.cross_entropy)
-        theirs = BaselineSearch(baseline, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                grad_clip=config.grad_clip, arch_lr=config.arch_lr, arch_betas=config.arch_betas,
+        sgd = config.sgd
+        theirs = BaselineSearch(baseline, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,
+                                grad_clip=sgd.grad_clip, arch_lr=config.arch_lr, arch_betas=config.arch_betas,
                                 arch_weight_decay=config.arch_weight_decay, unrolled=True)
         data = torch.Generator().manual_seed(1)
         for _ in range(4):

@@ -524,7 +524,7 @@ def test_divergence_says_what_works(tmp_path, tiny, capsys, monkeypatch):
     monkeypatch.setattr(SearchTask, "run_epoch", lambda self, epoch, on_step: {"loss": float("nan")})
     out = tmp_path / "run"
     line = user_error(capsys, ["search", tiny, "--out", str(out)], "diverged at epoch 1",
-                      "a resume would diverge again", "lower search.lr", "new --out")
+                      "a resume would diverge again", "lower search.sgd.lr", "new --out")
     assert "kept" not in line  # at epoch 1 there is no good epoch to keep
     assert not out.exists()  # nothing was learnt: the new folder goes, so the same --out works again
 

@@ -26,7 +26,8 @@ PRIMITIVES = ("none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3")
 def test_tau_anneals_linearly_from_tau_max_to_tau_min():
     assert [tau_at(e, 5, 10.0, 0.1) for e in range(5)] == pytest.approx([10.0, 7.525, 5.05, 2.575, 0.1])
     assert tau_at(0, 1, 10.0, 0.1) == 10.0
-    config = SearchConfig(method="gdas", epochs=3, init_channels=4, layers=1, nodes=1, primitives=list(PRIMITIVES))
+    config = SearchConfig(method="gdas", epochs=3,
+                          cell={"init_channels": 4, "layers": 1, "nodes": 1, "primitives": list(PRIMITIVES)})
     strategy = make_strategy(config)
     taus = []
     for epoch in range(3):
@@ -95,13 +96,15 @@ def test_gradient_reaches_alpha_through_the_straight_through_weights():
 def make_strategy(config: SearchConfig):
     strategy_cls = strategy_class("gdas")
     torch.manual_seed(0)
-    network = SearchNetwork(config.init_channels, 3, config.layers, primitives=config.primitives, nodes=config.nodes,
+    cell = config.cell
+    network = SearchNetwork(cell.init_channels, 3, cell.layers, primitives=cell.primitives, nodes=cell.nodes,
                             **strategy_cls.network_options(config))
     return strategy_cls(network, config, F.cross_entropy)
 
 
 def test_derivation_and_logs_read_softmax_alpha_not_the_sample():
-    config = SearchConfig(method="gdas", epochs=2, init_channels=4, layers=2, nodes=2, primitives=list(PRIMITIVES))
+    config = SearchConfig(method="gdas", epochs=2,
+                          cell={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
     network = make_strategy(config).network
     with torch.no_grad():
         network.alpha_normal.normal_()
@@ -115,7 +118,8 @@ def test_derivation_and_logs_read_softmax_alpha_not_the_sample():
 
 
 def test_evaluation_runs_argmax_alpha_and_draws_no_noise():
-    config = SearchConfig(method="gdas", epochs=2, init_channels=4, layers=2, nodes=2, primitives=list(PRIMITIVES))
+    config = SearchConfig(method="gdas", epochs=2,
+                          cell={"init_channels": 4, "layers": 2, "nodes": 2, "primitives": list(PRIMITIVES)})
     strategy = make_strategy(config)
     network = strategy.network.eval()
     state = strategy.generator.get_state()
@@ -128,7 +132,7 @@ def test_evaluation_runs_argmax_alpha_and_draws_no_noise():
 
 def test_authors_defaults_and_bad_input():
     c = SearchConfig(method="gdas")
-    assert (c.epochs, c.batch_size, c.lr, c.lr_min, c.weight_decay) == (250, 256, 0.025, 0.001, 5e-4)
+    assert (c.epochs, c.batch_size, c.sgd.lr, c.sgd.lr_min, c.sgd.weight_decay) == (250, 256, 0.025, 0.001, 5e-4)
     assert (c.arch_lr, tuple(c.arch_betas), c.arch_weight_decay, c.order) == (3e-4, (0.5, 0.999), 1e-3, "first")
     assert (c.gdas.tau_max, c.gdas.tau_min) == (10.0, 0.1)
     with pytest.raises(LtnasError, match="first order only"):
@@ -152,7 +156,8 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     config = validate_config(tiny_run)
     pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
     whole = search_outcome(tmp_path / "whole")
-    assert JsonlLog(tmp_path / "whole" / "search" / "alpha.jsonl").rows()[0]["relaxation"] == "gumbel"
+    row = JsonlLog(tmp_path / "whole" / "search" / "alpha.jsonl").rows()[0]
+    assert (row["relaxation"], row["weights"]) == ("gumbel", "softmax(α)")  # the expected weights, not the sample
 
     search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
     resumed = search_outcome(tmp_path / "killed")

@@ -27,7 +27,7 @@ from ltnas.space import Genotype, SearchNetwork, count_parameters
 from ltnas.stages.imbnas import adapt_supernet, supernet_key
 from ltnas.train.loop import fit
 
-OPS = [name for name in SupernetConfig().primitives]  # the 7 DARTS operations without `none`
+OPS = [name for name in SupernetConfig().cell.primitives]  # the 7 DARTS operations without `none`
 
 # A tiny IMB-NAS run: source = 6 balanced synthetic classes, target = 4 long-tailed ones (other classes).
 TINY_IMBNAS = {
@@ -36,11 +36,12 @@ TINY_IMBNAS = {
                     "test_per_class": 5, "profile": "balanced", "val_fraction": 0.3,
                     "augment": {"crop_padding": 1, "flip": True, "cutout": 0}},
     "search": {"method": "imbnas"},
-    "supernet": {"init_channels": 4, "layers": 3, "epochs": 2, "batch_size": 16, "lr_milestones": [1],
+    "supernet": {"cell": {"init_channels": 4, "layers": 3}, "epochs": 2, "batch_size": 16,
+                 "sgd": {"lr_milestones": [1]},
                  "augment": {"crop_padding": 1, "flip": True, "cutout": 0}},
     "evolve": {"population": 4, "generations": 2, "crossover": 2, "mutation": 2, "parents": 2, "bn_batches": 1,
                "bn_batch_size": 16},
-    "adapt": {"epochs": 2, "batch_size": 16, "lr_milestones": [1],
+    "adapt": {"epochs": 2, "batch_size": 16, "sgd": {"lr_milestones": [1]},
               "finetune_longtail": {"reweight": "drw", "drw_epoch": 1}},
 }
 TINY_IMBNAS["data"] = {**TINY_IMBNAS["data"], "val_fraction": 0.3}
@@ -285,8 +286,9 @@ def test_imbnas_config_and_bad_input(tmp_path):
     defaults = RunConfig()
     assert (defaults.evolve.population, defaults.evolve.generations, defaults.evolve.crossover,
             defaults.evolve.mutation, defaults.evolve.mutation_prob, defaults.evolve.parents) == (50, 20, 25, 25, 0.1, 10)
-    assert (defaults.supernet.epochs, defaults.supernet.lr, defaults.supernet.lr_milestones) == (500, 0.1, [300, 400])
-    assert (defaults.adapt.epochs, defaults.adapt.lr, defaults.adapt.finetune_longtail.drw_epoch) == (200, 0.01, 100)
+    supernet, adapt = defaults.supernet, defaults.adapt
+    assert (supernet.epochs, supernet.sgd.lr, supernet.sgd.lr_milestones) == (500, 0.1, [300, 400])
+    assert (adapt.epochs, adapt.sgd.lr, adapt.finetune_longtail.drw_epoch) == (200, 0.01, 100)
 
 
 # --- end to end -----------------------------------------------------------------------------------
@@ -359,12 +361,12 @@ def test_supernet_sampling_strategies_train_and_count_images(sampling, paths_per
     from ltnas.search.oneshot import SupernetTask
 
     images = make_synthetic(4, 3, 8, per_class=8).train
-    config = SupernetConfig(init_channels=4, layers=3, epochs=1, batch_size=16, lr_milestones=[], sampling=sampling,
-                            sandwich_random=1, attentive_candidates=2)
+    config = SupernetConfig(cell={"init_channels": 4, "layers": 3}, epochs=1, batch_size=16,
+                            sgd={"lr_milestones": []}, sampling=sampling, sandwich_random=1, attentive_candidates=2)
     network = tiny_supernet()
     batches = DeviceBatches(images, 16, device="cpu", mean=[0.5] * 3, std=[0.25] * 3,
                             generator=torch.Generator().manual_seed(0))
-    task = SupernetTask(network, config, config, build_criterion(LongTailConfig(), [8] * 4, 1), batches, seed=0)
+    task = SupernetTask(network, config.sgd, config, build_criterion(LongTailConfig(), [8] * 4, 1), batches, seed=0)
     before = [p.clone() for p in network.parameters()]
     row = task.run_epoch(0, lambda **_: None)
     # sandwich trains largest + smallest + 1 random path; attentive scores 2 and trains 1

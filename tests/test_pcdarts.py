@@ -51,7 +51,7 @@ def test_channels_not_divisible_by_k_are_refused():
     with pytest.raises(LtnasError, match="multiple of search.pcdarts.k"):
         PartialMixedEdge(6, 1, ("skip_connect",), k=4)
     with pytest.raises(LtnasError, match="multiple of pcdarts.k"):
-        validate_config({"search": {"method": "pcdarts", "init_channels": 6}})
+        validate_config({"search": {"method": "pcdarts", "cell": {"init_channels": 6}}})
     with pytest.raises(LtnasError, match="arch_start_epoch"):
         validate_config({"search": {"method": "pcdarts", "epochs": 10}})  # 15 ≥ 10: α would never move
 
@@ -113,17 +113,18 @@ def test_derivation_ranks_softmax_alpha_times_normalised_beta():
 
 def test_authors_search_defaults():
     c = SearchConfig(method="pcdarts")
-    assert (c.batch_size, c.lr, c.lr_min, c.momentum, c.weight_decay) == (256, 0.1, 0.0, 0.9, 3e-4)
+    assert (c.batch_size, c.sgd.lr, c.sgd.lr_min, c.sgd.momentum, c.sgd.weight_decay) == (256, 0.1, 0.0, 0.9, 3e-4)
     assert (c.arch_lr, tuple(c.arch_betas), c.arch_weight_decay, c.epochs) == (6e-4, (0.5, 0.999), 1e-3, 50)
     assert (c.pcdarts.k, c.pcdarts.arch_start_epoch) == (4, 15)
 
 
 def test_alpha_and_beta_move_only_after_the_warm_up():
-    config = SearchConfig(method="pcdarts", init_channels=4, layers=1, nodes=2, epochs=3, batch_size=4,
-                          primitives=["none", "skip_connect", "sep_conv_3x3"], pcdarts={"arch_start_epoch": 1})
+    config = SearchConfig(method="pcdarts", epochs=3, batch_size=4, pcdarts={"arch_start_epoch": 1},
+                          cell={"init_channels": 4, "layers": 1, "nodes": 2,
+                                 "primitives": ["none", "skip_connect", "sep_conv_3x3"]})
     strategy_cls = strategy_class("pcdarts")
     torch.manual_seed(0)
-    network = SearchNetwork(4, 3, 1, primitives=config.primitives, nodes=2, **strategy_cls.network_options(config))
+    network = SearchNetwork(4, 3, 1, primitives=config.cell.primitives, nodes=2, **strategy_cls.network_options(config))
     strategy = strategy_cls(network, config, F.cross_entropy)
     assert len(strategy.alphas) == 4  # α and β of both cell types, one Adam
     batch = (torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
@@ -153,6 +154,13 @@ def test_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run, tmp_
     pipeline.search_only(config, RunFolder.create(tmp_path / "whole", config))
     whole = search_outcome(tmp_path / "whole")
     assert set(whole[2]) == {"alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"}
+    # alpha.jsonl logs what the derivation reads, softmax(α)·β̂, and says so (the forward relaxation is softmax)
+    last = whole[0][-1]
+    assert (last["relaxation"], last["weights"]) == ("softmax", "softmax(α)·β̂")
+    for kind in ("normal", "reduce"):
+        read = torch.softmax(whole[2][f"alpha_{kind}"], -1) * node_softmax(whole[2][f"beta_{kind}"], 4).unsqueeze(-1)
+        torch.testing.assert_close(torch.tensor(last[kind]), read)
+        assert not torch.allclose(torch.tensor(last[kind]), torch.softmax(whole[2][f"alpha_{kind}"], -1))
 
     search_killed_and_resumed(config, tmp_path / "killed", monkeypatch, after_epoch=1)
     resumed = search_outcome(tmp_path / "killed")

@@ -21,8 +21,8 @@ from ltnas.cli import main, resolve_config_path
 from ltnas.compare import read_comparison_file
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SHRINK = ["search.epochs=1", "train.epochs=1", "search.layers=2", "search.init_channels=4",
-          "train.layers=2", "train.init_channels=4", "train.auxiliary=false", "search.batch_size=64",
+SHRINK = ["search.epochs=1", "train.epochs=1", "search.cell.layers=2", "search.cell.init_channels=4",
+          "train.cell.layers=2", "train.cell.init_channels=4", "train.auxiliary=false", "search.batch_size=64",
           "train.batch_size=64", "search.ssl.projector=[16,16]", "search.threshold=0.01", "device=cpu", "progress=false"]
 
 
@@ -63,7 +63,7 @@ def test_readme_python_snippet_runs(index, outside_checkout):
     code = PYTHON[index]
     if "RUN/supernet/supernet.pt" in code:  # the snippet reads a supernet that `ltnas supernet train` wrote
         assert main(["supernet", "train", "imbnas_smoke", "--out", "RUN", "--device", "cpu", "--no-progress",
-                     "--set", "supernet.epochs=1", "--set", "supernet.lr_milestones=[1]"]) == 0
+                     "--set", "supernet.epochs=1", "--set", "supernet.sgd.lr_milestones=[1]"]) == 0
     exec(compile(code, f"README.md python snippet {index}", "exec"), {"__name__": "readme"})
 
 
@@ -76,3 +76,13 @@ def test_readme_comparison_file_snippet_is_a_valid_comparison(tmp_path):
         spec = read_comparison_file(path, resolve_config_path)
         assert spec.variants and Path(spec.base).is_file()
         assert yaml.safe_load(text)["compare"]["variants"]
+
+
+def test_readme_config_snippets_are_valid_configs():
+    """Every YAML snippet of the README that is not a comparison file is (part of) a run config."""
+    from ltnas.config import validate_config
+
+    configs = [yaml.safe_load(text) for text in snippets("yaml") if not text.lstrip().startswith("compare:")]
+    assert configs
+    for raw in configs:
+        validate_config(raw)

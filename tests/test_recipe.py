@@ -24,7 +24,7 @@ def test_warmup_factor():
 def _task(warmup: int, epochs: int = 3) -> RetrainTask:
     torch.manual_seed(0)
     images = ImageSet(torch.randint(0, 255, (24, 1, 8, 8), dtype=torch.uint8), torch.arange(24) % 3)
-    config = TrainConfig(epochs=epochs, batch_size=8, lr=0.1, warmup_epochs=warmup, augment={"crop_padding": 0,
+    config = TrainConfig(epochs=epochs, batch_size=8, sgd={"lr": 0.1}, warmup_epochs=warmup, augment={"crop_padding": 0,
                                                                                            "flip": False})
     batches = DeviceBatches(images, 8, device="cpu", mean=[0.5], std=[0.2], generator=torch.Generator().manual_seed(0))
     tests = DeviceBatches(images, 8, device="cpu", mean=[0.5], std=[0.2], generator=torch.Generator(), shuffle=False)
@@ -53,7 +53,7 @@ def test_quickstart_uses_the_measured_recipe():
     assert train.longtail.loss == "logit_adjusted" and train.longtail.reweight == "none"
     assert train.warmup_epochs > 0 and train.batch_size == 16
     assert not train.auxiliary and train.drop_path == 0 and train.augment.cutout == 0
-    assert train.precise_bn and train.weight_decay == 1e-3
+    assert train.precise_bn and train.sgd.weight_decay == 1e-3
 
 
 def test_paper_configs_keep_the_papers_recipe():

@@ -287,6 +287,11 @@ def test_weight_histogram_plot(tmp_path: Path) -> None:
     row = {"epoch": 3, "primitives": ["skip_connect", "sep_conv_3x3"], "relaxation": "sigmoid",
            "normal": [[0.01, 0.99], [0.5, 0.97]], "reduce": [[0.02, 0.98], [0.03, 0.6]]}
     assert plot_weight_histogram(row, tmp_path / "hist.png").stat().st_size > 0
+    from ltnas.report.plots import weights_symbol
+
+    # a row names what its weights are (PC-DARTS: softmax(α)·β̂); rows logged before, by their relaxation
+    assert weights_symbol({**row, "relaxation": "softmax", "weights": "softmax(α)·β̂"}) == "softmax(α)·β̂"
+    assert (weights_symbol(row), weights_symbol({"relaxation": "gumbel"})) == ("σ(α)", "softmax(α)")
     with pytest.raises(ValueError):
         plot_weight_histogram({"primitives": []}, tmp_path / "none.png")
 

@@ -23,10 +23,10 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def _tiny_search(order: str, **config) -> tuple[DartsSearch, tuple, tuple]:
+def _tiny_search(order: str, sgd: dict | None = None, **config) -> tuple[DartsSearch, tuple, tuple]:
     torch.manual_seed(0)
     network = SearchNetwork(4, 3, 3, in_channels=1, primitives=PRIMS, nodes=2, alpha_init_std=0.5)
-    strategy = DartsSearch(network, SearchConfig(order=order, epochs=1, **config), F.cross_entropy)
+    strategy = DartsSearch(network, SearchConfig(order=order, epochs=1, sgd=sgd or {}, **config), F.cross_entropy)
     train = (torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,)))
     val = (torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,)))
     return strategy, train, val
@@ -40,12 +40,12 @@ def _unrolled_val_loss(strategy: DartsSearch, train, val) -> float:
     unrolled = {}
     for name, w, g in zip(names, strategy.weights, grads):
         buf = strategy.w_optimizer.state[w]["momentum_buffer"]
-        unrolled[name] = w - strategy.lr * (config.momentum * buf + g + config.weight_decay * w)
+        unrolled[name] = w - strategy.lr * (config.sgd.momentum * buf + g + config.sgd.weight_decay * w)
     return F.cross_entropy(functional_call(network, unrolled, (val[0],)), val[1]).item()
 
 
 def test_second_order_alpha_gradient_matches_finite_differences(float64):
-    strategy, train, val = _tiny_search("second", lr=0.1, weight_decay=0.01, hvp_radius=1e-5)
+    strategy, train, val = _tiny_search("second", {"lr": 0.1, "weight_decay": 0.01}, hvp_radius=1e-5)
     strategy.weight_step(train)  # a non-zero momentum buffer enters w'
     strategy.network.train()
     analytic = strategy.second_order_arch_grads(train, val)
@@ -95,7 +95,7 @@ def test_first_order_alpha_gradient_is_the_validation_gradient():
 
 
 def test_weight_step_moves_weights_only_and_clips():
-    strategy, train, _ = _tiny_search("first", grad_clip=1e-3, lr=1.0, momentum=0.0, weight_decay=0.0)
+    strategy, train, _ = _tiny_search("first", {"grad_clip": 1e-3, "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0})
     alphas_before = [a.detach().clone() for a in strategy.alphas]
     weights_before = torch.cat([w.detach().flatten() for w in strategy.weights])
     out = strategy.weight_step(train)
@@ -108,7 +108,7 @@ def test_weight_step_moves_weights_only_and_clips():
 def test_cosine_learning_rate_reaches_its_minimum():
     torch.manual_seed(0)
     network = SearchNetwork(2, 3, 3, in_channels=1, primitives=PRIMS, nodes=1)
-    strategy = DartsSearch(network, SearchConfig(epochs=4, lr=0.1, lr_min=0.01), F.cross_entropy)
+    strategy = DartsSearch(network, SearchConfig(epochs=4, sgd={"lr": 0.1, "lr_min": 0.01}), F.cross_entropy)
     rates = []
     for epoch in range(4):
         strategy.set_epoch(epoch)

@@ -105,8 +105,9 @@ def test_projector_is_linear_bn_relu_twice_then_linear():
 def ssf(mode: str = "add", arch_step: bool = False, seed: int = 0) -> SsfSearch:
     torch.manual_seed(seed)
     # No clipping: a global gradient-norm clip would couple every gradient's scale to the labels.
-    config = SearchConfig(method="ssf", epochs=2, grad_clip=1e9, ssl={"mode": mode, "arch_step": arch_step, "projector": [16, 16]})
-    network = SearchNetwork(4, 3, 3, primitives=config.primitives, nodes=2, relaxation="sigmoid")
+    config = SearchConfig(method="ssf", epochs=2, sgd={"grad_clip": 1e9},
+                          ssl={"mode": mode, "arch_step": arch_step, "projector": [16, 16]})
+    network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, nodes=2, relaxation="sigmoid")
     return SsfSearch(network, config, F.cross_entropy, views=ViewAugment(config.ssl.views, MEAN, STD),
                      generator=generator(seed))
 
@@ -160,7 +161,7 @@ def test_ssf_alpha_optimizer_uses_fairdarts_betas():
 
 def test_ssf_config_defaults_and_checks():
     config = SearchConfig(method="ssf")
-    assert config.batch_size == 128 and config.derive == "threshold" and "none" not in config.primitives
+    assert config.batch_size == 128 and config.derive == "threshold" and "none" not in config.cell.primitives
     assert config.ssl.mode == "add" and config.ssl.lambd == 0.0051 and config.ssl.arch_step is False
     with pytest.raises(ValueError, match="first"):
         SearchConfig(method="ssf", order="second")

@@ -53,8 +53,9 @@ def test_noise_scale_decays_with_a_cosine_to_zero():
 def make_strategy(config: SearchConfig, classes: int = 3):
     strategy_cls = strategy_class(config.method)
     torch.manual_seed(0)
-    network = SearchNetwork(config.init_channels, classes, config.layers, primitives=config.primitives,
-                            nodes=config.nodes, **strategy_cls.network_options(config))
+    cell = config.cell
+    network = SearchNetwork(cell.init_channels, classes, cell.layers, primitives=cell.primitives,
+                            nodes=cell.nodes, **strategy_cls.network_options(config))
     return strategy_cls(network, config, F.cross_entropy)
 
 
@@ -117,7 +118,7 @@ def test_derivation_and_logs_read_the_noiseless_alpha(target):
 def test_noise_defaults_and_bad_input():
     config = SearchConfig(method="darts_noise")
     assert (config.noise.scale, config.noise.decay_epochs, config.noise.target) == (1.0, None, "output")
-    assert (tuple(config.arch_betas), config.arch_lr, config.lr, config.batch_size, config.order) == (
+    assert (tuple(config.arch_betas), config.arch_lr, config.sgd.lr, config.batch_size, config.order) == (
         (0.9, 0.999), 3e-4, 0.025, 64, "first")
     with pytest.raises(LtnasError, match="skip_connect"):
         validate_config({"search": {"method": "darts_noise", "primitives": ["sep_conv_3x3", "max_pool_3x3"]}})
@@ -256,7 +257,7 @@ def test_random_run_retrains_the_drawn_cells_with_long_tail_plug_ins_and_resumes
     assert record["madds"] >= floor and record["rejected"]["madds"] >= 1
     train = config.train
     genotype = load_genotype(str(other.path / "search" / "genotype.json"))
-    assert subnet_cost(genotype, train.init_channels, train.layers, 4, 3, 8, normalised=True)[1] == record["madds"]
+    assert subnet_cost(genotype, train.cell.init_channels, train.cell.layers, 4, 3, 8, normalised=True)[1] == record["madds"]
 
 
 # --- shipped configs ---------------------------------------------------------------------------------------
@@ -268,13 +269,13 @@ def test_table3_configs_follow_the_paper():
     noise = load_config(shipped_configs()["darts_noise_cifar10"])
     assert (noise.data.source, noise.data.profile, noise.search.method, noise.search.epochs) == (
         "cifar10", "balanced", "darts_noise", 50)
-    assert (noise.search.noise.scale, noise.search.init_channels, noise.search.layers, noise.search.batch_size) == (
+    assert (noise.search.noise.scale, noise.search.cell.init_channels, noise.search.cell.layers, noise.search.batch_size) == (
         1.0, 16, 8, 64)
     sampled = load_config(shipped_configs()["random_cifar10"])
     assert (sampled.search.method, sampled.search.random.skips, sampled.search.random.skip_rule) == (
         "random", 2, "exactly")
     for config in (noise, sampled):
-        assert (config.train.init_channels, config.train.layers, config.train.epochs) == (36, 20, 600)
+        assert (config.train.cell.init_channels, config.train.cell.layers, config.train.epochs) == (36, 20, 600)
         assert config.published.values == {"darts_noise": 97.12, "random": 97.01}
     for name in ("fairdarts_table3", "fairdarts_table3_smoke"):
         spec = read_comparison_file(shipped_configs()[name], resolve_config_path)

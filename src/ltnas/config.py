@@ -11,7 +11,7 @@ import copy
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,8 +36,33 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class StageSection(Section):
+    """A stage's section (`search`, `train`, `supernet`, `adapt`): keys it held before they moved (MOVED_KEYS,
+    e.g. a flat `lr`) are read at their new places also when the section is built on its own
+    (`SearchConfig(lr=0.1)` is `SearchConfig(sgd={"lr": 0.1})`)."""
+
+    key: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        return migrate_layout({cls.key: data})[cls.key] if isinstance(data, dict) else data
+
+
+def with_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """`given` with the keys of `defaults` it leaves unset, section by section (nested mappings merge; a
+    value `given` sets, a section object included, wins whole)."""
+    merged = dict(given)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = with_defaults(value, merged[key])
+    return merged
+
+
 # The SGD settings every training section has (search weights, retrain, supernet, adapt): their meaning
-# and range are declared once here; each section gives only its own default (the paper's).
+# and range are declared once here.
 LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
 MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
 Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
@@ -64,6 +89,72 @@ Primitives = Annotated[list[str], AfterValidator(_known_primitives),
 Channels = Annotated[int, Field(ge=1, description="C: channels of the first cell (doubled at each reduction)")]
 Layers = Annotated[int, Field(ge=1, description="cells in the network (reduction cells at 1/3 and 2/3)")]
 Nodes = Annotated[int, Field(ge=1, description="intermediate nodes per cell, each with two inputs")]
+
+
+# --- the shared sections: SGD (`<stage>.sgd`) and the network (`search.cell`, `supernet.cell`,
+# `train.cell`). Each stage's own defaults (its paper's) are a subclass's plain defaults, so a YAML that
+# sets one key of a stage's section keeps that stage's defaults for the others.
+class SgdConfig(Section):
+    """The weight optimizer of a training stage: SGD with momentum, weight decay and gradient clipping."""
+
+    lr: LearningRate = 0.025
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 3e-4
+    grad_clip: GradClip = 5.0
+
+
+class CosineSgdConfig(SgdConfig):
+    """SGD whose learning rate follows a cosine from lr down to lr_min over the stage's epochs (the search's
+    defaults: DARTS's search recipe)."""
+
+    lr_min: MinLearningRate = 0.001
+
+
+class TrainSgdConfig(CosineSgdConfig):
+    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0)."""
+
+    lr_min: MinLearningRate = 0.0
+
+
+class StepSgdConfig(SgdConfig):
+    """SGD whose learning rate is multiplied by lr_gamma at each milestone epoch; defaults: IMB-NAS (Yao, 2024)'s
+    supernet, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
+
+    lr: LearningRate = 0.1
+    lr_milestones: Milestones = [300, 400]
+    lr_gamma: LrGamma = 0.01
+    weight_decay: WeightDecay = 2e-4
+
+
+class AdaptSgdConfig(StepSgdConfig):
+    """IMB-NAS adaptation's fine-tuning SGD: lr 0.01 cut by 0.01 at epoch 100 (the paper's)."""
+
+    lr: LearningRate = 0.01
+    lr_milestones: Milestones = [100]
+
+
+class CellConfig(Section):
+    """The size of a cell network; defaults: DARTS's evaluation network (C = 36, 20 cells)."""
+
+    init_channels: Channels = 36
+    layers: Layers = 20
+
+
+class CellSpaceConfig(CellConfig):
+    """The searched DARTS cell space: the supernet's size, its cell's nodes and each edge's candidate operations;
+    defaults: the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
+
+    primitives: Primitives = list(PRIMITIVES)
+    init_channels: Channels = 16
+    layers: Layers = 8
+    nodes: Nodes = 4
+
+
+class SupernetCellConfig(CellSpaceConfig):
+    """IMB-NAS's one-shot cell space: the DARTS space without 'none' (a sampled path always computes)."""
+
+    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
+                                   description="candidate operations of a path ('none' is never sampled)")
 
 
 class AugmentConfig(Section):
@@ -253,7 +344,7 @@ class PcDartsConfig(Section):
     `search.method: pcdarts`. Defaults: the authors' code (yuhuixu1993/PC-DARTS)."""
 
     k: int = Field(4, ge=1, description="1/k of each edge's channels go through the mixed operation, the rest "
-                   "pass by; search.init_channels must be a multiple of k (the authors' K = 4)")
+                   "pass by; search.cell.init_channels must be a multiple of k (the authors' K = 4)")
     arch_start_epoch: int = Field(15, ge=0, description="α and β are updated from this epoch on (0-based; the "
                                   "authors' warm-up of 15 epochs trains the weights alone)")
 
@@ -303,8 +394,8 @@ class RandomConfig(Section):
         "normal", description="which cells the rule counts in: the normal cell (the authors' code, P-DARTS) or "
         "each of the normal and the reduction cell"
     )
-    min_madds: int | None = Field(None, ge=1, description="keep only cells whose retrained network (train."
-                                  "init_channels, train.layers, the data's image size) has at least this many "
+    min_madds: int | None = Field(None, ge=1, description="keep only cells whose retrained network (train.cell."
+                                  "init_channels, train.cell.layers, the data's image size) has at least this many "
                                   "multiply-adds per image; the paper's second group: 500000000 (500M)")
     max_draws: int = Field(10000, ge=1, description="draws before giving up on the rule and floor (one line "
                            "saying which to relax)")
@@ -390,30 +481,30 @@ class S2Config(Section):
         return [name for name in S2_PRIMITIVES if name in value]  # the space's column order
 
 
-class SearchConfig(Section):
+class SearchConfig(StageSection):
+    key: ClassVar[str] = "search"
     method: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()))
-    order: Literal["first", "second"] = "first"
-    primitives: Primitives = list(PRIMITIVES)
-    init_channels: Channels = 16
-    layers: Layers = 8
-    nodes: Nodes = 4
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: LearningRate = 0.025
-    lr_min: MinLearningRate = 0.001
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 3e-4
-    grad_clip: GradClip = 5.0
-    arch_lr: float = Field(3e-4, gt=0)
+    order: Literal["first", "second"] = Field("first", description="α gradient: first order, or DARTS's second "
+                                              "order (one virtual SGD step of the weights)")
+    cell: CellSpaceConfig = Field(default_factory=CellSpaceConfig, description="the DARTS cell space searched: the "
+                                  "supernet's size, nodes and candidate operations")
+    epochs: int = Field(50, ge=1, description="search epochs")
+    batch_size: int = Field(64, ge=1, description="images per step, of the training and of the validation half each "
+                            "(bbn: per sampler)")
+    sgd: CosineSgdConfig = Field(default_factory=CosineSgdConfig, description="the weights' SGD (cosine schedule)")
+    arch_lr: float = Field(3e-4, gt=0, description="α learning rate (Adam)")
     arch_betas: tuple[float, float] = Field(
         (0.5, 0.999), description="α Adam (β1, β2): DARTS's (0.5, 0.999); fairdarts, ssf and darts_noise default to "
         "the FairDARTS code's (0.9, 0.999)"
     )
-    arch_weight_decay: float = Field(1e-3, ge=0)
-    alpha_init_std: float = Field(1e-3, ge=0)
+    arch_weight_decay: float = Field(1e-3, ge=0, description="α weight decay")
+    alpha_init_std: float = Field(1e-3, ge=0, description="α starts as this × N(0, 1) (DARTS: 1e-3)")
     hvp_radius: float = Field(0.01, gt=0, description="second order: ε = hvp_radius / ‖∇w' L_val‖ (DARTS: 0.01)")
-    derive: Literal["darts", "threshold"] = "darts"
-    threshold: float = Field(0.85, gt=0, lt=1)
+    derive: Literal["darts", "threshold"] = Field(
+        "darts", description="genotype: per node the 2 strongest edges and their strongest op (darts), or those "
+        "whose op weight reaches `threshold` (FairDARTS's threshold)"
+    )
+    threshold: float = Field(0.85, gt=0, lt=1, description="derive threshold: the weight an op needs to be kept")
     arch_objective: Literal["ce", "balanced", "class_balanced", "logit_adjusted"] = Field(
         "ce", description="α step's validation loss: plain CE (the papers), CE re-weighted by 1/n_c (balanced) or "
         "by class-balanced weights (longtail.beta), or logit-adjusted CE (arch_tau); ltnas's tail-aware option"
@@ -440,9 +531,12 @@ class SearchConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, data: Any) -> Any:
-        """The method's own `search` settings (ltnas.methods) fill the keys the config leaves unset."""
+        """The method's own values of shared `search` keys (`search_defaults` in ltnas.methods, e.g. PC-DARTS's
+        batch_size 256 and sgd.lr 0.1) fill the keys the config leaves unset, inside sections too; `ltnas config
+        show` marks them, and a run folder's config.yaml holds them like every other value."""
         if isinstance(data, dict) and data.get("method") in METHODS:
-            data = {**METHODS[data["method"]].search_defaults, **data}
+            # moved keys first (the section's own validator may run after this one)
+            data = with_defaults(method_search_defaults(data["method"]), cls._moved_keys(data))
         return data
 
     @field_validator("method")
@@ -475,32 +569,32 @@ class SearchConfig(Section):
 
 
 
-class TrainConfig(Section):
+class TrainConfig(StageSection):
     """Retraining a genotype from scratch: the DARTS evaluation recipe by default."""
+
+    key: ClassVar[str] = "train"
 
     network: str = Field(
         "cell", description="cell: the network of a genotype (searched, or train.genotype); or a hand-designed "
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    init_channels: Channels = 36
-    layers: Layers = 20
-    epochs: int = Field(600, ge=1)
-    batch_size: int = Field(96, ge=1)
-    lr: LearningRate = 0.025
-    lr_min: MinLearningRate = 0.0
+    cell: CellConfig = Field(default_factory=CellConfig, description="train.network cell: the network's size (its "
+                             "cell is the genotype's)")
+    epochs: int = Field(600, ge=1, description="retraining epochs")
+    batch_size: int = Field(96, ge=1, description="images per step")
+    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
                                "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 3e-4
-    grad_clip: GradClip = 5.0
     precise_bn: bool = Field(
         False, description="after each epoch, recompute BatchNorm running statistics on the training images with "
         "the final weights of the epoch (Wu & Johnson, 2021): no eval-mode loss spikes while weights move fast; "
         "off = DARTS's moving averages")
-    auxiliary: bool = True
-    auxiliary_weight: float = Field(0.4, ge=0)
-    drop_path: float = Field(0.2, ge=0, lt=1)
+    auxiliary: bool = Field(True, description="cell network: DARTS's auxiliary head at 2/3 of the depth "
+                            "(training only)")
+    auxiliary_weight: float = Field(0.4, ge=0, description="loss + auxiliary_weight × the auxiliary head's loss")
+    drop_path: float = Field(0.2, ge=0, lt=1, description="cell network: drop-path probability, raised linearly "
+                             "from 0 to this over the epochs (DARTS)")
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(cutout=16))
     longtail: LongTailConfig = Field(default_factory=LongTailConfig)
     amp: bool = Field(False, description="bf16 autocast of forward passes (for GPUs with bf16; weights stay fp32)")
@@ -536,23 +630,16 @@ class TrainConfig(Section):
 SAMPLINGS = ("uniform", "sandwich", "attentive")
 
 
-class SupernetConfig(Section):
+class SupernetConfig(StageSection):
     """IMB-NAS (Yao, 2024)'s one-shot supernet: one uniformly sampled path trained per step. Defaults: 500
     epochs, lr 0.1 cut by 0.01 at epochs 300 and 400 (the LDAM-DRW step schedule)."""
 
-    primitives: Primitives = Field(default_factory=lambda: [name for name in PRIMITIVES if name != "none"],
-                                  description="candidate operations of a path ('none' is never sampled)")
-    init_channels: Channels = 16
-    layers: Layers = 8
-    nodes: Nodes = 4
-    epochs: int = Field(500, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: LearningRate = 0.1
-    lr_milestones: Milestones = [300, 400]
-    lr_gamma: LrGamma = 0.01
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 2e-4
-    grad_clip: GradClip = 5.0
+    key: ClassVar[str] = "supernet"
+
+    cell: SupernetCellConfig = Field(default_factory=SupernetCellConfig, description="the one-shot cell space")
+    epochs: int = Field(500, ge=1, description="supernet training epochs")
+    batch_size: int = Field(128, ge=1, description="images per step")
+    sgd: StepSgdConfig = Field(default_factory=StepSgdConfig, description="SGD (step schedule)")
     sampling: Literal["uniform", "sandwich", "attentive"] = Field(
         "uniform", description="uniform: one random path per step; sandwich: largest + smallest + "
         "`sandwich_random` random paths, gradients summed; attentive: of `attentive_candidates` random paths "
@@ -589,7 +676,7 @@ class EvolveConfig(Section):
         return self
 
 
-class AdaptConfig(Section):
+class AdaptConfig(StageSection):
     """IMB-NAS adaptation from a balanced source supernet to the imbalanced target `data` (Yao, 2024).
 
     P0: search the source supernet, retrain its best subnet on the target. P1: freeze the backbone, retrain
@@ -598,19 +685,19 @@ class AdaptConfig(Section):
     Fine-tuning defaults: 200 epochs, lr 0.01 cut by 0.01 at epoch 100 (the paper's).
     """
 
-    procedure: Literal["P0", "P1", "P2", "P3"] = "P1"
+    key: ClassVar[str] = "adapt"
+
+    procedure: Literal["P0", "P1", "P2", "P3"] = Field(
+        "P1", description="before the search: P0 nothing (the source supernet as it is), P1 the classifier retrained "
+        "on the frozen backbone, P2 backbone and classifier fine-tuned, P3 a supernet trained on the target"
+    )
     supernet: str | None = Field(None, description="source supernet file (ltnas supernet train); None: the cache")
     supernet_cache: str = Field(
         "runs/supernet-cache", description="folder of source supernets keyed by a hash of what determines them"
     )
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: LearningRate = 0.01
-    lr_milestones: Milestones = [100]
-    lr_gamma: LrGamma = 0.01
-    momentum: Momentum = 0.9
-    weight_decay: WeightDecay = 2e-4
-    grad_clip: GradClip = 5.0
+    epochs: int = Field(200, ge=1, description="fine-tuning epochs (P1, P2)")
+    batch_size: int = Field(128, ge=1, description="images per step")
+    sgd: AdaptSgdConfig = Field(default_factory=AdaptSgdConfig, description="fine-tuning SGD (step schedule)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     classifier_longtail: LongTailConfig = Field(
         default_factory=lambda: LongTailConfig(reweight="class_balanced"),
@@ -673,6 +760,12 @@ class RunConfig(Section):
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """Keys written at their old places (MOVED_KEYS) are read at their new ones, however the config arrives."""
+        return migrate_layout(data)
 
     @field_validator("seed")
     @classmethod
@@ -762,7 +855,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     file_source = (raw.get("data") or {}).get("source", "digits") if isinstance(raw.get("data"), dict) else None
     for item in overrides or []:
         apply_override(raw, item)
-    overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    overridden = [moved_key(item.partition("=")[0].strip()) for item in overrides or []]
     if path is not None and file_source is not None:
         _drop_other_source_keys(raw, file_source, overridden)
     try:
@@ -788,12 +881,16 @@ def _drop_other_source_keys(raw: dict[str, Any], file_source: str, overridden: l
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """`search.epochs=3` → raw["search"]["epochs"] = 3 (the value is parsed as YAML)."""
+    """`search.epochs=3` → raw["search"]["epochs"] = 3 (the value is parsed as YAML). A moved key (MOVED_KEYS)
+    is set at its new place, after `raw`'s own moved keys have gone there, so the override wins either way."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise LtnasError(f"override {item!r} is not key=value; write e.g. --set search.epochs=3")
+    migrated = migrate_layout(raw)
+    raw.clear()
+    raw.update(migrated)
     node = raw
-    *parents, leaf = key.strip().split(".")
+    *parents, leaf = moved_key(key.strip()).split(".")  # an old name sets the key at its new place
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
@@ -807,7 +904,46 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 MOVED_KEYS: tuple[tuple[str, str], ...] = (
     ("search.zero_one_weight", "search.fairdarts.zero_one_weight"),
     ("search.zero_one_kind", "search.fairdarts.zero_one_kind"),
+    # the shared sections (SgdConfig, CellSpaceConfig, CellConfig), formerly flat keys of each stage
+    *[(f"{stage}.{key}", f"{stage}.cell.{key}") for stage in ("search", "supernet")
+      for key in ("primitives", "init_channels", "layers", "nodes")],
+    *[(f"train.{key}", f"train.cell.{key}") for key in ("init_channels", "layers")],
+    *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("search", "train")
+      for key in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip")],
+    *[(f"{stage}.{key}", f"{stage}.sgd.{key}") for stage in ("supernet", "adapt")
+      for key in ("lr", "lr_milestones", "lr_gamma", "momentum", "weight_decay", "grad_clip")],
 )
+
+
+def method_search_defaults(name: str) -> dict[str, Any]:
+    """The method's `search_defaults` (ltnas.methods) in the current layout (an entry written with old flat
+    keys, such as "lr", reads as {"sgd": {"lr": ...}})."""
+    return migrate_layout({"search": METHODS[name].search_defaults})["search"]
+
+
+def moved_key(key: str) -> str:
+    """A dotted key at its current place (`search.lr` → `search.sgd.lr`); other keys as they are."""
+    return next((new for old, new in MOVED_KEYS if old == key), key)
+
+
+def flat_layout(section: str, dump: dict[str, Any]) -> dict[str, Any]:
+    """A section's dump (`section`: "supernet", ...) with its moved keys back at their old places: what
+    identifies it where the old layout is part of an identity (the IMB-NAS supernet cache key)."""
+    flat = copy.deepcopy(dump)
+    for old, new in MOVED_KEYS:
+        if not old.startswith(section + "."):
+            continue
+        *parents, leaf = new.removeprefix(section + ".").split(".")
+        node = flat
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            flat[old.removeprefix(section + ".")] = node.pop(leaf)
+    for old, new in MOVED_KEYS:  # sections left empty by the moves
+        parent = new.removeprefix(section + ".").split(".")[0]
+        if old.startswith(section + ".") and flat.get(parent) == {}:
+            del flat[parent]
+    return flat
 
 
 def migrate_layout(raw: Any) -> Any:
@@ -838,7 +974,7 @@ def migrate_layout(raw: Any) -> Any:
 
 def validate_config(raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None) -> RunConfig:
     try:
-        return RunConfig.model_validate(migrate_layout(raw))
+        return RunConfig.model_validate(raw)  # moved keys go to their new places first (RunConfig._moved_keys)
     except ValidationError as exc:
         raise LtnasError(_first_problem(exc, source, overridden or [])) from None
 
@@ -857,8 +993,12 @@ def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> 
     if error["type"] == "extra_forbidden":
         section_model = _section_model(error["loc"][:-1])
         known = sorted(section_model.model_fields) if section_model else []
-        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
+        # a misspelt old name (search.lrr) is pointed to its new place (search.sgd.lr)
+        section = ".".join(str(part) for part in error["loc"][:-1])
+        moved = {old.rpartition(".")[2]: new for old, new in MOVED_KEYS if old.rpartition(".")[0] == section}
+        close = difflib.get_close_matches(str(error["loc"][-1]), [*known, *moved], n=1)
+        suggestion = moved.get(close[0], close[0]) if close and close[0] not in known else (close or [None])[0]
+        hint = f"did you mean '{suggestion}'?" if close else f"known keys here: {', '.join(known)}"
         return f"unknown config key '{location}' in {source}; {hint}"
     message = error["msg"].removeprefix("Value error, ")
     return f"invalid config value for '{location}' in {source}: {message}"

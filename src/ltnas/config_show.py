@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from ltnas.config import RunConfig, apply_override, load_config, migrate_layout, resolve_config_path
+from ltnas.config import (RunConfig, apply_override, load_config, method_search_defaults, migrate_layout,
+                          resolve_config_path)
 from ltnas.errors import LtnasError
 from ltnas.methods import OPTIONAL_SECTIONS, method
 
@@ -39,12 +40,17 @@ def show(config: RunConfig, given: dict[str, Any]) -> str:
     entry = method(config.search.method)
     lines = [f"# search.method {entry.name}: {entry.summary}",
              "# (set): from the config or --set; (<method> default): the method's own setting (ltnas.methods)"]
+    own_defaults = method_search_defaults(entry.name)
+    if own_defaults:
+        own = ", ".join(f"search.{key} {value}" for key, value in _dotted(own_defaults))
+        lines.append(f"# {entry.title} sets, unless the config does: {own}")
     unread = {section for section in OPTIONAL_SECTIONS if section not in entry.reads(config)}
-    _lines(config, given, (), entry, lines, unread)
+    _lines(config, given, (), entry, own_defaults, lines, unread)
     return "\n".join(lines) + "\n"
 
 
-def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, lines: list[str], unread: set[str]) -> None:
+def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, own_defaults: dict[str, Any], lines: list[str],
+           unread: set[str]) -> None:
     indent = "  " * len(path)
     for name, field in type(section).model_fields.items():
         value = getattr(section, name)
@@ -54,17 +60,37 @@ def _lines(section: BaseModel, given: Any, path: tuple[str, ...], entry, lines: 
             note = " ".join(part for part in (note, f"(not read by a {entry.name} run)") if part)
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:" + (f"  # {note}" if note else ""))
-            _lines(value, here, (*path, name), entry, lines, unread)
+            _lines(value, here, (*path, name), entry, own_defaults, lines, unread)
             continue
         origin = ""
         if isinstance(given, dict) and name in given:
             origin = "(set)"
-        elif path == ("search",) and name in entry.search_defaults:
+        elif path[:1] == ("search",) and _has(own_defaults, (*path[1:], name)):
             origin = f"({entry.title} default)"
         comment = " ".join(part for part in (note, origin) if part)
         dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000).strip()
         dumped = dumped.removesuffix("\n...").removesuffix("...").strip()
         lines.append(f"{indent}{name}: {dumped}" + (f"  # {comment}" if comment else ""))
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{"sgd": {"lr": 0.1}} → [("sgd.lr", 0.1)]."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            pairs += _dotted(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
+def _has(tree: Any, keys: tuple[str, ...]) -> bool:
+    """Whether the nested mapping `tree` holds the leaf at `keys`."""
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        tree = tree[key]
+    return not isinstance(tree, dict)
 
 
 def _plain(value: Any) -> Any:

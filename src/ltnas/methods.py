@@ -46,7 +46,9 @@ class Method:
     strategy: str | None = None  # "module:Class" of its search strategy (ltnas.search), if it has one
     # "module:function" (config, dataset, device) -> the network it searches; None: built by its own run
     network: str | None = STANDARD_NETWORK
-    search_defaults: dict[str, Any] = field(default_factory=dict)  # the authors' `search` settings
+    # the authors' values of shared `search` keys where they differ from ltnas's defaults (DARTS's), nested as
+    # the config is ({"sgd": {"lr": 0.1}}); its own settings are plain defaults of its section (search.NAME)
+    search_defaults: dict[str, Any] = field(default_factory=dict)
     sections: tuple[str, ...] = ()  # config sections only some methods read that this one reads
     run: str = STANDARD_RUN  # "module:function" (config, run) -> eval.json dict: the whole run
     search: str = STANDARD_SEARCH  # (config, run) -> Genotype: `ltnas search`
@@ -111,10 +113,9 @@ def _bbn_settings(search) -> str | None:
 # The authors' settings for FairDARTS (Chu et al., 2020), for fairdarts and ssf (SSF-NAS is FairDARTS
 # plus Barlow Twins).
 FAIRDARTS_DEFAULTS: dict[str, Any] = {
-    "primitives": [name for name in PRIMITIVES if name != "none"],
+    "cell": {"primitives": [name for name in PRIMITIVES if name != "none"]},
     "batch_size": 128,
-    "lr": 0.005,
-    "lr_min": 0.001,
+    "sgd": {"lr": 0.005, "lr_min": 0.001},
     "arch_lr": 3e-3,
     # Adam betas (0.9, 0.999): the FairDARTS code's `arch_lr_gamma` 0.9 is β1 (DARTS uses 0.5).
     "arch_betas": (0.9, 0.999),
@@ -123,8 +124,9 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
 }
 
 def _pcdarts_settings(search) -> str | None:
-    if search.init_channels % search.pcdarts.k:
-        return (f"init_channels ({search.init_channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
+    channels = search.cell.init_channels
+    if channels % search.pcdarts.k:
+        return (f"cell.init_channels ({channels}) must be a multiple of pcdarts.k ({search.pcdarts.k}): each "
                 "edge splits its channels into k parts")
     if search.pcdarts.arch_start_epoch >= search.epochs:
         return (f"pcdarts.arch_start_epoch ({search.pcdarts.arch_start_epoch}) is not below epochs ({search.epochs}), "
@@ -133,18 +135,18 @@ def _pcdarts_settings(search) -> str | None:
 
 
 def _noise_settings(search) -> str | None:
-    if "skip_connect" not in search.primitives:
-        return ("darts_noise puts its noise on skip_connect, which search.primitives lacks; add skip_connect or "
+    if "skip_connect" not in search.cell.primitives:
+        return ("darts_noise puts its noise on skip_connect, which search.cell.primitives lacks; add skip_connect or "
                 "use search.method: darts")
     return None
 
 
 def _random_settings(search) -> str | None:
-    if search.random.skip_rule == "exactly" and search.random.skips > 2 * search.nodes:
-        return (f"search.random.skips ({search.random.skips}) exceeds the {2 * search.nodes} edges of a cell "
-                f"(search.nodes = {search.nodes}); lower it")
-    if search.random.skips > 0 and search.random.skip_rule == "exactly" and "skip_connect" not in search.primitives:
-        return ("search.random asks for skip connections but search.primitives lacks skip_connect; add it or set "
+    if search.random.skip_rule == "exactly" and search.random.skips > 2 * search.cell.nodes:
+        return (f"search.random.skips ({search.random.skips}) exceeds the {2 * search.cell.nodes} edges of a cell "
+                f"(search.cell.nodes = {search.cell.nodes}); lower it")
+    if search.random.skips > 0 and search.random.skip_rule == "exactly" and "skip_connect" not in search.cell.primitives:
+        return ("search.random asks for skip connections but search.cell.primitives lacks skip_connect; add it or set "
                 "search.random.skips: 0")
     return None
 
@@ -168,7 +170,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
     Method("bbn", "BBN-HLS", "two-branch (BBN) DARTS with heterogeneous LR scheduling, HLS (Tang, 2024)'s settings "
            "(search.bbn)",
-           search_defaults={"batch_size": 128, "lr": 0.02, "arch_lr": 0.02, "order": "first"},
+           search_defaults={"batch_size": 128, "sgd": {"lr": 0.02}, "arch_lr": 0.02, "order": "first"},
            sections=("search.bbn",), network="ltnas.stages.bbn:build_network", run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
            evaluate="ltnas.stages.bbn:reevaluate",
            report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
@@ -178,14 +180,15 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     # already. α updates start at pcdarts.arch_start_epoch (15).
     Method("pcdarts", "PC-DARTS", "PC-DARTS (Xu et al., 2020): partial channels + edge normalisation (search.pcdarts)",
            strategy="ltnas.search.pcdarts:PcDartsSearch",
-           search_defaults={"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
+           search_defaults={"batch_size": 256, "sgd": {"lr": 0.1, "lr_min": 0.0}, "arch_lr": 6e-4},
            sections=("search.pcdarts",), check=_pcdarts_settings),
     # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr 0.025 →
     # 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order. (Their SGD is Nesterov;
     # ltnas's weight optimizer is plain momentum SGD for every method.)
     Method("gdas", "GDAS", "GDAS (Dong & Yang, 2019): one Gumbel-sampled operation per edge, τ annealed (search.gdas)",
            strategy="ltnas.search.gdas:GdasSearch",
-           search_defaults={"epochs": 250, "batch_size": 256, "lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4,
+           search_defaults={"epochs": 250, "batch_size": 256,
+                            "sgd": {"lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4},
                             "arch_lr": 3e-4, "order": "first"},
            sections=("search.gdas",), spaces=ANY_SPACE,
            check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
@@ -233,7 +236,7 @@ class Space:
 
 
 SPACES: dict[str, Space] = {entry.name: entry for entry in (
-    Space("darts", "DARTS cell (S₁)", "DARTS' cell: search.layers cells of search.nodes nodes, search.primitives "
+    Space("darts", "DARTS cell (S₁)", "DARTS' cell: search.cell.layers cells of search.cell.nodes nodes, search.cell.primitives "
           "on every edge", supernet="ltnas.stages.search:build_cell_supernet",
           architecture="ltnas.space.genotype:Genotype", build="ltnas.stages.retrain:build_genotype_network",
           spec="ltnas.stages.retrain:genotype_network_spec"),
@@ -284,7 +287,7 @@ class Network:
 
 NETWORKS: dict[str, Network] = {network.name: network for network in (
     Network("cell", "cell", "the network of a genotype: the searched one, or train.genotype (DARTS's evaluation "
-            "network: train.init_channels, train.layers, auxiliary head)",
+            "network: train.cell (C, cells), auxiliary head)",
             build="ltnas.stages.retrain:build_cell_network", spec="ltnas.stages.retrain:cell_network_spec",
             needs_genotype=True),
     *[Network(f"resnet{depth}", f"ResNet-{depth}", f"the CIFAR ResNet-{depth} (He et al., 2016; option-A shortcuts)")

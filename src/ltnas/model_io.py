@@ -233,8 +233,8 @@ def _legacy_entries(run_dir: Path, saved: dict[str, Any]) -> dict[str, Any]:
                          "data.json beside it; keep the whole run folder together")
     config = RunFolder.open(run_dir).config()
     channels, size = data["image_shape"][0], data["image_shape"][1]
-    network = genotype_network_spec(Genotype.from_dict(saved["genotype"]), config.train.init_channels,
-                                    len(data["classes"]), config.train.layers, config.train.auxiliary, channels, size)
+    network = genotype_network_spec(Genotype.from_dict(saved["genotype"]), config.train.cell.init_channels,
+                                    len(data["classes"]), config.train.cell.layers, config.train.auxiliary, channels, size)
     resize = "stretch" if config.data.source == "folder" else RESIZE_RULE
     preprocess = Preprocess(size, channels, tuple(data["mean"]), tuple(data["std"]), resize)
     return {"network": network, "classes": data["classes"], "preprocess": preprocess.to_dict()}

@@ -116,6 +116,12 @@ def row_labels(key: str, rows: int) -> list[str]:
     return [f"layer {i}" for i in range(rows)] if key in dict(LAYER_PANELS) else edge_labels(rows)
 
 
+def weights_symbol(alpha_row: Row) -> str:
+    """What an alpha.jsonl row's weights are ("softmax(α)", "σ(α)", PC-DARTS's "softmax(α)·β̂"); rows logged
+    before they said so: σ(α) for the sigmoid relaxation, softmax(α) otherwise."""
+    return alpha_row.get("weights") or ("σ(α)" if alpha_row.get("relaxation") == "sigmoid" else "softmax(α)")
+
+
 def plot_alpha_heatmap(alpha_row: Row, path: str | Path) -> Path:
     """Heatmaps of the relaxed weights of one epoch: edges (or S₂ layers) × primitives, one panel per cell type
     (a layer's absent candidate, S₂'s skip where the shapes change, shows as 0)."""
@@ -136,7 +142,7 @@ def plot_alpha_heatmap(alpha_row: Row, path: str | Path) -> Path:
         ax.set(title=title, xlabel="operation", ylabel="layer" if key in dict(LAYER_PANELS) else "edge (to ← from)")
         if weights.size <= MAX_ANNOTATED_CELLS:
             _annotate_cells(ax, image, weights, fmt="{:.2f}")
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="relaxed weight")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=f"relaxed weight {weights_symbol(alpha_row)}")
     epoch = alpha_row.get("epoch")
     fig.suptitle("Architecture weights" + (f" after epoch {epoch}" if epoch is not None else ""))
     return _save(fig, path)
@@ -159,7 +165,7 @@ def plot_alpha_history(alpha_rows: Sequence[Row], path: str | Path) -> Path:
         ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean relaxed weight over edges")
+    axes[0].set_ylabel(f"mean {weights_symbol(alpha_rows[-1])} over edges")
     # One legend for the figure: the colours are the same in every panel.
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(4, len(primitives)))
     fig.suptitle("Architecture weights during search")
@@ -174,7 +180,7 @@ def plot_weight_histogram(alpha_row: Row, path: str | Path, bins: int = 20) -> P
     cells = [(title, np.asarray(alpha_row[key], dtype=float)) for key, title in weight_panels(alpha_row)]
     if not cells:
         raise ValueError("the α row has neither 'normal' nor 'reduce' weights")
-    symbol = "σ(α)" if alpha_row.get("relaxation") == "sigmoid" else "softmax(α)"
+    symbol = weights_symbol(alpha_row)
     fig = _new_figure(width=4.6 * len(cells), height=3.8)
     axes = fig.subplots(1, len(cells), squeeze=False, sharey=True)[0]
     for ax, (title, weights) in zip(axes, cells):

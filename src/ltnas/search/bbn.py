@@ -35,11 +35,14 @@ from ltnas.search.darts import gradients
 from ltnas.search.schedules import hls_factor, make_schedule
 from ltnas.space.genotype import derive_genotype
 from ltnas.space.heads import make_classifier
-from ltnas.space.relaxation import make_relaxation
+from ltnas.space.mixing import EdgeMixing
+from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
 from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BRANCHES = ("instance", "balanced")
+# the cell types with their own α: the backbone's normal and reduction cell, and each head's cell
+CELLS = ("normal", "reduce", "head_instance", "head_balanced")
 # μ of each continued-training variant (HLS (Tang, 2024), Section V-D); frozen_backbone also stops the backbone.
 CONTINUED_MU = {"mu_zero": 0.0, "mu_half": 0.5, "frozen_backbone": 0.0}
 
@@ -61,21 +64,29 @@ class SearchHead(nn.Module):
     classifier."""
 
     def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
-                 num_classes: int, primitives: tuple[str, ...], normalised: bool = False):
+                 num_classes: int, primitives: tuple[str, ...], normalised: bool = False,
+                 mixing: EdgeMixing | None = None):
         super().__init__()
-        self.cell = SearchCell(nodes, c_prev_prev, c_prev, channels, False, reduction_prev, primitives)
+        self.cell = SearchCell(nodes, c_prev_prev, c_prev, channels, False, reduction_prev, primitives, mixing)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = make_classifier(nodes * channels, num_classes, normalised)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.global_pooling(self.cell(s0, s1, weights)).flatten(1))
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                edge_weights: torch.Tensor | None = None, sampled: list[int] | None = None) -> torch.Tensor:
+        """The head cell's `weights` (edges, ops), `edge_weights` and `sampled` as in `SearchCell.forward`."""
+        cell = self.cell(s0, s1, weights, None, edge_weights, sampled)
+        return self.classifier(self.global_pooling(cell).flatten(1))
 
 
 class TwoBranchSearchNetwork(nn.Module):
-    """Backbone of search cells + instance and class-balanced search-cell heads, four α tensors.
+    """Backbone of search cells + instance and class-balanced search-cell heads, four α tensors (one per
+    cell type of `CELLS`).
 
     `parameters()` yields the operation weights only; α comes from `arch_groups()` (per component).
-    `normalised`: both heads end in LDAM-DRW's cosine classifier (space/heads.py).
+    `normalised`: both heads end in LDAM-DRW's cosine classifier (space/heads.py). The space seam is the
+    single-branch supernet's (space/search_network.py): `relaxation` says how α weights the forward pass
+    (`forward`) and how it is read (`read`); `mixing` makes every edge, backbone and heads alike, and
+    may add its own architecture parameters per cell type (registered as `{name}_{cell}` after α).
     """
 
     def __init__(
@@ -88,32 +99,37 @@ class TwoBranchSearchNetwork(nn.Module):
         *,
         nodes: int = 4,
         stem_multiplier: int = 3,
-        relaxation: str = "softmax",
+        relaxation: str | Relaxation = "softmax",
         alpha_init_std: float = 1e-3,
         normalised: bool = False,
+        mixing: EdgeMixing | None = None,
     ):
         super().__init__()
         self.primitives = tuple(primitives)
         self.nodes = nodes
         self.num_classes = num_classes
         self.relaxation = make_relaxation(relaxation)
+        self.mixing = mixing or EdgeMixing()
 
-        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier)
+        backbone = SearchBackbone(C, layers, in_channels, self.primitives, nodes, stem_multiplier, self.mixing)
         self.stem, self.cells = backbone.stem, backbone.cells
         self.heads = nn.ModuleDict({
             branch: SearchHead(nodes, backbone.c_prev_prev, backbone.c_prev, backbone.channels,
-                               backbone.reduction_prev, num_classes, self.primitives, normalised)
+                               backbone.reduction_prev, num_classes, self.primitives, normalised, self.mixing)
             for branch in BRANCHES
         })
 
         shape = (num_edges(nodes), len(self.primitives))
-        self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
-        self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(shape))
-        self.alpha_head_instance = nn.Parameter(alpha_init_std * torch.randn(shape))
-        self.alpha_head_balanced = nn.Parameter(alpha_init_std * torch.randn(shape))
+        for cell in CELLS:
+            self.register_parameter(f"alpha_{cell}", nn.Parameter(alpha_init_std * torch.randn(shape)))
+        self._extra = list(self.mixing.arch_shapes(*shape))
+        for name, extra_shape in self.mixing.arch_shapes(*shape).items():
+            for cell in CELLS:
+                self.register_parameter(f"{name}_{cell}", nn.Parameter(alpha_init_std * torch.randn(extra_shape)))
+        self._ARCH_NAMES = (*(f"alpha_{cell}" for cell in CELLS),
+                            *(f"{name}_{cell}" for name in self._extra for cell in CELLS))
 
     # --- weights and architecture kept apart --------------------------------------------------
-    _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "alpha_head_instance", "alpha_head_balanced")
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """Operation weights only (α is in `state_dict()` but has its own optimizers)."""
@@ -122,9 +138,17 @@ class TwoBranchSearchNetwork(nn.Module):
                 yield name, param
 
     def arch_groups(self) -> dict[str, list[nn.Parameter]]:
-        """α per component: the backbone's normal and reduction cell, and each head's cell."""
-        return {"backbone": [self.alpha_normal, self.alpha_reduce],
-                "instance": [self.alpha_head_instance], "balanced": [self.alpha_head_balanced]}
+        """α per component: the backbone's normal and reduction cell, and each head's cell (each with its
+        mixing's own parameters after it)."""
+        def group(*cells: str) -> list[nn.Parameter]:
+            return [getattr(self, f"alpha_{cell}") for cell in cells] + [
+                parameter for cell in cells for parameter in self.extra_arch(cell).values()]
+        return {"backbone": group("normal", "reduce"), "instance": group("head_instance"),
+                "balanced": group("head_balanced")}
+
+    def extra_arch(self, cell: str) -> dict[str, nn.Parameter]:
+        """The mixing's architecture parameters of one cell type of `CELLS`, by name."""
+        return {name: getattr(self, f"{name}_{cell}") for name in self._extra}
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [alpha for group in self.arch_groups().values() for alpha in group]
@@ -135,16 +159,34 @@ class TwoBranchSearchNetwork(nn.Module):
 
     # --- forward ------------------------------------------------------------------------------
     def relaxed_weights(self) -> dict[str, torch.Tensor]:
-        """Edge weights per component: normal, reduce (backbone), head_instance, head_balanced."""
-        return {"normal": self.relaxation(self.alpha_normal), "reduce": self.relaxation(self.alpha_reduce),
-                "head_instance": self.relaxation(self.alpha_head_instance),
-                "head_balanced": self.relaxation(self.alpha_head_balanced)}
+        """Operation weights as derivation and logs read them, per cell type: normal, reduce (backbone),
+        head_instance, head_balanced (the relaxation's `read`, then the mixing's)."""
+        return {cell: self.mixing.read(self.relaxation.read(getattr(self, f"alpha_{cell}")), self.extra_arch(cell),
+                                       self.nodes) for cell in CELLS}
 
-    def backbone(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last two backbone outputs, which feed both heads."""
+    def forward_weights(self) -> dict[str, ForwardWeights]:
+        """What the forward pass uses per cell type (the relaxation's `forward`)."""
+        return {cell: self.relaxation.forward(getattr(self, f"alpha_{cell}"), self.training) for cell in CELLS}
+
+    def edge_weights(self) -> dict[str, torch.Tensor | None]:
+        """Per cell type the weight of each edge's whole output (the mixing's), or None."""
+        return {cell: self.mixing.edge_weights(self.extra_arch(cell), self.nodes) for cell in CELLS}
+
+    @property
+    def read_symbol(self) -> str:
+        """What `relaxed_weights` gives, by name ("softmax(α)" for the BBN search)."""
+        return self.mixing.read_symbol(self.relaxation.symbol)
+
+    def backbone(self, x: torch.Tensor, weights: dict[str, torch.Tensor],
+                 edges: dict[str, torch.Tensor | None] | None = None,
+                 sampled: dict[str, list[int] | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last two backbone outputs, which feed both heads; `weights`, `edges` and `sampled` per cell type
+        as the forward pass uses them (default: no edge weights, every operation)."""
+        edges, sampled = edges or {}, sampled or {}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+            kind = "reduce" if cell.reduction else "normal"
+            s0, s1 = s1, cell(s0, s1, weights[kind], None, edges.get(kind), sampled.get(kind))
         return s0, s1
 
     def branch_logits(self, x_ins: torch.Tensor, x_cls: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,15 +194,21 @@ class TwoBranchSearchNetwork(nn.Module):
 
         The two batches go through the backbone together, as one batch (Algorithm 1, lines 5-6).
         """
-        weights = self.relaxed_weights()
+        forward = self.forward_weights()
+        weights = {cell: f.weights for cell, f in forward.items()}
+        sampled = {cell: f.sampled for cell, f in forward.items()}
+        edges = self.edge_weights()
+
+        def head(branch: str, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+            cell = f"head_{branch}"
+            return self.heads[branch](s0, s1, weights[cell], edges[cell], sampled[cell])
+
         if x_cls is None:
-            states = self.backbone(x_ins, weights)
-            return (self.heads["instance"](*states, weights["head_instance"]),
-                    self.heads["balanced"](*states, weights["head_balanced"]))
-        s0, s1 = self.backbone(torch.cat([x_ins, x_cls]), weights)
+            states = self.backbone(x_ins, weights, edges, sampled)
+            return head("instance", *states), head("balanced", *states)
+        s0, s1 = self.backbone(torch.cat([x_ins, x_cls]), weights, edges, sampled)
         n = len(x_ins)
-        return (self.heads["instance"](s0[:n], s1[:n], weights["head_instance"]),
-                self.heads["balanced"](s0[n:], s1[n:], weights["head_balanced"]))
+        return head("instance", s0[:n], s1[:n]), head("balanced", s0[n:], s1[n:])
 
     def forward(self, x: torch.Tensor, mu: float = 0.5) -> torch.Tensor:
         """The combined prediction at test-time mixing ratio μ (1: instance head only, 0: balanced only)."""
@@ -199,7 +247,7 @@ class BbnSearch:
         self.weights = [w for group in weights.values() for w in group]
         self.w_optimizer = torch.optim.SGD(
             [{"params": weights["backbone"], "name": "backbone"}, {"params": weights["heads"], "name": "heads"}],
-            config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay,
         )
         self.alpha_groups = network.arch_groups()
         self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
@@ -227,9 +275,9 @@ class BbnSearch:
         continued-training epochs run at the constant `bbn.continued_lr`."""
         cfg = self.config
         if epoch >= cfg.epochs:
-            return self.bbn.continued_lr / cfg.lr
+            return self.bbn.continued_lr / cfg.sgd.lr
         cosine = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
-        return (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+        return (cfg.sgd.lr_min + (cfg.sgd.lr - cfg.sgd.lr_min) * cosine) / cfg.sgd.lr
 
     def set_epoch(self, epoch: int) -> None:
         """μ and every learning rate for `epoch` (from 0); a pure function of the epoch, so resuming
@@ -241,8 +289,8 @@ class BbnSearch:
         scale = self.lr_scale(epoch)
         factor = hls_factor(self.mu, bbn.tau) if bbn.hls else 1.0
         backbone_weights = 0.0 if self.backbone_frozen else (factor if bbn.scale_weight_lr else 1.0)
-        self.w_optimizer.param_groups[0]["lr"] = cfg.lr * scale * backbone_weights
-        self.w_optimizer.param_groups[1]["lr"] = cfg.lr * scale
+        self.w_optimizer.param_groups[0]["lr"] = cfg.sgd.lr * scale * backbone_weights
+        self.w_optimizer.param_groups[1]["lr"] = cfg.sgd.lr * scale
         arch_lr = cfg.arch_lr * (scale if bbn.arch_lr_schedule == "cosine" else 1.0)
         backbone_alpha = 0.0 if self.backbone_frozen else factor  # HLS touches the backbone α group only
         for component, optimizer in self.a_optimizers.items():
@@ -290,7 +338,7 @@ class BbnSearch:
         self.w_optimizer.zero_grad(set_to_none=True)
         loss, mixed = self.loss(train_ins, train_cls)
         loss.backward(inputs=self.weights)
-        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.sgd.grad_clip)
         self.w_optimizer.step()
         predicted = mixed.argmax(1)
         # BBN's training accuracy: the mixed prediction scored against both label sets, weighted by μ.

@@ -92,7 +92,7 @@ class BbnSearchTask:
         weights = {k: v.detach().cpu() for k, v in self.network.relaxed_weights().items()}
         JsonlLog(folder / "alpha.jsonl").append({
             "epoch": epoch + 1, "primitives": list(self.network.primitives),
-            "relaxation": self.network.relaxation.name, "mu": self.strategy.mu,
+            "relaxation": self.network.relaxation.name, "weights": self.network.read_symbol, "mu": self.strategy.mu,
             **{component: w.tolist() for component, w in weights.items()},
         })
         genotype = self.network.genotype(self.derive, self.threshold)

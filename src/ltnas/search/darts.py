@@ -49,10 +49,10 @@ class DartsSearch:
         self.weights = self.weight_parameters()
         self.alphas = network.arch_parameters()
         self.w_optimizer = torch.optim.SGD(
-            self.weights, config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            self.weights, config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
         )
         self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optimizer, T_max=config.epochs, eta_min=config.lr_min
+            self.w_optimizer, T_max=config.epochs, eta_min=config.sgd.lr_min
         )
         self.a_optimizer = torch.optim.Adam(
             self.alphas, config.arch_lr, betas=tuple(config.arch_betas), weight_decay=config.arch_weight_decay
@@ -109,7 +109,7 @@ class DartsSearch:
         loss = self.criterion(logits, y)
         loss.backward(inputs=self.weights)  # weights only: α gets its gradient in arch_step
         distributed.average_gradients(self.weights)
-        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.sgd.grad_clip)
         self.w_optimizer.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item(), "count": len(y)}
 
@@ -121,7 +121,7 @@ class DartsSearch:
 
         # One virtual SGD step (momentum and weight decay included) to w'.
         grads = gradients(self.criterion(self.network(x_train), y_train), self.weights)
-        momentum, decay = self.config.momentum, self.config.weight_decay
+        momentum, decay = self.config.sgd.momentum, self.config.sgd.weight_decay
         unrolled = {}
         for name, w, g in zip(names, self.weights, grads):
             buf = self.w_optimizer.state.get(w, {}).get("momentum_buffer")

@@ -100,7 +100,7 @@ class NoisyDartsSearch(DartsSearch):
     @classmethod
     def network_options(cls, config: SearchConfig) -> dict:
         if config.noise.target == "alpha":
-            return {"relaxation": NoisySkipSoftmax(list(config.primitives).index(SKIP))}
+            return {"relaxation": NoisySkipSoftmax(list(config.cell.primitives).index(SKIP))}
         return {**super().network_options(config), "mixing": NoisySkipMixing()}
 
     def __init__(self, *args, **kwargs):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ltnas.atomic import atomic_save
-from ltnas.config import DataConfig, LongTailConfig, SupernetConfig
+from ltnas.config import DataConfig, LongTailConfig, StepSgdConfig, SupernetConfig
 from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of, stratified_split
 from ltnas.errors import LtnasError
 from ltnas.longtail import LongTailLoss, build_criterion
@@ -239,15 +239,15 @@ class PathSampler:
 class SupernetTask:
     """Supernet training as an epoch task: SGD, step LR schedule, clipping, sampled paths per step.
 
-    `optim` holds lr, lr_milestones, lr_gamma, momentum, weight_decay, grad_clip (a SupernetConfig, or
-    an AdaptConfig when fine-tuning); `sampling` says which paths a step trains. With `parameters`
+    `optim` is the stage's SGD section (a StepSgdConfig: `supernet.sgd`, or `adapt.sgd` when fine-tuning);
+    `sampling` says which paths a step trains. With `parameters`
     given only those are trained, and with `train_backbone=False` the backbone's BN running
     statistics stay untouched too (IMB-NAS P1: the classifier learns on a frozen backbone). Its BNs
     still normalise by batch statistics, as in supernet training: the classifier then sees features
     like those of a recalibrated subnet, which is how evolution will score it.
     """
 
-    def __init__(self, network: SearchNetwork, optim, sampling: SupernetConfig, criterion: LongTailLoss,
+    def __init__(self, network: SearchNetwork, optim: StepSgdConfig, sampling: SupernetConfig, criterion: LongTailLoss,
                  batches: DeviceBatches, seed: int, parameters: Sequence[nn.Parameter] | None = None,
                  train_backbone: bool = True, name: str = "supernet"):
         self.name = name
@@ -323,9 +323,10 @@ class SupernetTask:
 
 def build_supernet(config: SupernetConfig, num_classes: int, in_channels: int, normalised: bool = False
                    ) -> SearchNetwork:
-    """The one-shot supernet; `normalised`: LDAM-DRW's cosine classifier (when its loss is LDAM)."""
-    return SearchNetwork(config.init_channels, num_classes, config.layers, in_channels=in_channels,
-                         primitives=config.primitives, nodes=config.nodes, normalised=normalised)
+    """The one-shot supernet of `config.cell`; `normalised`: LDAM-DRW's cosine classifier (when its loss is LDAM)."""
+    cell = config.cell
+    return SearchNetwork(cell.init_channels, num_classes, cell.layers, in_channels=in_channels,
+                         primitives=cell.primitives, nodes=cell.nodes, normalised=normalised)
 
 
 def search_split(dataset: LongTailDataset, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -352,7 +353,7 @@ def train_supernet(config: SupernetConfig, longtail: LongTailConfig, data_config
     criterion = build_criterion(longtail, counts, config.epochs, device)
     batches = batches_of(train_set, dataset, config.batch_size, device, seed + 1, sampler=longtail.sampler,
                          augment=config.augment)
-    task = SupernetTask(network, config, config, criterion, batches, seed)
+    task = SupernetTask(network, config.sgd, config, criterion, batches, seed)
     rows = fit(task, config.epochs, folder, progress)
     save_supernet(target, network, {
         "supernet_config": config.model_dump(mode="json"),

@@ -50,7 +50,7 @@ class PartialMixedEdge(MixedEdge):
     def __init__(self, channels: int, stride: int, primitives: tuple[str, ...], k: int):
         if channels % k:
             raise LtnasError(f"PC-DARTS splits each edge's {channels} channels into {k} parts; make search."
-                             f"init_channels a multiple of search.pcdarts.k ({k})")
+                             f"cell.init_channels a multiple of search.pcdarts.k ({k})")
         super().__init__(channels // k, stride, primitives)
         self.k = k
         self.bypass = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()
@@ -81,6 +81,9 @@ class PartialChannelMixing(EdgeMixing):
     def read(self, weights: torch.Tensor, extra: dict[str, torch.Tensor], nodes: int) -> torch.Tensor:
         """softmax(α)_ij,o · β̂_ij: what the derivation ranks edges and operations by."""
         return weights * node_softmax(extra["beta"], nodes).unsqueeze(-1)
+
+    def read_symbol(self, relaxed: str) -> str:
+        return f"{relaxed}·β̂"
 
     def __repr__(self) -> str:
         return f"PartialChannelMixing(k={self.k})"

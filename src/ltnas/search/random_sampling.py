@@ -9,7 +9,7 @@ a draw is kept only when
 
 - its normal cell has exactly M skip connections (`random.skip_rule` / `skip_cells` also allow "at most M", and
   counting in each of the two cells), and
-- with `random.min_madds`, the network retraining will build (train.init_channels × train.layers at the data's
+- with `random.min_madds`, the network retraining will build (train.cell.init_channels × train.cell.layers at the data's
   image size; their check: C = 36, 20 cells, 32 × 32) has at least that many multiply-adds (ltnas.space.cost);
 
 otherwise it is redrawn, at most `random.max_draws` times. (Their derivation can pick `none` for an edge; a
@@ -83,6 +83,6 @@ def draw_regularised(space: PathSpace, config: RandomConfig, rng: random.Random,
         raise LtnasError(
             f"no random cell of {config.max_draws} draws reaches search.random.min_madds = {config.min_madds:,} "
             f"multiply-adds (the largest drawn: {best:,}, with {rule}); lower min_madds, or raise "
-            "train.init_channels / train.layers")
+            "train.cell.init_channels / train.cell.layers")
     raise LtnasError(f"no random cell of {config.max_draws} draws has {rule}; relax search.random (skips, "
                      "skip_rule) or raise search.random.max_draws")

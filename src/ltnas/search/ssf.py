@@ -86,7 +86,7 @@ class SsfSearch(FairDartsSearch):
         (supervised + ssl_loss).backward(inputs=self.weights)
         # Under torchrun each rank's Barlow Twins term correlates its own shard of the batch.
         distributed.average_gradients(self.weights)
-        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.sgd.grad_clip)
         self.w_optimizer.step()
         return {"loss": supervised.item(), "ssl_loss": ssl_loss.item(),
                 "correct": (logits.argmax(1) == y).sum().item(), "count": len(y)}

@@ -79,7 +79,8 @@ class SearchTask:
         weights = {k: v.detach().cpu() for k, v in self.network.relaxed_weights().items()}
         JsonlLog(folder / "alpha.jsonl").append({
             "epoch": epoch + 1, "primitives": list(self.network.primitives),
-            "relaxation": self.network.relaxation.name,
+            # the forward pass's relaxation, and what the logged weights are (PC-DARTS: softmax(α)·β̂)
+            "relaxation": self.network.relaxation.name, "weights": self.network.read_symbol,
             **{kind: w.tolist() for kind, w in weights.items()},
         })
         genotype = self.network.genotype(self.derive, self.threshold)

@@ -35,6 +35,10 @@ class EdgeMixing:
         """Operation weights (edges, ops) as derivation and logs read them, given the relaxation's."""
         return weights
 
+    def read_symbol(self, relaxed: str) -> str:
+        """The name of what `read` gives, given the relaxation's (`relaxed`, e.g. "softmax(α)")."""
+        return relaxed
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

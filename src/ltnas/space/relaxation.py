@@ -33,6 +33,7 @@ class Relaxation:
     """Maps α of shape (edges, ops) to edge weights of the same shape."""
 
     name = "relaxation"
+    symbol = "w(α)"  # how plots and alpha.jsonl name what `read` gives
 
     def __call__(self, alpha: torch.Tensor) -> torch.Tensor:
         """The weights α stands for (derivation, logs); by default also the forward pass's."""
@@ -52,6 +53,7 @@ class SoftmaxRelaxation(Relaxation):
     """DARTS: the operations on an edge share one unit of weight."""
 
     name = "softmax"
+    symbol = "softmax(α)"
 
     def __call__(self, alpha: torch.Tensor) -> torch.Tensor:
         return torch.softmax(alpha, dim=-1)
@@ -61,6 +63,7 @@ class SigmoidRelaxation(Relaxation):
     """FairDARTS: each operation is switched on or off independently (no exclusive competition)."""
 
     name = "sigmoid"
+    symbol = "σ(α)"
 
     def __call__(self, alpha: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(alpha)

@@ -220,6 +220,11 @@ class SearchNetwork(nn.Module):
         return {kind: self.mixing.read(self.relaxation.read(getattr(self, f"alpha_{kind}")), self.extra_arch(kind),
                                        self.nodes) for kind in CELL_KINDS}
 
+    @property
+    def read_symbol(self) -> str:
+        """What `relaxed_weights` gives, by name: "softmax(α)", "σ(α)", "softmax(α)·β̂" (PC-DARTS)."""
+        return self.mixing.read_symbol(self.relaxation.symbol)
+
     def forward_weights(self) -> dict[str, ForwardWeights]:
         """What the forward pass uses per cell type (the relaxation's `forward`: a sample for GDAS)."""
         return {kind: self.relaxation.forward(getattr(self, f"alpha_{kind}"), self.training) for kind in CELL_KINDS}

@@ -68,8 +68,8 @@ def reevaluate(ctx: Context) -> dict:
 
 def build_two_branch_network(config: RunConfig, num_classes: int, channels: int) -> TwoBranchSearchNetwork:
     cfg = config.search
-    return TwoBranchSearchNetwork(cfg.init_channels, num_classes, cfg.layers, in_channels=channels,
-                                  primitives=cfg.primitives, nodes=cfg.nodes, relaxation=BbnSearch.relaxation,
+    return TwoBranchSearchNetwork(cfg.cell.init_channels, num_classes, cfg.cell.layers, in_channels=channels,
+                                  primitives=cfg.cell.primitives, nodes=cfg.cell.nodes, relaxation=BbnSearch.relaxation,
                                   alpha_init_std=cfg.alpha_init_std,
                                   normalised=uses_normalised_classifier(cfg.longtail))
 

@@ -33,7 +33,7 @@ import yaml
 
 from ltnas import lock
 from ltnas.atomic import atomic_write_text
-from ltnas.config import DataConfig, RunConfig
+from ltnas.config import DataConfig, RunConfig, flat_layout
 from ltnas.data import LongTailDataset, batches_of, build_dataset
 from ltnas.errors import LtnasError
 from ltnas.longtail import build_criterion
@@ -106,7 +106,10 @@ def supernet_key(config: RunConfig) -> str:
     if config.source_data is None:
         raise LtnasError("no source dataset: set source_data (the balanced source, e.g. source_data.source: cifar10, "
                          "source_data.profile: balanced) or adapt.supernet (a file from `ltnas supernet train`)")
-    identity = {"format": SUPERNET_FORMAT, "supernet": config.supernet.model_dump(mode="json"),
+    # the supernet's settings in the layout before `supernet.cell`/`supernet.sgd`, so that supernets cached
+    # before keep their key
+    supernet = flat_layout("supernet", config.supernet.model_dump(mode="json"))
+    identity = {"format": SUPERNET_FORMAT, "supernet": supernet,
                 "data": config.source_data.model_dump(mode="json"), "seed": config.seed}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -169,7 +172,7 @@ def adapt_supernet(network: SearchNetwork, config: RunConfig, target: LongTailDa
                          sampler=longtail.sampler, augment=cfg.augment)
     criterion = build_criterion(longtail, train_set.counts(target.num_classes), cfg.epochs, device)
     trained = list(network.classifier.parameters()) if frozen else list(network.parameters())
-    task = SupernetTask(network, cfg, config.supernet, criterion, batches, stage_seed(config.seed, "adapt"),
+    task = SupernetTask(network, cfg.sgd, config.supernet, criterion, batches, stage_seed(config.seed, "adapt"),
                         parameters=trained, train_backbone=not frozen, name="adapt")
     return fit(task, cfg.epochs, folder, progress)
 
@@ -187,7 +190,7 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
     validation = batches_of(val_set, dataset, config.eval.batch_size, device)
 
     def cost(path: Genotype) -> tuple[int, int]:
-        return subnet_cost(path, config.train.init_channels, config.train.layers, target.num_classes,
+        return subnet_cost(path, config.train.cell.init_channels, config.train.cell.layers, target.num_classes,
                            target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
 
     seed_everything(stage_seed(config.seed, "evolve"))

@@ -36,11 +36,11 @@ def sample(ctx: Context) -> Genotype:
     cfg, train_cfg = config.search, config.train
 
     def madds(genotype: Genotype) -> int:
-        return subnet_cost(genotype, train_cfg.init_channels, train_cfg.layers, data.num_classes, data.channels,
+        return subnet_cost(genotype, train_cfg.cell.init_channels, train_cfg.cell.layers, data.num_classes, data.channels,
                            data.image_size, uses_normalised_classifier(train_cfg.longtail))[1]
 
     seed = ctx.seed("search", SAMPLE_STREAM)
-    drawn = draw_regularised(PathSpace(cfg.nodes, cfg.primitives), cfg.random, random.Random(seed), madds)
+    drawn = draw_regularised(PathSpace(cfg.cell.nodes, cfg.cell.primitives), cfg.random, random.Random(seed), madds)
     if drawn.madds is None:  # no floor: counted once for the record
         drawn.madds = madds(drawn.genotype)
     if distributed.is_main():

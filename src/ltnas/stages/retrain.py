@@ -93,10 +93,10 @@ def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype) -> dic
 
 
 def build_genotype_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
-    """DARTS's evaluation network of `genotype`: train.init_channels, train.layers, the auxiliary head."""
+    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers), the auxiliary head."""
     cfg = config.train
-    return DiscreteNetwork(genotype, cfg.init_channels, data.num_classes, cfg.layers, auxiliary=cfg.auxiliary,
-                           in_channels=data.channels, image_size=data.image_size,
+    return DiscreteNetwork(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers,
+                           auxiliary=cfg.auxiliary, in_channels=data.channels, image_size=data.image_size,
                            normalised=uses_normalised_classifier(cfg.longtail))
 
 
@@ -104,8 +104,8 @@ def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Ge
     from ltnas.model_io import genotype_network_spec as spec
 
     cfg = config.train
-    return spec(genotype, cfg.init_channels, data.num_classes, cfg.layers, cfg.auxiliary,
-                                 data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
+    return spec(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers, cfg.auxiliary,
+                data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
 
 
 def build_baseline_network(config: RunConfig, data: LongTailDataset, genotype: None = None) -> torch.nn.Module:

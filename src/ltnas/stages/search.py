@@ -66,8 +66,8 @@ def build_cell_supernet(config: RunConfig, data: LongTailDataset, device: torch.
     """The DARTS supernet of the search section (the `darts` space's supernet)."""
     cfg = config.search
     return SearchNetwork(
-        cfg.init_channels, data.num_classes, cfg.layers, in_channels=data.channels, primitives=cfg.primitives,
-        nodes=cfg.nodes, **options,
+        cfg.cell.init_channels, data.num_classes, cfg.cell.layers, in_channels=data.channels,
+        primitives=cfg.cell.primitives, nodes=cfg.cell.nodes, **options,
         alpha_init_std=cfg.alpha_init_std,
         channels_last=use_channels_last(cfg.channels_last, device, "search.channels_last"),
         normalised=uses_normalised_classifier(cfg.longtail),

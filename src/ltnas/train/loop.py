@@ -191,9 +191,9 @@ def diverged(stage: str, epoch: int) -> str:
     """What a divergence means and what works: a resume would replay the same config (and diverge
     again), so the fix is a new run with a lower learning rate."""
     section = stage if stage in ("search", "train", "supernet", "adapt") else None
-    keys = f"{section}.lr or {section}.grad_clip" if section else "the learning rate or gradient clip"
+    keys = f"{section}.sgd.lr or {section}.sgd.grad_clip" if section else "the learning rate or gradient clip"
     return (f"{stage} diverged at epoch {epoch} (non-finite loss); a resume would diverge again (a run keeps its "
-            f"config): start a new run with a lower {keys} (e.g. --set {section or 'search'}.lr=...) and a new --out")
+            f"config): start a new run with a lower {keys} (e.g. --set {section or 'search'}.sgd.lr=...) and a new --out")
 
 
 def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter | None = None) -> list[dict]:

@@ -51,10 +51,10 @@ class RetrainTask:
         self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
         self.recalibration = recalibration  # training images for precise BatchNorm after each epoch; None: off
         self.optimizer = torch.optim.SGD(
-            model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            model.parameters(), config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=config.epochs, eta_min=config.lr_min
+            self.optimizer, T_max=config.epochs, eta_min=config.sgd.lr_min
         )
 
     def steps_per_epoch(self) -> int:
@@ -83,7 +83,7 @@ class RetrainTask:
                     loss = loss + config.auxiliary_weight * self.criterion(aux_logits, y)
             loss.backward()
             distributed.average_gradients(self.model.parameters())
-            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.sgd.grad_clip)
             self.optimizer.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
