@@ -12,6 +12,8 @@ adaptation can rebuild exactly the split the supernet never trained on.
 
 from __future__ import annotations
 
+import itertools
+
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ from ltnas.space.heads import is_normalised, uses_normalised_classifier
 from ltnas.space.search_network import SearchCell
 from ltnas.train.checkpoint import load_checkpoint
 from ltnas.train.loop import OnStep, ProgressReporter, fit
+from ltnas.train.precise_bn import recalibrate_batchnorm
 
 SUPERNET_FORMAT = "ltnas-supernet/1"
 
@@ -154,26 +157,13 @@ def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
             m.track_running_stats = True
 
 
-@torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches, num_batches: int) -> None:
-    """Replace every BN's running statistics by their plain average over `num_batches` training batches.
+    """Replace every BN's running statistics by their plain average over `num_batches` training batches
+    (`ltnas.train.precise_bn`).
 
     Weight sharing leaves each BN with statistics of a mixture of paths; a subnet's own statistics
     are needed before its accuracy means anything (SPOS)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    was_training = model.training
-    model.train()
-    for index, (x, _) in enumerate(batches):
-        if index >= num_batches:
-            break
-        model(x)
-    model.train(was_training)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+    recalibrate_batchnorm(model, itertools.islice(batches, num_batches))
 
 
 # --- a subnet as a standalone network -------------------------------------------------------------
