@@ -323,13 +323,18 @@ def test_s2_configs_paper_settings_and_the_smoke_run(tmp_path):
     assert (search.epochs, search.batch_size, search.derive, search.threshold) == (30, 1024, "threshold", 0.75)
     assert (paper.data.source, paper.data.image_size) == ("folder", 224)
     assert paper.published.values == {"fairdarts": 75.6, "darts": 66.4}
+    # the smoke config through its Table 2 comparison file: FairDARTS-D, FairDARTS-C and DARTS, each a smoke run
     out = tmp_path / "smoke"
-    code, _, stderr = call(["run", "fairdarts_s2_smoke", "--set", "data.n_max=20", "--set", "data.test_per_class=5",
-                            "--set", "data.longtail_test=false", "--set", "search.epochs=1",
-                            "--set", "train.epochs=1", "--out", str(out), "--device", "cpu", "--no-progress"])
+    code, _, stderr = call(["compare", "fairdarts_s2_table2_smoke", "--set", "data.n_max=20",
+                            "--set", "data.test_per_class=5", "--set", "data.longtail_test=false",
+                            "--set", "search.epochs=1", "--set", "train.epochs=1", "--out", str(out),
+                            "--device", "cpu", "--no-progress"])
     assert code == 0, stderr
-    assert json.loads((out / "search" / "genotype.json").read_text())["layout"] == "small"
-    assert (out / "eval.json").is_file()
+    runs = json.loads((out / "comparison.json").read_text())["runs"]
+    assert sorted(runs) == ["DARTS", "FairDARTS-C", "FairDARTS-D"]
+    for variant, folders in runs.items():
+        assert json.loads((out / folders[0] / "search" / "genotype.json").read_text())["layout"] == "small"
+        assert (out / folders[0] / "eval.json").is_file(), variant
 
 
 def test_gdas_search_in_s2_resumes_to_the_same_alpha(tiny_run, tmp_path, monkeypatch):
@@ -365,3 +370,21 @@ def test_ltnas_search_in_s2_second_order_prints_the_layers(tiny_config_file, tmp
     assert code == 0, stderr
     assert "warning" not in stderr
     assert MobileArch.from_json(out / "search" / "genotype.json").describe() in stdout.splitlines()
+
+
+def test_table2_comparison_files_hold_both_fairdarts_models_and_darts():
+    """FairDARTS-D and -C differ only in the derivation threshold; the paper's three numbers sit beside them."""
+    from ltnas.cli import resolve_config_path
+    from ltnas.compare import read_comparison_file
+    from ltnas.config import load_config, shipped_configs
+
+    for name, thresholds in (("fairdarts_s2_table2", (0.75, 0.8)), ("fairdarts_s2_table2_smoke", (0.5, 0.55))):
+        spec = read_comparison_file(shipped_configs()[name], resolve_config_path)
+        configs = {variant: load_config(spec.base, changes) for variant, changes in spec.variants.items()}
+        assert {v: c.search.method for v, c in configs.items()} == {
+            "FairDARTS-D": "fairdarts", "FairDARTS-C": "fairdarts", "DARTS": "darts"}
+        assert (configs["FairDARTS-D"].search.threshold, configs["FairDARTS-C"].search.threshold) == thresholds
+        assert all(c.search.space == "s2" for c in configs.values())
+    assert spec.published is None
+    published = read_comparison_file(shipped_configs()["fairdarts_s2_table2"], resolve_config_path).published
+    assert published.values == {"FairDARTS-D": 75.6, "FairDARTS-C": 75.1, "DARTS": 66.4}

@@ -149,7 +149,11 @@ def test_noise_search_with_long_tail_plug_ins_resumes_to_the_same_alpha(tiny_run
 
 
 @pytest.mark.parametrize("target", ["output", "alpha"])
-def test_without_noise_the_step_is_darts_to_the_bit_and_with_it_alpha_moves_otherwise(target):
+def test_without_noise_the_step_is_darts_to_the_bit_and_with_it_alpha_moves_otherwise(target, monkeypatch):
+    # Noisy skip edges run edge by edge; plain DARTS edges of small activations run fused (space/fused.py,
+    # equal in float64 but rounded differently in float32), so DARTS is compared edge by edge too.
+    monkeypatch.setattr("ltnas.space.fused.FUSE_MAX_NUMEL", 0)
+
     def alphas_after_steps(method, scale):
         config = SearchConfig(method=method, epochs=2, init_channels=4, layers=3, nodes=2, arch_betas=(0.9, 0.999),
                               primitives=list(PRIMITIVES), noise={"scale": scale, "target": target})

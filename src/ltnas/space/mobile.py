@@ -354,6 +354,11 @@ class MobileSearchNetwork(nn.Module):
         """{'layers': (19, candidates)}: the relaxation's `read` over each layer's available candidates."""
         return {"layers": self._relaxed(lambda a: ForwardWeights(self.relaxation.read(a)))[0]}
 
+    @property
+    def read_symbol(self) -> str:
+        """What `relaxed_weights` gives, by name: the relaxation's read, "softmax(α)" or "σ(α)" (S₂ has no mixing)."""
+        return self.relaxation.symbol
+
     def forward_weights(self) -> dict[str, ForwardWeights]:
         weights, sampled = self._relaxed(lambda a: self.relaxation.forward(a, self.training))
         return {"layers": ForwardWeights(weights, sampled)}
