@@ -83,12 +83,7 @@ class Genotype:
     @classmethod
     def from_json(cls, path: str | Path) -> "Genotype":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
-            raise LtnasError(f"cannot read genotype file {path} ({exc.__class__.__name__}); give a genotype JSON file") from None
-        if not isinstance(data, dict):
-            raise LtnasError(f"genotype file {path} must hold a JSON object with normal/reduce edge lists")
+        data = read_architecture_json(path)
         return cls.from_dict(data, name=data.get("name", path.stem), source=f"genotype file {path}")
 
     @classmethod
@@ -290,13 +285,19 @@ def architecture_from_dict(data: dict[str, Any], name: str | None = None, source
 def load_architecture(path: str | Path) -> Any:
     """A derived architecture file (genotype.json) of any search space."""
     path = Path(path)
+    data = read_architecture_json(path)
+    return architecture_from_dict(data, name=data.get("name", path.stem), source=f"genotype file {path}")
+
+
+def read_architecture_json(path: Path) -> dict[str, Any]:
+    """The JSON object of a genotype / architecture file, or a one-line error naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
         raise LtnasError(f"cannot read genotype file {path} ({exc.__class__.__name__}); give a genotype JSON file") from None
     if not isinstance(data, dict):
         raise LtnasError(f"genotype file {path} must hold a JSON object with normal/reduce edge lists")
-    return architecture_from_dict(data, name=data.get("name", path.stem), source=f"genotype file {path}")
+    return data
 
 
 def load_genotype(name_or_path: str | Path) -> Genotype:
