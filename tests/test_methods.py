@@ -58,6 +58,9 @@ RESOLVED = {
     "pcdarts": (50, 256, 0.1, 0.0, 0.9, 3e-4, 6e-4, (0.5, 0.999), "first", "darts", 8),
     "gdas": (250, 256, 0.025, 0.001, 0.9, 5e-4, 3e-4, (0.5, 0.999), "first", "darts", 8),
     "imbnas": (50, 64, 0.025, 0.001, 0.9, 3e-4, 3e-4, (0.5, 0.999), "first", "darts", 8),
+    # FairDARTS's Table 3 methods: DARTS's search settings, the FairDARTS code's α betas for the noisy search
+    "darts_noise": (50, 64, 0.025, 0.001, 0.9, 3e-4, 3e-4, (0.9, 0.999), "first", "darts", 8),
+    "random": (50, 64, 0.025, 0.001, 0.9, 3e-4, 3e-4, (0.5, 0.999), "first", "darts", 8),
 }
 
 

@@ -111,7 +111,26 @@ def supernet_key(config: RunConfig) -> str:
     supernet = flat_layout("supernet", config.supernet.model_dump(mode="json"))
     identity = {"format": SUPERNET_FORMAT, "supernet": supernet,
                 "data": config.source_data.model_dump(mode="json"), "seed": config.seed}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(without_later_defaults(identity), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Settings added after supernets were first cached, with the value that means "off": left out of the key
+# while off, so a supernet cached before them keeps its key.
+LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0}}
+
+
+def without_later_defaults(identity: Any) -> Any:
+    """`identity` without the LATER_SETTINGS that are at their off value, in every section they occur in."""
+    if not isinstance(identity, dict):
+        return identity
+    result = {}
+    for key, value in identity.items():
+        value = without_later_defaults(value)
+        later = LATER_SETTINGS.get(key)
+        if later and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if not (k in later and v == later[k])}
+        result[key] = value
+    return result
 
 
 def source_supernet(config: RunConfig, device: torch.device, progress: ProgressReporter | None = None) -> Path:
