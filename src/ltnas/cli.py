@@ -183,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     from ltnas import distributed, lock
     from ltnas.errors import os_error
 
+    code = None
     try:
-        return _main(argv)
+        code = _main(argv)
+        return code
     except BrokenPipeError:  # `ltnas configs | head`: the reader left; stop quietly, as Unix tools do
         _silence_stdout()
         return 141
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         lock.release_all()
-        distributed.shutdown()
+        distributed.shutdown(synchronise=code == 0)
 
 
 def _silence_stdout() -> None:

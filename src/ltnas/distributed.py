@@ -150,7 +150,12 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a torchrun process)."""
+def shutdown(synchronise: bool = True) -> None:
+    """Leave the process group (at the end of a torchrun process). After a run that ended well, every rank
+    first waits for the others: a rank that tore its gloo connections down while another still closed its
+    own aborted that one ("terminate called without an active exception"). After a failure there is no
+    wait, as the other ranks may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
