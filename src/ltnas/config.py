@@ -72,15 +72,22 @@ WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
 GradClip = Annotated[float, Field(gt=0, description="gradient norm clipped to this")]
 
 
-def _known_primitives(value: list[str]) -> list[str]:
-    unknown = [name for name in value if name not in PRIMITIVES]
+def checked_operations(value: list[str], known: tuple[str, ...], label: str, free: str, missing: str) -> list[str]:
+    """`value` if it names only `known` operations, each once, and at least one besides `free` (an operation
+    that computes nothing of its own); else a one-line error: `label` names an entry, `missing` the last fault."""
+    unknown = [name for name in value if name not in known]
     if unknown:
-        raise ValueError(f"unknown primitive {unknown[0]!r}; choose from {', '.join(PRIMITIVES)}")
+        raise ValueError(f"unknown {label} {unknown[0]!r}; choose from {', '.join(known)}")
     if len(set(value)) != len(value):
-        raise ValueError("primitives are listed more than once; list each at most once")
-    if not [name for name in value if name != "none"]:
-        raise ValueError("primitives need at least one operation besides 'none'")
+        raise ValueError(f"{label}s are listed more than once; list each at most once")
+    if not [name for name in value if name != free]:
+        raise ValueError(missing)
     return value
+
+
+def _known_primitives(value: list[str]) -> list[str]:
+    return checked_operations(value, PRIMITIVES, "primitive", "none",
+                              "primitives need at least one operation besides 'none'")
 
 
 # The space settings the search supernet, the retrained network and the IMB-NAS supernet share, declared once.
@@ -471,13 +478,8 @@ class S2Config(Section):
     @field_validator("candidates")
     @classmethod
     def _known_candidates(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in S2_PRIMITIVES]
-        if unknown:
-            raise ValueError(f"unknown S2 candidate {unknown[0]!r}; choose from {', '.join(S2_PRIMITIVES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("S2 candidates are listed more than once; list each at most once")
-        if not [name for name in value if name != "skip_connect"]:
-            raise ValueError("S2 candidates need at least one ib_* block (the shape-changing layers have no skip)")
+        checked_operations(value, S2_PRIMITIVES, "S2 candidate", "skip_connect",
+                           "S2 candidates need at least one ib_* block (the shape-changing layers have no skip)")
         return [name for name in S2_PRIMITIVES if name in value]  # the space's column order
 
 
