@@ -147,6 +147,15 @@ class CellConfig(Section):
     layers: Layers = 20
 
 
+class TrainCellConfig(CellConfig):
+    """The retrained cell network: its size and its stem (DARTS's CIFAR or ImageNet evaluation network)."""
+
+    stem: Literal["cifar", "imagenet"] = Field(
+        "cifar", description="cifar: DARTS's NetworkCIFAR (one 3x3 conv to 3C, full resolution); imagenet: its "
+        "NetworkImageNet (two stride-2 stems, 8x down-sampled before the first cell, ImageNet auxiliary head; "
+        "DARTS's ImageNet size is C = 48, 14 cells, 224-px images)")
+
+
 class CellSpaceConfig(CellConfig):
     """The searched DARTS cell space: the supernet's size, its cell's nodes and each edge's candidate operations;
     defaults: the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
@@ -581,7 +590,7 @@ class TrainConfig(StageSection):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    cell: CellConfig = Field(default_factory=CellConfig, description="train.network cell: the network's size (its "
+    cell: TrainCellConfig = Field(default_factory=TrainCellConfig, description="train.network cell: the network's size (its "
                              "cell is the genotype's)")
     epochs: int = Field(600, ge=1, description="retraining epochs")
     batch_size: int = Field(96, ge=1, description="images per step")
@@ -621,6 +630,9 @@ class TrainConfig(StageSection):
         if self.network != "cell" and self.genotype:
             raise ValueError(f"train.genotype ({self.genotype}) describes a cell network but train.network is "
                              f"{self.network}; unset one of them")
+        if self.network != "cell" and self.cell.stem != "cifar":
+            raise ValueError(f"train.cell.stem ({self.cell.stem}) shapes the cell network but train.network is "
+                             f"{self.network}; unset train.cell.stem or train the cell network")
         return self
 
     @property

@@ -210,7 +210,8 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
 
     def cost(path: Genotype) -> tuple[int, int]:
         return subnet_cost(path, config.train.cell.init_channels, config.train.cell.layers, target.num_classes,
-                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
+                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail),
+                           config.train.cell.stem)
 
     seed_everything(stage_seed(config.seed, "evolve"))
     task = EvolutionTask(network, cfg, recalibration, validation, val_set.counts(dataset.num_classes), cost,

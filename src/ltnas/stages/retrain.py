@@ -93,11 +93,12 @@ def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype) -> dic
 
 
 def build_genotype_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
-    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers), the auxiliary head."""
+    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers, stem: its CIFAR or its
+    ImageNet network), the auxiliary head."""
     cfg = config.train
     return DiscreteNetwork(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers,
                            auxiliary=cfg.auxiliary, in_channels=data.channels, image_size=data.image_size,
-                           normalised=uses_normalised_classifier(cfg.longtail))
+                           normalised=uses_normalised_classifier(cfg.longtail), stem=cfg.cell.stem)
 
 
 def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> dict:
@@ -105,7 +106,7 @@ def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Ge
 
     cfg = config.train
     return spec(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers, cfg.auxiliary,
-                data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
+                data.channels, data.image_size, uses_normalised_classifier(cfg.longtail), cfg.cell.stem)
 
 
 def build_baseline_network(config: RunConfig, data: LongTailDataset, genotype: None = None) -> torch.nn.Module:
