@@ -258,3 +258,21 @@ def test_table_shows_a_procedure_cost_when_variants_report_one():
     assert header[-1] == "cost (time, images)" and rows[0][-1] == "12.5s, 5.40K"
     header, _ = table_rows({"variants": {"DARTS": stats()}, "published": None})
     assert "cost (time, images)" not in header
+
+
+def test_table_shows_top5_when_variants_have_it():
+    from ltnas.report.comparison import table_rows
+
+    def stats(top5=None):
+        one = lambda value: {"mean": value, "std": None, "values": [value]}  # noqa: E731
+        return {"balanced": one(0.5), "longtail": one(0.6), "many": one(0.9), "medium": one(0.5), "few": one(0.1),
+                "params": one(1200), "search_seconds": one(3.0), "train_seconds": one(4.0), "top5": one(top5)}
+
+    header, rows = table_rows({"variants": {"FairDARTS-B": stats(0.925)}, "published": None})
+    column = header.index("balanced test, top-5")
+    assert rows[0][column] == "92.50"
+    header, _ = table_rows({"variants": {"DARTS": stats()}, "published": None})  # 5 classes or fewer: no column
+    assert not any("top-5" in title for title in header)
+    published = {"source": "x", "metric": "balanced_test.top5", "values": {"FairDARTS-B": 0.925}}
+    header, _ = table_rows({"variants": {"FairDARTS-B": stats(0.925)}, "published": published})
+    assert header[-1] == "published (top-5)"

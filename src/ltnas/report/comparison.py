@@ -34,6 +34,9 @@ MU_METRICS: tuple[tuple[str, str, str], ...] = (
     ("balanced_mu_zero", "μ = 0", "mu_zero.balanced_test.overall"),
     ("balanced_mu_best", "best test μ", "mu_best_on_test.balanced_test.overall"),
 )
+# Shown when some variant has it: top-5 accuracy (eval.json has it for more than 5 classes; ImageNet's second
+# accuracy, as in FairDARTS (Chu et al., 2020)'s Table 2).
+TOP5_METRICS: tuple[tuple[str, str, str], ...] = (("top5", "top-5", "balanced_test.top5"),)
 COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
@@ -69,7 +72,7 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     table = {}
     for variant, rows in evals.items():
         table[variant] = {key: summarise([lookup(row, dotted) for row in rows])
-                          for key, _, dotted in METRICS + MU_METRICS}
+                          for key, _, dotted in METRICS + MU_METRICS + TOP5_METRICS}
         table[variant].update({key: summarise([lookup(row, dotted) for row in rows]) for key, dotted in COSTS})
     return table
 
@@ -157,10 +160,10 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (accuracies in percent)."""
     published = result.get("published")
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
-    mu_columns = [(key, title) for key, title, _ in MU_METRICS
+    optional_columns = [(key, title) for key, title, _ in MU_METRICS + TOP5_METRICS
                   if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
     titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
-    header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in mu_columns),
+    header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in optional_columns),
               "params", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
@@ -169,7 +172,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
-               *(format_mean_std(stats.get(key, {})) for key, _ in mu_columns),
+               *(format_mean_std(stats.get(key, {})) for key, _ in optional_columns),
                format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
         if with_cost:
@@ -330,7 +333,7 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
 
 
 def _metric_title(dotted: str) -> str:
-    for _, title, path in METRICS:
+    for _, title, path in METRICS + TOP5_METRICS:
         if path == dotted:
             return title
     return dotted
