@@ -23,12 +23,14 @@ from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, S2_PRIMITIVES, SPACES, 
 # ltnas.methods, which names them without importing torch.
 BASELINE_NETWORKS: tuple[str, ...] = tuple(name for name, entry in NETWORKS.items() if not entry.needs_genotype)
 
-SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
+SOURCES = ("digits", "cifar10", "cifar100", "folder", "split_files", "synthetic")
 # data keys that only these sources read; any other source refuses them
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {"digits": ("test_per_class",),
+                                           "split_files": ("train_list", "val_list", "test_list"),
                                            "synthetic": ("test_per_class", "num_classes", "channels")}
 # data keys whose meaning depends on the source: a config file's are dropped when --set changes data.source
 SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "test_per_class", "test_fraction",
+                    "train_list", "val_list", "test_list",
                     "image_size", "memory_budget_gb", "num_classes", "channels")
 
 
@@ -187,11 +189,17 @@ class AugmentConfig(Section):
 
 class DataConfig(Section):
     source: str = Field("digits", description=f"one of {', '.join(SOURCES)}")
-    root: str | None = Field(None, description="folder with the CIFAR pickles, or the image folder")
+    root: str | None = Field(None, description="folder with the CIFAR pickles, the image folder, or the folder "
+                             "split files' paths are relative to")
+    train_list: str | None = Field(None, description="split_files: text file of 'relative/path label' lines, the "
+                                   "training pool (ImageNet-LT's ImageNet_LT_train.txt)")
+    val_list: str | None = Field(None, description="split_files, optional: validation images (ImageNet_LT_val.txt) "
+                                 "that retraining monitors instead of holding out train.val_fraction")
+    test_list: str | None = Field(None, description="split_files: the test set (ImageNet_LT_test.txt)")
     download: bool = Field(False, description="download CIFAR into root when absent (checksum verified)")
     profile: Literal["exp", "step", "balanced", "none"] = Field(
         "exp", description="long-tail profile of the training set; 'none' keeps the data as it is (the default for "
-        "a folder, whose classes a profile ranks by size); exp otherwise"
+        "a folder or split files, whose classes a profile ranks by size); exp otherwise"
     )
     ratio: float | None = Field(None, description="imbalance ratio n_max/n_min (>= 1); give ratio or factor")
     factor: float | None = Field(None, description="imbalance factor n_min/n_max (0 < f <= 1)")
@@ -201,11 +209,12 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="folder without train/test: stratified test share")
     longtail_test: bool = Field(True, description="also evaluate on a test set with the training profile")
-    image_size: int | None = Field(None, ge=4, description="folder: shorter side scaled to this, centre square "
-                                   "cut (default: the median shorter side, at most 64); synthetic: image side")
-    memory_budget_gb: float | None = Field(None, gt=0, description="folder: most GiB of decoded images to hold in "
-                                           "memory (default: half the machine's); a larger folder is decoded batch "
-                                           "by batch")
+    image_size: int | None = Field(None, ge=4, description="folder, split_files: shorter side scaled to this, "
+                                   "centre square cut (default: the median shorter side, at most 64); synthetic: "
+                                   "image side")
+    memory_budget_gb: float | None = Field(None, gt=0, description="folder, split_files: most GiB of decoded images "
+                                           "to hold in memory (default: half the machine's); a larger folder is "
+                                           "decoded batch by batch")
     num_classes: int | None = Field(None, ge=2, description="synthetic only (default 10)")
     channels: int | None = Field(None, ge=1, description="synthetic only (default 3)")
     val_fraction: float = Field(0.5, gt=0, lt=1, description="share of the training set used as the α validation set")
@@ -222,11 +231,12 @@ class DataConfig(Section):
     @classmethod
     def _folder_keeps_its_distribution(cls, data: Any) -> Any:
         """A folder of real images is long-tailed already: without a profile it is kept as it is."""
-        if isinstance(data, dict) and data.get("source") == "folder" and data.get("profile") is None:
+        if (isinstance(data, dict) and data.get("source") in ("folder", "split_files")
+                and data.get("profile") is None):
             data = {**data, "profile": "none"}
         return data
 
-    @field_validator("root")
+    @field_validator("root", "train_list", "val_list", "test_list")
     @classmethod
     def _absolute_root(cls, value: str | None) -> str | None:
         """Saved absolute, so that a run evaluates and resumes from any working directory."""
@@ -235,7 +245,7 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _keys_of_the_source(self) -> "DataConfig":
         used = SOURCE_KEYS.get(self.source, ())
-        for key in ("test_per_class", "num_classes", "channels"):
+        for key in ("test_per_class", "num_classes", "channels", "train_list", "val_list", "test_list"):
             if getattr(self, key) is not None and key not in used:
                 where = ", ".join(name for name, keys in SOURCE_KEYS.items() if key in keys)
                 raise ValueError(f"{key} applies to source {where} only, not {self.source}; remove it")

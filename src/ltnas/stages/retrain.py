@@ -62,8 +62,11 @@ def save_trained_model(ctx: Context, genotype: Genotype | None, model: torch.nn.
 
 
 def retrain_split(config: RunConfig, data: LongTailDataset):
-    """(images trained on, validation images or None): `train.val_fraction` of each class's
+    """(images trained on, validation images or None): the source's own validation set when it has one
+    (split files' data.val_list), all training images trained on; else `train.val_fraction` of each class's
     training images (floor, seeded) held out to monitor retraining; 0 keeps them all for training."""
+    if data.val is not None:
+        return data.train, data.val
     fraction = config.train.val_fraction
     if fraction == 0:
         return data.train, None
