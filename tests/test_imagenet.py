@@ -1,5 +1,6 @@
 """DARTS's ImageNet evaluation network (train.cell.stem: imagenet): sizes against the published ones, shapes,
-and the model file that keeps it."""
+the model file that keeps it; the ImageNet configs (FairDARTS's Table 2 transfer, SSF-NAS on ImageNet-LT) and
+their smoke runs."""
 
 from __future__ import annotations
 
@@ -113,3 +114,72 @@ def test_model_file_keeps_the_imagenet_network(tmp_path):
     # a file written before the stem existed has no "stem" and is the CIFAR network
     old = {**spec, "kwargs": {k: v for k, v in spec["kwargs"].items() if k != "stem"}}
     assert hasattr(build_network(old), "stem")
+
+
+# ----------------------------------------------------------------------------------------------- configs
+def test_imagenet_configs_follow_darts_and_fairdarts_table_2():
+    from ltnas.cli import resolve_config_path, shipped_configs
+    from ltnas.compare import read_comparison_file
+    from ltnas.config import load_config
+
+    config = load_config(shipped_configs()["fairdarts_imagenet"])
+    train = config.train
+    assert (train.cell.init_channels, train.cell.layers, train.cell.stem, config.data.image_size) == (48, 14,
+                                                                                                    "imagenet", 224)
+    # DARTS's train_imagenet.py: 250 epochs, batch 128, lr 0.1, wd 3e-5, auxiliary 0.4, no drop-path
+    assert (train.epochs, train.batch_size, train.sgd.lr, train.sgd.weight_decay) == (250, 128, 0.1, 3e-5)
+    assert (train.auxiliary, train.auxiliary_weight, train.drop_path) == (True, 0.4, 0.0)
+    spec = read_comparison_file(shipped_configs()["fairdarts_imagenet_table2"], resolve_config_path)
+    assert spec.published.values == {"FairDARTS-A": 73.7, "FairDARTS-B": 75.1, "DARTS": 73.3}
+    assert spec.published.metrics == {"balanced_test.top5": {"FairDARTS-A": 91.7, "FairDARTS-B": 92.5, "DARTS": 91.3}}
+    genotypes = {name: load_config(spec.base, changes).train.genotype for name, changes in spec.variants.items()}
+    assert genotypes == {"FairDARTS-A": "FairDARTS_a", "FairDARTS-B": "FairDARTS_b", "DARTS": "DARTS_V2"}
+    lt = load_config(shipped_configs()["ssf_imagenet_lt"])
+    assert (lt.data.source, lt.train.cell.stem, lt.train.cell.init_channels, lt.train.cell.layers) == (
+        "split_files", "imagenet", 48, 14)
+    assert lt.data.train_list.endswith("ImageNet_LT_train.txt") and lt.data.test_list.endswith("ImageNet_LT_test.txt")
+
+
+def test_fairdarts_imagenet_table2_smoke_compares_with_top5_and_multiply_adds(tmp_path, capsys):
+    import json
+
+    from ltnas.cli import main
+
+    out = tmp_path / "table2"
+    assert main(["compare", "fairdarts_imagenet_table2_smoke", "--out", str(out), "--device", "cpu"]) == 0, \
+        capsys.readouterr().err
+    result = json.loads((out / "comparison.json").read_text())
+    assert set(result["variants"]) == {"FairDARTS-A", "FairDARTS-B", "DARTS"}
+    assert all(stats["top5"]["mean"] is not None for stats in result["variants"].values())  # 8 classes
+    markdown = (out / "comparison.md").read_text()
+    assert "balanced test, top-5" in markdown and "published (top-5)" in markdown and "92.50" in markdown
+    run = out / result["runs"]["DARTS"][0]
+    evaluation = json.loads((run / "eval.json").read_text())
+    expected = subnet_cost(load_genotype("DARTS_V2"), 8, 5, 8, 3, 32, stem="imagenet")
+    assert (evaluation["params"], evaluation["madds"]) == expected  # the ImageNet network was trained
+
+
+def test_ssf_imagenet_lt_smoke_retrains_on_split_files(tmp_path, capsys):
+    import json
+
+    from ltnas.cli import main
+    from test_split_files import write_split
+
+    root = tmp_path / "lt"
+    lists = {name: write_split(root, f"ImageNet_LT_{name}", counts, size=(40, 36))
+             for name, counts in (("train", [8, 4, 2, 2, 1, 1, 1]), ("val", [1] * 7), ("test", [2] * 7))}
+    out = tmp_path / "run"
+    code = main(["train", "ssf_imagenet_lt_smoke", "--genotype", "DARTS_V2", "--out", str(out), "--device", "cpu",
+                 "--set", f"data.root={root}", *(arg for name, path in lists.items()
+                                                  for arg in ("--set", f"data.{name}_list={path}"))])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads((out / "data.json").read_text())
+    assert data["train_counts"] == [8, 4, 2, 2, 1, 1, 1] and data["val_counts"] == [1] * 7
+    assert data["classes"][0] == "n0000" and data["image_shape"] == [3, 32, 32]
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["balanced_test"]["num_samples"] == 14 and evaluation["balanced_test"]["top5"] is not None
+    from ltnas.model_io import load_model
+
+    loaded = load_model(out)
+    assert hasattr(loaded.model, "stem0") and loaded.model(loaded.preprocess(str(root / "test/n0000/0.png"))).shape \
+        == (1, 7)
