@@ -183,3 +183,7 @@ def test_ssf_imagenet_lt_smoke_retrains_on_split_files(tmp_path, capsys):
     loaded = load_model(out)
     assert hasattr(loaded.model, "stem0") and loaded.model(loaded.preprocess(str(root / "test/n0000/0.png"))).shape \
         == (1, 7)
+    from ltnas.export import export_model
+
+    exported = export_model(out, "torchscript")  # checked against PyTorch on the test list's images
+    assert exported.checked_images == 14 and exported.max_abs_diff <= exported.tolerance
