@@ -183,7 +183,8 @@ class DiscreteNetwork(nn.Module):
         aux_logits = None
         if self.stem_kind == "imagenet":
             s0 = self.stem0(x)
-            s1 = self.stem1(s0)
+            s1 = self.stem1(s0)  # its in-place ReLU rectifies s0 too, as in DARTS's code; the first cell's
+            # FactorizedReduce starts with a ReLU, so s0's use there is unchanged
         else:
             s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
