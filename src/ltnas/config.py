@@ -65,7 +65,14 @@ def with_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, 
 # and range are declared once here.
 LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
 MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
-Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
+def _increasing_milestones(value: list[int]) -> list[int]:
+    if any(epoch < 1 for epoch in value) or any(b <= a for a, b in zip(value, value[1:])):
+        raise ValueError(f"lr_milestones {value} must be epochs >= 1 in increasing order, e.g. [160, 180]")
+    return value
+
+
+Milestones = Annotated[list[int], AfterValidator(_increasing_milestones),
+                       Field(description="step schedule: epochs where lr *= lr_gamma")]
 LrGamma = Annotated[float, Field(gt=0, le=1, description="step schedule: factor at each milestone")]
 Momentum = Annotated[float, Field(ge=0, description="SGD momentum")]
 WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
@@ -118,9 +125,26 @@ class CosineSgdConfig(SgdConfig):
 
 
 class TrainSgdConfig(CosineSgdConfig):
-    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0)."""
+    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0) by default; or the step schedule of
+    StepSgdConfig (lr × lr_gamma at each of lr_milestones: IMB-NAS (Yao, 2024)'s subnet recipe, lr 0.1 × 0.01
+    at epochs 160 and 180 of 200)."""
 
     lr_min: MinLearningRate = 0.0
+    schedule: Literal["cosine", "step"] = Field(
+        "cosine", description="cosine: lr → lr_min over the epochs (DARTS); step: lr × lr_gamma at each of "
+        "lr_milestones (IMB-NAS, LDAM-DRW)")
+    lr_milestones: Milestones = []
+    lr_gamma: LrGamma = 0.1
+
+    @model_validator(mode="after")
+    def _schedule_settings(self) -> "TrainSgdConfig":
+        if self.schedule == "cosine" and self.lr_milestones:
+            raise ValueError(f"lr_milestones {self.lr_milestones} are set but the schedule is cosine; set "
+                             "schedule: step, or remove lr_milestones")
+        if self.schedule == "step" and not self.lr_milestones:
+            raise ValueError("the step schedule has no lr_milestones; list the epochs where lr *= lr_gamma, "
+                             "e.g. lr_milestones: [160, 180]")
+        return self
 
 
 class StepSgdConfig(SgdConfig):
