@@ -294,10 +294,20 @@ class LongTailConfig(Section):
     )
     beta: float = Field(0.9999, gt=0, lt=1, description="class-balanced weights: (1 - β) / (1 - β^n_c)")
     drw_epoch: int | None = Field(None, ge=0, description="DRW switch epoch; default 0.8 × epochs (160 of 200)")
+    rw_lambda: float | None = Field(
+        None, ge=0, description="IMB-NAS (Yao, 2024) eq. 1: loss = L + λ·L_RW, the unweighted loss plus λ times the "
+        "re-weighted one (L_RW only while `reweight` applies weights: after the DRW switch); None: L_RW alone")
     sampler: Literal["instance", "class_balanced", "reversed"] = Field(
         "instance", description="instance (uniform over images); class_balanced (uniform over classes, then "
         "images); reversed (BBN's: class c with probability ∝ 1/n_c, then images)"
     )
+
+    @model_validator(mode="after")
+    def _combined_needs_weights(self) -> "LongTailConfig":
+        if self.rw_lambda is not None and self.reweight == "none":
+            raise ValueError(f"rw_lambda ({self.rw_lambda}) weighs a re-weighted loss but reweight is none; set "
+                             "reweight: drw or class_balanced, or remove rw_lambda")
+        return self
 
 
 class ViewsConfig(Section):

@@ -116,7 +116,7 @@ def supernet_key(config: RunConfig) -> str:
 
 # Settings added after supernets were first cached, with the value that means "off": left out of the key
 # while off, so a supernet cached before them keeps its key.
-LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0}}
+LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0}, "longtail": {"rw_lambda": None}}
 
 
 def without_later_defaults(identity: Any) -> Any:
