@@ -748,6 +748,54 @@ class AdaptConfig(StageSection):
     )
 
 
+def _default_distributions() -> dict[str, dict[str, Any]]:
+    return {"balanced": {"profile": "balanced"}, "exp-10": {"profile": "exp", "ratio": 10},
+            "exp-100": {"profile": "exp", "ratio": 100}}
+
+
+class RankConfig(Section):
+    """`ltnas rank`: do architectures keep their rank from balanced to long-tailed data? (IMB-NAS (Yao, 2024)'s
+    claim, after Duggal et al.) The same paths are scored under each label distribution and the rankings
+    compared by Kendall's τ and Spearman's ρ."""
+
+    distributions: dict[str, dict[str, Any]] = Field(
+        default_factory=_default_distributions,
+        description="label → data keys that make that distribution from `data` (e.g. {profile: exp, ratio: 10}); "
+        "a ratio or factor given here replaces the data's own")
+    paths: int = Field(20, ge=3, description="random paths of the supernet space to rank (seeded); unused with "
+                       "candidates")
+    candidates: str | None = Field(None, description="a candidates.jsonl of `ltnas evolve`: rank its final "
+                                   "population (the last generation) instead of random paths")
+
+    @field_validator("distributions")
+    @classmethod
+    def _two_or_more(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if len(value) < 2:
+            raise ValueError(f"{len(value)} distribution(s) given; ranks are compared between at least two, e.g. "
+                             "{balanced: {profile: balanced}, exp-100: {profile: exp, ratio: 100}}")
+        bad = [label for label in value if label in ("", ".", "..") or any(c in "/\\" or ord(c) < 32 for c in label)]
+        if bad:
+            raise ValueError(f"distribution label {bad[0]!r} names a folder; use a plain name such as exp-100")
+        return value
+
+    def data_configs(self, data: "DataConfig") -> dict[str, "DataConfig"]:
+        """Each distribution's data section: `data` with the distribution's keys (one ratio/factor only)."""
+        result = {}
+        for label, keys in self.distributions.items():
+            merged = data.model_dump(mode="json")
+            if "ratio" in keys or "factor" in keys:
+                merged.update(ratio=None, factor=None)
+            merged.update(keys)
+            try:
+                result[label] = DataConfig.model_validate(merged)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in error["loc"])
+                raise ValueError(f"distribution {label!r}: {where}: {error['msg'].removeprefix('Value error, ')}"
+                                 ) from None
+        return result
+
+
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
     many_shot: int | None = Field(None, ge=0, description="many-shot classes have more training images than "
@@ -793,6 +841,8 @@ class RunConfig(Section):
     supernet: SupernetConfig = Field(default_factory=SupernetConfig)
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
+    rank: RankConfig = Field(default_factory=RankConfig, description="`ltnas rank`: architecture ranks under "
+                             "several label distributions")
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
@@ -818,6 +868,14 @@ class RunConfig(Section):
             raise ValueError(f"name {value!r} must be a plain folder name (no '/', '\\', line breaks or control "
                              "characters, not '.' or '..'); e.g. name: my_run")
         return value
+
+    @model_validator(mode="after")
+    def _rank_distributions(self) -> "RunConfig":
+        try:
+            self.rank.data_configs(self.data)
+        except ValueError as exc:
+            raise ValueError(f"rank.distributions: {exc}") from None
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -1037,6 +1095,8 @@ def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> 
         hint = f"did you mean '{suggestion}'?" if close else f"known keys here: {', '.join(known)}"
         return f"unknown config key '{location}' in {source}; {hint}"
     message = error["msg"].removeprefix("Value error, ")
+    if not location:  # a check across sections (RunConfig's own validators): the message names the keys
+        return f"invalid config in {source}: {message}"
     return f"invalid config value for '{location}' in {source}: {message}"
 
 
