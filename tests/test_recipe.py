@@ -1,4 +1,4 @@
-"""The retraining recipe: linear warm-up on top of the cosine schedule, and the quickstart's measured recipe."""
+"""The retraining recipe: linear warm-up on top of the lr schedule (cosine or step), and the quickstart's measured recipe."""
 
 from __future__ import annotations
 

@@ -619,9 +619,10 @@ class TrainConfig(StageSection):
                              "cell is the genotype's)")
     epochs: int = Field(600, ge=1, description="retraining epochs")
     batch_size: int = Field(96, ge=1, description="images per step")
-    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
+    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule, or step: "
+                                "`schedule`)")
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
-                               "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
+                               "on top of the lr schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
     precise_bn: bool = Field(
         False, description="after each epoch, recompute BatchNorm running statistics on the training images with "
         "the final weights of the epoch (Wu & Johnson, 2021): no eval-mode loss spikes while weights move fast; "
