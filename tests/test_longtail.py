@@ -73,13 +73,14 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
     from ltnas.config import validate_config
     from ltnas.runs import RunFolder
 
-    used = {"reweight": [], "sampler": []}
+    used = {"reweight": [], "sampler": [], "rw_lambda": []}
     from ltnas.stages import context, retrain, search
 
     real_criterion, real_batches = search.build_criterion, context.Context.batches
 
     def spy_criterion(config, *args, **kwargs):
         used["reweight"].append(config.reweight)
+        used["rw_lambda"].append(config.rw_lambda)
         return real_criterion(config, *args, **kwargs)
 
     def spy_batches(*args, **kwargs):
@@ -92,12 +93,14 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
 
     tiny_run["search"].update(order="second", epochs=1,
                               longtail={"reweight": "class_balanced", "sampler": "class_balanced"})
-    tiny_run["train"].update(epochs=2, longtail={"reweight": "drw", "drw_epoch": 1, "sampler": "class_balanced"})
+    tiny_run["train"].update(epochs=2, longtail={"reweight": "drw", "drw_epoch": 1, "sampler": "class_balanced",
+                                                 "rw_lambda": 0.5})  # IMB-NAS's eq. 1 in the retrain
     config = validate_config(tiny_run)
     results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
     assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0
     assert (tmp_path / "run" / "search" / "genotype.json").is_file()
-    assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3}
+    assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3,
+                    "rw_lambda": [None, 0.5]}
 
 
 # ------------------------------------------------------------------ tail-aware α objective
