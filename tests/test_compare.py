@@ -53,6 +53,7 @@ def test_methods_comparison_table_and_files(methods_comparison):
     assert "ssf-nas/seed_0/plots/sigma_histogram.png" in markdown  # the runs' plots side by side
     assert (out / "plots" / "shot_groups.png").stat().st_size > 0
     assert (out / "plots" / "per_class.png").stat().st_size > 0
+    assert "class_counts" not in markdown and not (out / "plots" / "class_counts.png").exists()  # same data
 
 
 def test_resumed_comparison_finishes_only_what_is_unfinished(methods_comparison):
@@ -302,3 +303,27 @@ def test_table_shows_top5_when_variants_have_it():
     published = {"source": "x", "metric": "balanced_test.top5", "values": {"FairDARTS-B": 0.925}}
     header, _ = table_rows({"variants": {"FairDARTS-B": stats(0.925)}, "published": published})
     assert header[-1] == "published (top-5)"
+
+
+def test_class_counts_of_variants_that_differ_in_data(tmp_path):
+    """IMB-NAS (Yao, 2024) Fig. 3: one panel per distinct training distribution, naming its variants."""
+    from ltnas.report.comparison import class_count_panels, comparison_markdown
+    from ltnas.report.plots import plot_class_counts
+
+    data = {"P0-balanced": ("balanced", 1.0, [50, 50, 50]), "P1-balanced": ("balanced", 1.0, [50, 50, 50]),
+            "P0-exp-0.1": ("exp", 10.0, [50, 15, 5]), "P0-step-0.1": ("step", 10.0, [50, 50, 5])}
+    members = []
+    for variant, (profile, ratio, counts) in data.items():
+        for seed in (0, 1):
+            run = tmp_path / slug(variant) / f"seed_{seed}"
+            run.mkdir(parents=True)
+            (run / "data.json").write_text(json.dumps({"profile": profile, "ratio": ratio, "train_counts": counts}))
+            members.append((variant, seed, run))
+    panels = class_count_panels(members)
+    assert panels == [("balanced: P0-balanced, P1-balanced", [50, 50, 50]), ("exp, ratio 10: P0-exp-0.1", [50, 15, 5]),
+                      ("step, ratio 10: P0-step-0.1", [50, 50, 5])]
+    assert plot_class_counts(panels, tmp_path / "plots" / "class_counts.png").stat().st_size > 0
+    assert class_count_panels(members[:4]) == [("balanced: P0-balanced, P1-balanced", [50, 50, 50])]  # one: no plot
+    result = {"title": "t", "seeds": [0], "variants": {}, "runs": {}, "shot_thresholds": None}
+    assert "![training class counts of the variants](plots/class_counts.png)" in comparison_markdown(
+        result, {"class_counts"})

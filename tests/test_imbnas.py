@@ -24,7 +24,7 @@ from ltnas.search.oneshot import (
     PathSpace, SupernetPath, export_subnet, load_supernet, path_forward, path_key, recalibrate_bn, save_supernet,
 )
 from ltnas.space import Genotype, SearchNetwork, count_parameters
-from ltnas.stages.imbnas import adapt_supernet, supernet_key
+from ltnas.stages.imbnas import adapt_supernet, supernet_key, without_later_defaults
 from ltnas.train.loop import fit
 
 OPS = [name for name in SupernetConfig().cell.primitives]  # the 7 DARTS operations without `none`
@@ -279,6 +279,10 @@ def test_imbnas_config_and_bad_input(tmp_path):
     assert supernet_key(config) == supernet_key(tiny_config(tmp_path, "adapt.procedure=P0", "data.ratio=2"))
     assert supernet_key(config) != supernet_key(tiny_config(tmp_path, "supernet.epochs=3"))
     assert supernet_key(config) != supernet_key(tiny_config(tmp_path, "seed=1"))
+    # longtail.rw_lambda (added later) stays out of the key while unset, so cached supernets keep their key
+    assert "rw_lambda" not in json.dumps(without_later_defaults(config.supernet.model_dump(mode="json")))
+    drw = supernet_key(tiny_config(tmp_path, "supernet.longtail.reweight=drw"))
+    assert drw != supernet_key(tiny_config(tmp_path, "supernet.longtail.reweight=drw", "supernet.longtail.rw_lambda=1.0"))
     with pytest.raises(LtnasError, match="source_data"):
         supernet_key(tiny_config(tmp_path, "source_data=null"))
     with pytest.raises(LtnasError, match="exceed the population"):

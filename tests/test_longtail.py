@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -71,13 +73,14 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
     from ltnas.config import validate_config
     from ltnas.runs import RunFolder
 
-    used = {"reweight": [], "sampler": []}
+    used = {"reweight": [], "sampler": [], "rw_lambda": []}
     from ltnas.stages import context, retrain, search
 
     real_criterion, real_batches = search.build_criterion, context.Context.batches
 
     def spy_criterion(config, *args, **kwargs):
         used["reweight"].append(config.reweight)
+        used["rw_lambda"].append(config.rw_lambda)
         return real_criterion(config, *args, **kwargs)
 
     def spy_batches(*args, **kwargs):
@@ -90,12 +93,14 @@ def test_plug_ins_and_second_order_run_through_the_whole_pipeline(tiny_run, tmp_
 
     tiny_run["search"].update(order="second", epochs=1,
                               longtail={"reweight": "class_balanced", "sampler": "class_balanced"})
-    tiny_run["train"].update(epochs=2, longtail={"reweight": "drw", "drw_epoch": 1, "sampler": "class_balanced"})
+    tiny_run["train"].update(epochs=2, longtail={"reweight": "drw", "drw_epoch": 1, "sampler": "class_balanced",
+                                                 "rw_lambda": 0.5})  # IMB-NAS's eq. 1 in the retrain
     config = validate_config(tiny_run)
     results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
     assert 0.0 <= results["balanced_test"]["balanced"] <= 1.0
     assert (tmp_path / "run" / "search" / "genotype.json").is_file()
-    assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3}
+    assert used == {"reweight": ["class_balanced", "drw"], "sampler": ["class_balanced"] * 3,
+                    "rw_lambda": [None, 0.5]}
 
 
 # ------------------------------------------------------------------ tail-aware α objective
@@ -238,3 +243,54 @@ def test_bad_loss_settings():
 
     with pytest.raises(LtnasError, match="train.longtail.loss"):
         load_config(None, ["train.longtail.loss=ldam2"])
+
+
+# --- IMB-NAS (Yao, 2024) eq. 1: L_total = L_CE + λ·L_RW --------------------------------------------------------
+def test_combined_loss_against_hand_computation():
+    """Two classes, two samples: CE and class-weighted CE written out, then CE + λ·CE_w."""
+    counts, beta, lam = [9, 1], 0.9, 0.5
+    raw = [(1 - beta) / (1 - beta**n) for n in counts]
+    w = [2 * r / sum(raw) for r in raw]  # normalised to sum to C = 2
+    logits, targets = torch.tensor([[2.0, 0.0], [0.5, 1.5]]), torch.tensor([0, 1])
+    nll = [math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(-1.0))]  # −log softmax of the true class
+    ce = sum(nll) / 2
+    ce_w = (w[0] * nll[0] + w[1] * nll[1]) / (w[0] + w[1])  # PyTorch's weighted mean
+    config = LongTailConfig(reweight="class_balanced", beta=beta, rw_lambda=lam)
+    criterion = build_criterion(config, counts, epochs=5)
+    assert criterion(logits, targets).item() == pytest.approx(ce + lam * ce_w, rel=1e-6)
+    # λ = 0 is plain CE; without λ the loss is the re-weighted one alone
+    assert build_criterion(config.model_copy(update={"rw_lambda": 0.0}), counts, 5)(logits, targets).item() == \
+        pytest.approx(ce, rel=1e-6)
+    assert build_criterion(config.model_copy(update={"rw_lambda": None}), counts, 5)(logits, targets).item() == \
+        pytest.approx(ce_w, rel=1e-6)
+
+
+def test_combined_loss_with_drw_adds_the_weighted_term_from_the_switch():
+    counts = [50, 5]
+    criterion = build_criterion(LongTailConfig(reweight="drw", drw_epoch=3, rw_lambda=2.0), counts, epochs=5)
+    logits, targets = torch.randn(6, 2, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 0, 0, 0, 1, 1])
+    criterion.set_epoch(2)
+    torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets))
+    criterion.set_epoch(3)
+    weights = class_balanced_weights(counts, 0.9999)
+    torch.testing.assert_close(criterion(logits, targets), F.cross_entropy(logits, targets)
+                               + 2.0 * F.cross_entropy(logits, targets, weight=weights))
+
+
+def test_combined_loss_needs_a_reweighting():
+    from ltnas.config import load_config
+
+    with pytest.raises(LtnasError, match="reweight is none") as caught:
+        load_config(None, ["train.longtail.rw_lambda=1.0"])
+    assert "\n" not in str(caught.value)
+    with pytest.raises(LtnasError, match="rw_lambda"):
+        load_config(None, ["train.longtail.reweight=drw", "train.longtail.rw_lambda=-1"])
+
+
+def test_imbnas_configs_retrain_with_the_combined_loss():
+    from ltnas.cli import resolve_config_path
+    from ltnas.config import load_config
+
+    for name in ("imbnas_cifar100", "imbnas_smoke"):
+        longtail = load_config(resolve_config_path(name)).train.longtail
+        assert (longtail.reweight, longtail.rw_lambda) == ("drw", 1.0), name

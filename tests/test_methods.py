@@ -141,7 +141,7 @@ def test_a_saved_config_of_the_flat_layout_loads_with_the_same_values_and_supern
                                       "lr_milestones": [1], "lr_gamma": 0.5}
     assert (train.cell.init_channels, train.cell.layers) == (6, 4)
     assert train.sgd.model_dump() == {"lr": 0.05, "momentum": 0.85, "weight_decay": 4e-4, "grad_clip": 6.0,
-                                      "lr_min": 0.01}
+                                      "lr_min": 0.01, "schedule": "cosine", "lr_milestones": [], "lr_gamma": 0.1}
     # the source supernet it trained is found in the cache under the key the flat layout gave it
     assert supernet_key(config) == "18c11b4dd372b25d"
 

@@ -1,4 +1,4 @@
-"""The retraining recipe: linear warm-up on top of the cosine schedule, and the quickstart's measured recipe."""
+"""The retraining recipe: linear warm-up on top of the lr schedule (cosine or step), and the quickstart's measured recipe."""
 
 from __future__ import annotations
 
@@ -95,3 +95,72 @@ def test_baseline_killed_during_warmup_resumes_to_the_uninterrupted_result(tiny_
     run = RunFolder.open(tmp_path / "killed")
     pipeline.run_all(run.config(), run)
     assert outcome(tmp_path / "killed") == outcome(tmp_path / "whole")
+
+
+# --- the step schedule (train.sgd.schedule: step; IMB-NAS (Yao, 2024)'s subnet recipe) ----------------------
+def _step_task(epochs: int = 4) -> RetrainTask:
+    torch.manual_seed(0)
+    images = ImageSet(torch.randint(0, 255, (24, 1, 8, 8), dtype=torch.uint8), torch.arange(24) % 3)
+    config = TrainConfig(epochs=epochs, batch_size=8, augment={"crop_padding": 0, "flip": False},
+                         sgd={"lr": 0.1, "schedule": "step", "lr_milestones": [1, 3], "lr_gamma": 0.01})
+    batches = DeviceBatches(images, 8, device="cpu", mean=[0.5], std=[0.2], generator=torch.Generator().manual_seed(0))
+    counts = images.counts(3)
+    return RetrainTask(build_baseline("cnn", 3, 1), config, build_criterion(LongTailConfig(), counts, epochs),
+                       batches, None, counts, 3)
+
+
+def test_step_schedule_cuts_the_lr_at_each_milestone():
+    from ltnas.train.lr_schedule import lr_at
+
+    task = _step_task()
+    used: list[float] = []
+    task.optimizer.register_step_pre_hook(lambda opt, *_: used.append(opt.param_groups[0]["lr"]))
+    rows = [task.run_epoch(epoch, lambda **_: None) for epoch in range(4)]
+    # by hand: 0.1 in epoch 0, × 0.01 from epoch 1, × 0.01 again from epoch 3
+    assert [row["lr"] for row in rows] == pytest.approx([0.1, 1e-3, 1e-3, 1e-5])
+    assert used == pytest.approx([0.1] * 3 + [1e-3] * 6 + [1e-5] * 3)  # 3 steps per epoch
+    assert [lr_at(task.config.sgd, 4, e) for e in range(4)] == pytest.approx([0.1, 1e-3, 1e-3, 1e-5])
+    # the paper's recipe: 200 epochs, 0.1 × 0.01 at 160 and 180
+    paper = TrainConfig(epochs=200, sgd={"lr": 0.1, "schedule": "step", "lr_milestones": [160, 180], "lr_gamma": 0.01})
+    assert [lr_at(paper.sgd, 200, e) for e in (0, 159, 160, 179, 180, 199)] == pytest.approx(
+        [0.1, 0.1, 1e-3, 1e-3, 1e-5, 1e-5])
+
+
+def test_step_schedule_resumes_from_a_checkpoint_exactly():
+    whole = _step_task()
+    rows = [whole.run_epoch(epoch, lambda **_: None) for epoch in range(4)]
+    first = _step_task()
+    first_rows = [first.run_epoch(epoch, lambda **_: None) for epoch in range(2)]
+    state = first.state_dict()
+    resumed = _step_task()
+    resumed.load_state_dict(state)
+    resumed_rows = first_rows + [resumed.run_epoch(epoch, lambda **_: None) for epoch in range(2, 4)]
+    assert [r["lr"] for r in resumed_rows] == [r["lr"] for r in rows]
+    assert [r["train_loss"] for r in resumed_rows] == [r["train_loss"] for r in rows]
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sgd, message", [
+    ({"lr_milestones": [160]}, "schedule is cosine"),
+    ({"schedule": "step"}, "no lr_milestones"),
+    ({"schedule": "step", "lr_milestones": [180, 160]}, "increasing order"),
+    ({"schedule": "step", "lr_milestones": [0]}, "increasing order"),
+    ({"schedule": "exp"}, "train.sgd.schedule"),
+])
+def test_bad_schedule_settings_are_one_line_errors(tiny_run, sgd, message):
+    from ltnas.config import validate_config
+    from ltnas.errors import LtnasError
+
+    tiny_run["train"]["sgd"] = sgd
+    with pytest.raises(LtnasError, match=message) as caught:
+        validate_config(tiny_run)
+    assert "\n" not in str(caught.value)
+
+
+def test_imbnas_configs_use_the_papers_step_schedule():
+    train = load_config(resolve_config_path("imbnas_cifar100")).train
+    assert (train.epochs, train.sgd.schedule, train.sgd.lr, train.sgd.lr_milestones, train.sgd.lr_gamma) == (
+        200, "step", 0.1, [160, 180], 0.01)
+    smoke = load_config(resolve_config_path("imbnas_smoke")).train
+    assert smoke.sgd.schedule == "step" and smoke.sgd.lr_milestones == [1]

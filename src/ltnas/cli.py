@@ -1,5 +1,5 @@
 """`ltnas` command line: quickstart, search, train, eval, run, report, predict, export, genotypes, supernet,
-evolve, adapt.
+evolve, adapt, rank.
 
 Problems the user can fix are reported as one line on stderr with exit code 2 (never a traceback).
 """
@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--procedure", choices=("P0", "P1", "P2", "P3"), help="adaptation procedure (default: the "
                        "config's adapt.procedure)")
     adapt.add_argument("--supernet", help="source supernet file (default: adapt.supernet, else the cache)")
+    rank = commands.add_parser("rank", help="IMB-NAS: rank the same architectures under several label distributions "
+                               "(rank.distributions) and report Kendall's τ and Spearman's ρ between them")
+    run_options(rank)
+    rank.add_argument("--candidates", help="rank the final population of this evolution (RUN/evolve/candidates.jsonl) "
+                      "instead of rank.paths random paths")
     from ltnas.model_cli import add_export_parser, add_predict_parser
 
     add_predict_parser(commands)
@@ -114,7 +119,8 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
                                           ("--seed", args.seed is not None), ("--out", args.out),
                                           ("--genotype", getattr(args, "genotype", None)),
                                           ("--procedure", getattr(args, "procedure", None)),
-                                          ("--supernet", getattr(args, "supernet", None))) if value]
+                                          ("--supernet", getattr(args, "supernet", None)),
+                                          ("--candidates", getattr(args, "candidates", None))) if value]
         if given:
             raise LtnasError(f"a resumed run keeps its saved config and folder; drop {', '.join(given)} with --resume")
         run = RunFolder.open(args.resume).claim()
@@ -145,6 +151,8 @@ def _config_for(args: argparse.Namespace, default_config: str | None = None):
         overrides.append(f"adapt.procedure={args.procedure}")
     if getattr(args, "supernet", None):
         overrides.append(f"adapt.supernet={Path(args.supernet).resolve()}")
+    if getattr(args, "candidates", None):
+        overrides.append(f"rank.candidates={Path(args.candidates).resolve()}")
     from ltnas.compare import is_comparison_file
 
     path = None if from_defaults else resolve_config_path(config_name)
@@ -403,6 +411,10 @@ def _existing_run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _correlation(value: float | None) -> str:
+    return "n/a (a scoring is all tied)" if value is None else f"{value:+.3f}"
+
+
 def _run_command(command: str, run, config) -> int:
     """`search`, `train`, `run`, `quickstart`: a new or resumed run in `run`."""
     from ltnas import distributed, pipeline
@@ -430,6 +442,15 @@ def _run_command(command: str, run, config) -> int:
         else:
             print(adapt.evolve_only(config, run).describe())
             print(f"genotype: {run.path / 'evolve' / 'genotype.json'}\nrun folder: {run.path}")
+        return 0
+    if command == "rank":
+        from ltnas.stages.rank import rank_architectures
+
+        result = rank_architectures(config, run)
+        for pair in result["pairs"]:
+            print(f"{pair['a']} vs {pair['b']}: Kendall τ {_correlation(pair['kendall_tau'])}, "
+                  f"Spearman ρ {_correlation(pair['spearman_rho'])}")
+        print(f"report: {run.path / 'rank' / 'rank.md'}\nrun folder: {run.path}")
         return 0
     if command == "adapt":
         from ltnas.stages.imbnas import run_imbnas

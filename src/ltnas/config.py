@@ -67,7 +67,14 @@ def with_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, 
 # and range are declared once here.
 LearningRate = Annotated[float, Field(gt=0, description="SGD learning rate (the schedule's start)")]
 MinLearningRate = Annotated[float, Field(ge=0, description="cosine schedule: the learning rate it ends at")]
-Milestones = Annotated[list[int], Field(description="step schedule: epochs where lr *= lr_gamma")]
+def _increasing_milestones(value: list[int]) -> list[int]:
+    if any(epoch < 1 for epoch in value) or any(b <= a for a, b in zip(value, value[1:])):
+        raise ValueError(f"lr_milestones {value} must be epochs >= 1 in increasing order, e.g. [160, 180]")
+    return value
+
+
+Milestones = Annotated[list[int], AfterValidator(_increasing_milestones),
+                       Field(description="step schedule: epochs where lr *= lr_gamma")]
 LrGamma = Annotated[float, Field(gt=0, le=1, description="step schedule: factor at each milestone")]
 Momentum = Annotated[float, Field(ge=0, description="SGD momentum")]
 WeightDecay = Annotated[float, Field(ge=0, description="SGD weight decay (L2)")]
@@ -120,9 +127,26 @@ class CosineSgdConfig(SgdConfig):
 
 
 class TrainSgdConfig(CosineSgdConfig):
-    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0)."""
+    """The retrain stage's SGD: DARTS's evaluation recipe (cosine to 0) by default; or the step schedule of
+    StepSgdConfig (lr × lr_gamma at each of lr_milestones: IMB-NAS (Yao, 2024)'s subnet recipe, lr 0.1 × 0.01
+    at epochs 160 and 180 of 200)."""
 
     lr_min: MinLearningRate = 0.0
+    schedule: Literal["cosine", "step"] = Field(
+        "cosine", description="cosine: lr → lr_min over the epochs (DARTS); step: lr × lr_gamma at each of "
+        "lr_milestones (IMB-NAS, LDAM-DRW)")
+    lr_milestones: Milestones = []
+    lr_gamma: LrGamma = 0.1
+
+    @model_validator(mode="after")
+    def _schedule_settings(self) -> "TrainSgdConfig":
+        if self.schedule == "cosine" and self.lr_milestones:
+            raise ValueError(f"lr_milestones {self.lr_milestones} are set but the schedule is cosine; set "
+                             "schedule: step, or remove lr_milestones")
+        if self.schedule == "step" and not self.lr_milestones:
+            raise ValueError("the step schedule has no lr_milestones; list the epochs where lr *= lr_gamma, "
+                             "e.g. lr_milestones: [160, 180]")
+        return self
 
 
 class StepSgdConfig(SgdConfig):
@@ -289,10 +313,20 @@ class LongTailConfig(Section):
     )
     beta: float = Field(0.9999, gt=0, lt=1, description="class-balanced weights: (1 - β) / (1 - β^n_c)")
     drw_epoch: int | None = Field(None, ge=0, description="DRW switch epoch; default 0.8 × epochs (160 of 200)")
+    rw_lambda: float | None = Field(
+        None, ge=0, description="IMB-NAS (Yao, 2024) eq. 1: loss = L + λ·L_RW, the unweighted loss plus λ times the "
+        "re-weighted one (L_RW only while `reweight` applies weights: after the DRW switch); None: L_RW alone")
     sampler: Literal["instance", "class_balanced", "reversed"] = Field(
         "instance", description="instance (uniform over images); class_balanced (uniform over classes, then "
         "images); reversed (BBN's: class c with probability ∝ 1/n_c, then images)"
     )
+
+    @model_validator(mode="after")
+    def _combined_needs_weights(self) -> "LongTailConfig":
+        if self.rw_lambda is not None and self.reweight == "none":
+            raise ValueError(f"rw_lambda ({self.rw_lambda}) weighs a re-weighted loss but reweight is none; set "
+                             "reweight: drw or class_balanced, or remove rw_lambda")
+        return self
 
 
 class ViewsConfig(Section):
@@ -604,9 +638,10 @@ class TrainConfig(StageSection):
                              "cell is the genotype's)")
     epochs: int = Field(600, ge=1, description="retraining epochs")
     batch_size: int = Field(96, ge=1, description="images per step")
-    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule)")
+    sgd: TrainSgdConfig = Field(default_factory=TrainSgdConfig, description="SGD (cosine schedule, or step: "
+                                "`schedule`)")
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up over the first epochs, step by step, "
-                               "on top of the cosine schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
+                               "on top of the lr schedule (LDAM-DRW warms up for 5); 0 = off (DARTS)")
     precise_bn: bool = Field(
         False, description="after each epoch, recompute BatchNorm running statistics on the training images with "
         "the final weights of the epoch (Wu & Johnson, 2021): no eval-mode loss spikes while weights move fast; "
@@ -736,6 +771,54 @@ class AdaptConfig(StageSection):
     )
 
 
+def _default_distributions() -> dict[str, dict[str, Any]]:
+    return {"balanced": {"profile": "balanced"}, "exp-10": {"profile": "exp", "ratio": 10},
+            "exp-100": {"profile": "exp", "ratio": 100}}
+
+
+class RankConfig(Section):
+    """`ltnas rank`: do architectures keep their rank from balanced to long-tailed data? (IMB-NAS (Yao, 2024)'s
+    claim, after Duggal et al.) The same paths are scored under each label distribution and the rankings
+    compared by Kendall's τ and Spearman's ρ."""
+
+    distributions: dict[str, dict[str, Any]] = Field(
+        default_factory=_default_distributions,
+        description="label → data keys that make that distribution from `data` (e.g. {profile: exp, ratio: 10}); "
+        "a ratio or factor given here replaces the data's own")
+    paths: int = Field(20, ge=3, description="random paths of the supernet space to rank (seeded); unused with "
+                       "candidates")
+    candidates: str | None = Field(None, description="a candidates.jsonl of `ltnas evolve`: rank its final "
+                                   "population (the last generation) instead of random paths")
+
+    @field_validator("distributions")
+    @classmethod
+    def _two_or_more(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if len(value) < 2:
+            raise ValueError(f"{len(value)} distribution(s) given; ranks are compared between at least two, e.g. "
+                             "{balanced: {profile: balanced}, exp-100: {profile: exp, ratio: 100}}")
+        bad = [label for label in value if label in ("", ".", "..") or any(c in "/\\" or ord(c) < 32 for c in label)]
+        if bad:
+            raise ValueError(f"distribution label {bad[0]!r} names a folder; use a plain name such as exp-100")
+        return value
+
+    def data_configs(self, data: "DataConfig") -> dict[str, "DataConfig"]:
+        """Each distribution's data section: `data` with the distribution's keys (one ratio/factor only)."""
+        result = {}
+        for label, keys in self.distributions.items():
+            merged = data.model_dump(mode="json")
+            if "ratio" in keys or "factor" in keys:
+                merged.update(ratio=None, factor=None)
+            merged.update(keys)
+            try:
+                result[label] = DataConfig.model_validate(merged)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in error["loc"])
+                raise ValueError(f"distribution {label!r}: {where}: {error['msg'].removeprefix('Value error, ')}"
+                                 ) from None
+        return result
+
+
 class EvalConfig(Section):
     batch_size: int = Field(256, ge=1)
     many_shot: int | None = Field(None, ge=0, description="many-shot classes have more training images than "
@@ -818,6 +901,8 @@ class RunConfig(Section):
     supernet: SupernetConfig = Field(default_factory=SupernetConfig)
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
+    rank: RankConfig = Field(default_factory=RankConfig, description="`ltnas rank`: architecture ranks under "
+                             "several label distributions")
     published: PublishedResults | None = Field(None, description="the paper's results for this config, by method")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     version: str | None = Field(None, description="the ltnas version that saved this config (run folders)")
@@ -843,6 +928,14 @@ class RunConfig(Section):
             raise ValueError(f"name {value!r} must be a plain folder name (no '/', '\\', line breaks or control "
                              "characters, not '.' or '..'); e.g. name: my_run")
         return value
+
+    @model_validator(mode="after")
+    def _rank_distributions(self) -> "RunConfig":
+        try:
+            self.rank.data_configs(self.data)
+        except ValueError as exc:
+            raise ValueError(f"rank.distributions: {exc}") from None
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -1062,6 +1155,8 @@ def _first_problem(exc: ValidationError, source: str, overridden: list[str]) -> 
         hint = f"did you mean '{suggestion}'?" if close else f"known keys here: {', '.join(known)}"
         return f"unknown config key '{location}' in {source}; {hint}"
     message = error["msg"].removeprefix("Value error, ")
+    if not location:  # a check across sections (RunConfig's own validators): the message names the keys
+        return f"invalid config in {source}: {message}"
     return f"invalid config value for '{location}' in {source}: {message}"
 
 

@@ -255,7 +255,8 @@ def space(name: str) -> Space:
 
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
 OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "search.noise",
-                     "search.random", "search.s2", "train", *IMBNAS_SECTIONS)
+                     "search.random", "search.s2", "train", *IMBNAS_SECTIONS,
+                     "rank")  # `ltnas rank`'s own section: no method reads it
 
 
 def method(name: str) -> Method:

@@ -11,6 +11,7 @@ arrays or plain lists, and the results are plain Python numbers and lists, ready
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -190,3 +191,54 @@ def stage_seconds(rows: list[dict[str, Any]]) -> float:
     """Wall time of a stage: the sum of its epochs' `seconds` (the rows of its metrics.jsonl, written by
     the shared loop); 0 for none. The one place a stage's time is computed (stages, report, cost tables)."""
     return float(sum(row.get("seconds") or 0.0 for row in rows))
+
+
+# --- rank agreement between two scorings of the same architectures ------------------------------------
+def average_ranks(values: Any) -> np.ndarray:
+    """Ranks 1..n of `values`, ascending; tied values share the mean of the ranks they span."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sorted_x = x[order]
+    start = 0
+    for end in range(1, len(x) + 1):
+        if end == len(x) or sorted_x[end] != sorted_x[start]:
+            ranks[order[start:end]] = (start + 1 + end) / 2  # mean of ranks start+1 .. end
+            start = end
+    return ranks
+
+
+def spearman_rho(a: Any, b: Any) -> float | None:
+    """Spearman's ρ: Pearson's correlation of the average ranks of `a` and of `b`. None when either is
+    constant (no ranking) or fewer than two items are given."""
+    x, y = _paired(a, b)
+    if len(x) < 2:
+        return None
+    rx, ry = average_ranks(x) - (len(x) + 1) / 2, average_ranks(y) - (len(y) + 1) / 2
+    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else None
+
+
+def kendall_tau(a: Any, b: Any) -> float | None:
+    """Kendall's τ-b over all pairs i < j: (C − D) / √((n₀ − n₁)(n₀ − n₂)), C and D the concordant and
+    discordant pairs, n₀ = n(n − 1)/2, n₁ and n₂ the pairs tied in `a` and in `b`. None as spearman_rho."""
+    x, y = _paired(a, b)
+    if len(x) < 2:
+        return None
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    upper = np.triu(np.ones((len(x), len(x)), dtype=bool), 1)
+    s = float((dx * dy)[upper].sum())  # C − D
+    # n₀ − n₁ and n₀ − n₂: the pairs not tied in a, and not tied in b
+    untied_x, untied_y = float((dx[upper] != 0).sum()), float((dy[upper] != 0).sum())
+    denominator = math.sqrt(untied_x * untied_y)
+    return s / denominator if denominator > 0 else None
+
+
+def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if len(x) != len(y):
+        raise LtnasError(f"rank correlation needs two scorings of the same items; got {len(x)} and {len(y)} scores")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise LtnasError("rank correlation needs finite scores; a scoring holds NaN or infinity")
+    return x, y

@@ -18,14 +18,20 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], tor
 
 
 class LongTailLoss:
-    """A loss (cross-entropy by default) whose class weights follow a schedule; call `set_epoch`
-    before each epoch."""
+    """A loss L (cross-entropy by default) whose class weights w_t follow a schedule; call `set_epoch`
+    before each epoch. With `rw_lambda` = λ it is IMB-NAS (Yao, 2024)'s eq. 1,
+
+        L_total = L(z, y) + λ · L_RW(z, y),   L_RW = L with the class weights w_t,
+
+    where L_RW is there only while the schedule gives weights (DRW: from its switch epoch; before it,
+    L_total = L). Without λ the loss is L_RW alone (L itself while no weights apply)."""
 
     def __init__(self, reweighting: Reweighting, device: torch.device | str = "cpu",
-                 loss: LossFunction = cross_entropy):
+                 loss: LossFunction = cross_entropy, rw_lambda: float | None = None):
         self.reweighting = reweighting
         self.device = torch.device(device)
         self.loss = loss
+        self.rw_lambda = rw_lambda
         self.weight: torch.Tensor | None = None
         self.set_epoch(0)
 
@@ -34,7 +40,9 @@ class LongTailLoss:
         self.weight = None if weight is None else weight.to(self.device)
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(logits, targets, self.weight)
+        if self.rw_lambda is None or self.weight is None:
+            return self.loss(logits, targets, self.weight)
+        return self.loss(logits, targets, None) + self.rw_lambda * self.loss(logits, targets, self.weight)
 
 
 def drw_switch_epoch(config: LongTailConfig, epochs: int) -> int:
@@ -50,7 +58,7 @@ def build_criterion(config: LongTailConfig, counts: Sequence[int], epochs: int,
         reweighting = DeferredReweighting(counts, config.beta, drw_switch_epoch(config, epochs))
     else:
         reweighting = Reweighting()
-    return LongTailLoss(reweighting, device, loss_function(config, counts))
+    return LongTailLoss(reweighting, device, loss_function(config, counts), config.rw_lambda)
 
 
 def loss_function(config: LongTailConfig, counts: Sequence[int]) -> LossFunction:

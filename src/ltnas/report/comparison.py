@@ -305,7 +305,8 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     if result.get("failed"):
         parts.append("Members that did not finish (`ltnas compare --resume DIR` tries them again):\n\n"
                      + "\n".join(f"- {failure}" for failure in failure_lines(result)))
-    for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy")):
+    for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy"),
+                          ("class_counts", "training class counts of the variants")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
     parts.append(_side_by_side(result))
@@ -331,7 +332,7 @@ def _side_by_side(result: dict) -> str:
 
 
 def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict) -> set[str]:
-    from ltnas.report.plots import plot_comparison_per_class, plot_comparison_shot_groups
+    from ltnas.report.plots import plot_class_counts, plot_comparison_per_class, plot_comparison_shot_groups
 
     out = path / "plots"
     drawn = set()
@@ -351,7 +352,31 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
     if per_class:
         plot_comparison_per_class(per_class, out / "per_class.png")
         drawn.add("per_class")
+    distributions = class_count_panels(members)
+    if len(distributions) > 1:  # the variants differ in their data: show how
+        plot_class_counts(distributions, out / "class_counts.png")
+        drawn.add("class_counts")
     return drawn
+
+
+def class_count_panels(members: Sequence[tuple[str, int, Path]]) -> list[tuple[str, list[int]]]:
+    """(title, training class counts) per distinct distribution of the variants' first runs (data.json), in
+    the order first met; the title names the profile and ratio and the variants trained on it."""
+    panels: dict[tuple[int, ...], tuple[str, list[str]]] = {}
+    seen: set[str] = set()
+    for variant, _seed, run in members:
+        file = Path(run) / "data.json"
+        if variant in seen or not file.is_file():
+            continue
+        seen.add(variant)
+        data = json.loads(file.read_text())
+        counts = tuple(data.get("train_counts") or ())
+        if not counts:
+            continue
+        ratio = data.get("ratio")
+        what = f"{data.get('profile')}" + (f", ratio {ratio:g}" if ratio and data.get("profile") != "balanced" else "")
+        panels.setdefault(counts, (what, []))[1].append(variant)
+    return [(f"{what}: {', '.join(variants)}", list(counts)) for counts, (what, variants) in panels.items()]
 
 
 def _metric_title(dotted: str) -> str:

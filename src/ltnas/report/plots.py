@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import textwrap
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -661,6 +662,25 @@ def plot_comparison_per_class(per_class: dict[str, tuple[Sequence[Any], Sequence
            xlabel="class, by training-set size", title="Per-class accuracy on the balanced test set")
     _class_ticks(ax, [str(c) for c in order])
     fig.legend(loc="outside lower center", ncols=min(4, len(per_class)), fontsize="small")
+    return _save(fig, path)
+
+
+def plot_class_counts(distributions: Sequence[tuple[str, Sequence[int]]], path: str | Path) -> Path:
+    """Training images per class (in class order), one panel per distinct distribution, titled with what
+    it is and the variants trained on it (IMB-NAS (Yao, 2024), Fig. 1 / Fig. 3)."""
+    columns = min(4, len(distributions))
+    rows = -(-len(distributions) // columns)
+    fig = _new_figure(width=3.6 * columns, height=3.2 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax, (title, counts) in zip(axes.flat, distributions):
+        ax.bar(range(len(counts)), counts, width=0.85, color="#4c72b0", zorder=2)
+        ax.set(xlabel="class index", ylabel="training images", xlim=(-0.6, len(counts) - 0.4))
+        ax.set_title(textwrap.fill(title, 40), fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
+        ax.grid(alpha=0.3, axis="y", zorder=0)
+    for ax in list(axes.flat)[len(distributions):]:
+        ax.set_visible(False)
+    fig.suptitle("Training class counts of the variants")
     return _save(fig, path)
 
 

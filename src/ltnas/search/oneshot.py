@@ -33,6 +33,7 @@ from ltnas.space.heads import is_normalised, uses_normalised_classifier
 from ltnas.space.search_network import SearchCell
 from ltnas.train.checkpoint import load_checkpoint
 from ltnas.train.loop import OnStep, ProgressReporter, fit
+from ltnas.train.lr_schedule import lr_scheduler
 from ltnas.train.precise_bn import recalibrate_batchnorm
 
 SUPERNET_FORMAT = "ltnas-supernet/1"
@@ -252,8 +253,7 @@ class SupernetTask:
         self.parameters = list(parameters if parameters is not None else network.parameters())
         self.optimizer = torch.optim.SGD(self.parameters, optim.lr, momentum=optim.momentum,
                                          weight_decay=optim.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(optim.lr_milestones),
-                                                              optim.lr_gamma)
+        self.scheduler = lr_scheduler(self.optimizer, optim, 0)  # StepSgdConfig: the step schedule
 
     def steps_per_epoch(self) -> int:
         return len(self.batches)

@@ -23,7 +23,7 @@ from ltnas.train.checkpoint import seed_everything
 from ltnas.train.loop import JsonlLog, ProgressReporter, fit
 
 # Offsets of each stage's seeds from the run's seed.
-SEEDS: dict[str, int] = {"search": 0, "train": 1000, "supernet": 2000, "adapt": 3000, "evolve": 4000}
+SEEDS: dict[str, int] = {"search": 0, "train": 1000, "supernet": 2000, "adapt": 3000, "evolve": 4000, "rank": 5000}
 # Streams of the shared search stage: its training part, its validation part, Barlow Twins' views.
 STREAMS: dict[str, int] = {"train": 1, "val": 2, "views": 3}
 

@@ -117,7 +117,8 @@ def supernet_key(config: RunConfig) -> str:
 # Settings added after supernets were first cached, with the value that means "off": left out of the key
 # while off, so a supernet cached before them keeps its key.
 LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0},
-                  "data": {"train_list": None, "val_list": None, "test_list": None}}
+                  "data": {"train_list": None, "val_list": None, "test_list": None},
+                  "longtail": {"rw_lambda": None}}
 
 
 def without_later_defaults(identity: Any) -> Any:

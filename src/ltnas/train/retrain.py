@@ -1,6 +1,6 @@
 """Retraining a genotype from scratch with the DARTS evaluation recipe, as an epoch task.
 
-SGD with momentum and cosine LR (optionally after a linear warm-up, `train.warmup_epochs`), gradient
+SGD with momentum and cosine LR, or a step schedule (`train.sgd.schedule`) (optionally after a linear warm-up, `train.warmup_epochs`), gradient
 clipping, auxiliary head (loss weight 0.4), drop-path rising linearly to its maximum, cutout,
 optionally precise BatchNorm statistics after each epoch (`train.precise_bn`, train/precise_bn.py); the
 long-tail plug-ins (loss re-weighting, DRW, class-balanced sampling) come from the `train.longtail`
@@ -25,6 +25,7 @@ from ltnas.longtail import LongTailLoss
 from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
 from ltnas.train.loop import OnStep
+from ltnas.train.lr_schedule import follow_config, lr_scheduler
 from ltnas.train.precise_bn import recalibrate_batchnorm
 from ltnas.train.precision import autocast
 
@@ -53,9 +54,7 @@ class RetrainTask:
         self.optimizer = torch.optim.SGD(
             model.parameters(), config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=config.epochs, eta_min=config.sgd.lr_min
-        )
+        self.scheduler = lr_scheduler(self.optimizer, config.sgd, config.epochs)  # cosine or step (train.sgd.schedule)
 
     def steps_per_epoch(self) -> int:
         return len(self.train_batches)
@@ -89,7 +88,7 @@ class RetrainTask:
             correct += (logits.argmax(1) == y).sum().item()
             count += len(y)
             on_step(loss=loss.item())
-        for group, scheduled_lr in zip(groups, scheduled):  # the cosine schedule continues from its own value
+        for group, scheduled_lr in zip(groups, scheduled):  # the schedule continues from its own value
             group["lr"] = scheduled_lr
         self.scheduler.step()
         loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
@@ -122,5 +121,5 @@ class RetrainTask:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scheduler.T_max = self.config.epochs  # `compare --resume --set train.epochs=N` extends the cosine
+        follow_config(self.scheduler, self.config.sgd, self.config.epochs)  # `--set train.epochs=N` extends a cosine
         self.train_batches.generator.set_state(state["train_generator"])
