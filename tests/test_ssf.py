@@ -315,21 +315,6 @@ def ssf_run(tmp_path_factory) -> tuple[RunFolder, dict]:
     return run, pipeline.run_all(config, run)
 
 
-def test_darts_with_barlow_twins_runs_end_to_end(tmp_path):
-    """`search.method: darts` with `search.ssl.enabled`: the whole run, BT logged, the ssl section kept."""
-    raw = copy.deepcopy(TINY_RUN)
-    raw["search"].update(method="darts", epochs=1, ssl={"enabled": True, "projector": [16, 16]})
-    raw["train"]["epochs"] = 1
-    config = validate_config(raw)
-    run = RunFolder.create(tmp_path / "run", config)
-    results = pipeline.run_all(config, run)
-    rows = [json.loads(line) for line in (run.search / "metrics.jsonl").read_text().splitlines()]
-    assert rows and all(math.isfinite(row["train_ssl_loss"]) and row["train_ssl_loss"] > 0 for row in rows)
-    assert results["balanced_test"]["num_samples"] == 40
-    saved = run.config()
-    assert saved.search.ssl.enabled and saved.search.method == "darts"
-
-
 def test_ssf_runs_end_to_end_and_logs_its_ssl_loss(ssf_run):
     run, results = ssf_run
     rows = [json.loads(line) for line in (run.search / "metrics.jsonl").read_text().splitlines()]
