@@ -89,3 +89,23 @@ def test_bad_input_raises_one_line_error(predictions, labels, num_classes, train
 
     assert "\n" not in str(caught.value)
     assert ";" in str(caught.value)  # what is wrong; what to do
+
+
+def test_top5_accuracy_by_hand():
+    """Seven classes, three images: the true class ranks 7th (miss), 2nd (hit) and 5th (hit) → 2/3."""
+    from torch import nn
+
+    from ltnas.evaluate import predict_ranked
+    from ltnas.metrics import top_k_accuracy
+
+    scores = torch.tensor([[0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                           [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                           [7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
+    labels = torch.tensor([1, 6, 4])
+    ranked, seen, _ = predict_ranked(nn.Flatten(), [(scores, labels)], k=5)
+    assert ranked.tolist() == [[0, 6, 5, 4, 3], [0, 6, 5, 4, 3], [0, 1, 2, 3, 4]]
+    assert top_k_accuracy(ranked, seen, 7) == pytest.approx(2 / 3)
+    assert top_k_accuracy(ranked, torch.tensor([1, 6, 5]), 7) == pytest.approx(1 / 3)  # rank 6 misses
+    assert top_k_accuracy(ranked, seen, 5) is None  # five classes or fewer: always right, not reported
+    with pytest.raises(LtnasError, match="top-5"):
+        top_k_accuracy(ranked[:, :3], seen, 7)

@@ -23,12 +23,14 @@ from ltnas.methods import METHODS, NETWORKS, PRIMITIVES, S2_PRIMITIVES, SPACES, 
 # ltnas.methods, which names them without importing torch.
 BASELINE_NETWORKS: tuple[str, ...] = tuple(name for name, entry in NETWORKS.items() if not entry.needs_genotype)
 
-SOURCES = ("digits", "cifar10", "cifar100", "folder", "synthetic")
+SOURCES = ("digits", "cifar10", "cifar100", "folder", "split_files", "synthetic")
 # data keys that only these sources read; any other source refuses them
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {"digits": ("test_per_class",),
+                                           "split_files": ("train_list", "val_list", "test_list"),
                                            "synthetic": ("test_per_class", "num_classes", "channels")}
 # data keys whose meaning depends on the source: a config file's are dropped when --set changes data.source
 SOURCE_DEPENDENT = ("root", "download", "profile", "ratio", "factor", "n_max", "test_per_class", "test_fraction",
+                    "train_list", "val_list", "test_list",
                     "image_size", "memory_budget_gb", "num_classes", "channels")
 
 
@@ -147,6 +149,15 @@ class CellConfig(Section):
     layers: Layers = 20
 
 
+class TrainCellConfig(CellConfig):
+    """The retrained cell network: its size and its stem (DARTS's CIFAR or ImageNet evaluation network)."""
+
+    stem: Literal["cifar", "imagenet"] = Field(
+        "cifar", description="cifar: DARTS's NetworkCIFAR (one 3x3 conv to 3C, full resolution); imagenet: its "
+        "NetworkImageNet (two stride-2 stems, 8x down-sampled before the first cell, ImageNet auxiliary head; "
+        "DARTS's ImageNet size is C = 48, 14 cells, 224-px images)")
+
+
 class CellSpaceConfig(CellConfig):
     """The searched DARTS cell space: the supernet's size, its cell's nodes and each edge's candidate operations;
     defaults: the DARTS search network (C = 16, 8 cells, 4 nodes, the 8 DARTS operations)."""
@@ -178,11 +189,17 @@ class AugmentConfig(Section):
 
 class DataConfig(Section):
     source: str = Field("digits", description=f"one of {', '.join(SOURCES)}")
-    root: str | None = Field(None, description="folder with the CIFAR pickles, or the image folder")
+    root: str | None = Field(None, description="folder with the CIFAR pickles, the image folder, or the folder "
+                             "split files' paths are relative to")
+    train_list: str | None = Field(None, description="split_files: text file of 'relative/path label' lines, the "
+                                   "training pool (ImageNet-LT's ImageNet_LT_train.txt)")
+    val_list: str | None = Field(None, description="split_files, optional: validation images (ImageNet_LT_val.txt) "
+                                 "that retraining monitors instead of holding out train.val_fraction")
+    test_list: str | None = Field(None, description="split_files: the test set (ImageNet_LT_test.txt)")
     download: bool = Field(False, description="download CIFAR into root when absent (checksum verified)")
     profile: Literal["exp", "step", "balanced", "none"] = Field(
         "exp", description="long-tail profile of the training set; 'none' keeps the data as it is (the default for "
-        "a folder, whose classes a profile ranks by size); exp otherwise"
+        "a folder or split files, whose classes a profile ranks by size); exp otherwise"
     )
     ratio: float | None = Field(None, description="imbalance ratio n_max/n_min (>= 1); give ratio or factor")
     factor: float | None = Field(None, description="imbalance factor n_min/n_max (0 < f <= 1)")
@@ -192,11 +209,12 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="folder without train/test: stratified test share")
     longtail_test: bool = Field(True, description="also evaluate on a test set with the training profile")
-    image_size: int | None = Field(None, ge=4, description="folder: shorter side scaled to this, centre square "
-                                   "cut (default: the median shorter side, at most 64); synthetic: image side")
-    memory_budget_gb: float | None = Field(None, gt=0, description="folder: most GiB of decoded images to hold in "
-                                           "memory (default: half the machine's); a larger folder is decoded batch "
-                                           "by batch")
+    image_size: int | None = Field(None, ge=4, description="folder, split_files: shorter side scaled to this, "
+                                   "centre square cut (default: the median shorter side, at most 64); synthetic: "
+                                   "image side")
+    memory_budget_gb: float | None = Field(None, gt=0, description="folder, split_files: most GiB of decoded images "
+                                           "to hold in memory (default: half the machine's); a larger folder is "
+                                           "decoded batch by batch")
     num_classes: int | None = Field(None, ge=2, description="synthetic only (default 10)")
     channels: int | None = Field(None, ge=1, description="synthetic only (default 3)")
     val_fraction: float = Field(0.5, gt=0, lt=1, description="share of the training set used as the α validation set")
@@ -213,11 +231,12 @@ class DataConfig(Section):
     @classmethod
     def _folder_keeps_its_distribution(cls, data: Any) -> Any:
         """A folder of real images is long-tailed already: without a profile it is kept as it is."""
-        if isinstance(data, dict) and data.get("source") == "folder" and data.get("profile") is None:
+        if (isinstance(data, dict) and data.get("source") in ("folder", "split_files")
+                and data.get("profile") is None):
             data = {**data, "profile": "none"}
         return data
 
-    @field_validator("root")
+    @field_validator("root", "train_list", "val_list", "test_list")
     @classmethod
     def _absolute_root(cls, value: str | None) -> str | None:
         """Saved absolute, so that a run evaluates and resumes from any working directory."""
@@ -226,7 +245,7 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _keys_of_the_source(self) -> "DataConfig":
         used = SOURCE_KEYS.get(self.source, ())
-        for key in ("test_per_class", "num_classes", "channels"):
+        for key in ("test_per_class", "num_classes", "channels", "train_list", "val_list", "test_list"):
             if getattr(self, key) is not None and key not in used:
                 where = ", ".join(name for name, keys in SOURCE_KEYS.items() if key in keys)
                 raise ValueError(f"{key} applies to source {where} only, not {self.source}; remove it")
@@ -605,7 +624,7 @@ class TrainConfig(StageSection):
         f"baseline trained with the same recipe, no search: {', '.join(BASELINE_NETWORKS)}"
     )
     genotype: str | None = Field(None, description="published name or genotype file to train; None: the searched one")
-    cell: CellConfig = Field(default_factory=CellConfig, description="train.network cell: the network's size (its "
+    cell: TrainCellConfig = Field(default_factory=TrainCellConfig, description="train.network cell: the network's size (its "
                              "cell is the genotype's)")
     epochs: int = Field(600, ge=1, description="retraining epochs")
     batch_size: int = Field(96, ge=1, description="images per step")
@@ -645,6 +664,9 @@ class TrainConfig(StageSection):
         if self.network != "cell" and self.genotype:
             raise ValueError(f"train.genotype ({self.genotype}) describes a cell network but train.network is "
                              f"{self.network}; unset one of them")
+        if self.network != "cell" and self.cell.stem != "cifar":
+            raise ValueError(f"train.cell.stem ({self.cell.stem}) shapes the cell network but train.network is "
+                             f"{self.network}; unset train.cell.stem or train the cell network")
         return self
 
     @property
@@ -750,12 +772,49 @@ class EvalConfig(Section):
     )
 
 
+class PublishedStat(Section):
+    """A result printed as the mean ± sample std of several runs (percent), e.g. FairDARTS' 97.46 ± 0.05."""
+
+    mean: float
+    std: float = Field(ge=0)
+    runs: int | None = Field(None, ge=1, description="how many runs the paper averaged")
+
+
+# A published number: a single value in percent, or {mean, std, runs}.
+PublishedNumber = float | PublishedStat
+
+
 class PublishedResults(Section):
-    """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent)."""
+    """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent).
+
+    `values` are in `metric`; `metrics` holds further metrics the paper prints for the same variants
+    (e.g. SSF-NAS' long-tailed test accuracy beside its balanced one), each keyed by its eval.json path."""
 
     source: str = Field(description="where the numbers come from, e.g. 'SSF-NAS (Yan, 2024), abstract'")
     metric: str = Field("balanced_test.overall", description="dotted path into eval.json they correspond to")
-    values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
+    values: dict[str, PublishedNumber] = Field(description="variant (or search method) → published value in "
+                                                           "percent, or {mean, std, runs}")
+    metrics: dict[str, dict[str, PublishedNumber]] = Field(
+        default_factory=dict, description="more metrics: dotted eval.json path → variant → value in percent")
+
+    @model_validator(mode="after")
+    def _metric_once(self) -> "PublishedResults":
+        if self.metric in self.metrics:
+            raise ValueError(f"published.metrics repeats '{self.metric}', the metric of published.values; "
+                             "put those numbers under published.values")
+        return self
+
+    def by_metric(self) -> dict[str, dict[str, PublishedNumber]]:
+        """Every published metric → variant → number, `metric` (the values) first."""
+        return {self.metric: self.values, **self.metrics}
+
+    def for_variants(self, names: dict[str, str]) -> "PublishedResults":
+        """The numbers of the variants named in `names` (key as written here → variant name), renamed."""
+        def pick(numbers: dict[str, PublishedNumber]) -> dict[str, PublishedNumber]:
+            return {names[key]: value for key, value in numbers.items() if key in names}
+
+        return self.model_copy(update={"values": pick(self.values),
+                                       "metrics": {m: pick(v) for m, v in self.metrics.items() if pick(v)}})
 
 
 class DistributedConfig(Section):

@@ -7,23 +7,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of
-from ltnas.metrics import classification_metrics
+from ltnas.metrics import TOP_K, classification_metrics, top_k_accuracy
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: DeviceBatches) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(predictions, labels, mean cross-entropy) over every image once, in eval mode."""
+def predict_ranked(model: nn.Module, batches: DeviceBatches, k: int = 1) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(the k highest-scored classes of each image, best first: N × min(k, classes); labels; mean cross-entropy)
+    over every image once, in eval mode. Column 0 is the arg-max prediction."""
     was_training = model.training
     model.eval()
-    predictions, labels, loss_sum = [], [], 0.0
+    ranked, labels, loss_sum = [], [], 0.0
     for x, y in batches:
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        predictions.append(logits.argmax(1).cpu())
+        top = logits.argmax(1, keepdim=True) if k == 1 else logits.topk(min(k, logits.shape[1]), dim=1).indices
+        ranked.append(top.cpu())
         labels.append(y.cpu())
     model.train(was_training)
     labels_all = torch.cat(labels)
-    return torch.cat(predictions), labels_all, loss_sum / max(len(labels_all), 1)
+    return torch.cat(ranked), labels_all, loss_sum / max(len(labels_all), 1)
+
+
+def predict(model: nn.Module, batches: DeviceBatches) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(predictions, labels, mean cross-entropy) over every image once, in eval mode."""
+    ranked, labels, loss = predict_ranked(model, batches)
+    return ranked[:, 0], labels, loss
 
 
 def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch_size: int) -> DeviceBatches:
@@ -33,14 +41,16 @@ def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch
 def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
                    batch_size: int = 256, train_counts: list[int] | None = None,
                    shots: tuple[int | None, int | None] = (None, None)) -> dict:
-    """Overall, balanced, per-class and many/medium/few accuracy plus the confusion matrix.
+    """Overall, balanced, per-class and many/medium/few accuracy plus the confusion matrix, and the top-5
+    accuracy ("top5"; None for 5 classes or fewer, where it is 1 by construction).
 
     Shot groups follow the counts the model was trained on (the long-tailed training set by default),
     with the (many, few) thresholds `shots` (None: by dataset size, `ltnas.metrics.shot_thresholds`).
     """
-    predictions, labels, loss = predict(model, evaluation_batches(images, dataset, device, batch_size))
-    metrics = classification_metrics(predictions, labels, dataset.num_classes, train_counts or dataset.train_counts,
+    ranked, labels, loss = predict_ranked(model, evaluation_batches(images, dataset, device, batch_size), TOP_K)
+    metrics = classification_metrics(ranked[:, 0], labels, dataset.num_classes, train_counts or dataset.train_counts,
                                      shots)
+    metrics["top5"] = top_k_accuracy(ranked, labels, dataset.num_classes)
     metrics["loss"] = loss
     return metrics
 

@@ -80,6 +80,27 @@ def classification_metrics(
     }
 
 
+TOP_K = 5  # eval.json's "top5": ImageNet's second accuracy (FairDARTS (Chu et al., 2020)'s Table 2, DARTS's Table 3)
+
+
+def top_k_accuracy(ranked: Any, labels: Any, num_classes: int, k: int = TOP_K) -> float | None:
+    """Share of samples whose true class is among their k highest-scored classes: (1/N) Σ_i [y_i ∈ top-k(i)].
+
+    `ranked` holds each sample's classes by falling score, shape (N, m) with m >= k (only the first k
+    columns count; scores must be ranked first, e.g. `logits.topk(k).indices`). None when num_classes <= k,
+    where every sample is trivially right.
+    """
+    if num_classes <= k:
+        return None
+    ranked, true = _as_numpy(ranked), _as_numpy(labels)
+    if ranked.ndim != 2 or ranked.shape[1] < k or ranked.shape[0] != true.size:
+        raise LtnasError(f"top-{k} accuracy needs each of the {true.size} samples' {k} best classes (shape "
+                         f"(N, >= {k})), got shape {tuple(ranked.shape)}")
+    if true.size == 0:
+        raise LtnasError("got no test samples; evaluate on a non-empty test set")
+    return float((ranked[:, :k] == true[:, None]).any(axis=1).mean())
+
+
 def precision_and_f1(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> tuple[list, list]:
     """Per-class precision TP / (TP + FP) and F1 = 2PR / (P + R) (scikit-learn's); a class never
     predicted has precision None, a class with no test images F1 None (nothing to measure)."""

@@ -47,11 +47,11 @@ def register_network(name: str) -> Callable[[Callable[..., nn.Module]], Callable
 
 @register_network("genotype")
 def _genotype_network(genotype: dict, C: int, num_classes: int, layers: int, auxiliary: bool, in_channels: int,
-                      image_size: int, normalised: bool = False) -> nn.Module:
+                      image_size: int, normalised: bool = False, stem: str = "cifar") -> nn.Module:
     from ltnas.space import DiscreteNetwork, Genotype
 
     return DiscreteNetwork(Genotype.from_dict(genotype), C, num_classes, layers, auxiliary=auxiliary,
-                           in_channels=in_channels, image_size=image_size, normalised=normalised)
+                           in_channels=in_channels, image_size=image_size, normalised=normalised, stem=stem)
 
 
 @register_network("s2")
@@ -69,11 +69,13 @@ def _baseline_network(network: str, num_classes: int, in_channels: int, normalis
 
 
 def genotype_network_spec(genotype, C: int, num_classes: int, layers: int, auxiliary: bool, in_channels: int,
-                          image_size: int, normalised: bool = False) -> dict[str, Any]:
-    """The `network` entry of a DiscreteNetwork built from `genotype` (a Genotype)."""
+                          image_size: int, normalised: bool = False, stem: str = "cifar") -> dict[str, Any]:
+    """The `network` entry of a DiscreteNetwork built from `genotype` (a Genotype); files written before
+    the ImageNet stem have no "stem" and load as the CIFAR network they are."""
     return {"name": "genotype", "kwargs": {
         "genotype": genotype.to_dict(), "C": C, "num_classes": num_classes, "layers": layers,
-        "auxiliary": auxiliary, "in_channels": in_channels, "image_size": image_size, "normalised": normalised}}
+        "auxiliary": auxiliary, "in_channels": in_channels, "image_size": image_size, "normalised": normalised,
+        "stem": stem}}
 
 
 def baseline_network_spec(network: str, num_classes: int, in_channels: int, normalised: bool = False) -> dict[str, Any]:

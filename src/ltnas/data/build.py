@@ -25,11 +25,14 @@ LONGTAIL_TEST_SEED = 0
 def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
     """Load cfg.source and long-tail its training pool by cfg.profile; `seed` picks which images are kept.
 
-    The balanced test split is kept whole; for exp/step (and cfg.longtail_test) a long-tailed test set
-    applies the same profile to it, with n_max = the smallest test class, drawn with LONGTAIL_TEST_SEED
-    (not `seed`), so that runs with different seeds are scored on the same test images.
+    The balanced test split (and a source's own validation set) is kept whole; for exp/step (and
+    cfg.longtail_test) a long-tailed test set applies the same profile to the test split, with n_max = the
+    smallest test class, drawn with LONGTAIL_TEST_SEED (not `seed`), so that runs with different seeds are
+    scored on the same test images.
     """
-    pool, test, classes = load_source(cfg)
+    splits = load_source(cfg)
+    pool, test, classes = splits
+    val = getattr(splits, "val", None)  # a source's own validation set (RawSplitsWithVal)
     test_longtail = None
     if cfg.profile == "none":  # already imbalanced (a user's own folder, say): keep the pool as it is
         train, ratio = pool, None
@@ -61,6 +64,7 @@ def build_dataset(cfg: DataConfig, seed: int) -> LongTailDataset:
         std=std,
         profile=cfg.profile,
         ratio=ratio,
+        val=val,
     )
 
 

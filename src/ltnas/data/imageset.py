@@ -71,6 +71,7 @@ class LongTailDataset:
     std: tuple[float, ...]
     profile: str
     ratio: float | None
+    val: ImageSet | None = None  # the source's own validation images (split files' val list), kept as they are
 
     @property
     def num_classes(self) -> int:
@@ -101,6 +102,7 @@ class LongTailDataset:
             "longtail_test_counts": (
                 self.test_longtail.counts(self.num_classes) if self.test_longtail is not None else None
             ),
+            **({"val_counts": self.val.counts(self.num_classes)} if self.val is not None else {}),
             "mean": list(self.mean),
             "std": list(self.std),
         }
@@ -112,3 +114,13 @@ class RawSplits(NamedTuple):
     train: ImageSet
     test: ImageSet
     classes: list[str]
+
+
+class RawSplitsWithVal(RawSplits):
+    """RawSplits (unpacking to the same three) that also carries the source's own validation set, `val`
+    (split files' val list), or None."""
+
+    def __new__(cls, train: ImageSet, test: ImageSet, classes: list[str], val: ImageSet | None = None):
+        splits = super().__new__(cls, train, test, classes)
+        splits.val = val
+        return splits

@@ -14,6 +14,7 @@ from ltnas.config import SOURCES, DataConfig
 from ltnas.data.cifar import load_cifar10, load_cifar100
 from ltnas.data.folder import load_folder
 from ltnas.data.imageset import ImageSet, RawSplits
+from ltnas.data.split_files import load_split_files
 from ltnas.data.splits import balanced_holdout
 from ltnas.errors import LtnasError
 
@@ -63,7 +64,8 @@ def load_source(cfg: DataConfig) -> RawSplits:
             cfg.num_classes or 10, cfg.channels or 3, cfg.image_size or 16, cfg.n_max or 100, cfg.test_per_class or 20
         )
     if cfg.root is None:
-        where = "your image folder" if cfg.source == "folder" else "the folder holding (or to hold) the CIFAR pickles"
+        where = {"folder": "your image folder", "split_files": "the folder the split lists' paths are relative to"
+                 }.get(cfg.source, "the folder holding (or to hold) the CIFAR pickles")
         raise LtnasError(f"data.root is not set for source '{cfg.source}'; set data.root to {where}")
     if cfg.source == "cifar10":
         return load_cifar10(cfg.root, cfg.download)
@@ -71,4 +73,10 @@ def load_source(cfg: DataConfig) -> RawSplits:
         return load_cifar100(cfg.root, cfg.download)
     if cfg.source == "folder":
         return load_folder(cfg.root, cfg.image_size, cfg.test_fraction, TEST_SPLIT_SEED, cfg.memory_budget_gb)
+    if cfg.source == "split_files":
+        if not cfg.train_list or not cfg.test_list:
+            raise LtnasError("source split_files needs data.train_list and data.test_list (text files of "
+                             "'relative/path label' lines, e.g. ImageNet_LT_train.txt and ImageNet_LT_test.txt)")
+        return load_split_files(cfg.root, cfg.train_list, cfg.test_list, cfg.val_list, cfg.image_size,
+                                cfg.memory_budget_gb)
     raise LtnasError(f"unknown data source '{cfg.source}'; choose one of {', '.join(SOURCES)}")

@@ -34,6 +34,9 @@ MU_METRICS: tuple[tuple[str, str, str], ...] = (
     ("balanced_mu_zero", "μ = 0", "mu_zero.balanced_test.overall"),
     ("balanced_mu_best", "best test μ", "mu_best_on_test.balanced_test.overall"),
 )
+# Shown when some variant has it: top-5 accuracy (eval.json has it for more than 5 classes; ImageNet's second
+# accuracy, as in FairDARTS (Chu et al., 2020)'s Table 2).
+TOP5_METRICS: tuple[tuple[str, str, str], ...] = (("top5", "top-5", "balanced_test.top5"),)
 COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
@@ -69,7 +72,7 @@ def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, A
     table = {}
     for variant, rows in evals.items():
         table[variant] = {key: summarise([lookup(row, dotted) for row in rows])
-                          for key, _, dotted in METRICS + MU_METRICS}
+                          for key, _, dotted in METRICS + MU_METRICS + TOP5_METRICS}
         table[variant].update({key: summarise([lookup(row, dotted) for row in rows]) for key, dotted in COSTS})
     return table
 
@@ -112,9 +115,7 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
     says so."""
     path = Path(path)
     table = aggregate(members)
-    published = spec.published.model_dump() if spec.published is not None else None
-    if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
-        published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
+    published = published_fractions(spec.published.model_dump()) if spec.published is not None else None
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
               "baselines": baseline_variants(members), "test_set": main_test_set_name(members),
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
@@ -146,38 +147,62 @@ def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
-def published_value(result: dict, variant: str) -> str:
+def published_fractions(published: dict) -> dict:
+    """A `published` section with every number (a value, or a {mean, std, runs}) turned from percent into a
+    fraction: every number in comparison.json is a fraction, as in eval.json."""
+    def fraction(number):
+        if isinstance(number, dict):
+            return {**number, "mean": number["mean"] / 100, "std": number["std"] / 100}
+        return number / 100
+
+    return {**published, "values": {v: fraction(n) for v, n in published["values"].items()},
+            "metrics": {m: {v: fraction(n) for v, n in numbers.items()}
+                        for m, numbers in (published.get("metrics") or {}).items()}}
+
+
+def published_metrics(published: dict) -> dict[str, dict]:
+    """Metric → variant → number of a comparison's `published` section, its main `metric` first."""
+    return {published["metric"]: published["values"], **(published.get("metrics") or {})}
+
+
+def published_value(result: dict, variant: str, metric: str | None = None) -> str:
+    """The paper's number for `variant` in `metric` (default: the main one) in percent: '97.46' or
+    '97.33 ± 0.15'; '—' where the paper has none."""
     published = result.get("published")
-    if not published or variant not in published["values"]:
+    if not published:
         return "—"
-    return f"{100 * published['values'][variant]:.2f}"
+    number = published_metrics(published).get(metric or published["metric"], {}).get(variant)
+    if number is None:
+        return "—"
+    if isinstance(number, dict):
+        return f"{100 * number['mean']:.2f} ± {100 * number['std']:.2f}"
+    return f"{100 * number:.2f}"
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (accuracies in percent)."""
     published = result.get("published")
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
-    mu_columns = [(key, title) for key, title, _ in MU_METRICS
+    optional_columns = [(key, title) for key, title, _ in MU_METRICS + TOP5_METRICS
                   if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
     titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
-    header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in mu_columns),
+    header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in optional_columns),
               "params", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
-    if published:
-        header.append(f"published ({_metric_title(published['metric'])})")
+    published_columns = list(published_metrics(published)) if published else []
+    header.extend(f"published ({_metric_title(metric)})" for metric in published_columns)
     rows = []
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
-               *(format_mean_std(stats.get(key, {})) for key, _ in mu_columns),
+               *(format_mean_std(stats.get(key, {})) for key, _ in optional_columns),
                format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
         if with_cost:
             images = _mean_int(stats["cost_images"])
             row.append(f"{format_seconds(stats['cost_seconds']['mean'])}, "
                        f"{format_params(images) if images is not None else '—'}")
-        if published:
-            row.append(published_value(result, variant))
+        row.extend(published_value(result, variant, metric) for metric in published_columns)
         rows.append(row)
     for variant in dict.fromkeys(f["variant"] for f in result.get("failed") or []):
         if variant not in result["variants"]:  # no seed of it finished: one row that says so
@@ -330,7 +355,7 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
 
 
 def _metric_title(dotted: str) -> str:
-    for _, title, path in METRICS:
+    for _, title, path in METRICS + TOP5_METRICS:
         if path == dotted:
             return title
     return dotted

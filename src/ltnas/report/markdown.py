@@ -233,6 +233,9 @@ def _accuracy_table(balanced: Row | None, longtail: Row | None, thresholds: tupl
     titles = accuracy_titles(*thresholds)
     rows = [[titles[metric]] + [format_percent((m or {}).get(metric)) for _, m in test_sets]
             for metric in ACCURACIES]
+    if any((m or {}).get("top5") is not None for _, m in test_sets):  # more than 5 classes
+        rows.append(["Top-5 (true class among the 5 highest scores)"]
+                    + [format_percent((m or {}).get("top5")) for _, m in test_sets])
     rows.append(["Test images"] + [str((m or {}).get("num_samples", MISSING)) for _, m in test_sets])
     return _table(["accuracy"] + [name for name, _ in test_sets], rows)
 

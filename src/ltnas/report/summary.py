@@ -63,6 +63,8 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Test-time mixing ratio μ", f"{eval_dict['mu_test']:g}"))
     name = name_of_test_set(balanced).capitalize()
     rows += [(f"{name}: {metric}", format_percent(balanced.get(metric))) for metric in ACCURACIES]
+    if balanced.get("top5") is not None:  # more than 5 classes
+        rows.append((f"{name}: top-5", format_percent(balanced["top5"])))
     if longtail:
         rows += [(f"Long-tailed test: {metric}", format_percent(longtail.get(metric)))
                  for metric in ("overall", "balanced")]

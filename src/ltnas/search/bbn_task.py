@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ltnas.data import DeviceBatches
-from ltnas.metrics import classification_metrics
+from ltnas.metrics import TOP_K, classification_metrics, top_k_accuracy
 from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, mix, write_two_branch_genotype
 from ltnas.search.task import cycle
 from ltnas.train.loop import JsonlLog, OnStep
@@ -38,9 +38,10 @@ def predict_branches(network: TwoBranchSearchNetwork, batches: DeviceBatches
 
 def mixed_metrics(o_ins: torch.Tensor, o_cls: torch.Tensor, labels: torch.Tensor, mu: float,
                   num_classes: int, train_counts: list[int]) -> dict[str, Any]:
-    """`classification_metrics` (and the cross-entropy) of the prediction μ·o_ins + (1 − μ)·o_cls."""
+    """`classification_metrics`, the top-5 accuracy and the cross-entropy of the prediction μ·o_ins + (1 − μ)·o_cls."""
     logits = mix(o_ins, o_cls, mu)
     metrics = classification_metrics(logits.argmax(1), labels, num_classes, train_counts)
+    metrics["top5"] = top_k_accuracy(logits.topk(min(TOP_K, num_classes), dim=1).indices, labels, num_classes)
     metrics["loss"] = F.cross_entropy(logits, labels).item()
     return metrics
 

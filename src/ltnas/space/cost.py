@@ -5,7 +5,9 @@ papers' tables do: a convolution producing an output of N elements with k_h × k
 input channels costs N · k_h · k_w · c_in / groups; a linear layer d_in · d_out. BatchNorm, activations,
 poolings and additions are not counted, nor the auxiliary head (dropped at inference). At DARTS's CIFAR-10
 evaluation size (C = 36, 20 cells, 32 × 32 images) this gives 528M for DARTS_V2 and 532M for P-DARTS, the
-figures of FairDARTS (Chu et al., 2020)'s Table 1.
+figures of FairDARTS (Chu et al., 2020)'s Table 1; at DARTS's ImageNet size (stem "imagenet", C = 48, 14 cells,
+224 × 224) 541M for FairDARTS-B, its Table 2's figure (DARTS_V2: 530M here, 574M in DARTS's own table, whose
+counting rule is not published).
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def multiply_adds(model: nn.Module, in_channels: int, image_size: int) -> int:
 
 
 def subnet_cost(path: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
-                image_size: int, normalised: bool = False) -> tuple[int, int]:
+                image_size: int, normalised: bool = False, stem: str = "cifar") -> tuple[int, int]:
     """(parameters, multiply-adds per image) of the network `path` becomes when retrained at C × layers
-    (auxiliary head excluded), with the classifier retraining will use (`normalised`: LDAM's cosine one)."""
+    with `stem` (auxiliary head excluded), with the classifier retraining will use (`normalised`: LDAM's
+    cosine one)."""
     model = DiscreteNetwork(path, C, num_classes, layers, in_channels=in_channels, image_size=image_size,
-                            normalised=normalised)
+                            normalised=normalised, stem=stem)
     return count_parameters(model), multiply_adds(model, in_channels, image_size)

@@ -1,4 +1,5 @@
-"""The discrete network a genotype describes, built for (re)training: DARTS' NetworkCIFAR.
+"""The discrete network a genotype describes, built for (re)training: DARTS' NetworkCIFAR, or with
+`stem="imagenet"` its NetworkImageNet (Liu et al., 2019: the evaluation network of DARTS's Table 3).
 
 Generalised in two ways the papers need: a cell may have any number of edges per node (FairDARTS),
 and nodes left without input are pruned. Auxiliary head and drop-path follow the DARTS recipe.
@@ -85,25 +86,83 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class DiscreteNetwork(nn.Module):
-    """Stem (3×3 conv to 3C + BN), `layers` cells with reductions at L//3 and 2L//3, pooled linear head.
+class AuxiliaryHeadImageNet(nn.Module):
+    """DARTS' ImageNet auxiliary classifier. Its code says "assuming input size 14×14", but at 224 px the
+    cell it follows (2L//3, a reduction cell) gives 7×7 maps, which pool 5, stride 2 takes to 2×2, and a
+    2×2 convolution to 768×1×1. As in the authors' code (a BatchNorm after that convolution is commented
+    out there "for consistency with the experiments in the paper") there is no BatchNorm after it. Maps
+    other than 7×7 or 8×8 (smaller images) are pooled adaptively to the same 2×2."""
 
+    def __init__(self, channels: int, num_classes: int, spatial: int, normalised: bool = False):
+        super().__init__()
+        pool = (nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False) if spatial in (7, 8)
+                else nn.AdaptiveAvgPool2d(2))
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            pool,
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = make_classifier(768, num_classes, normalised)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+STEMS = ("cifar", "imagenet")
+
+
+def conv_out(size: int) -> int:
+    """Side after a 3×3 convolution with stride 2 and padding 1: ⌈size / 2⌉."""
+    return (size + 1) // 2
+
+
+class DiscreteNetwork(nn.Module):
+    """Stem, `layers` cells with reductions at L//3 and 2L//3, pooled linear head.
+
+    stem "cifar" (DARTS' NetworkCIFAR): one 3×3 conv to 3C + BN, full resolution.
+    stem "imagenet" (DARTS' NetworkImageNet): stem0 = conv3×3 s2 → C/2, BN, ReLU, conv3×3 s2 → C, BN;
+    stem1 = ReLU, conv3×3 s2 → C, BN; the cells take (stem0, stem1) as their first two inputs, so the first
+    cell reduces stem0's output (reduction_prev); `stem_multiplier` is unused. A 224-px image reaches the
+    cells at 28×28, 14×14 after the first reduction, 7×7 after the second, and the global pool is DARTS'
+    AvgPool2d(7) there (adaptive average pooling to 1×1, the same at 224 px, also fits other sizes).
     In training mode with `auxiliary=True`, `forward` returns `(logits, aux_logits)`; otherwise logits.
     Set `drop_path_prob` (scheduled by the trainer) to enable drop-path. `normalised`: LDAM-DRW's cosine
     classifier (space/heads.py) for both heads instead of linear ones.
     """
 
     def __init__(self, genotype: Genotype, C: int, num_classes: int, layers: int, auxiliary: bool = False,
-                 in_channels: int = 3, *, image_size: int = 32, stem_multiplier: int = 3, normalised: bool = False):
+                 in_channels: int = 3, *, image_size: int = 32, stem_multiplier: int = 3, normalised: bool = False,
+                 stem: str = "cifar"):
         super().__init__()
+        if stem not in STEMS:
+            raise LtnasError(f"unknown stem '{stem}'; choose {' or '.join(STEMS)}")
         self.genotype = genotype
         self.drop_path_prob = 0.0
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.stem_kind = stem
+        if stem == "imagenet":
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+            c_prev_prev, c_prev, c_curr = C, C, C
+            reduction_prev = True
+            spatial = conv_out(conv_out(conv_out(image_size)))
+            head_class = AuxiliaryHeadImageNet
+        else:
+            c_curr = stem_multiplier * C
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(c_curr))
+            c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+            reduction_prev = False
+            spatial = image_size
+            head_class = AuxiliaryHead
         self.cells = nn.ModuleList()
-        reduction_prev = False
-        spatial = image_size
         self.auxiliary_layer = 2 * layers // 3
         self.auxiliary_head = None
         for i in range(layers):
@@ -116,13 +175,18 @@ class DiscreteNetwork(nn.Module):
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
             if auxiliary and i == self.auxiliary_layer:
-                self.auxiliary_head = AuxiliaryHead(c_prev, num_classes, spatial, normalised)
+                self.auxiliary_head = head_class(c_prev, num_classes, spatial, normalised)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = make_classifier(c_prev, num_classes, normalised)
 
     def forward(self, x: torch.Tensor):
         aux_logits = None
-        s0 = s1 = self.stem(x)
+        if self.stem_kind == "imagenet":
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)  # its in-place ReLU rectifies s0 too, as in DARTS's code; the first cell's
+            # FactorizedReduce starts with a ReLU, so s0's use there is unchanged
+        else:
+            s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == self.auxiliary_layer and self.auxiliary_head is not None and self.training:

@@ -116,7 +116,8 @@ def supernet_key(config: RunConfig) -> str:
 
 # Settings added after supernets were first cached, with the value that means "off": left out of the key
 # while off, so a supernet cached before them keeps its key.
-LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0}}
+LATER_SETTINGS = {"augment": {"rotate": 0.0, "zoom": 0.0},
+                  "data": {"train_list": None, "val_list": None, "test_list": None}}
 
 
 def without_later_defaults(identity: Any) -> Any:
@@ -210,7 +211,8 @@ def evolve(network: SearchNetwork, config: RunConfig, dataset: LongTailDataset, 
 
     def cost(path: Genotype) -> tuple[int, int]:
         return subnet_cost(path, config.train.cell.init_channels, config.train.cell.layers, target.num_classes,
-                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail))
+                           target.channels, target.image_size, uses_normalised_classifier(config.train.longtail),
+                           config.train.cell.stem)
 
     seed_everything(stage_seed(config.seed, "evolve"))
     task = EvolutionTask(network, cfg, recalibration, validation, val_set.counts(dataset.num_classes), cost,

@@ -37,7 +37,8 @@ def sample(ctx: Context) -> Genotype:
 
     def madds(genotype: Genotype) -> int:
         return subnet_cost(genotype, train_cfg.cell.init_channels, train_cfg.cell.layers, data.num_classes, data.channels,
-                           data.image_size, uses_normalised_classifier(train_cfg.longtail))[1]
+                           data.image_size, uses_normalised_classifier(train_cfg.longtail),
+                           train_cfg.cell.stem)[1]
 
     seed = ctx.seed("search", SAMPLE_STREAM)
     drawn = draw_regularised(PathSpace(cfg.cell.nodes, cfg.cell.primitives), cfg.random, random.Random(seed), madds)

@@ -62,8 +62,11 @@ def save_trained_model(ctx: Context, genotype: Genotype | None, model: torch.nn.
 
 
 def retrain_split(config: RunConfig, data: LongTailDataset):
-    """(images trained on, validation images or None): `train.val_fraction` of each class's
+    """(images trained on, validation images or None): the source's own validation set when it has one
+    (split files' data.val_list), all training images trained on; else `train.val_fraction` of each class's
     training images (floor, seeded) held out to monitor retraining; 0 keeps them all for training."""
+    if data.val is not None:
+        return data.train, data.val
     fraction = config.train.val_fraction
     if fraction == 0:
         return data.train, None
@@ -93,11 +96,12 @@ def cell_network_spec(config: RunConfig, data: LongTailDataset, genotype) -> dic
 
 
 def build_genotype_network(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> DiscreteNetwork:
-    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers), the auxiliary head."""
+    """DARTS's evaluation network of `genotype`: train.cell (init_channels, layers, stem: its CIFAR or its
+    ImageNet network), the auxiliary head."""
     cfg = config.train
     return DiscreteNetwork(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers,
                            auxiliary=cfg.auxiliary, in_channels=data.channels, image_size=data.image_size,
-                           normalised=uses_normalised_classifier(cfg.longtail))
+                           normalised=uses_normalised_classifier(cfg.longtail), stem=cfg.cell.stem)
 
 
 def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Genotype) -> dict:
@@ -105,7 +109,7 @@ def genotype_network_spec(config: RunConfig, data: LongTailDataset, genotype: Ge
 
     cfg = config.train
     return spec(genotype, cfg.cell.init_channels, data.num_classes, cfg.cell.layers, cfg.auxiliary,
-                data.channels, data.image_size, uses_normalised_classifier(cfg.longtail))
+                data.channels, data.image_size, uses_normalised_classifier(cfg.longtail), cfg.cell.stem)
 
 
 def build_baseline_network(config: RunConfig, data: LongTailDataset, genotype: None = None) -> torch.nn.Module:
