@@ -51,6 +51,12 @@ def test_ssf_configs_follow_paper_000():
         for profile in ("exp", "step"):
             for factor in (0.01, 0.1):
                 assert (f"search.method={method}", f"data.profile={profile}", f"data.factor={factor}") in settings
+    # SSF-NAS's long-tailed-test numbers (factor 0.1) beside its balanced-test ones, in both table files
+    for name in ("ssf_cifar10_lt_table", "ssf_cifar10_lt_table_smoke"):
+        published = read_comparison_file(shipped_configs()[name], resolve_config_path).published
+        assert published.metric == "balanced_test.overall"
+        assert published.metrics == {"longtail_test.overall": {"DARTS exp 0.1": 46.28, "FairDARTS exp 0.1": 50.43,
+                                                               "SSF-NAS exp 0.1": 52.51}}
 
 
 PLACEMENT_VARIANTS = {
