@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import yaml
@@ -40,6 +41,8 @@ def test_ssf_configs_follow_paper_000():
     assert (search.batch_size, search.sgd.lr, search.arch_lr, search.derive) == (128, 0.005, 3e-3, "threshold")
     assert train.epochs == 150
     assert config.published.values == {"darts": 78.26, "fairdarts": 79.35, "ssf": 82.64}
+    # the paper's printed zero-one loss and its architecture-step Barlow Twins (README, SSF-NAS)
+    assert (search.fairdarts.zero_one_kind, search.ssl.enabled, search.ssl.placement) == ("l1", True, "arch")
 
     spec = read_comparison_file(shipped_configs()["ssf_cifar10_lt_table"], resolve_config_path)
     settings = {tuple(changes) for changes in spec.variants.values()}
@@ -48,6 +51,54 @@ def test_ssf_configs_follow_paper_000():
         for profile in ("exp", "step"):
             for factor in (0.01, 0.1):
                 assert (f"search.method={method}", f"data.profile={profile}", f"data.factor={factor}") in settings
+    # SSF-NAS's long-tailed-test numbers (factor 0.1) beside its balanced-test ones, in both table files
+    for name in ("ssf_cifar10_lt_table", "ssf_cifar10_lt_table_smoke"):
+        published = read_comparison_file(shipped_configs()[name], resolve_config_path).published
+        assert published.metric == "balanced_test.overall"
+        assert published.metrics == {"longtail_test.overall": {"DARTS exp 0.1": 46.28, "FairDARTS exp 0.1": 50.43,
+                                                               "SSF-NAS exp 0.1": 52.51}}
+
+
+PLACEMENT_VARIANTS = {
+    "FairDARTS": ("fairdarts", False, None), "SSF-NAS add": ("ssf", True, "add"),
+    "SSF-NAS replace": ("ssf", True, "replace"), "SSF-NAS arch": ("ssf", True, "arch"),
+    "DARTS": ("darts", False, None), "DARTS + BT arch": ("darts", True, "arch"),
+}
+
+
+def test_ssf_placement_comparison_runs_the_readings_side_by_side(tmp_path):
+    """ssf_cifar10_lt_placement (+ _smoke): SSF-NAS with Barlow Twins added, replacing, in the α step, beside
+    FairDARTS, DARTS and DARTS + BT; the smoke file runs end to end (one search and one training epoch)."""
+    for name, base, seeds in (("ssf_cifar10_lt_placement", "ssf_cifar10_lt", 3),
+                              ("ssf_cifar10_lt_placement_smoke", "ssf_cifar10_lt_smoke", 1)):
+        spec = read_comparison_file(shipped_configs()[name], resolve_config_path)
+        assert list(spec.variants) == list(PLACEMENT_VARIANTS) and len(spec.seeds) == seeds
+        for variant, (method, ssl, placement) in PLACEMENT_VARIANTS.items():
+            config = load_config(shipped_configs()[base], spec.variants[variant])
+            assert (config.search.method, config.search.ssl.enabled) == (method, ssl), variant
+            if ssl:
+                assert config.search.ssl.placement == placement, variant
+    # Six whole runs: on 8x8 synthetic images of 4 classes (the CIFAR files' path is run by
+    # test_issue3_smoke_configs_run_on_cifar_format_files) to keep the suite short.
+    small = ["data.source=synthetic", "data.num_classes=4", "data.image_size=8", "data.n_max=20",
+             "data.test_per_class=5", "data.factor=0.1", "search.epochs=1", "train.epochs=1",
+             "search.ssl.projector=[16,16]"]
+    out = tmp_path / "compare"
+    code = main(["compare", "ssf_cifar10_lt_placement_smoke", *[arg for key in small for arg in ("--set", key)],
+                 "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert code == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert sorted(comparison["runs"]) == sorted(PLACEMENT_VARIANTS)
+    for variant, (method, ssl, placement) in PLACEMENT_VARIANTS.items():
+        folder = out / comparison["runs"][variant][0]
+        rows = [json.loads(line) for line in (folder / "search" / "metrics.jsonl").read_text().splitlines()]
+        assert ("train_ssl_loss" in rows[-1]) == ssl, variant  # the Barlow Twins term ran (DARTS + BT too)
+        assert all(math.isfinite(row["train_loss"]) for row in rows), variant
+        saved = yaml.safe_load((folder / "config.yaml").read_text())["search"]
+        assert (saved["method"], saved["ssl"]["enabled"]) == (method, ssl), variant  # the base sets ssl: kept
+        if ssl:
+            assert saved["ssl"]["placement"] == placement, variant
+        assert (folder / "eval.json").is_file(), variant
 
 
 def test_fairdarts_cifar10_config_uses_the_authors_settings():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -92,6 +94,37 @@ def test_fairdarts_alpha_gradient_is_validation_plus_weighted_zero_one():
     strategy.arch_step((x, y), (x, y))
     for alpha, grad in zip(network.arch_parameters(), expected):
         torch.testing.assert_close(alpha.grad, grad)
+
+
+def test_printed_zero_one_loss_on_alpha_against_hand_computation_and_its_gradient():
+    """SSF-NAS's printed L01 = −1/N Σ|σ(α_i) − ½| (zero_one_kind l1): value by hand on three α, and
+    ∂L01/∂α_i = −sign(σ_i − ½) · σ_i (1 − σ_i) / N, also through FairDartsSearch's zero-one term."""
+    alpha = torch.tensor([0.0, math.log(3.0), -math.log(4.0)], requires_grad=True)  # σ = 1/2, 3/4, 1/5
+    loss = zero_one_loss(torch.sigmoid(alpha), "l1")
+    assert loss.item() == pytest.approx(-(0.0 + 0.25 + 0.3) / 3)
+    (grad,) = torch.autograd.grad(loss, alpha)
+    # σ = ½ has |·|'s subgradient 0 (torch's sign(0)); σ(1−σ) = 3/16 and 4/25 for the others
+    torch.testing.assert_close(grad, torch.tensor([0.0, -3 / 16 / 3, 4 / 25 / 3]))
+    squared = zero_one_loss(torch.sigmoid(alpha), "l2")  # FairDARTS' proposed form, for contrast
+    assert squared.item() == pytest.approx(-(0.0 + 0.0625 + 0.09) / 3)
+
+    for kind in ("l1", "l2"):
+        config = SearchConfig(method="fairdarts", fairdarts={"zero_one_weight": 10.0, "zero_one_kind": kind})
+        network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, relaxation="sigmoid", alpha_init_std=0.3)
+        strategy = FairDartsSearch(network, config, F.cross_entropy)
+        n = sum(a.numel() for a in network.arch_parameters())
+        for a, g in zip(network.arch_parameters(), strategy.zero_one_grads()):
+            sigma = torch.sigmoid(a.detach())
+            slope = torch.sign(sigma - 0.5) if kind == "l1" else 2 * (sigma - 0.5)
+            torch.testing.assert_close(g, -10.0 * slope * sigma * (1 - sigma) / n)
+
+
+def test_ssf_configs_run_the_printed_zero_one_loss_and_fairdarts_configs_its_own():
+    for name in ("ssf_cifar10_lt", "ssf_cifar10_lt_smoke"):
+        assert load_config(shipped_configs()[name]).search.fairdarts.zero_one_kind == "l1"
+    for name in ("fairdarts_cifar10", "fairdarts_cifar10_smoke", "fairdarts_s2_smoke"):
+        assert load_config(shipped_configs()[name]).search.fairdarts.zero_one_kind == "l2"
+    assert SearchConfig(method="fairdarts").fairdarts.zero_one_kind == "l2"  # FairDARTS' proposed form by default
 
 
 def _polarised_fraction(strategy) -> float:

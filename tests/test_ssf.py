@@ -16,7 +16,9 @@ from ltnas.config import SearchConfig, ViewsConfig, validate_config
 from ltnas.data.views import ViewAugment, gaussian_blur, grayscale, hue_shift, resized_crop, solarize
 from ltnas.errors import LtnasError
 from ltnas.runs import RunFolder
-from ltnas.search import FairDartsSearch, Projector, SsfSearch
+from ltnas.methods import METHODS
+from ltnas.search import DartsSearch, FairDartsSearch, Projector, SsfSearch
+from ltnas.search.ssf import BarlowTwins, with_barlow_twins
 from ltnas.search.task import SearchTask
 from ltnas.space import SearchNetwork
 
@@ -102,36 +104,85 @@ def test_projector_is_linear_bn_relu_twice_then_linear():
     assert projector(torch.randn(5, 12)).shape == (5, 8)
 
 
-def ssf(mode: str = "add", arch_step: bool = False, seed: int = 0) -> SsfSearch:
+def ssf(placement: str = "add", arch_step: bool = False, seed: int = 0) -> SsfSearch:
     torch.manual_seed(seed)
     # No clipping: a global gradient-norm clip would couple every gradient's scale to the labels.
     config = SearchConfig(method="ssf", epochs=2, sgd={"grad_clip": 1e9},
-                          ssl={"mode": mode, "arch_step": arch_step, "projector": [16, 16]})
+                          ssl={"placement": placement, "arch_step": arch_step, "projector": [16, 16]})
     network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, nodes=2, relaxation="sigmoid")
     return SsfSearch(network, config, F.cross_entropy, views=ViewAugment(config.ssl.views, MEAN, STD),
                      generator=generator(seed))
 
 
-def weight_step_gradients(strategy: SsfSearch, x, y) -> dict[str, torch.Tensor]:
+def weight_step_gradients(strategy, x, y, views_seed: int = 5) -> dict[str, torch.Tensor]:
+    """The gradients one weight step leaves on the supernet (by name) and the projector ("projector.*"),
+    with the views drawn from `views_seed`; the step is undone."""
     state = copy.deepcopy(strategy.state_dict())
-    strategy.generator.manual_seed(5)
+    strategy.generator.manual_seed(views_seed)
     strategy.weight_step((x, y))
     grads = {name: p.grad.clone() for name, p in strategy.network.named_parameters() if p.grad is not None}
+    grads |= {f"projector.{name}": p.grad.clone() for name, p in strategy.projector.named_parameters()
+              if p.grad is not None}
     strategy.load_state_dict(state)  # undo the step
     return grads
 
 
-@pytest.mark.parametrize("mode", ["add", "replace"])
-def test_weight_step_modes_decide_where_the_labels_reach(mode):
-    strategy = ssf(mode)
-    x = torch.randn(8, 3, 8, 8)
-    y, other_y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), torch.tensor([2, 0, 1, 1, 2, 0, 2, 0])
-    grads, other = weight_step_gradients(strategy, x, y), weight_step_gradients(strategy, x, other_y)
-    backbone = [name for name in grads if not name.startswith("classifier")]
-    same_backbone = all(torch.allclose(grads[n], other[n]) for n in backbone)
-    assert same_backbone == (mode == "replace")  # replace: the supernet learns from the views alone
-    assert not torch.allclose(grads["classifier.weight"], other["classifier.weight"])
-    assert all(p.grad is not None for p in strategy.projector.parameters())
+X = torch.randn(8, 3, 8, 8, generator=generator(11))
+Y, OTHER_Y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), torch.tensor([2, 0, 1, 1, 2, 0, 2, 0])
+
+
+# placement → (the labels reach the supernet's weights, Barlow Twins reaches them, BT reaches α)
+READINGS = {"add": (True, True, False), "replace": (False, True, False), "arch": (True, False, True)}
+
+
+@pytest.mark.parametrize("placement", READINGS)
+def test_each_placement_decides_which_losses_reach_which_gradients(placement):
+    labels_reach_backbone, ssl_reaches_backbone, ssl_reaches_alpha = READINGS[placement]
+    strategy = ssf(placement)
+    grads = weight_step_gradients(strategy, X, Y)
+    relabelled = weight_step_gradients(strategy, X, OTHER_Y)
+    other_views = weight_step_gradients(strategy, X, Y, views_seed=6)
+    backbone = [name for name, _ in strategy.network.named_parameters()
+                if name in grads and not name.startswith("classifier")]
+    projector = [name for name in grads if name.startswith("projector.")]
+    assert backbone and len(projector) == len(list(strategy.projector.parameters()))
+
+    def same(a, b, names):
+        return all(torch.allclose(a[n], b[n]) for n in names)
+
+    assert (not same(grads, relabelled, backbone)) == labels_reach_backbone
+    assert (not same(grads, other_views, backbone)) == ssl_reaches_backbone
+    assert not same(grads, relabelled, ["classifier.weight"])  # the classifier always learns the labels
+    assert same(grads, relabelled, projector)  # the projector learns from the views alone, in every reading
+    assert not same(grads, other_views, projector)
+
+    fair = FairDartsSearch(strategy.network, strategy.config, F.cross_entropy)
+    ours, plain = strategy.arch_gradients((X, Y), (X, Y)), fair.arch_gradients((X, Y), (X, Y))
+    assert (not all(torch.allclose(a, b) for a, b in zip(ours, plain))) == ssl_reaches_alpha
+
+
+def test_arch_placement_alpha_gradient_is_fairdarts_plus_the_barlow_twins_term():
+    """arch: ∇α = ∇α (L_val + w01·L01) + ∇α (w·BT/D on two views of the validation batch); the weight step's
+    supernet gradients are FairDARTS' own (BT reaches only the projector there)."""
+    strategy = ssf("arch")
+    val = (torch.randn(8, 3, 8, 8, generator=generator(12)), Y)
+    fair = FairDartsSearch(strategy.network, strategy.config, F.cross_entropy)
+    strategy.generator.manual_seed(3)
+    ours = strategy.arch_gradients(val, val)
+    strategy.generator.manual_seed(3)
+    bt = torch.autograd.grad(strategy.barlow_twins_term(val[0]), strategy.alphas, allow_unused=True,
+                             materialize_grads=True)
+    for got, plain, term in zip(ours, fair.arch_gradients(val, val), bt):
+        torch.testing.assert_close(got, plain + term)
+        assert term.abs().sum() > 0
+
+    grads = weight_step_gradients(strategy, X, Y)
+    state = copy.deepcopy(fair.state_dict())
+    fair.weight_step((X, Y))
+    for name, p in strategy.network.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[name], p.grad)
+    fair.load_state_dict(state)
 
 
 def test_weight_step_reports_both_losses_and_trains_the_projector():
@@ -144,15 +195,15 @@ def test_weight_step_reports_both_losses_and_trains_the_projector():
     assert not any(p is a for p in strategy.weights for a in strategy.alphas)  # α never in the weight step
 
 
-@pytest.mark.parametrize("arch_step", [False, True])
-def test_barlow_twins_enters_the_alpha_step_only_when_asked(arch_step):
-    strategy = ssf(arch_step=arch_step)
+@pytest.mark.parametrize("placement,arch_step", [("add", False), ("add", True), ("replace", True), ("arch", False)])
+def test_barlow_twins_enters_the_alpha_step_only_when_asked(placement, arch_step):
+    strategy = ssf(placement, arch_step=arch_step)
     fair = FairDartsSearch(strategy.network, strategy.config, F.cross_entropy)
     val = (torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,)))
     ours = strategy.arch_gradients(val, val)
     plain = fair.arch_gradients(val, val)
     same = all(torch.allclose(a, b) for a, b in zip(ours, plain))
-    assert same == (not arch_step)
+    assert same == (placement != "arch" and not arch_step)
 
 
 def test_ssf_alpha_optimizer_uses_fairdarts_betas():
@@ -162,7 +213,16 @@ def test_ssf_alpha_optimizer_uses_fairdarts_betas():
 def test_ssf_config_defaults_and_checks():
     config = SearchConfig(method="ssf")
     assert config.batch_size == 128 and config.derive == "threshold" and "none" not in config.cell.primitives
-    assert config.ssl.mode == "add" and config.ssl.lambd == 0.0051 and config.ssl.arch_step is False
+    assert config.ssl.placement == "add" and config.ssl.lambd == 0.0051 and config.ssl.arch_step is False
+    assert config.ssl.enabled and not SearchConfig(method="fairdarts").ssl.enabled
+    # `mode`, the key's name before `placement`, is still read (configs and run folders written before)
+    assert SearchConfig(method="ssf", ssl={"mode": "replace"}).ssl.placement == "replace"
+    with pytest.raises(ValueError, match="old name of ssl.placement"):
+        SearchConfig(method="ssf", ssl={"mode": "replace", "placement": "arch"})
+    with pytest.raises(ValueError, match="placement"):
+        SearchConfig(method="ssf", ssl={"placement": "both"})
+    with pytest.raises(ValueError, match="always searches with Barlow Twins"):
+        SearchConfig(method="ssf", ssl={"enabled": False})
     with pytest.raises(ValueError, match="first"):
         SearchConfig(method="ssf", order="second")
     with pytest.raises(ValueError, match="projector"):
@@ -173,6 +233,67 @@ def test_ssf_config_defaults_and_checks():
     with pytest.raises(LtnasError, match="first"):
         SsfSearch(SearchNetwork(2, 3, 3), unchecked, F.cross_entropy, views=ViewAugment(ViewsConfig(), MEAN, STD),
                   generator=generator())
+
+
+# ------------------------------------------------------- Barlow Twins with any DARTS-style strategy
+
+
+OPTIONAL = [name for name, entry in METHODS.items() if entry.barlow_twins == "option"]
+
+
+def test_barlow_twins_is_an_option_of_every_darts_style_search_and_of_no_other():
+    assert set(OPTIONAL) == {"darts", "fairdarts", "pcdarts", "gdas", "darts_noise"}
+    for name, entry in METHODS.items():
+        if entry.barlow_twins == "no":
+            with pytest.raises(ValueError, match="has no weight and α steps for Barlow Twins"):
+                SearchConfig(method=name, ssl={"enabled": True})
+    with pytest.raises(ValueError, match="first-order"):
+        SearchConfig(method="darts", order="second", ssl={"enabled": True})
+    assert SearchConfig(method="darts", order="second").order == "second"  # without BT second order stays
+    assert with_barlow_twins(FairDartsSearch) is SsfSearch and with_barlow_twins(SsfSearch) is SsfSearch
+    assert with_barlow_twins(DartsSearch) is with_barlow_twins(DartsSearch)  # one class per strategy
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_each_strategy_with_barlow_twins_steps_and_trains_its_projector(name):
+    config = SearchConfig(method=name, epochs=2, ssl={"enabled": True, "projector": [8, 8]},
+                          pcdarts={"arch_start_epoch": 0})
+    entry = METHODS[name]
+    plain, composed = entry.strategy_class(), entry.strategy_class(config)
+    assert issubclass(composed, BarlowTwins) and issubclass(composed, plain) and composed is not plain
+    assert entry.strategy_class(SearchConfig(method=name)) is plain  # off: the method's own strategy
+    torch.manual_seed(0)
+    network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, nodes=2, **composed.network_options(config))
+    strategy = composed(network, config, F.cross_entropy, views=ViewAugment(config.ssl.views, MEAN, STD),
+                        generator=generator())
+    strategy.set_epoch(0)
+    before = [p.detach().clone() for p in strategy.projector.parameters()]
+    out = strategy.step((X, Y), (X, OTHER_Y))
+    assert out["ssl_loss"] > 0 and math.isfinite(out["loss"])
+    assert any(not torch.equal(b, p) for b, p in zip(before, strategy.projector.parameters()))
+
+
+def test_darts_with_barlow_twins_weight_gradient_is_darts_plus_the_barlow_twins_term():
+    """DARTS + BT (add): the weight step's supernet gradient = DARTS's ∇w L_sup + ∇w (w·BT/D)."""
+    torch.manual_seed(0)
+    config = SearchConfig(method="darts", sgd={"grad_clip": 1e9}, ssl={"enabled": True, "projector": [16, 16]})
+    network = SearchNetwork(4, 3, 3, primitives=config.cell.primitives, nodes=2)
+    strategy = METHODS["darts"].strategy_class(config)(
+        network, config, F.cross_entropy, views=ViewAugment(config.ssl.views, MEAN, STD), generator=generator())
+    grads = weight_step_gradients(strategy, X, Y, views_seed=5)
+    plain = DartsSearch(network, config, F.cross_entropy)
+    supervised = dict(zip((n for n, _ in network.named_parameters()),
+                          torch.autograd.grad(F.cross_entropy(network(X), Y), list(network.parameters()),
+                                              allow_unused=True, materialize_grads=True)))
+    strategy.generator.manual_seed(5)
+    term = dict(zip((n for n, _ in network.named_parameters()),
+                    torch.autograd.grad(strategy.barlow_twins_term(X), list(network.parameters()),
+                                        allow_unused=True, materialize_grads=True)))
+    backbone = [n for n, _ in network.named_parameters() if not n.startswith("classifier")]
+    assert any(term[n].abs().sum() > 0 for n in backbone)
+    for n in backbone:
+        torch.testing.assert_close(grads[n], supervised[n] + term[n])
+    assert plain.relaxation == type(strategy).relaxation == "softmax"  # still DARTS's relaxation
 
 
 # -------------------------------------------------------------------------------- end to end
@@ -189,7 +310,7 @@ def ssf_config(epochs: int = 2, **ssl):
 @pytest.fixture(scope="module")
 def ssf_run(tmp_path_factory) -> tuple[RunFolder, dict]:
     """One whole SSF-NAS run (2 search epochs, label loss replacing the weight step's): its folder and results."""
-    config = ssf_config(mode="replace")
+    config = ssf_config(placement="replace")
     run = RunFolder.create(tmp_path_factory.mktemp("ssf") / "run", config)
     return run, pipeline.run_all(config, run)
 
@@ -206,7 +327,7 @@ def test_ssf_runs_end_to_end_and_logs_its_ssl_loss(ssf_run):
 def test_ssf_search_resumes_to_the_same_state(ssf_run, tmp_path, monkeypatch):
     """The views' generator is part of the checkpoint: a resumed SSF search ends as the uninterrupted
     one of `ssf_run` (same config)."""
-    config = ssf_config(mode="replace")
+    config = ssf_config(placement="replace")
     straight = ssf_run[0]
 
     original = SearchTask.after_epoch

@@ -364,25 +364,49 @@ class ViewsConfig(Section):
 
 
 class SslConfig(Section):
-    """How Barlow Twins enters an SSF-NAS search (Yan, 2024 leaves it open; see README, SSF-NAS).
+    """Barlow Twins in a search (SSF-NAS, Yan, 2024), and where it enters; see README, SSF-NAS.
 
-    add (default): weight step loss = supervised loss + weight · BT / D; the supernet learns from the
-      labels and from label-free view agreement, which cannot be dominated by the head classes.
-    replace: weight step loss = weight · BT / D for the supernet (label-free); the classifier alone is
-      trained with the supervised loss on detached features (a linear probe), so that the α step's
-      validation loss still measures how well the architecture separates the classes.
-    BT is divided by the projector width D so that its scale (about 1 at the start) does not depend on D.
+    `enabled` adds it to any gradient-based search (darts, fairdarts, pcdarts, gdas, darts_noise; `ssf` is
+    fairdarts with it on). SSF-NAS's text puts it in the architecture step and calls it a replacement for the
+    supervised loss, without the formula; `placement` picks one of three readings (BT = weight · BT / D, D the
+    projector's output width, so that its scale, about 1 at the start, does not depend on D):
+
+    add (ltnas's default): weight step L = L_sup + BT; the supernet learns from the labels and from
+      label-free view agreement, which the head classes cannot dominate. α step as the method's.
+    replace: weight step L = BT for the supernet (label-free); the classifier alone is trained with L_sup on
+      detached features (a linear probe), so that the α step's validation loss still measures how well the
+      architecture separates the classes. α step as the method's.
+    arch (the SSF-NAS configs'): α objective = the method's + BT on two views of the validation batch; the
+      supernet's weights learn from L_sup alone, the projector from BT on detached features.
     """
 
-    mode: Literal["add", "replace"] = "add"
+    enabled: bool = Field(False, description="Barlow Twins on two views of each image in the search (ssf: always "
+                          "on; darts, fairdarts, pcdarts, gdas, darts_noise: off unless set)")
+    placement: Literal["add", "replace", "arch"] = Field(
+        "add", description="add: weight loss = supervised + BT; replace: BT alone trains the supernet, the "
+        "supervised loss a linear-probe classifier; arch: BT in the α step only (SSF-NAS's text)")
     weight: float = Field(1.0, gt=0, description="weight of the Barlow Twins term (per projector dimension)")
     lambd: float = Field(0.0051, ge=0, description="λ: weight of the off-diagonal (redundancy) terms")
     projector: list[int] = Field(
         default_factory=lambda: [2048, 2048, 2048],
         description="widths of the projector's Linear-BN-ReLU, Linear-BN-ReLU, Linear layers",
     )
-    arch_step: bool = Field(False, description="also add weight · BT / D (on views of the val batch) to the α step")
+    arch_step: bool = Field(False, description="add, replace: also add weight · BT / D (on views of the val "
+                            "batch) to the α step (arch: always there)")
     views: ViewsConfig = Field(default_factory=ViewsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_mode(cls, data: Any) -> Any:
+        """`mode` (add, replace), as ltnas wrote it before `placement`, is read as `placement`."""
+        if isinstance(data, dict) and "mode" in data:
+            data = dict(data)
+            mode = data.pop("mode")
+            if "placement" in data and data["placement"] != mode:
+                raise ValueError(f"ssl.mode ({mode}) is the old name of ssl.placement ({data['placement']}); "
+                                 "keep placement only")
+            data["placement"] = mode
+        return data
 
     @field_validator("projector")
     @classmethod
@@ -617,7 +641,7 @@ class SearchConfig(StageSection):
                              f"strategy or network is built for the DARTS cell); for search.space: {self.space} "
                              f"choose {', '.join(runs_there)}")
         check = METHODS[self.method].check
-        problem = check(self) if check else None
+        problem = (check(self) if check else None) or METHODS[self.method].barlow_twins_problem(self)
         if problem:
             raise ValueError(problem)
         return self

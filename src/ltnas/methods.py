@@ -62,14 +62,38 @@ class Method:
     searches_with_longtail: bool = True  # its search reads `search.longtail` (the loss and sampler)
     searches: bool = True  # False: it draws its architecture without searching (compare counts it a baseline)
     single_process: bool = False  # refuses torchrun
-    views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
+    # Barlow Twins (search.ssl) in its search: "always" (SSF-NAS: its strategy is another's plus BT), "option"
+    # (search.ssl.enabled adds BT to its strategy: ltnas.search.ssf.with_barlow_twins), "no" (no DARTS-style
+    # weight and α steps for it to enter)
+    barlow_twins: str = "no"
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
     spaces: tuple[str, ...] = ("darts",)  # the search spaces (SPACES, `search.space`) its search runs in
 
-    def strategy_class(self) -> type:
+    def strategy_class(self, search=None) -> type:
+        """Its search strategy; with Barlow Twins added when `search` (a SearchConfig) turns it on."""
         if self.strategy is None:
             raise LtnasError(f"search.method {self.name} has no search strategy of the shared search stage")
-        return resolve(self.strategy)
+        strategy = resolve(self.strategy)
+        if search is not None and self.uses_barlow_twins(search):
+            strategy = resolve("ltnas.search.ssf:with_barlow_twins")(strategy)
+        return strategy
+
+    def uses_barlow_twins(self, search) -> bool:
+        """Whether a search with `search` (a SearchConfig) adds Barlow Twins (and so makes views)."""
+        return self.barlow_twins == "always" or (self.barlow_twins == "option" and search.ssl.enabled)
+
+    def barlow_twins_problem(self, search) -> str | None:
+        """What is wrong with `search`'s Barlow Twins settings for this method, or None."""
+        if self.barlow_twins == "always" and not search.ssl.enabled:
+            return (f"search.method {self.name} always searches with Barlow Twins; leave search.ssl.enabled on "
+                    "(for the search without it choose the method it extends, e.g. fairdarts)")
+        if self.barlow_twins == "no" and search.ssl.enabled:
+            takes = ", ".join(name for name, entry in METHODS.items() if entry.barlow_twins != "no")
+            return f"search.method {self.name} has no weight and α steps for Barlow Twins (search.ssl.enabled); " \
+                   f"it combines with {takes}"
+        if self.uses_barlow_twins(search) and search.order != "first":
+            return "Barlow Twins (search.ssl.enabled) searches with first-order α gradients only; set search.order: first"
+        return None
 
     def build_network(self, config, dataset, device):
         """The supernet this method searches, for `config` and `dataset`, on `device`'s layout."""
@@ -89,6 +113,7 @@ class Method:
         """The optional config sections a run of `config` reads (see OPTIONAL_SECTIONS)."""
         space_section = f"search.{config.search.space}"  # a space's own settings (search.s2)
         return (set(self.sections) | ({"train"} if self.retrains(config) else set())
+                | ({"search.ssl"} if self.uses_barlow_twins(config.search) else set())
                 | ({space_section} if space_section in OPTIONAL_SECTIONS else set()))
 
 
@@ -158,13 +183,13 @@ ANY_SPACE = ("darts", "s2")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
-           strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE),
+           strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE, barlow_twins="option"),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts",), spaces=ANY_SPACE),
+           sections=("search.fairdarts",), spaces=ANY_SPACE, barlow_twins="option"),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
-           strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts", "search.ssl"), views=True, spaces=ANY_SPACE,
+           strategy="ltnas.search.ssf:SsfSearch", search_defaults={**FAIRDARTS_DEFAULTS, "ssl": {"enabled": True}},
+           sections=("search.fairdarts", "search.ssl"), barlow_twins="always", spaces=ANY_SPACE,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.
@@ -181,7 +206,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("pcdarts", "PC-DARTS", "PC-DARTS (Xu et al., 2020): partial channels + edge normalisation (search.pcdarts)",
            strategy="ltnas.search.pcdarts:PcDartsSearch",
            search_defaults={"batch_size": 256, "sgd": {"lr": 0.1, "lr_min": 0.0}, "arch_lr": 6e-4},
-           sections=("search.pcdarts",), check=_pcdarts_settings),
+           sections=("search.pcdarts",), check=_pcdarts_settings, barlow_twins="option"),
     # GDAS (Dong & Yang, 2019), the authors' GDAS-NASNet-CIFAR configs: 250 epochs, batch 256, SGD lr 0.025 →
     # 0.001 (cosine), wd 5e-4, α Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, first order. (Their SGD is Nesterov;
     # ltnas's weight optimizer is plain momentum SGD for every method.)
@@ -190,7 +215,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            search_defaults={"epochs": 250, "batch_size": 256,
                             "sgd": {"lr": 0.025, "lr_min": 0.001, "weight_decay": 5e-4},
                             "arch_lr": 3e-4, "order": "first"},
-           sections=("search.gdas",), spaces=ANY_SPACE,
+           sections=("search.gdas",), spaces=ANY_SPACE, barlow_twins="option",
            check=_first_order_only("the gdas search is first order only (as the authors'); set search.order: first")),
     # FairDARTS (Chu et al., 2020), Table 3, experiment 2: DARTS with noisy skip connections. The authors' code
     # (xiaomi-automl/FairDARTS, darts/) runs it first order with DARTS' settings, except α Adam betas (0.9, 0.999)
@@ -198,7 +223,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts_noise", "DARTS + Gaussian", "DARTS with cosine-decayed Gaussian noise on the skip connections, "
            "FairDARTS (Chu et al., 2020)'s Table 3 (search.noise)",
            strategy="ltnas.search.darts_noise:NoisyDartsSearch", search_defaults={"arch_betas": (0.9, 0.999)},
-           sections=("search.noise",), check=_noise_settings),
+           sections=("search.noise",), check=_noise_settings, barlow_twins="option"),
     # FairDARTS (Chu et al., 2020), Table 3, experiment 1: no search; a cell pair drawn at random from the space
     # regularised to M skip connections (optionally above a multiply-add floor), then retrained and evaluated.
     Method("random", "Random", "random cells with M skip connections (and a multiply-add floor), no "

@@ -1,21 +1,28 @@
-"""SSF-NAS (Yan, 2024): FairDARTS plus Barlow Twins self-supervision on two views of each image.
+"""Barlow Twins in a search: SSF-NAS (Yan, 2024) is FairDARTS plus Barlow Twins on two views of each
+image; `with_barlow_twins` adds the same to any strategy with DARTS's weight and α steps (DARTS + BT
+isolates what FairDARTS's sigmoid relaxation contributes).
 
 Long-tailed labels pull the supernet's features towards the head classes; agreement between two
 augmented views of the same image is a signal every image gives equally, whatever its class.
-The paper does not say how the Barlow Twins (BT) loss enters the search; here it is explicit
-(`search.ssl`, see `SslConfig`):
+SSF-NAS's text puts Barlow Twins (BT) in the architecture step and calls it a replacement for the
+supervised loss, without a formula; `search.ssl.placement` (see `SslConfig`) picks the reading:
 
-    weight step, mode add (default):  L = L_sup(net(x), y) + w · BT(g(f(v1)), g(f(v2))) / D
-    weight step, mode replace:        L = w · BT(...) / D  for the supernet, and
-                                      L_sup(classifier(f(x).detach()), y) for the classifier alone
-    α step:                           FairDARTS' (L_val + w01 · L01), plus w · BT / D on views of the
-                                      validation batch when `ssl.arch_step` is on
+    add:      weight step  L = L_sup(net(x), y) + w · BT(g(f(v1)), g(f(v2))) / D
+    replace:  weight step  L = w · BT / D for the supernet, and L_sup(classifier(f(x).detach()), y) for
+                           the classifier alone (a linear probe)
+    arch:     α step       the method's objective (FairDARTS: L_val + w01 · L01) + w · BT / D on views of
+                           the validation batch; weight step L = L_sup for the supernet, and
+                           w · BT(g(f(v1).detach()), g(f(v2).detach())) / D for the projector alone
+    (add and replace also put w · BT / D in the α step when `ssl.arch_step` is on)
 
 with f the supernet's pooled features, g the projector, v1, v2 the two views and D the projector's
 output width. The projector is trained with the weights; it is not part of the architecture.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -42,11 +49,14 @@ class Projector(nn.Sequential):
         super().__init__(*layers)
 
 
-class SsfSearch(FairDartsSearch):
+class BarlowTwins:
+    """Adds Barlow Twins to the DARTS-style strategy it precedes in the class's bases (`with_barlow_twins`)."""
+
     def __init__(self, network: SearchNetwork, config: SearchConfig, criterion: Criterion,
                  arch_criterion: Criterion | None = None, *, views: ViewAugment, generator: torch.Generator):
         if config.order != "first":
-            raise LtnasError("ssf searches with first-order α gradients only (as FairDARTS); set search.order=first")
+            raise LtnasError("Barlow Twins searches with first-order α gradients only (as FairDARTS); set "
+                             "search.order=first")
         device = next(network.parameters()).device
         self.projector = Projector(network.feature_dim, config.ssl.projector).to(device)
         self.views = views
@@ -54,34 +64,37 @@ class SsfSearch(FairDartsSearch):
         super().__init__(network, config, criterion, arch_criterion)
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return [*self.network.parameters(), *self.projector.parameters()]
+        return [*super().weight_parameters(), *self.projector.parameters()]
 
-    def barlow_twins_term(self, x: torch.Tensor) -> torch.Tensor:
-        """w · BT / D on two fresh views of the batch x."""
+    def barlow_twins_term(self, x: torch.Tensor, through_network: bool = True) -> torch.Tensor:
+        """w · BT / D on two fresh views of the batch x; through_network=False: the supernet's features are
+        detached (the term reaches the projector only)."""
         ssl = self.config.ssl
         view1, view2 = self.views(x, self.generator)
-        z1 = self.projector(self.network.features(view1))
-        z2 = self.projector(self.network.features(view2))
+        with contextlib.nullcontext() if through_network else torch.no_grad():
+            f1, f2 = self.network.features(view1), self.network.features(view2)
+        z1, z2 = self.projector(f1), self.projector(f2)
         return ssl.weight * barlow_twins_loss(z1, z2, ssl.lambd) / z1.shape[1]
 
     def arch_gradients(self, train: Batch, val: Batch) -> list[torch.Tensor]:
         grads = super().arch_gradients(train, val)
-        if not self.config.ssl.arch_step:
+        if self.config.ssl.placement != "arch" and not self.config.ssl.arch_step:
             return grads
         self.projector.train()
         return [g + b for g, b in zip(grads, gradients(self.barlow_twins_term(val[0]), self.alphas))]
 
     def weight_step(self, train: Batch) -> dict[str, float]:
         x, y = train
+        placement = self.config.ssl.placement
         self.projector.train()
         self.w_optimizer.zero_grad(set_to_none=True)
-        ssl_loss = self.barlow_twins_term(x)
-        if self.config.ssl.mode == "add":
-            logits = self.network(x)
-        else:  # replace: the supernet learns from the views alone, the classifier is a linear probe
+        ssl_loss = self.barlow_twins_term(x, through_network=placement != "arch")
+        if placement == "replace":  # the supernet learns from the views alone, the classifier is a linear probe
             with torch.no_grad():
                 features = self.network.features(x)
             logits = self.network.classifier(features)
+        else:
+            logits = self.network(x)
         supervised = self.criterion(logits, y)
         (supervised + ssl_loss).backward(inputs=self.weights)
         # Under torchrun each rank's Barlow Twins term correlates its own shard of the batch.
@@ -99,3 +112,18 @@ class SsfSearch(FairDartsSearch):
         super().load_state_dict(state)
         self.projector.load_state_dict(state["projector"])
         self.generator.set_state(state["views_generator"])
+
+
+class SsfSearch(BarlowTwins, FairDartsSearch):
+    """SSF-NAS (Yan, 2024): FairDARTS (sigmoid relaxation, zero-one loss) plus Barlow Twins."""
+
+
+@functools.cache
+def with_barlow_twins(strategy: type) -> type:
+    """`strategy` (a DartsSearch) with Barlow Twins added (the same class for the same strategy)."""
+    if issubclass(strategy, BarlowTwins):
+        return strategy
+    if strategy is FairDartsSearch:
+        return SsfSearch
+    return type(f"{strategy.__name__}WithBarlowTwins", (BarlowTwins, strategy),
+                {"__doc__": f"{strategy.__name__} plus Barlow Twins (search.ssl)."})

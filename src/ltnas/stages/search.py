@@ -36,10 +36,10 @@ def search(ctx: Context) -> Genotype:
     criterion = build_criterion(cfg.longtail, counts, cfg.epochs, ctx.device)
     arch_criterion = build_arch_criterion(cfg, counts, ctx.device)
     views = {}
-    if entry.views:  # Barlow Twins' two views, with their own random stream
+    if entry.uses_barlow_twins(cfg):  # Barlow Twins' two views, with their own random stream
         views = {"views": ViewAugment(cfg.ssl.views, data.mean, data.std),
                  "generator": ctx.generator("search", STREAMS["views"])}
-    strategy = entry.strategy_class()(network, cfg, criterion, arch_criterion, **views)
+    strategy = entry.strategy_class(cfg)(network, cfg, criterion, arch_criterion, **views)
 
     def batches(images, stream):
         return ctx.batches(images, cfg.batch_size, "search", STREAMS[stream], sampler=cfg.longtail.sampler,
