@@ -54,6 +54,7 @@ def test_quickstart_uses_the_measured_recipe():
     assert train.warmup_epochs > 0 and train.batch_size == 16
     assert not train.auxiliary and train.drop_path == 0 and train.augment.cutout == 0
     assert train.precise_bn and train.sgd.weight_decay == 1e-3
+    assert (train.cell.init_channels, train.cell.layers) == (36, 6)  # "Cell width": 93.0 % against 90.9 % at C=12
 
 
 def test_paper_configs_keep_the_papers_recipe():
