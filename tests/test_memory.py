@@ -20,7 +20,8 @@ def test_peak_resident_memory_rises_by_what_a_run_touches_and_is_counted_per_run
     after = peak_memory("cpu")
     assert after["cpu_rss_bytes"] - before["cpu_rss_bytes"] >= 60 * 2 ** 20
     del block
-    assert peak_memory("cpu")["cpu_rss_bytes"] >= after["cpu_rss_bytes"]  # a peak stays after the memory is freed
+    # a peak stays after the memory is freed (Linux sums its RSS counters per thread lazily: within a few pages)
+    assert peak_memory("cpu")["cpu_rss_bytes"] >= after["cpu_rss_bytes"] - 2 ** 20
     if sys.platform.startswith("linux"):
         assert after["scope"] == "run"
         reset_peak_memory("cpu")  # the next run starts from what is resident now, not from the last one's peak
