@@ -706,8 +706,10 @@ def test_fig6_and_continued_smoke_comparisons_run_and_overlay_their_mu_sweeps(tm
     from ltnas.report.comparison import mu_sweeps
 
     make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
-    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=20", "--set", "search.epochs=1",
-             "--set", "search.bbn.mu_sweep=[0,0.5,1]", "--no-progress"]
+    # seven two-branch runs: the cheapest operations and ten images in the largest class keep them to seconds
+    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=10", "--set", "data.ratio=10",
+             "--set", "search.epochs=1", "--set", "search.bbn.mu_sweep=[0,0.5,1]", "--set",
+             "search.cell.primitives=[skip_connect,avg_pool_3x3]", "--set", "eval.batch_size=512", "--no-progress"]
     for name, count in (("hls_fig6_smoke", 2), ("hls_continued_smoke", 5)):
         out = tmp_path / name
         code, _, stderr = call(["compare", name, *small, "--out", str(out)])
