@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.func import functional_call
 
 from conftest import TINY_RUN
 from ltnas import pipeline
@@ -19,7 +20,8 @@ from ltnas.errors import LtnasError
 from ltnas.metrics import classification_metrics
 from ltnas.runs import RunFolder
 from ltnas.search import hls_factor, mixing_ratio
-from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss
+from ltnas.search.bbn import BbnSearch, TwoBranchSearchNetwork, bbn_loss, mixed_loss
+from ltnas.search.darts import gradients
 from ltnas.search.bbn_task import BbnSearchTask, mixed_metrics
 from ltnas.stages.context import Context
 from ltnas.space import Genotype
@@ -37,6 +39,14 @@ def bbn_config(**bbn) -> dict:
     raw["search"]["cell"]["primitives"] = list(PRIMITIVES_SMALL)
     raw["data"]["val_fraction"] = 0.2
     return raw
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def tiny_strategy(**bbn) -> BbnSearch:
@@ -91,6 +101,24 @@ def test_schedules_at_their_end_points_and_midpoint(schedule, params, start, mid
 
 def test_parabolic_schedule_matches_bbn_at_every_epoch():
     assert [mixing_ratio("parabolic", t, 4) for t in range(4)] == [1.0, 1 - 1 / 16, 1 - 4 / 16, 1 - 9 / 16]
+
+
+@pytest.mark.parametrize("count,first,last", [
+    ("from_zero", 1.0, 1 - (49 / 50) ** 2),   # BBN's code: t = 0 … T − 1, μ ends at 0.0396
+    ("from_one", 1 - (1 / 50) ** 2, 0.0),     # HLS (Tang, 2024), Algorithm 1: t = 1 … T, μ = 0 in the last epoch
+])
+def test_mu_at_the_first_and_last_search_epoch_under_each_epoch_count(count, first, last):
+    config = validate_config(bbn_config(epoch_count=count, continued="mu_half"))
+    config.search.epochs = 50
+    strategy = BbnSearch(TwoBranchSearchNetwork(2, 3, 3, primitives=PRIMITIVES_SMALL), config.search)
+    assert strategy.mixing_ratio(0) == pytest.approx(first, abs=1e-15)
+    assert strategy.mixing_ratio(49) == pytest.approx(last, abs=1e-15)
+    assert strategy.mixing_ratio(50) == 0.5  # continued training keeps its constant μ
+    strategy.set_epoch(49)
+    assert strategy.mu == pytest.approx(last, abs=1e-15)
+    expected_backbone = 0.0 if count == "from_one" else hls_factor(last, 10.0)  # HLS: 1 − exp(−τ μ)
+    assert strategy.hls == pytest.approx(expected_backbone)
+    assert round(last, 2) == (0.04 if count == "from_zero" else 0.0)
 
 
 def test_hls_factor_against_hand_computation():
@@ -181,6 +209,101 @@ def test_head_alpha_updates_scale_with_mu_under_the_default_sgd_but_not_under_ad
     at_one, at_small = _alpha_steps(adam, batch, 1.0), _alpha_steps(adam, batch, 0.04)
     ratio = at_small["instance"].norm() / at_one["instance"].norm()
     assert ratio > 0.5  # not 0.04: Adam normalises μ away, the reason SGD is the default
+
+
+def test_logged_alpha_gradient_norms_scale_with_mu_for_the_heads_and_not_for_the_backbone():
+    """Theorem 1 as the search logs it (`gradient_norms`, one α step per μ, identical heads on one batch):
+    ‖∇α_ins‖ = μ‖g‖, ‖∇α_cls‖ = (1 − μ)‖g‖, ‖∇α_bb‖ the same at every μ."""
+    strategy = _identical_heads(tiny_strategy())
+    batch = (torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    logged = {}
+    for mu in (1.0, 0.75, 0.3):
+        trial = copy.deepcopy(strategy)
+        trial.set_epoch(0)
+        assert set(trial.gradient_norms().values()) == {None}  # nothing logged before a step
+        trial.mu = mu
+        trial.arch_step(batch, batch)
+        logged[mu] = trial.gradient_norms()
+    g = logged[1.0]["alpha_grad_norm_instance"]
+    assert g > 0 and logged[1.0]["alpha_grad_norm_balanced"] == pytest.approx(0.0, abs=1e-12)
+    for mu in (0.75, 0.3):
+        assert logged[mu]["alpha_grad_norm_instance"] == pytest.approx(mu * g, rel=1e-4)
+        assert logged[mu]["alpha_grad_norm_balanced"] == pytest.approx((1 - mu) * g, rel=1e-4)
+        assert logged[mu]["alpha_grad_norm_backbone"] == pytest.approx(logged[1.0]["alpha_grad_norm_backbone"],
+                                                                       rel=1e-4)
+    trial.arch_step(batch, batch)  # a second step at μ = 0.3: the log is the mean of the epoch's steps
+    assert trial.gradient_norms()["alpha_grad_norm_instance"] == pytest.approx(0.3 * g, rel=1e-4)
+
+
+# --- the unrolled (second-order) α gradient of Algorithm 1 ------------------------------------------------
+def _second_order_strategy(**bbn) -> tuple[BbnSearch, tuple, tuple, tuple, tuple]:
+    raw = bbn_config(**bbn)
+    raw["search"]["order"] = "second"
+    raw["search"]["hvp_radius"] = 1e-5
+    raw["search"]["sgd"]["weight_decay"] = 0.01
+    config = validate_config(raw)
+    torch.manual_seed(0)
+    network = TwoBranchSearchNetwork(2, 3, 3, in_channels=1, primitives=PRIMITIVES_SMALL, nodes=2,
+                                     alpha_init_std=0.5)
+    batches = [(torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))) for _ in range(4)]
+    return (BbnSearch(network, config.search), *batches)
+
+
+def test_unrolled_alpha_gradient_equals_the_exact_derivative_through_the_virtual_step(float64):
+    """∇α L_val(w − ξ_w (momentum·buf + ∇w L_train + wd·w), α) by double back-propagation, against the search's
+    finite-difference one, with the backbone's weights at another ξ than the heads' (HLS scaling them)."""
+    strategy, train_ins, train_cls, val_ins, val_cls = _second_order_strategy()
+    strategy.mu = 0.6
+    strategy.weight_step(train_ins, train_cls)  # momentum buffers enter w'
+    groups = strategy.w_optimizer.param_groups
+    groups[0]["lr"], groups[1]["lr"] = 0.03, 0.1
+    network = strategy.network
+    alphas = network.arch_parameters()
+
+    grads = torch.autograd.grad(strategy.loss(train_ins, train_cls)[0], strategy.weights, create_graph=True)
+    names = {id(p): name for name, p in network.named_parameters()}
+    unrolled = {}
+    for group in groups:
+        for w in group["params"]:
+            g = grads[[id(x) for x in strategy.weights].index(id(w))]
+            buf = strategy.w_optimizer.state[w]["momentum_buffer"]
+            unrolled[names[id(w)]] = w - group["lr"] * (group["momentum"] * buf + g + group["weight_decay"] * w)
+    buffers = {name: b.clone() for name, b in network.named_buffers()}
+    mixed = functional_call(network, {**unrolled, **buffers}, (val_ins[0],), {"mu": 0.6, "x_cls": val_cls[0]})
+    exact = torch.autograd.grad(mixed_loss(mixed, val_ins[1], val_cls[1], 0.6), alphas)
+
+    found = strategy.arch_gradients(val_ins, val_cls, train_ins, train_cls)
+    found = [g for component in found.values() for g in component]
+    first_order = gradients(strategy.loss(val_ins, val_cls)[0], alphas)
+    for got, want, first in zip(found, exact, first_order):
+        assert (got - want).norm() / want.norm() < 1e-5
+    difference = torch.cat([(w - f).flatten() for w, f in zip(exact, first_order)]).norm()
+    assert difference / torch.cat([w.flatten() for w in exact]).norm() > 1e-3  # the unrolled term matters
+
+
+def test_unrolled_alpha_gradient_at_zero_learning_rate_is_the_first_order_one(float64):
+    strategy, train_ins, train_cls, val_ins, val_cls = _second_order_strategy()
+    strategy.mu = 0.4
+    for group in strategy.w_optimizer.param_groups:
+        group["lr"] = 0.0  # w' = w: nothing to unroll
+    first = {c: [g.clone() for g in grads] for c, grads in strategy.arch_gradients(val_ins, val_cls).items()}
+    before = [w.detach().clone() for w in strategy.weights]
+    second = strategy.arch_gradients(val_ins, val_cls, train_ins, train_cls)
+    for component in first:
+        for a, b in zip(first[component], second[component]):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert all(torch.equal(w, b) for w, b in zip(strategy.weights, before))  # the weights are where they were
+
+
+def test_second_order_bbn_run_finishes(tmp_path):
+    raw = bbn_config()
+    raw["search"]["order"] = "second"
+    raw["search"]["epochs"] = 1
+    config = validate_config(raw)
+    results = pipeline.run_all(config, RunFolder.create(tmp_path / "run", config))
+    assert 0.0 <= results["balanced_test"]["overall"] <= 1.0
+    rows = JsonlLog(tmp_path / "run" / "search" / "metrics.jsonl").rows()
+    assert all(rows[0][f"alpha_grad_norm_{c}"] > 0 for c in ("backbone", "instance"))
 
 
 def test_a_head_out_of_the_mix_gets_no_gradient_but_the_backbone_still_does():
@@ -312,6 +435,9 @@ def test_bbn_run_writes_eval_json_in_the_pipeline_schema(bbn_run):
     assert evaluation["params"] > 0 and evaluation["device"] == "cpu"
     assert evaluation["seconds"]["search"] > 0 and evaluation["seconds"]["train"] is None
     assert evaluation["mu_selected_on_val"]["mu"] in (0, 0.5, 1)
+    peak = evaluation["peak_memory"]  # beside the wall time, for every run (ltnas/memory.py)
+    assert peak["cpu_rss_bytes"] > 2 ** 20 and peak["cuda_allocated_bytes"] is None
+    assert "Peak memory" in (bbn_run / "report.md").read_text()
 
 
 def test_bbn_run_logs_mu_and_learning_rates_per_epoch_with_continued_training(bbn_run):
@@ -332,8 +458,16 @@ def test_bbn_genotype_has_backbone_and_both_head_cells_and_is_drawn(bbn_run):
         assert len(genotype[head]) == 8 and genotype[f"{head}_concat"] == [2, 3, 4, 5]
     report = (bbn_run / "report.md").read_text()
     assert "Class-balanced head cell" in report and "Accuracy against the mixing ratio" in report
-    for plot in ("search_genotype", "alpha_history", "alpha_heatmap", "mu_sweep"):
+    for plot in ("search_genotype", "alpha_history", "alpha_heatmap", "mu_sweep", "mu_losses", "hls_schedule",
+                 "alpha_grad_norms"):
         assert (bbn_run / "plots" / f"{plot}.png").is_file()
+    # HLS (Tang, 2024) Fig. 2 (loss and μ), Fig. 5 (μ and the HLS factor) and Theorem 1 (α-gradient norms)
+    assert "## Two-branch search: mixing ratio, HLS factor, α gradients" in report
+    assert "counts t from 0" in report and "μ = 1.0000 in the first epoch, 0.5000 in the last" in report
+    for caption in ("(HLS paper, Fig. 2)", "(HLS paper, Fig. 5)", "(HLS paper, Theorem 1)"):
+        assert caption in report
+    rows = JsonlLog(bbn_run / "search" / "metrics.jsonl").rows()
+    assert all(row["alpha_grad_norm_backbone"] > 0 and row["alpha_grad_norm_instance"] > 0 for row in rows)
 
 
 def test_bbn_eval_shows_accuracy_at_mu_chosen_on_val_at_zero_and_at_the_best_test_mu(bbn_run, tmp_path):
@@ -474,7 +608,7 @@ def test_darts_supernet_evaluation_skips_the_retrain(tmp_path):
 
 # --- bad input --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change,words", [
-    ({"search": {"order": "second"}}, "first order"),
+    ({"search": {"bbn": {"epoch_count": "from_two"}}}, "search.bbn.epoch_count"),
     ({"search": {"longtail": {"sampler": "class_balanced"}}}, "leave search.longtail unset"),
     ({"search": {"bbn": {"schedule": "sawtooth"}}}, "search.bbn.schedule"),
     ({"search": {"bbn": {"mu_sweep": [0.5, 2]}}}, "mu_sweep"),
@@ -536,6 +670,63 @@ def test_table2_comparison_variants_are_valid_run_configs(name):
     # every row is evaluated the paper's way: on the searched network, never retrained
     assert all(config.eval.model == "supernet" for config in configs.values())
     assert len({(c.data.val_fraction, c.search.batch_size, c.search.sgd.lr) for c in configs.values()}) == 1
+
+
+def test_fig6_and_continued_comparison_files_match_the_paper():
+    """HLS (Tang, 2024) Fig. 6 is HLS against no HLS (not the weight-lr scaling); Fig. 8 / Section V-D the four
+    continued-training scenarios beside the search without continuation; both on the paper's settings."""
+    import yaml
+
+    from ltnas.cli import shipped_configs
+    from ltnas.config import load_config
+
+    for name in ("hls_fig6", "hls_fig6_smoke", "hls_continued", "hls_continued_smoke"):
+        compare = yaml.safe_load(shipped_configs()[name].read_text())["compare"]
+        configs = {variant: load_config(shipped_configs()[compare["base"]], changes)
+                   for variant, changes in compare["variants"].items()}
+        assert all(c.search.method == "bbn" and c.search.bbn.epoch_count == "from_one" for c in configs.values())
+        assert not any(c.search.bbn.scale_weight_lr for c in configs.values())
+        if name.startswith("hls_fig6"):
+            assert [c.search.bbn.hls for c in configs.values()] == [True, False]
+        else:
+            assert [(c.search.bbn.continued, c.search.bbn.schedule) for c in configs.values()] == [
+                ("none", "parabolic"), ("mu_zero", "parabolic"), ("mu_half", "parabolic"), ("none", "reverse_sigmoid"),
+                ("frozen_backbone", "parabolic")]
+            assert compare["published"]["values"]["2. continued at μ = 0.5"] == 63.12
+        if not name.endswith("smoke"):
+            assert compare["seeds"] == [0, 1, 2] and configs[next(iter(configs))].search.epochs == 50
+
+
+def test_fig6_and_continued_smoke_comparisons_run_and_overlay_their_mu_sweeps(tmp_path):
+    """`ltnas compare hls_fig6_smoke` and `hls_continued_smoke` on CIFAR-format files: every variant's μ sweep on
+    one plot (the figure), the runs' own μ, HLS and gradient-norm plots side by side."""
+    from test_cli import call
+    from test_data import make_cifar10
+
+    from ltnas.report.comparison import mu_sweeps
+
+    make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
+    # seven two-branch runs: the cheapest operations and ten images in the largest class keep them to seconds
+    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=10", "--set", "data.ratio=10",
+             "--set", "search.epochs=1", "--set", "search.bbn.mu_sweep=[0,0.5,1]", "--set",
+             "search.cell.primitives=[skip_connect,avg_pool_3x3]", "--set", "eval.batch_size=512", "--no-progress"]
+    for name, count in (("hls_fig6_smoke", 2), ("hls_continued_smoke", 5)):
+        out = tmp_path / name
+        code, _, stderr = call(["compare", name, *small, "--out", str(out)])
+        assert code == 0, stderr
+        result = json.loads((out / "comparison.json").read_text())
+        assert len(result["variants"]) == count and result["two_branch"] == sorted(result["variants"])
+        assert (out / "plots" / "mu_sweep.png").is_file()
+        markdown = (out / "comparison.md").read_text()
+        assert "plots/mu_sweep.png" in markdown and "α-gradient norms (Theorem 1)" in markdown
+        assert "| peak memory |" in markdown and " RSS |" in markdown
+        for variant, points in mu_sweeps([(v, 0, out / run) for v, runs in result["runs"].items()
+                                          for run in runs]).items():
+            sweep = json.loads((out / result["runs"][variant][0] / "mu_sweep.json").read_text())
+            assert points == [(row["mu"], row["balanced_test"]["overall"]) for row in sweep["rows"]]
+            assert (out / result["runs"][variant][0] / "plots" / "alpha_grad_norms.png").is_file()
+    rows = JsonlLog(out / "4.-continued-backbone-frozen" / "seed_0" / "search" / "metrics.jsonl").rows()
+    assert [row["mu"] for row in rows] == [0.0, 0.0] and rows[1]["lr_backbone"] == 0.0  # t = T: μ = 0 (from_one)
 
 
 def test_darts_search_epoch_uses_every_training_batch_with_a_small_validation_part():

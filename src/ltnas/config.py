@@ -493,6 +493,10 @@ class BbnConfig(Section):
     )
     k: float = Field(10.0, gt=0, description="reverse_sigmoid steepness k in 1 − sigmoid(k (t − T/2)/(T/2))")
     mu: float = Field(0.5, ge=0, le=1, description="the constant schedule's μ")
+    epoch_count: Literal["from_zero", "from_one"] = Field(
+        "from_zero", description="t of μ_t over epochs 1 … T: from_zero t = 0 … T − 1 (BBN's code; parabolic μ ends at "
+        "1 − ((T − 1)/T)², 0.04 at T = 50), from_one t = 1 … T (HLS (Tang, 2024), Algorithm 1: μ = 0 in the last epoch)"
+    )
     resampler: Literal["reversed", "class_balanced"] = Field(
         "reversed", description="sampler of the re-balancing branch: reversed (BBN's own, class c ∝ 1/n_c) or "
         "class_balanced (uniform over classes)"

@@ -128,8 +128,6 @@ def _first_order_only(message: str) -> Callable[[Any], str | None]:
 
 
 def _bbn_settings(search) -> str | None:
-    if search.order == "second":
-        return "the bbn search is first order only; set search.order: first"
     if search.longtail.model_dump() != type(search.longtail)().model_dump():
         return "the bbn search re-samples through its class-balanced branch; leave search.longtail unset"
     return None
@@ -198,7 +196,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            search_defaults={"batch_size": 128, "sgd": {"lr": 0.02}, "arch_lr": 0.02, "order": "first"},
            sections=("search.bbn",), network="ltnas.stages.bbn:build_network", run="ltnas.stages.bbn:run_bbn", search="ltnas.stages.bbn:search_only",
            evaluate="ltnas.stages.bbn:reevaluate",
-           report_sections=(("evaluation", "ltnas.report.markdown:mu_sweep_section"),),
+           report_sections=(("search", "ltnas.report.markdown:two_branch_search_section"),
+                            ("evaluation", "ltnas.report.markdown:mu_sweep_section")),
            evaluates_supernet=True, searches_with_longtail=False, single_process=True, check=_bbn_settings),
     # PC-DARTS (Xu et al., 2020), the authors' train_search.py: batch 256, SGD lr 0.1 → 0 (cosine), α (and β)
     # Adam lr 6e-4; momentum 0.9, wd 3e-4, α betas (0.5, 0.999) and wd 1e-3, 50 epochs are DARTS' defaults

@@ -18,7 +18,7 @@ from rich.text import Text
 from ltnas.atomic import atomic_write_text
 from ltnas.methods import METHODS
 from ltnas.report.naming import name_of_test_set
-from ltnas.report.summary import format_params, format_seconds
+from ltnas.report.summary import format_bytes, format_params, format_seconds
 
 # (key in comparison.json, column title, dotted path into eval.json)
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -41,10 +41,18 @@ COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
                                      ("cost_seconds", "cost.procedure.seconds"),
-                                     ("cost_images", "cost.procedure.images"))
+                                     ("cost_images", "cost.procedure.images"),
+                                     # peak memory beside the wall time (ltnas/memory.py)
+                                     ("peak_gpu_bytes", "peak_memory.cuda_allocated_bytes"),
+                                     ("peak_rss_bytes", "peak_memory.cpu_rss_bytes"))
 # Run plots shown side by side, one column per variant (drawn by each run's own report).
 RUN_PLOTS = (("search_genotype", "searched cells"), ("sigma_histogram", "σ(α) / weights at the last epoch"),
              ("dominant_ops", "dominant operations per epoch"), ("per_class", "per-class accuracy"))
+
+
+# Two-branch (BBN / HLS) runs' own plots, shown side by side when a comparison has them.
+TWO_BRANCH_PLOTS = (("mu_sweep", "accuracy against μ"), ("hls_schedule", "μ and HLS factor (HLS Fig. 5)"),
+                    ("mu_losses", "loss and μ (HLS Fig. 2)"), ("alpha_grad_norms", "α-gradient norms (Theorem 1)"))
 
 
 def lookup(data: dict, dotted: str) -> Any:
@@ -122,7 +130,8 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
                        for variant in table},
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
                          for (variant, seed), error in (failed or {}).items()],
-              "shot_thresholds": _shot_thresholds(members)}
+              "shot_thresholds": _shot_thresholds(members),
+              "two_branch": sorted(mu_sweeps(members))}  # variants with a μ sweep (BBN / HLS)
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
     plots = draw_comparison_plots(path, members, table) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
@@ -179,15 +188,20 @@ def published_value(result: dict, variant: str, metric: str | None = None) -> st
     return f"{100 * number:.2f}"
 
 
-def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table (accuracies in percent)."""
+def table_rows(result: dict, memory: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (accuracies in percent); `memory`: with the peak-memory column
+    (comparison.md; the terminal's table leaves it out to keep its width)."""
     published = result.get("published")
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
     optional_columns = [(key, title) for key, title, _ in MU_METRICS + TOP5_METRICS
                   if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
     titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
+    with_memory = memory and any(stats.get("peak_rss_bytes", {}).get("mean") is not None
+                                 for stats in result["variants"].values())
     header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in optional_columns),
               "params", "search", "train"]
+    if with_memory:
+        header.append("peak memory")
     if with_cost:
         header.append("cost (time, images)")
     published_columns = list(published_metrics(published)) if published else []
@@ -198,6 +212,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
                *(format_mean_std(stats.get(key, {})) for key, _ in optional_columns),
                format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
+        if with_memory:
+            row.append(_peak_memory_cell(stats))
         if with_cost:
             images = _mean_int(stats["cost_images"])
             row.append(f"{format_seconds(stats['cost_seconds']['mean'])}, "
@@ -259,7 +275,7 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
         console = Console()
         if not console.is_terminal:  # piped or logged: rich would squeeze the table into 80 columns
             console = Console(width=140)
-    header, rows = table_rows(result)
+    header, rows = table_rows(result, memory=False)
     seeds = result["seeds"]
     title = f"{result.get('title') or 'comparison'} — accuracy %, mean ± std over seeds {seeds}" if len(seeds) > 1 \
         else f"{result.get('title') or 'comparison'} — accuracy %, seed {seeds[0]}"
@@ -306,10 +322,12 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
         parts.append("Members that did not finish (`ltnas compare --resume DIR` tries them again):\n\n"
                      + "\n".join(f"- {failure}" for failure in failure_lines(result)))
     for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy"),
-                          ("class_counts", "training class counts of the variants")):
+                          ("class_counts", "training class counts of the variants"),
+                          ("mu_sweep", "balanced test accuracy against the test-time mixing ratio, every variant "
+                                       "(mean over seeds; a row without μ as a level line)")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
-    parts.append(_side_by_side(result))
+    parts.append(_side_by_side(result, plots))
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -319,15 +337,19 @@ MU_NOTE = ("Two-branch (BBN / HLS) rows: `balanced test` is at the fixed test-ti
            "μ is chosen on the test set itself.")
 
 
-def _side_by_side(result: dict) -> str:
-    """One column per variant (its first seed's run), one row per run plot that exists."""
+def _side_by_side(result: dict, plots: set[str] = frozenset()) -> str:
+    """One column per variant (its first seed's run), one row per run plot; with two-branch variants (a μ
+    sweep drawn) also each one's accuracy against μ, its μ and HLS schedule and its α-gradient norms."""
     runs = {variant: paths[0] for variant, paths in result["runs"].items()}
     if not runs:
         return ""
     rows = []
     for name, caption in RUN_PLOTS:
-        cells = [f"![{variant}]({run}/plots/{name}.png)" for variant, run in runs.items()]
-        rows.append([caption, *cells])
+        rows.append([caption, *(f"![{variant}]({run}/plots/{name}.png)" for variant, run in runs.items())])
+    two_branch = set(result.get("two_branch") or ())
+    for name, caption in TWO_BRANCH_PLOTS if "mu_sweep" in plots else ():
+        rows.append([caption, *(f"![{variant}]({run}/plots/{name}.png)" if variant in two_branch else "—"
+                                for variant, run in runs.items())])
     return "## Side by side\n\n" + _markdown_table(["", *runs], rows)
 
 
@@ -356,6 +378,14 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
     if len(distributions) > 1:  # the variants differ in their data: show how
         plot_class_counts(distributions, out / "class_counts.png")
         drawn.add("class_counts")
+    sweeps = mu_sweeps(members)
+    if sweeps:  # two-branch (BBN / HLS) variants: their μ sweeps on one axis, the others as level lines
+        from ltnas.report.plots import plot_mu_sweep_overlay
+
+        flat = {variant: stats["balanced"]["mean"] for variant, stats in table.items()
+                if variant not in sweeps and stats["balanced"]["mean"] is not None}
+        plot_mu_sweep_overlay(sweeps, flat, out / "mu_sweep.png")
+        drawn.add("mu_sweep")
     return drawn
 
 
@@ -379,8 +409,33 @@ def class_count_panels(members: Sequence[tuple[str, int, Path]]) -> list[tuple[s
     return [(f"{what}: {', '.join(variants)}", list(counts)) for counts, (what, variants) in panels.items()]
 
 
+def mu_sweeps(members: Sequence[tuple[str, int, Path]], key: str = "balanced_test.overall"
+              ) -> dict[str, list[tuple[float, float]]]:
+    """variant → [(μ, mean over its seeds of `key`)] from each two-branch member's mu_sweep.json (variants
+    without one are left out)."""
+    values: dict[str, dict[float, list[float]]] = {}
+    for variant, _seed, run in members:
+        path = Path(run) / "mu_sweep.json"
+        if not path.is_file():
+            continue
+        for row in json.loads(path.read_text())["rows"]:
+            value = lookup(row, key)
+            if value is not None:
+                values.setdefault(variant, {}).setdefault(float(row["mu"]), []).append(float(value))
+    return {variant: [(mu, float(np.mean(v))) for mu, v in sorted(by_mu.items())] for variant, by_mu in values.items()}
+
+
+def _peak_memory_cell(stats: dict[str, Any]) -> str:
+    """The largest peak over the seeds: GPU memory where the runs had CUDA, else the CPU's resident set."""
+    for key, label in (("peak_gpu_bytes", "GPU"), ("peak_rss_bytes", "RSS")):
+        values = [v for v in stats.get(key, {}).get("values") or [] if v is not None]
+        if values:
+            return f"{format_bytes(int(max(values)))} {label}"
+    return "—"
+
+
 def _metric_title(dotted: str) -> str:
-    for _, title, path in METRICS + TOP5_METRICS:
+    for _, title, path in METRICS + MU_METRICS + TOP5_METRICS:
         if path == dotted:
             return title
     return dotted

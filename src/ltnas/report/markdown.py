@@ -29,6 +29,9 @@ from ltnas.report.plots import (
     plot_curves,
     plot_dominant_operations,
     plot_genotype,
+    plot_alpha_gradient_norms,
+    plot_hls_schedule,
+    plot_mu_and_losses,
     plot_mu_sweep,
     plot_per_class,
     plot_predicted_histogram,
@@ -36,7 +39,8 @@ from ltnas.report.plots import (
     plot_weight_histogram,
 )
 from ltnas.report.naming import count_test_images, few_test_images, name_of_test_set
-from ltnas.report.summary import ACCURACIES, MISSING, format_params, format_percent, format_seconds
+from ltnas.report.summary import (ACCURACIES, MISSING, format_params, format_peak_memory, format_percent,
+                                  format_seconds)
 
 Row = dict[str, Any]
 PLOTS_DIR = "plots"
@@ -189,6 +193,13 @@ def draw_plots(run: RunFiles) -> set[str]:
              title="Confusion matrix, long-tailed test")
     if run.mu_sweep:
         draw("mu_sweep", plot_mu_sweep, run.mu_sweep)
+    if any(row.get("mu") is not None and row.get("hls_factor") is not None for row in run.search_rows):
+        search = (run.config or {}).get("search") or {}  # a two-branch (BBN / HLS) search
+        draw("mu_losses", plot_mu_and_losses, run.search_rows)
+        draw("hls_schedule", plot_hls_schedule, run.search_rows, search.get("epochs") or len(run.search_rows),
+             epoch_count=(search.get("bbn") or {}).get("epoch_count", "from_zero"))
+    if any(row.get("alpha_grad_norm_backbone") is not None for row in run.search_rows):
+        draw("alpha_grad_norms", plot_alpha_gradient_norms, run.search_rows)
     return drawn
 
 
@@ -222,6 +233,7 @@ def _summary_section(run: RunFiles) -> str:
         ["Search time", format_seconds(seconds.get("search"))],
         ["Train time", format_seconds(seconds.get("train"))],
         ["Evaluation time", format_seconds(seconds.get("eval"))],
+        *([["Peak memory", format_peak_memory(evaluation["peak_memory"])]] if evaluation.get("peak_memory") else []),
     ])
     warning = few_test_images(_test_metrics(run)[0], run.class_names)
     return "\n\n".join(["## Summary", facts, _accuracy_table(*_test_metrics(run), run.shot_thresholds)]
@@ -354,6 +366,38 @@ def mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
         _image(plots, "mu_sweep", "accuracy against the test-time mixing ratio"),
     ]
     return "\n\n".join(line for line in lines if line)
+
+
+# search.bbn.epoch_count, in words
+EPOCH_COUNTS = {"from_one": "from 1 (t = 1 … T, the HLS paper's Algorithm 1)",
+                "from_zero": "from 0 (t = 0 … T − 1, BBN's code)"}
+
+
+def two_branch_search_section(run: RunFiles, plots: set[str]) -> str:
+    """Two-branch (BBN / HLS) searches: μ beside the losses (HLS (Tang, 2024), Fig. 2), μ and the HLS factor
+    against the normalised epoch (Fig. 5), and the α-gradient norm per component (Theorem 1)."""
+    rows = [row for row in run.search_rows if row.get("mu") is not None]
+    if not rows:
+        return ""
+    search = (run.config or {}).get("search") or {}
+    count = (search.get("bbn") or {}).get("epoch_count", "from_zero")
+    parts = ["## Two-branch search: mixing ratio, HLS factor, α gradients",
+             f"μ_t over the search epochs counts t {EPOCH_COUNTS.get(count, count)}: μ = {rows[0]['mu']:.4f} in the "
+             f"first epoch, {rows[-1]['mu']:.4f} in the last"
+             f"{' (continued training included)' if len(rows) > (search.get('epochs') or len(rows)) else ''}.",
+             _image(plots, "mu_losses", "training and validation loss with the mixing ratio (HLS paper, Fig. 2)"),
+             _image(plots, "hls_schedule", "mixing ratio and HLS factor against the normalised epoch (HLS paper, Fig. 5)")]
+    norms = [row for row in rows if row.get("alpha_grad_norm_backbone") is not None]
+    if norms:
+        first, last = norms[0], norms[-1]
+        table = _table(["epoch", "μ", "‖∇α‖ backbone", "‖∇α‖ instance head", "‖∇α‖ class-balanced head"],
+                       [[str(row.get("epoch", "?")), f"{row['mu']:.3f}",
+                         *(f"{row[f'alpha_grad_norm_{c}']:.3g}" for c in ("backbone", "instance", "balanced"))]
+                        for row in ([first, last] if len(norms) > 1 else [first])])
+        parts += ["Mean α-gradient norm per step (Theorem 1 of the HLS paper: the heads' norms carry μ and 1 − μ, the "
+                  "backbone's does not, which is why HLS slows the backbone's α late in the search):", table,
+                  _image(plots, "alpha_grad_norms", "α-gradient norm per component and epoch (HLS paper, Theorem 1)")]
+    return "\n\n".join(part for part in parts if part)
 
 
 # eval.json entries of a two-branch run: the accuracy at each way of choosing the test-time μ

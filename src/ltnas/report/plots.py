@@ -751,3 +751,97 @@ def plot_mu_sweep(sweep: Row, path: str | Path) -> Path:
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
     fig.suptitle("Accuracy against the mixing ratio (μ = 1: instance head, μ = 0: class-balanced head)")
     return _save(fig, path)
+
+
+def _epochs(rows: Sequence[Row]) -> list[int]:
+    return [row.get("epoch", index + 1) for index, row in enumerate(rows)]
+
+
+def _mu_axis(ax: Axes, epochs: Sequence[float], rows: Sequence[Row]) -> Axes:
+    """μ per epoch on a twin axis of `ax` (0 … 1), drawn in black."""
+    twin = ax.twinx()
+    twin.plot(epochs, [_float_or_nan(row.get("mu")) for row in rows], "k--", linewidth=1.4, label="mixing ratio μ")
+    twin.set(ylim=(-0.03, 1.03), ylabel="mixing ratio μ")
+    return twin
+
+
+def _legend(fig: Figure, *axes: Axes, ncols: int = 4) -> None:
+    handles, labels = [], []
+    for ax in axes:
+        h, l = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + l
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize="small")
+
+
+def plot_mu_and_losses(search_rows: Sequence[Row], path: str | Path) -> Path:
+    """HLS (Tang, 2024), Fig. 2: the training and validation loss per search epoch, with μ beside them (right
+    axis). A training loss that rises while μ hands over from the instance to the class-balanced branch is the
+    figure's point."""
+    fig = _new_figure(width=7.0, height=4.2)
+    ax = fig.subplots()
+    epochs = _epochs(search_rows)
+    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
+        ax.plot(epochs, [_float_or_nan(row.get(key)) for row in search_rows], style, markersize=3, label=_pretty(key))
+    ax.set(xlabel="epoch", ylabel="loss", title="Search loss and the mixing ratio μ (HLS paper, Fig. 2)")
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, _mu_axis(ax, epochs, search_rows))
+    return _save(fig, path)
+
+
+def plot_hls_schedule(search_rows: Sequence[Row], search_epochs: int, path: str | Path,
+                      epoch_count: str = "from_zero") -> Path:
+    """HLS (Tang, 2024), Fig. 5: the instance weight μ_t, the class-balanced weight 1 − μ_t and the HLS factor
+    1 − exp(−τ μ_t) of the backbone's α learning rate, as logged, against the normalised epoch t/T (t = epoch − 1,
+    or epoch with `epoch_count: from_one`; continued-training epochs lie beyond 1)."""
+    fig = _new_figure(width=6.5, height=4.2)
+    ax = fig.subplots()
+    shift = 0 if epoch_count == "from_one" else 1
+    x = [(epoch - shift) / search_epochs for epoch in _epochs(search_rows)]
+    mu = [_float_or_nan(row.get("mu")) for row in search_rows]
+    ax.plot(x, mu, "-o", markersize=3, label="instance weight μ")
+    ax.plot(x, [1 - m for m in mu], "-s", markersize=3, label="class-balanced weight 1 − μ")
+    ax.plot(x, [_float_or_nan(row.get("hls_factor")) for row in search_rows], "-^", markersize=3,
+            label="HLS factor of the backbone α lr")
+    ax.set(xlabel="normalised epoch t / T", ylabel="weight", ylim=(-0.03, 1.03),
+           title="Mixing ratio and HLS factor (HLS paper, Fig. 5)")
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, ncols=3)
+    return _save(fig, path)
+
+
+def plot_alpha_gradient_norms(search_rows: Sequence[Row], path: str | Path) -> Path:
+    """HLS (Tang, 2024), Theorem 1 made visible: the mean ‖∇α L‖ per epoch of the backbone's α and of each head's,
+    with μ (right axis). The instance head's norm follows μ, the class-balanced head's 1 − μ; the backbone's
+    does not shrink as μ moves."""
+    fig = _new_figure(width=7.0, height=4.2)
+    ax = fig.subplots()
+    epochs = _epochs(search_rows)
+    for component, style in (("backbone", "-o"), ("instance", "-s"), ("balanced", "-^")):
+        values = [_float_or_nan(row.get(f"alpha_grad_norm_{component}")) for row in search_rows]
+        ax.plot(epochs, values, style, markersize=3, label=f"‖∇α‖ {component}" + (" head" if component != "backbone" else ""))
+    ax.set(xlabel="epoch", ylabel="mean α-gradient norm per step",
+           title="α-gradient norm per component (HLS paper, Theorem 1)")
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, _mu_axis(ax, epochs, search_rows))
+    return _save(fig, path)
+
+
+def plot_mu_sweep_overlay(sweeps: dict[str, Sequence[tuple[float, float]]], flat: dict[str, float],
+                          path: str | Path, title: str = "Balanced test accuracy against the mixing ratio") -> Path:
+    """Several two-branch networks' accuracy against the test-time μ on one axis (HLS (Tang, 2024), Figs. 6
+    and 8): `sweeps` variant → [(μ, accuracy fraction)], `flat` variant → accuracy of a network without μ (a
+    plain DARTS row), drawn as a dashed level line."""
+    fig = _new_figure(width=7.0, height=4.6)
+    ax = fig.subplots()
+    for variant, points in sweeps.items():
+        points = sorted(points)
+        ax.plot([mu for mu, _ in points], [100 * _float_or_nan(v) for _, v in points], "-o", markersize=4,
+                linewidth=1.6, label=variant)
+    for variant, value in flat.items():
+        ax.axhline(100 * value, linestyle="--", linewidth=1.2, color="grey" if len(flat) == 1 else None,
+                   label=f"{variant} (no μ)")
+    ax.set(xlabel="test-time mixing ratio μ (1: instance head, 0: class-balanced head)", ylabel="accuracy (%)",
+           xlim=(-0.02, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, ncols=3)
+    return _save(fig, path)

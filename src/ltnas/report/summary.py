@@ -33,6 +33,26 @@ def format_params(count: int | None) -> str:
     return str(count)
 
 
+def format_bytes(count: int | None) -> str:
+    """1536 → "1.5 KiB", 3 × 2³⁰ → "3.00 GiB" (binary units); `None` → "—"."""
+    if count is None:
+        return MISSING
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if count >= size:
+            return f"{count / size:.2f} {unit}" if unit == "GiB" else f"{count / size:.1f} {unit}"
+    return f"{count} B"
+
+
+def format_peak_memory(peak: dict[str, Any] | None) -> str:
+    """eval.json's `peak_memory` as one cell: "GPU 34.20 GiB, CPU RSS 2.10 GiB" (GPU only on CUDA); a peak
+    counted since the process began (not only this run) says so."""
+    if not peak:
+        return MISSING
+    parts = [f"GPU {format_bytes(peak['cuda_allocated_bytes'])}"] if peak.get("cuda_allocated_bytes") is not None else []
+    parts.append(f"CPU RSS {format_bytes(peak.get('cpu_rss_bytes'))}")
+    return ", ".join(parts) + (" (process peak)" if peak.get("scope") == "process" else "")
+
+
 def format_seconds(seconds: float | None) -> str:
     """42.5 → "42.5s", 754 → "12m 34s", 7384 → "2h 03m"."""
     if seconds is None:
@@ -72,6 +92,8 @@ def summary_rows(eval_dict: dict[str, Any]) -> list[tuple[str, str]]:
         ("Search time", format_seconds(seconds.get("search"))),
         ("Train time", format_seconds(seconds.get("train"))),
     ]
+    if eval_dict.get("peak_memory"):
+        rows.append(("Peak memory", format_peak_memory(eval_dict["peak_memory"])))
     return rows
 
 

@@ -4,11 +4,14 @@ The network: a backbone of stacked search cells with its own α (normal and redu
 two heads — instance-sampling and class-balanced — each a single normal search cell fed by the
 last two backbone outputs, with its own α and its own linear classifier.
 
-One search step (HLS (Tang, 2024), Algorithm 1, first order as in its DARTS code):
+One search step (HLS (Tang, 2024), Algorithm 1):
   - an α step on a validation batch from each sampler, then a weight step on a training batch
     from each sampler, both with
         o_ins = head_ins(backbone(x_ins)),   o_cls = head_cls(backbone(x_cls))
         L = μ·CE(μ o_ins + (1 − μ) o_cls, y_ins) + (1 − μ)·CE(μ o_ins + (1 − μ) o_cls, y_cls)
+  - the α gradient is first order (∇α L_val at w) or, with `search.order: second`, Algorithm 1's unrolled one
+    (its eqs. 9 and 11): ∇α L_val(w − ξ ∇w L_train(w, α), α), DARTS's finite-difference approximation
+    (search/darts.py, `unrolled_arch_gradients`) with each weight group's own ξ (HLS may scale the backbone's)
   - every α group (backbone, instance head, class-balanced head) has its own optimizer (SGD by
     default, see `arch_optimizer`), so a learning rate schedule reaches exactly one group. With HLS the backbone α learning rate is scaled by
     1 − exp(−τ μ_t) (optionally the backbone weight learning rate too).
@@ -28,10 +31,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from ltnas.atomic import atomic_write_text
 from ltnas.config import PRIMITIVES, SearchConfig
-from ltnas.search.darts import gradients
+from ltnas.search.darts import gradients, unrolled_arch_gradients
 from ltnas.search.schedules import hls_factor, make_schedule
 from ltnas.space.genotype import derive_genotype
 from ltnas.space.heads import make_classifier
@@ -55,7 +59,11 @@ def mix(o_ins: torch.Tensor, o_cls: torch.Tensor, mu: float) -> torch.Tensor:
 def bbn_loss(o_ins: torch.Tensor, o_cls: torch.Tensor, y_ins: torch.Tensor, y_cls: torch.Tensor,
              mu: float) -> torch.Tensor:
     """μ·CE(mixed, y_ins) + (1 − μ)·CE(mixed, y_cls) on the mixed logits (Algorithm 1, line 11)."""
-    mixed = mix(o_ins, o_cls, mu)
+    return mixed_loss(mix(o_ins, o_cls, mu), y_ins, y_cls, mu)
+
+
+def mixed_loss(mixed: torch.Tensor, y_ins: torch.Tensor, y_cls: torch.Tensor, mu: float) -> torch.Tensor:
+    """μ·CE(mixed, y_ins) + (1 − μ)·CE(mixed, y_cls) of the mixed logits μ·o_ins + (1 − μ)·o_cls."""
     return mu * F.cross_entropy(mixed, y_ins) + (1.0 - mu) * F.cross_entropy(mixed, y_cls)
 
 
@@ -210,9 +218,10 @@ class TwoBranchSearchNetwork(nn.Module):
         n = len(x_ins)
         return head("instance", s0[:n], s1[:n]), head("balanced", s0[n:], s1[n:])
 
-    def forward(self, x: torch.Tensor, mu: float = 0.5) -> torch.Tensor:
-        """The combined prediction at test-time mixing ratio μ (1: instance head only, 0: balanced only)."""
-        return mix(*self.branch_logits(x), mu)
+    def forward(self, x: torch.Tensor, mu: float = 0.5, x_cls: torch.Tensor | None = None) -> torch.Tensor:
+        """The combined prediction at test-time mixing ratio μ (1: instance head only, 0: balanced only);
+        with `x_cls` the class-balanced head sees that batch instead (as in training, `branch_logits`)."""
+        return mix(*self.branch_logits(x, x_cls), mu)
 
     # --- genotype -----------------------------------------------------------------------------
     def genotype(self, rule: str = "darts", threshold: float = 0.85) -> dict[str, Any]:
@@ -252,6 +261,8 @@ class BbnSearch:
         self.alpha_groups = network.arch_groups()
         self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
         self.mu, self.hls, self.backbone_frozen = 1.0, 1.0, False
+        self._norm_sums: dict[str, float] = {}
+        self._norm_steps = 0
         self.set_epoch(0)
 
     def arch_optimizer(self, alphas: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -279,12 +290,22 @@ class BbnSearch:
         cosine = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
         return (cfg.sgd.lr_min + (cfg.sgd.lr - cfg.sgd.lr_min) * cosine) / cfg.sgd.lr
 
+    def mixing_ratio(self, epoch: int) -> float:
+        """μ of `epoch` (counted from 0 by the loop): the schedule at t = epoch (`bbn.epoch_count: from_zero`,
+        BBN's code) or t = epoch + 1 (`from_one`, HLS (Tang, 2024) Algorithm 1: t = 1 … T, μ = 0 in the last
+        search epoch); continued-training epochs at their constant μ."""
+        cfg, bbn = self.config, self.bbn
+        if epoch >= cfg.epochs:
+            return CONTINUED_MU[bbn.continued]
+        return self.schedule(epoch + (1 if bbn.epoch_count == "from_one" else 0), cfg.epochs)
+
     def set_epoch(self, epoch: int) -> None:
         """μ and every learning rate for `epoch` (from 0); a pure function of the epoch, so resuming
         needs no scheduler state."""
         cfg, bbn = self.config, self.bbn
         continued = epoch >= cfg.epochs
-        self.mu = CONTINUED_MU[bbn.continued] if continued else self.schedule(epoch, cfg.epochs)
+        self._norm_sums, self._norm_steps = {}, 0
+        self.mu = self.mixing_ratio(epoch)
         self.backbone_frozen = continued and bbn.continued == "frozen_backbone"
         scale = self.lr_scale(epoch)
         factor = hls_factor(self.mu, bbn.tau) if bbn.hls else 1.0
@@ -304,6 +325,13 @@ class BbnSearch:
         return {"mu": self.mu, "hls_factor": self.hls, "lr_backbone": self.w_optimizer.param_groups[0]["lr"],
                 **{f"arch_lr_{c}": o.param_groups[0]["lr"] for c, o in self.a_optimizers.items()}}
 
+    def gradient_norms(self) -> dict[str, float | None]:
+        """Theorem 1 made visible: the mean over this epoch's α steps of ‖∇α L‖ per component
+        (`alpha_grad_norm_backbone` over the normal and reduction cells' α together, `_instance`, `_balanced`):
+        the heads' norms carry the factors μ and 1 − μ, the backbone's does not. None before any step."""
+        steps = self._norm_steps
+        return {f"alpha_grad_norm_{c}": (self._norm_sums[c] / steps if steps else None) for c in self.alpha_groups}
+
     # --- one search step ----------------------------------------------------------------------
     def step(self, train_ins: Batch, train_cls: Batch, val_ins: Batch, val_cls: Batch) -> dict[str, float]:
         self.network.train()
@@ -311,7 +339,7 @@ class BbnSearch:
             # A frozen backbone neither learns nor drifts: its BN statistics stay too.
             self.network.stem.eval()
             self.network.cells.eval()
-        self.arch_step(val_ins, val_cls)
+        self.arch_step(val_ins, val_cls, train_ins, train_cls)
         return self.weight_step(train_ins, train_cls)
 
     def loss(self, ins: Batch, cls: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,14 +347,41 @@ class BbnSearch:
         o_ins, o_cls = self.network.branch_logits(x_ins, x_cls)
         return bbn_loss(o_ins, o_cls, y_ins, y_cls, self.mu), mix(o_ins, o_cls, self.mu)
 
-    def arch_gradients(self, val_ins: Batch, val_cls: Batch) -> dict[str, list[torch.Tensor]]:
-        """∇α of the validation loss, per α component."""
+    def arch_gradients(self, val_ins: Batch, val_cls: Batch, train_ins: Batch | None = None,
+                       train_cls: Batch | None = None) -> dict[str, list[torch.Tensor]]:
+        """∇α of the validation loss, per α component: first order, or with `search.order: second` (and the
+        training batches) the unrolled gradient of Algorithm 1."""
         alphas = self.network.arch_parameters()
-        grads = iter(gradients(self.loss(val_ins, val_cls)[0], alphas))
+        if self.config.order == "second" and train_ins is not None:
+            grads = iter(self.unrolled_arch_gradients(train_ins, train_cls, val_ins, val_cls))
+        else:
+            grads = iter(gradients(self.loss(val_ins, val_cls)[0], alphas))
         return {component: [next(grads) for _ in group] for component, group in self.alpha_groups.items()}
 
-    def arch_step(self, val_ins: Batch, val_cls: Batch) -> None:
-        for component, grads in self.arch_gradients(val_ins, val_cls).items():
+    def unrolled_arch_gradients(self, train_ins: Batch, train_cls: Batch, val_ins: Batch,
+                                val_cls: Batch) -> list[torch.Tensor]:
+        """HLS (Tang, 2024), eqs. 9 and 11: ∇α L_val(w', α) with w' = w − ξ ∇w L_train(w, α) (one virtual step
+        of the weight optimizer, each group at its own ξ), by DARTS's finite differences."""
+        (x_ins, y_ins), (x_cls, y_cls) = val_ins, val_cls
+
+        def train_loss(params: None) -> torch.Tensor:
+            return self.loss(train_ins, train_cls)[0]
+
+        def val_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            mixed = functional_call(self.network, params, (x_ins,), {"mu": self.mu, "x_cls": x_cls})
+            return mixed_loss(mixed, y_ins, y_cls, self.mu)
+
+        return unrolled_arch_gradients(self.network, self.w_optimizer, self.network.arch_parameters(), train_loss,
+                                       val_loss, self.config.hvp_radius)
+
+    def arch_step(self, val_ins: Batch, val_cls: Batch, train_ins: Batch | None = None,
+                  train_cls: Batch | None = None) -> None:
+        gradients_now = self.arch_gradients(val_ins, val_cls, train_ins, train_cls)
+        self._norm_steps += 1
+        for component, grads in gradients_now.items():
+            norm = torch.sqrt(sum((g.detach().float() ** 2).sum() for g in grads)).item()
+            self._norm_sums[component] = self._norm_sums.get(component, 0.0) + norm
+        for component, grads in gradients_now.items():
             optimizer = self.a_optimizers[component]
             if optimizer.param_groups[0]["lr"] == 0.0:
                 continue  # a stopped component (frozen backbone, HLS at μ = 0): keep its moments as they are

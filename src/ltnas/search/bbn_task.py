@@ -77,6 +77,7 @@ class BbnSearchTask:
             count += out["count"]
             on_step(loss=out["loss"], mu=summary["mu"])
         self.strategy.end_epoch()
+        norms = self.strategy.gradient_norms()
         o_ins, o_cls, labels = predict_branches(self.network, self.eval_batches)
         classes = self.network.num_classes
         val = mixed_metrics(o_ins, o_cls, labels, self.mu_test, classes, self.train_counts)
@@ -86,7 +87,7 @@ class BbnSearchTask:
             "train_loss": loss_sum / count, "train_acc": correct / count,
             "val_loss": val["loss"], "val_acc": val["overall"], "val_balanced_acc": val["balanced"],
             "val_instance_head_acc": heads["instance"]["overall"],
-            "val_balanced_head_acc": heads["balanced"]["overall"], "lr": lr, **summary,
+            "val_balanced_head_acc": heads["balanced"]["overall"], "lr": lr, **summary, **norms,
         }
 
     def after_epoch(self, epoch: int, folder: Path) -> None:

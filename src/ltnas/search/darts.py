@@ -116,43 +116,15 @@ class DartsSearch:
     # --- second order -------------------------------------------------------------------------
     def second_order_arch_grads(self, train: Batch, val: Batch) -> list[torch.Tensor]:
         (x_train, y_train), (x_val, y_val) = train, val
-        xi = self.lr
-        names = [name for name, _ in self.network.named_parameters()]
 
-        # One virtual SGD step (momentum and weight decay included) to w'.
-        grads = gradients(self.criterion(self.network(x_train), y_train), self.weights)
-        momentum, decay = self.config.sgd.momentum, self.config.sgd.weight_decay
-        unrolled = {}
-        for name, w, g in zip(names, self.weights, grads):
-            buf = self.w_optimizer.state.get(w, {}).get("momentum_buffer")
-            step = g + decay * w if buf is None else momentum * buf + g + decay * w
-            unrolled[name] = (w - xi * step).detach().requires_grad_(True)
+        def train_loss(params: dict[str, torch.Tensor] | None) -> torch.Tensor:
+            return self.criterion(self.network(x_train), y_train)
 
-        # The forward pass at w' runs on copies of the BatchNorm buffers, as the original code runs it on a
-        # copy of the model: it must not move the supernet's running statistics.
-        buffers = {name: b.clone() for name, b in self.network.named_buffers()}
-        val_loss = self.arch_criterion(functional_call(self.network, {**unrolled, **buffers}, (x_val,)), y_val)
-        grads = gradients(val_loss, [*self.alphas, *unrolled.values()])
-        d_alpha, d_unrolled = grads[: len(self.alphas)], grads[len(self.alphas):]
-        hessian_vector = self._hessian_vector_product(d_unrolled, x_train, y_train)
-        return [da - xi * hv for da, hv in zip(d_alpha, hessian_vector)]
+        def val_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.arch_criterion(functional_call(self.network, params, (x_val,)), y_val)
 
-    def _hessian_vector_product(self, vector, x, y) -> list[torch.Tensor]:
-        """∇²_{α,w} L_train · v by central differences of ∇α L_train around w along v."""
-        eps = self.config.hvp_radius / torch.cat([v.flatten() for v in vector]).norm()
-
-        def alpha_grads_at(scale: float) -> tuple[torch.Tensor, ...]:
-            with torch.no_grad():
-                for w, v in zip(self.weights, vector):
-                    w.add_(v, alpha=scale * eps.item())
-            return gradients(self.criterion(self.network(x), y), self.alphas)
-
-        grads_plus = alpha_grads_at(+1.0)   # w + εv
-        grads_minus = alpha_grads_at(-2.0)  # w − εv
-        with torch.no_grad():
-            for w, v in zip(self.weights, vector):
-                w.add_(v, alpha=eps.item())  # back to w
-        return [(p - m) / (2 * eps) for p, m in zip(grads_plus, grads_minus)]
+        return unrolled_arch_gradients(self.network, self.w_optimizer, self.alphas, train_loss, val_loss,
+                                       self.config.hvp_radius)
 
     # --- checkpointing ------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -169,3 +141,71 @@ class DartsSearch:
         self.w_scheduler.load_state_dict(state["w_scheduler"])
         self.w_scheduler.T_max = self.config.epochs  # `compare --resume --set search.epochs=N` extends the cosine
         self.a_optimizer.load_state_dict(state["a_optimizer"])
+
+
+def unrolled_arch_gradients(network: nn.Module, optimizer: torch.optim.Optimizer, alphas: list[torch.Tensor],
+                            train_loss: Callable[[None], torch.Tensor],
+                            val_loss: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                            hvp_radius: float) -> list[torch.Tensor]:
+    """DARTS's second-order α gradient (module docstring) for any strategy, each weight w with the learning
+    rate ξ_w, momentum and weight decay of its group in `optimizer` (a virtual SGD step):
+
+        w' = w − ξ_w (momentum·buf + ∇w L_train + wd·w)
+        ∇α ≈ ∇α L_val(w', α) − ξ_max (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε
+        w± = w ± ε u,  u = (ξ_w / ξ_max) ∇w' L_val(w', α),  ε = hvp_radius / ‖u‖
+
+    since d/dα L_val(w'(α), α) = ∇α L_val − ∇²_{α,w} L_train · diag(ξ_w) ∇w' L_val. With one ξ for every weight
+    (DARTS) u is ∇w' L_val and this is DARTS's formula operation for operation. A weight whose ξ is 0 (a frozen
+    part) does not move; with every ξ 0, w' = w and the result is the first-order gradient.
+
+    `train_loss(None)` is the training loss at the network's own weights (its forward passes move the BatchNorm
+    statistics, as the original code's do); `val_loss(params)` the validation loss with the weights replaced by
+    `params` (name → tensor, BatchNorm buffers included, through `torch.func.functional_call`).
+    """
+    names = {id(p): name for name, p in network.named_parameters()}
+    groups = [(w, group) for group in optimizer.param_groups for w in group["params"]]
+    weights = [w for w, _ in groups]
+    xi_max = max(group["lr"] for _, group in groups)
+
+    grads = gradients(train_loss(None), weights)  # one virtual SGD step (momentum and weight decay included)
+    unrolled = {}
+    for (w, group), g in zip(groups, grads):
+        buf = optimizer.state.get(w, {}).get("momentum_buffer")
+        decay = group["weight_decay"]
+        step = g + decay * w if buf is None else group["momentum"] * buf + g + decay * w
+        unrolled[names[id(w)]] = (w - group["lr"] * step).detach().requires_grad_(True)
+
+    # The forward pass at w' runs on copies of the BatchNorm buffers, as the original code runs it on a copy of
+    # the model: it must not move the supernet's running statistics.
+    buffers = {name: b.clone() for name, b in network.named_buffers()}
+    grads = gradients(val_loss({**unrolled, **buffers}), [*alphas, *unrolled.values()])
+    d_alpha, d_unrolled = grads[: len(alphas)], grads[len(alphas):]
+    if xi_max == 0.0:
+        return list(d_alpha)
+    direction = [g if group["lr"] == xi_max else (group["lr"] / xi_max) * g for (_, group), g in zip(groups, d_unrolled)]
+    hessian_vector = _hessian_vector_product(weights, alphas, direction, train_loss, hvp_radius)
+    if hessian_vector is None:
+        return list(d_alpha)
+    return [da - xi_max * hv for da, hv in zip(d_alpha, hessian_vector)]
+
+
+def _hessian_vector_product(weights: list[torch.Tensor], alphas: list[torch.Tensor], vector: list[torch.Tensor],
+                            train_loss: Callable[[None], torch.Tensor], hvp_radius: float) -> list[torch.Tensor] | None:
+    """∇²_{α,w} L_train · v by central differences of ∇α L_train around w along v (None when v = 0)."""
+    norm = torch.cat([v.flatten() for v in vector]).norm()
+    if norm.item() == 0.0:
+        return None
+    eps = hvp_radius / norm
+
+    def alpha_grads_at(scale: float) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            for w, v in zip(weights, vector):
+                w.add_(v, alpha=scale * eps.item())
+        return gradients(train_loss(None), alphas)
+
+    grads_plus = alpha_grads_at(+1.0)   # w + εv
+    grads_minus = alpha_grads_at(-2.0)  # w − εv
+    with torch.no_grad():
+        for w, v in zip(weights, vector):
+            w.add_(v, alpha=eps.item())  # back to w
+    return [(p - m) / (2 * eps) for p, m in zip(grads_plus, grads_minus)]

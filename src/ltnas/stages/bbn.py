@@ -1,7 +1,8 @@
 """The run of `search.method: bbn` (HLS (Tang, 2024)): two-branch search, then evaluation of the searched
 two-branch network itself at any test-time mixing ratio.
 
-    RUN/search/      metrics.jsonl (μ, HLS factor, learning rates per epoch), alpha.jsonl (α of the
+    RUN/search/      metrics.jsonl (μ, HLS factor, learning rates and α-gradient norms per component per
+                     epoch), alpha.jsonl (α of the
                      backbone normal/reduction cells and of both head cells), genotype.json (backbone
                      cells + head_instance + head_balanced), genotypes/epoch_NNN.json, checkpoint.pt
     RUN/eval.json    metrics at μ_test (`search.bbn.mu_test`, 0.5 by default), same schema as

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ltnas import distributed, metrics
+from ltnas.memory import peak_memory, reset_peak_memory
 from ltnas.config import RunConfig
 from ltnas.data import DeviceBatches, ImageSet, LongTailDataset, batches_of, build_dataset
 from ltnas.runs import RunFolder, resolve_device
@@ -53,6 +54,7 @@ class Context:
         dataset = build_dataset(config.data, seed=config.seed)
         if run.read_json("data.json") is None and distributed.is_main():
             run.write_json("data.json", dataset.summary())
+        reset_peak_memory(device)  # eval.json's peak_memory counts from here
         return cls(config, run, dataset, device, ProgressReporter(config.progress and distributed.is_main()))
 
     def seed(self, stage: str, stream: int = 0) -> int:
@@ -88,6 +90,8 @@ class Context:
 
     def write_eval(self, results: dict) -> dict:
         """RUN/eval.json — the only writer of it. Every method's results share its schema: genotype,
-        params, device, balanced_test / longtail_test metrics, seconds (search, train, eval)."""
+        params, device, balanced_test / longtail_test metrics, seconds (search, train, eval), and beside
+        the wall time the run's peak memory (ltnas/memory.py)."""
+        results["peak_memory"] = peak_memory(self.device)
         self.run.write_json("eval.json", results)
         return results
