@@ -65,6 +65,11 @@ class Method:
     views: bool = False  # its strategy takes Barlow Twins views (search.ssl.views) and their generator
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
     spaces: tuple[str, ...] = ("darts",)  # the search spaces (SPACES, `search.space`) its search runs in
+    # What its paper calls a dominant operation (the reports' dominant-operation and skip-connection counts): None —
+    # per intermediate node the operations of its 2 strongest incoming edges (per S₂ layer, the strongest operation),
+    # DARTS's reading as FairDARTS (Chu et al., 2020) counts it in Sec. 3.1; a number t — every operation whose
+    # relaxed weight exceeds t (FairDARTS' footnote 5: σ > 0.75, independent sigmoids have no top-k)
+    dominant_threshold: float | None = None
 
     def strategy_class(self) -> type:
         if self.strategy is None:
@@ -122,6 +127,8 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "order": "first",
     "derive": "threshold",
 }
+# FairDARTS' dominant operations (its footnote 5): σ(α) > 0.75.
+FAIRDARTS_DOMINANT = 0.75
 
 def _pcdarts_settings(search) -> str | None:
     channels = search.cell.init_channels
@@ -161,10 +168,11 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts",), spaces=ANY_SPACE),
+           sections=("search.fairdarts",), spaces=ANY_SPACE, dominant_threshold=FAIRDARTS_DOMINANT),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
            strategy="ltnas.search.ssf:SsfSearch", search_defaults=FAIRDARTS_DEFAULTS,
            sections=("search.fairdarts", "search.ssl"), views=True, spaces=ANY_SPACE,
+           dominant_threshold=FAIRDARTS_DOMINANT,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.

@@ -34,7 +34,7 @@ MU_METRICS: tuple[tuple[str, str, str], ...] = (
     ("balanced_mu_zero", "μ = 0", "mu_zero.balanced_test.overall"),
     ("balanced_mu_best", "best test μ", "mu_best_on_test.balanced_test.overall"),
 )
-COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
+COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("madds", "madds"), ("search_seconds", "seconds.search"),
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
                                      ("cost_seconds", "cost.procedure.seconds"),
@@ -121,11 +121,44 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
                        for variant in table},
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
                          for (variant, seed), error in (failed or {}).items()],
-              "shot_thresholds": _shot_thresholds(members)}
+              "shot_thresholds": _shot_thresholds(members),
+              "dominant_skips": dominant_skip_series(members)}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
-    plots = draw_comparison_plots(path, members, table) if table else set()
+    plots = draw_comparison_plots(path, members, table, result["dominant_skips"]) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
+
+
+def dominant_skip_series(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, Any]]:
+    """variant → {"rule", "epochs", "panels": {cell type (or S₂ layers): [[dominant skip connections per epoch]
+    per seed]}} from each member's search/alpha.jsonl, by the rule of the variant's search method
+    (`Method.dominant_threshold`); variants without logged α (baselines) are left out. Seeds that logged fewer
+    epochs (a search still running) cut every seed of the variant to the shortest."""
+    from ltnas.report.markdown import dominant_threshold
+    from ltnas.report.plots import dominant_operations, dominant_rule, weight_panels
+
+    series: dict[str, dict[str, Any]] = {}
+    for variant, _seed, run in members:
+        alpha_file = Path(run) / "search" / "alpha.jsonl"
+        rows = [json.loads(line) for line in alpha_file.read_text().splitlines() if line.strip()] \
+            if alpha_file.is_file() else []
+        if not rows:
+            continue
+        config_file = Path(run) / "config.yaml"
+        threshold = dominant_threshold(yaml.safe_load(config_file.read_text()) if config_file.is_file() else None)
+        panels = weight_panels(rows[-1])
+        entry = series.setdefault(variant, {"rule": dominant_rule(threshold, layers=panels == [("layers", "S₂ layers")]),
+                                            "epochs": [], "panels": {}})
+        epochs = [row.get("epoch", index + 1) for index, row in enumerate(rows)]
+        if not entry["epochs"] or len(epochs) < len(entry["epochs"]):
+            entry["epochs"] = epochs
+        for key, title in panels:
+            counts = [dominant_operations(row, key, threshold=threshold).count("skip_connect") for row in rows]
+            entry["panels"].setdefault(title, []).append(counts)
+    for entry in series.values():
+        length = len(entry["epochs"])
+        entry["panels"] = {title: [counts[:length] for counts in seeds] for title, seeds in entry["panels"].items()}
+    return series
 
 
 def _shot_thresholds(members: Sequence[tuple[str, int, Path]]) -> dict[str, int]:
@@ -161,7 +194,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
                   if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
     titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
     header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in mu_columns),
-              "params", "search", "train"]
+              "params", "×+", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
     if published:
@@ -170,7 +203,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
                *(format_mean_std(stats.get(key, {})) for key, _ in mu_columns),
-               format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
+               format_params(_mean_int(stats["params"])), format_params(_mean_int(stats.get("madds") or {})),
+               format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
         if with_cost:
             images = _mean_int(stats["cost_images"])
@@ -264,7 +298,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     parts = [f"# {result.get('title') or 'Comparison'}",
              f"Accuracy in percent on the {main_test_set(result)} set (overall, and per shot group: many > {many}, "
              f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
-             f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
+             f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}; "
+             "×+: multiply-adds per image of the evaluated network (convolutions and linear layers, auxiliary head "
+             "excluded), as FairDARTS (Chu et al., 2020)'s Tables 1 and 2 count them.",
              _markdown_table(header, rows)]
     if baselines:
         parts.append(f"Baselines (trained with the same recipe and long-tail plug-ins, nothing searched): "
@@ -280,7 +316,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     if result.get("failed"):
         parts.append("Members that did not finish (`ltnas compare --resume DIR` tries them again):\n\n"
                      + "\n".join(f"- {failure}" for failure in failure_lines(result)))
-    for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy")):
+    for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy"),
+                          ("dominant_skips", "dominant skip connections per search epoch, mean ± std over seeds, "
+                                             "each method's own dominance rule")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
     parts.append(_side_by_side(result))
@@ -305,8 +343,9 @@ def _side_by_side(result: dict) -> str:
     return "## Side by side\n\n" + _markdown_table(["", *runs], rows)
 
 
-def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict) -> set[str]:
-    from ltnas.report.plots import plot_comparison_per_class, plot_comparison_shot_groups
+def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict,
+                          dominant_skips: dict[str, Any] | None = None) -> set[str]:
+    from ltnas.report.plots import plot_comparison_dominant_skips, plot_comparison_per_class, plot_comparison_shot_groups
 
     out = path / "plots"
     drawn = set()
@@ -326,6 +365,9 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
     if per_class:
         plot_comparison_per_class(per_class, out / "per_class.png")
         drawn.add("per_class")
+    if dominant_skips:
+        plot_comparison_dominant_skips(dominant_skips, out / "dominant_skips.png")
+        drawn.add("dominant_skips")
     return drawn
 
 
