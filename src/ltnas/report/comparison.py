@@ -177,16 +177,23 @@ def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
+# eval.json paths of counts (parameters, multiply-adds per image): published as plain counts, not percent.
+COUNT_METRICS = {"params": "params", "madds": "×+"}
+
+
 def published_fractions(published: dict) -> dict:
     """A `published` section with every number (a value, or a {mean, std, runs}) turned from percent into a
-    fraction: every number in comparison.json is a fraction, as in eval.json."""
-    def fraction(number):
+    fraction: every number in comparison.json is a fraction, as in eval.json. Counts (COUNT_METRICS: a
+    paper's parameters and multiply-adds, e.g. FairDARTS-a's 2.8M and 373M) stay counts."""
+    def fraction(number, metric: str):
+        scale = 1 if metric in COUNT_METRICS else 100
         if isinstance(number, dict):
-            return {**number, "mean": number["mean"] / 100, "std": number["std"] / 100}
-        return number / 100
+            return {**number, "mean": number["mean"] / scale, "std": number["std"] / scale}
+        return number / scale
 
-    return {**published, "values": {v: fraction(n) for v, n in published["values"].items()},
-            "metrics": {m: {v: fraction(n) for v, n in numbers.items()}
+    metric = published["metric"]
+    return {**published, "values": {v: fraction(n, metric) for v, n in published["values"].items()},
+            "metrics": {m: {v: fraction(n, m) for v, n in numbers.items()}
                         for m, numbers in (published.get("metrics") or {}).items()}}
 
 
@@ -197,16 +204,19 @@ def published_metrics(published: dict) -> dict[str, dict]:
 
 def published_value(result: dict, variant: str, metric: str | None = None) -> str:
     """The paper's number for `variant` in `metric` (default: the main one) in percent: '97.46' or
-    '97.33 ± 0.15'; '—' where the paper has none."""
+    '97.33 ± 0.15', a count as counts are shown ('2.80M', '3.32M ± 460.00K'); '—' where the paper has none."""
     published = result.get("published")
     if not published:
         return "—"
-    number = published_metrics(published).get(metric or published["metric"], {}).get(variant)
+    metric = metric or published["metric"]
+    number = published_metrics(published).get(metric, {}).get(variant)
     if number is None:
         return "—"
+    show = (lambda value: format_params(int(round(value)))) if metric in COUNT_METRICS else \
+        (lambda value: f"{100 * value:.2f}")
     if isinstance(number, dict):
-        return f"{100 * number['mean']:.2f} ± {100 * number['std']:.2f}"
-    return f"{100 * number:.2f}"
+        return f"{show(number['mean'])} ± {show(number['std'])}"
+    return show(number)
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -397,7 +407,7 @@ def _metric_title(dotted: str) -> str:
     for _, title, path in METRICS:
         if path == dotted:
             return title
-    return dotted
+    return COUNT_METRICS.get(dotted, dotted)
 
 
 def _mean_int(stat: dict[str, Any]) -> int | None:
