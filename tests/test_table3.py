@@ -355,6 +355,61 @@ def test_table3_smoke_configs_run_and_compare_on_cifar_format_files(tmp_path):
     assert set(result["baselines"]) == {"Random (M=2)", "Random (M=2, MAdds >= 6M)"}
 
 
+def test_table1_comparison_files_hold_fairdarts_and_the_published_cells():
+    """`fairdarts_table1` (+ `_smoke`): FairDARTS searched beside Table 1's published cells retrained (no search)
+    with FairDARTS' CIFAR-10 recipe; the paper's accuracy, parameters and multiply-adds for every variant."""
+    from ltnas.compare import read_comparison_file, resolve_config_path
+    from ltnas.config import load_config, shipped_configs
+
+    specs = {name: read_comparison_file(shipped_configs()[name], resolve_config_path)
+             for name in ("fairdarts_table1", "fairdarts_table1_smoke")}
+    assert list(specs["fairdarts_table1"].variants) == list(specs["fairdarts_table1_smoke"].variants)
+    for name, spec in specs.items():
+        configs = {variant: load_config(spec.base, changes) for variant, changes in spec.variants.items()}
+        assert configs["FairDARTS"].search.method == "fairdarts" and configs["FairDARTS"].train.genotype is None
+        cells = {variant: config.train.genotype for variant, config in configs.items() if variant != "FairDARTS"}
+        assert set(cells.values()) <= set(published_genotypes()) and len(cells) == 9
+        size = (36, 20) if name == "fairdarts_table1" else (8, 3)
+        assert all((c.train.cell.init_channels, c.train.cell.layers) == size for c in configs.values())
+    published = specs["fairdarts_table1"].published
+    assert set(published.values) == set(published.metrics["params"]) == set(published.metrics["madds"]) \
+        == set(specs["fairdarts_table1"].variants)
+    assert published.values["FairDARTS"].model_dump() == {"mean": 97.46, "std": 0.05, "runs": 7}
+    assert (published.values["FairDARTS-a"], published.metrics["params"]["FairDARTS-a"],
+            published.metrics["madds"]["FairDARTS-a"]) == (97.46, 2.8e6, 373e6)
+
+
+def test_table1_smoke_comparison_runs_on_cifar_format_files(tmp_path):
+    """`fairdarts_table1_smoke`'s FairDARTS search and two of its nine published cells (FairDARTS-a, pruned to
+    3 nodes, and ENAS' 5-node cells; the other seven are the same code path: ten members cost over a minute of CPU)
+    as one comparison: each cell retrained without a search, with its multiply-adds in eval.json and the table."""
+    from test_cli import call
+    from test_data import make_cifar10
+
+    from ltnas.compare import read_comparison_file, resolve_config_path
+    from ltnas.config import shipped_configs
+
+    spec = read_comparison_file(shipped_configs()["fairdarts_table1_smoke"], resolve_config_path)
+    subset = {variant: list(spec.variants[variant]) for variant in ("FairDARTS", "FairDARTS-a", "ENAS")}
+    comparison = tmp_path / "table1.yaml"
+    comparison.write_text(json.dumps({"compare": {"title": spec.title, "base": spec.base, "seeds": [0],
+                                                  "variants": subset}}))
+    make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
+    out = tmp_path / "compare"
+    code, stdout, stderr = call(["compare", str(comparison), "--set", f"data.root={tmp_path / 'cifar'}",
+                                 "--set", "data.n_max=20", "--set", "train.epochs=1", "--set", "search.epochs=1",
+                                 "--set", "search.threshold=0.3", "--no-progress", "--out", str(out)])
+    assert code == 0, stderr
+    result = json.loads((out / "comparison.json").read_text())
+    assert list(result["variants"]) == list(subset) and set(result["baselines"]) == {"FairDARTS-a", "ENAS"}
+    enas = json.loads((out / "enas" / "seed_0" / "eval.json").read_text())
+    model = DiscreteNetwork(load_genotype("ENAS"), 8, 10, 3)
+    assert (enas["genotype"], enas["params"], enas["madds"]) == ("ENAS", count_parameters(model),
+                                                                 multiply_adds(model, 3, 32))
+    assert all(stats["madds"]["mean"] > 0 for stats in result["variants"].values())
+    assert "×+" in stdout and list(result["dominant_skips"]) == ["FairDARTS"]  # the cells retrained have no α
+
+
 def test_an_unreachable_floor_is_one_line_and_leaves_no_run_folder(tiny_config_file, tmp_path, capsys):
     from test_cli import user_error
 
