@@ -46,10 +46,19 @@ def test_methods_comparison_table_and_files(methods_comparison):
         assert stat["mean"] == pytest.approx(np.mean(values))
         assert stat["std"] == pytest.approx(np.std(values, ddof=1))
         assert result["variants"][variant]["few"]["values"] == [e["balanced_test"]["few"] for e in evals]
+        # multiply-adds per image of each evaluated network, in eval.json and the table ("×+")
+        assert result["variants"][variant]["madds"]["values"] == [e["madds"] for e in evals]
+        assert all(isinstance(e["madds"], int) and e["madds"] > 0 for e in evals)
     ssf_config = yaml.safe_load((out / "ssf-nas" / "seed_1" / "config.yaml").read_text())
     assert ssf_config["search"]["method"] == "ssf" and ssf_config["seed"] == 1
     markdown = (out / "comparison.md").read_text()
     assert "| DARTS |" in markdown and "plots/shot_groups.png" in markdown and "plots/per_class.png" in markdown
+    assert "| params | ×+ |" in markdown and "×+" in stdout
+    # FairDARTS Fig. 2 over seeds: dominant skip connections per search epoch, each method's own rule
+    assert "plots/dominant_skips.png" in markdown and (out / "plots" / "dominant_skips.png").stat().st_size > 0
+    skips = result["dominant_skips"]
+    assert skips["DARTS"]["rule"] == "2 strongest inputs per node" and skips["SSF-NAS"]["rule"] == "weight > 0.75"
+    assert all(len(seeds) == 2 for entry in skips.values() for seeds in entry["panels"].values())
     assert "ssf-nas/seed_0/plots/sigma_histogram.png" in markdown  # the runs' plots side by side
     assert (out / "plots" / "shot_groups.png").stat().st_size > 0
     assert (out / "plots" / "per_class.png").stat().st_size > 0

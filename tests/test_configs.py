@@ -108,7 +108,23 @@ def test_fairdarts_cifar10_config_uses_the_authors_settings():
     assert config.data.profile == "balanced" and "none" not in primitives and len(primitives) == 7
     assert (search.batch_size, search.sgd.lr, search.sgd.lr_min, search.arch_lr) == (128, 0.005, 0.001, 3e-3)
     assert (search.order, search.derive, search.threshold, search.fairdarts.zero_one_weight) == ("first", "threshold", 0.85, 10)
-    assert config.published.values == {"fairdarts": 97.46}
+    # FairDARTS' Table 1: its 7-run mean ± std, FairDARTS-a's 97.46 % with 2.8M parameters and 373M multiply-adds,
+    # and the comparators' published cells, each a name `--methods` resolves (a method or a published genotype)
+    from ltnas.compare import method_variant
+    from ltnas.report.comparison import published_fractions, published_value
+
+    published = config.published
+    assert published.values["fairdarts"].model_dump() == {"mean": 97.46, "std": 0.05, "runs": 7}
+    assert published.values["fairdarts_a"] == 97.46
+    assert (published.metrics["params"]["fairdarts_a"], published.metrics["madds"]["fairdarts_a"]) == (2.8e6, 373e6)
+    assert published.metrics["madds"]["fairdarts"].model_dump() == {"mean": 458e6, "std": 61e6, "runs": 7}
+    variants = {key: method_variant(key)[0] for key in published.values}
+    assert variants["fairdarts"] == "FairDARTS" and variants["gdas_v1"] == "GDAS_V1"
+    assert all(set(numbers) <= set(variants) for numbers in published.metrics.values())
+    result = {"published": published_fractions(published.for_variants(variants).model_dump())}
+    assert published_value(result, "FairDARTS") == "97.46 ± 0.05"
+    assert published_value(result, "FairDARTS", "params") == "3.32M ± 460.00K"
+    assert published_value(result, "FairDARTS_a", "madds") == "373.00M"
 
 
 # n_max 20 with the paper's factor 0.01 would leave the tail classes without an image (refused), so the

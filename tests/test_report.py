@@ -148,7 +148,7 @@ def test_complete_run_report(complete_run: Path) -> None:
 
     plots = referenced_plots(report)
     assert {Path(p).name for p in plots} == {
-        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
+        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png", "alpha_edges.png",
         "sigma_histogram.png", "dominant_ops.png", "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
         "predicted_classes.png",
     }
@@ -168,7 +168,7 @@ def test_search_only_run_report(tmp_path: Path) -> None:
     assert "## Retrain" not in text and "## Evaluation" not in text
     plots = referenced_plots(run / "report.md")
     assert {Path(p).name for p in plots} == {
-        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png",
+        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png", "alpha_edges.png",
         "sigma_histogram.png", "dominant_ops.png"}
     for plot in plots:
         assert_valid_png(run / plot)
@@ -279,6 +279,92 @@ def test_dominant_operations_follow_the_darts_derivation(tmp_path: Path) -> None
     assert polarised_fraction([0.05, 0.5, 0.95, 0.2]) == 0.5
     path = plot_dominant_operations([row, {**row, "epoch": 2}], tmp_path / "dominant.png")
     assert path.stat().st_size > 0
+
+
+def test_dominant_operations_are_each_methods_own(tmp_path: Path) -> None:
+    """FairDARTS and SSF-NAS count an operation dominant when σ > 0.75 (FairDARTS' footnote 5), every other method
+    by the top-2-per-node rule (FairDARTS Sec. 3.1); the run report uses the run's method's rule, read from the
+    method table (ltnas.methods), not from the method's name."""
+    from ltnas.methods import METHODS
+    from ltnas.report.plots import dominant_operations
+
+    assert {name for name, entry in METHODS.items() if entry.dominant_threshold is not None} == {"fairdarts", "ssf"}
+    assert METHODS["fairdarts"].dominant_threshold == METHODS["ssf"].dominant_threshold == 0.75
+    primitives = ["skip_connect", "sep_conv_3x3"]
+    # node 2: edges 0-1; node 3: edges 2-4. σ over 0.75: both ops of edge 0, none of edge 1, skip of edges 2, 3, 4;
+    # top-2: edge 0's skip, edge 1's sep_conv, and node 3's two strongest edges 2 and 3 (skip, skip).
+    normal = [[0.9, 0.8], [0.5, 0.7], [0.95, 0.1], [0.8, 0.3], [0.76, 0.75]]
+    row = {"epoch": 2, "primitives": primitives, "relaxation": "sigmoid", "normal": normal, "reduce": normal}
+    assert dominant_operations(row, "normal", threshold=0.75) == ["skip_connect", "sep_conv_3x3", "skip_connect",
+                                                                  "skip_connect", "skip_connect"]
+    assert dominant_operations(row, "normal") == ["skip_connect", "sep_conv_3x3", "skip_connect", "skip_connect"]
+    layers = {"epoch": 1, "primitives": primitives, "layers": [[0.8, 0.9], [0.1, 0.2]]}
+    assert dominant_operations(layers, "layers", threshold=0.75) == ["skip_connect", "sep_conv_3x3"]
+    assert dominant_operations(layers, "layers") == ["sep_conv_3x3", "sep_conv_3x3"]
+
+    texts = {}
+    for method in ("darts", "fairdarts"):
+        run = tmp_path / method
+        make_common(run, method)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "search": {"method": method, "epochs": 2}}))
+        write_jsonl(run / "search" / "alpha.jsonl", [{**row, "epoch": 1, "normal": [[0.5, 0.5]] * 5,
+                                                      "reduce": [[0.5, 0.5]] * 5}, row])
+        texts[method] = write_report(run).read_text()
+        assert (run / "plots" / "dominant_ops.png").stat().st_size > 0
+    # the last epoch: 3 dominant skips per cell by the top-2 rule, 4 above 0.75; the first (all 0.5): 4 by the top-2
+    # rule (a tie keeps the first op, skip, on the first two edges of each node) and none above 0.75
+    assert ("Dominant skip connections (2 strongest inputs per node, the method's rule) after epoch 2: normal cell "
+            "**3**, reduction cell **3** (4, 4 after epoch 1).") in texts["darts"]
+    assert ("Dominant skip connections (weight > 0.75, the method's rule) after epoch 2: normal cell **4**, "
+            "reduction cell **4** (0, 0 after epoch 1).") in texts["fairdarts"]
+
+
+def test_per_edge_trajectories_and_skips_over_seeds_from_synthetic_logs(tmp_path: Path) -> None:
+    """FairDARTS Fig. 3 (every edge's weights per epoch, one panel per edge, one line per operation) in a run's
+    report, and Fig. 2 over seeds (dominant skip connections per epoch, mean ± std) in a comparison's, each
+    variant by its method's dominance rule; baselines (no α) are left out, shorter seeds cut the variant."""
+    from ltnas.report.comparison import dominant_skip_series
+    from ltnas.report.plots import plot_comparison_dominant_skips, plot_edge_trajectories
+
+    primitives = ["skip_connect", "sep_conv_3x3"]
+
+    def rows(skip_weights: list[float], relaxation: str) -> list[dict]:
+        """One row per epoch; every edge's skip weight is that epoch's value (sep_conv: 1 − it)."""
+        return [{"epoch": e + 1, "primitives": primitives, "relaxation": relaxation,
+                 "normal": [[w, 1 - w]] * 14, "reduce": [[0.5, 0.5]] * 14} for e, w in enumerate(skip_weights)]
+
+    cells = plot_edge_trajectories(rows([0.2, 0.6, 0.9], "softmax"), tmp_path / "edges.png")
+    layers = plot_edge_trajectories([{"epoch": 1, "primitives": primitives, "layers": [[0.4, 0.6]] * 19}],
+                                    tmp_path / "layers.png")
+    assert_valid_png(cells) and assert_valid_png(layers)
+    # 2 cells × 14 edges in rows of 7: 4 rows of panels; 19 layers: 3 rows
+    assert imread(cells).shape[0] > imread(layers).shape[0]
+    with pytest.raises(ValueError):
+        plot_edge_trajectories([], tmp_path / "none.png")
+
+    members = []
+    for variant, method, seeds, relaxation in (("DARTS", "darts", {0: [0.2, 0.6, 0.9], 1: [0.2, 0.2, 0.9],
+                                                                   2: [0.6, 0.9]}, "softmax"),
+                                               ("FairDARTS", "fairdarts", {0: [0.7, 0.8, 0.9]}, "sigmoid"),
+                                               ("CNN", None, {0: None}, None)):
+        for seed, weights in seeds.items():
+            run = tmp_path / variant / f"seed_{seed}"
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text(yaml.safe_dump({"search": {"method": method}} if method else {}))
+            if weights:
+                write_jsonl(run / "search" / "alpha.jsonl", rows(weights, relaxation))
+            members.append((variant, seed, run))
+    series = dominant_skip_series(members)
+    assert list(series) == ["DARTS", "FairDARTS"]
+    # DARTS, top-2 per node: skip dominates all 8 kept edges of the normal cell where its weight beats 0.5, and
+    # on ties (0.5: the reduction cell) the first operation, skip, wins too; seed 2 logged 2 epochs: cut to 2
+    assert series["DARTS"]["rule"] == "2 strongest inputs per node" and series["DARTS"]["epochs"] == [1, 2]
+    assert series["DARTS"]["panels"] == {"Normal cell": [[0, 8], [0, 0], [8, 8]], "Reduction cell": [[8, 8]] * 3}
+    # FairDARTS, σ > 0.75: only epochs 2 and 3 (0.8, 0.9), on all 14 edges; the reduction cell's 0.5 never
+    assert series["FairDARTS"]["rule"] == "weight > 0.75"
+    assert series["FairDARTS"]["panels"] == {"Normal cell": [[0, 14, 14]], "Reduction cell": [[0, 0, 0]]}
+    assert_valid_png(plot_comparison_dominant_skips(series, tmp_path / "skips.png"))
 
 
 def test_weight_histogram_plot(tmp_path: Path) -> None:

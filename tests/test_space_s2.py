@@ -268,7 +268,7 @@ def test_darts_and_fairdarts_search_retrain_and_report_in_s2(s2_comparison):
         saved = yaml.safe_load((run / "config.yaml").read_text())
         assert saved["search"]["space"] == "s2" and saved["search"]["s2"]["width_mult"] == 0.25
         report = (run / "report.md").read_text()
-        assert "S₂ network" in report and "Layers whose dominant operation is skip" in report
+        assert "S₂ network" in report and "Layers with skip as a dominant operation" in report
         for plot in ("alpha_heatmap", "dominant_ops", "alpha_history"):
             assert (run / "plots" / f"{plot}.png").stat().st_size > 0
         assert not (run / "plots" / "search_genotype.png").exists()  # no cell to draw

@@ -68,6 +68,11 @@ class Method:
     barlow_twins: str = "no"
     check: Callable[[Any], str | None] | None = None  # (SearchConfig) -> a problem with its settings, or None
     spaces: tuple[str, ...] = ("darts",)  # the search spaces (SPACES, `search.space`) its search runs in
+    # What its paper calls a dominant operation (the reports' dominant-operation and skip-connection counts): None —
+    # per intermediate node the operations of its 2 strongest incoming edges (per S₂ layer, the strongest operation),
+    # DARTS's reading as FairDARTS (Chu et al., 2020) counts it in Sec. 3.1; a number t — every operation whose
+    # relaxed weight exceeds t (FairDARTS' footnote 5: σ > 0.75, independent sigmoids have no top-k)
+    dominant_threshold: float | None = None
 
     def strategy_class(self, search=None) -> type:
         """Its search strategy; with Barlow Twins added when `search` (a SearchConfig) turns it on."""
@@ -145,6 +150,8 @@ FAIRDARTS_DEFAULTS: dict[str, Any] = {
     "order": "first",
     "derive": "threshold",
 }
+# FairDARTS' dominant operations (its footnote 5): σ(α) > 0.75.
+FAIRDARTS_DOMINANT = 0.75
 
 def _pcdarts_settings(search) -> str | None:
     channels = search.cell.init_channels
@@ -184,10 +191,12 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE, barlow_twins="option"),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
-           sections=("search.fairdarts",), spaces=ANY_SPACE, barlow_twins="option"),
+           sections=("search.fairdarts",), spaces=ANY_SPACE, barlow_twins="option",
+           dominant_threshold=FAIRDARTS_DOMINANT),
     Method("ssf", "SSF-NAS", "SSF-NAS: fairdarts + Barlow Twins self-supervision (search.ssl)",
            strategy="ltnas.search.ssf:SsfSearch", search_defaults={**FAIRDARTS_DEFAULTS, "ssl": {"enabled": True}},
            sections=("search.fairdarts", "search.ssl"), barlow_twins="always", spaces=ANY_SPACE,
+           dominant_threshold=FAIRDARTS_DOMINANT,
            check=_first_order_only("ssf searches with first-order α gradients only (as FairDARTS); set "
                                    "search.order=first")),
     # HLS (Tang, 2024): batch 128 per sampler, weights and α both from lr 0.02 (cosine), first order.

@@ -37,7 +37,7 @@ MU_METRICS: tuple[tuple[str, str, str], ...] = (
 # Shown when some variant has it: top-5 accuracy (eval.json has it for more than 5 classes; ImageNet's second
 # accuracy, as in FairDARTS (Chu et al., 2020)'s Table 2).
 TOP5_METRICS: tuple[tuple[str, str, str], ...] = (("top5", "top-5", "balanced_test.top5"),)
-COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("search_seconds", "seconds.search"),
+COSTS: tuple[tuple[str, str], ...] = (("params", "params"), ("madds", "madds"), ("search_seconds", "seconds.search"),
                                      ("train_seconds", "seconds.train"),
                                      # methods that report their own cost (IMB-NAS procedures)
                                      ("cost_seconds", "cost.procedure.seconds"),
@@ -131,11 +131,44 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
               "failed": [{"variant": variant, "seed": seed, "error": error or "not run"}
                          for (variant, seed), error in (failed or {}).items()],
               "shot_thresholds": _shot_thresholds(members),
-              "two_branch": sorted(mu_sweeps(members))}  # variants with a μ sweep (BBN / HLS)
+              "two_branch": sorted(mu_sweeps(members)),  # variants with a μ sweep (BBN / HLS)
+              "dominant_skips": dominant_skip_series(members)}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
-    plots = draw_comparison_plots(path, members, table) if table else set()
+    plots = draw_comparison_plots(path, members, table, result["dominant_skips"]) if table else set()
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
+
+
+def dominant_skip_series(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, Any]]:
+    """variant → {"rule", "epochs", "panels": {cell type (or S₂ layers): [[dominant skip connections per epoch]
+    per seed]}} from each member's search/alpha.jsonl, by the rule of the variant's search method
+    (`Method.dominant_threshold`); variants without logged α (baselines) are left out. Seeds that logged fewer
+    epochs (a search still running) cut every seed of the variant to the shortest."""
+    from ltnas.report.markdown import dominant_threshold
+    from ltnas.report.plots import dominant_operations, dominant_rule, weight_panels
+
+    series: dict[str, dict[str, Any]] = {}
+    for variant, _seed, run in members:
+        alpha_file = Path(run) / "search" / "alpha.jsonl"
+        rows = [json.loads(line) for line in alpha_file.read_text().splitlines() if line.strip()] \
+            if alpha_file.is_file() else []
+        if not rows:
+            continue
+        config_file = Path(run) / "config.yaml"
+        threshold = dominant_threshold(yaml.safe_load(config_file.read_text()) if config_file.is_file() else None)
+        panels = weight_panels(rows[-1])
+        entry = series.setdefault(variant, {"rule": dominant_rule(threshold, layers=panels == [("layers", "S₂ layers")]),
+                                            "epochs": [], "panels": {}})
+        epochs = [row.get("epoch", index + 1) for index, row in enumerate(rows)]
+        if not entry["epochs"] or len(epochs) < len(entry["epochs"]):
+            entry["epochs"] = epochs
+        for key, title in panels:
+            counts = [dominant_operations(row, key, threshold=threshold).count("skip_connect") for row in rows]
+            entry["panels"].setdefault(title, []).append(counts)
+    for entry in series.values():
+        length = len(entry["epochs"])
+        entry["panels"] = {title: [counts[:length] for counts in seeds] for title, seeds in entry["panels"].items()}
+    return series
 
 
 def _shot_thresholds(members: Sequence[tuple[str, int, Path]]) -> dict[str, int]:
@@ -156,16 +189,23 @@ def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
+# eval.json paths of counts (parameters, multiply-adds per image): published as plain counts, not percent.
+COUNT_METRICS = {"params": "params", "madds": "×+"}
+
+
 def published_fractions(published: dict) -> dict:
     """A `published` section with every number (a value, or a {mean, std, runs}) turned from percent into a
-    fraction: every number in comparison.json is a fraction, as in eval.json."""
-    def fraction(number):
+    fraction: every number in comparison.json is a fraction, as in eval.json. Counts (COUNT_METRICS: a
+    paper's parameters and multiply-adds, e.g. FairDARTS-a's 2.8M and 373M) stay counts."""
+    def fraction(number, metric: str):
+        scale = 1 if metric in COUNT_METRICS else 100
         if isinstance(number, dict):
-            return {**number, "mean": number["mean"] / 100, "std": number["std"] / 100}
-        return number / 100
+            return {**number, "mean": number["mean"] / scale, "std": number["std"] / scale}
+        return number / scale
 
-    return {**published, "values": {v: fraction(n) for v, n in published["values"].items()},
-            "metrics": {m: {v: fraction(n) for v, n in numbers.items()}
+    metric = published["metric"]
+    return {**published, "values": {v: fraction(n, metric) for v, n in published["values"].items()},
+            "metrics": {m: {v: fraction(n, m) for v, n in numbers.items()}
                         for m, numbers in (published.get("metrics") or {}).items()}}
 
 
@@ -176,16 +216,19 @@ def published_metrics(published: dict) -> dict[str, dict]:
 
 def published_value(result: dict, variant: str, metric: str | None = None) -> str:
     """The paper's number for `variant` in `metric` (default: the main one) in percent: '97.46' or
-    '97.33 ± 0.15'; '—' where the paper has none."""
+    '97.33 ± 0.15', a count as counts are shown ('2.80M', '3.32M ± 460.00K'); '—' where the paper has none."""
     published = result.get("published")
     if not published:
         return "—"
-    number = published_metrics(published).get(metric or published["metric"], {}).get(variant)
+    metric = metric or published["metric"]
+    number = published_metrics(published).get(metric, {}).get(variant)
     if number is None:
         return "—"
+    show = (lambda value: format_params(int(round(value)))) if metric in COUNT_METRICS else \
+        (lambda value: f"{100 * value:.2f}")
     if isinstance(number, dict):
-        return f"{100 * number['mean']:.2f} ± {100 * number['std']:.2f}"
-    return f"{100 * number:.2f}"
+        return f"{show(number['mean'])} ± {show(number['std'])}"
+    return show(number)
 
 
 def table_rows(result: dict, memory: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -194,12 +237,12 @@ def table_rows(result: dict, memory: bool = True) -> tuple[list[str], list[list[
     published = result.get("published")
     with_cost = any(stats.get("cost_seconds", {}).get("mean") is not None for stats in result["variants"].values())
     optional_columns = [(key, title) for key, title, _ in MU_METRICS + TOP5_METRICS
-                  if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
+                        if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values())]
     titles = [main_test_set(result) if key == "balanced" else title for key, title, _ in METRICS]
     with_memory = memory and any(stats.get("peak_rss_bytes", {}).get("mean") is not None
                                  for stats in result["variants"].values())
     header = ["variant", *titles, *(f"{main_test_set(result)}, {t}" for _, t in optional_columns),
-              "params", "search", "train"]
+              "params", "×+", "search", "train"]
     if with_memory:
         header.append("peak memory")
     if with_cost:
@@ -210,7 +253,8 @@ def table_rows(result: dict, memory: bool = True) -> tuple[list[str], list[list[
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
                *(format_mean_std(stats.get(key, {})) for key, _ in optional_columns),
-               format_params(_mean_int(stats["params"])), format_seconds(stats["search_seconds"]["mean"]),
+               format_params(_mean_int(stats["params"])), format_params(_mean_int(stats.get("madds") or {})),
+               format_seconds(stats["search_seconds"]["mean"]),
                format_seconds(stats["train_seconds"]["mean"])]
         if with_memory:
             row.append(_peak_memory_cell(stats))
@@ -305,7 +349,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     parts = [f"# {result.get('title') or 'Comparison'}",
              f"Accuracy in percent on the {main_test_set(result)} set (overall, and per shot group: many > {many}, "
              f"medium {few}–{many}, few < {few} training images) and on the long-tailed test set; "
-             f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}.",
+             f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}; "
+             "×+: multiply-adds per image of the evaluated network (convolutions and linear layers, auxiliary head "
+             "excluded), as FairDARTS (Chu et al., 2020)'s Tables 1 and 2 count them.",
              _markdown_table(header, rows)]
     if baselines:
         parts.append(f"Baselines (trained with the same recipe and long-tail plug-ins, nothing searched): "
@@ -324,7 +370,9 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
     for name, caption in (("shot_groups", "accuracy per shot group"), ("per_class", "per-class accuracy"),
                           ("class_counts", "training class counts of the variants"),
                           ("mu_sweep", "balanced test accuracy against the test-time mixing ratio, every variant "
-                                       "(mean over seeds; a row without μ as a level line)")):
+                                       "(mean over seeds; a row without μ as a level line)"),
+                          ("dominant_skips", "dominant skip connections per search epoch, mean ± std over seeds, "
+                                             "each method's own dominance rule")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
     parts.append(_side_by_side(result, plots))
@@ -353,8 +401,10 @@ def _side_by_side(result: dict, plots: set[str] = frozenset()) -> str:
     return "## Side by side\n\n" + _markdown_table(["", *runs], rows)
 
 
-def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict) -> set[str]:
-    from ltnas.report.plots import plot_class_counts, plot_comparison_per_class, plot_comparison_shot_groups
+def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict,
+                          dominant_skips: dict[str, Any] | None = None) -> set[str]:
+    from ltnas.report.plots import (plot_class_counts, plot_comparison_dominant_skips, plot_comparison_per_class,
+                                    plot_comparison_shot_groups)
 
     out = path / "plots"
     drawn = set()
@@ -386,6 +436,9 @@ def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], 
                 if variant not in sweeps and stats["balanced"]["mean"] is not None}
         plot_mu_sweep_overlay(sweeps, flat, out / "mu_sweep.png")
         drawn.add("mu_sweep")
+    if dominant_skips:
+        plot_comparison_dominant_skips(dominant_skips, out / "dominant_skips.png")
+        drawn.add("dominant_skips")
     return drawn
 
 
@@ -438,7 +491,7 @@ def _metric_title(dotted: str) -> str:
     for _, title, path in METRICS + MU_METRICS + TOP5_METRICS:
         if path == dotted:
             return title
-    return dotted
+    return COUNT_METRICS.get(dotted, dotted)
 
 
 def _mean_int(stat: dict[str, Any]) -> int | None:

@@ -18,16 +18,18 @@ import yaml
 
 from ltnas.errors import LtnasError
 from ltnas.metrics import shot_groups, shot_thresholds, stage_seconds
-from ltnas.methods import report_sections, resolve
+from ltnas.methods import METHODS, report_sections, resolve
 from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
     dominant_operations,
+    dominant_rule,
     node_name,
     plot_alpha_heatmap,
     plot_alpha_history,
     plot_confusion,
     plot_curves,
     plot_dominant_operations,
+    plot_edge_trajectories,
     plot_genotype,
     plot_alpha_gradient_norms,
     plot_hls_schedule,
@@ -167,8 +169,9 @@ def draw_plots(run: RunFiles) -> set[str]:
     if run.alpha_rows:
         draw("alpha_heatmap", plot_alpha_heatmap, run.alpha_rows[-1])
         draw("alpha_history", plot_alpha_history, run.alpha_rows)
+        draw("alpha_edges", plot_edge_trajectories, run.alpha_rows)
         draw("sigma_histogram", plot_weight_histogram, run.alpha_rows[-1])
-        draw("dominant_ops", plot_dominant_operations, run.alpha_rows)
+        draw("dominant_ops", plot_dominant_operations, run.alpha_rows, threshold=dominant_threshold(run.config))
     if evolution_rows(run.path):
         draw("evolution", plot_evolution, evolution_rows(run.path))
     if run.train_rows:
@@ -304,9 +307,10 @@ def _search_section(run: RunFiles, plots: set[str]) -> str:
     parts += [
         _image(plots, "search_curves", "search loss and accuracy"),
         "### Architecture weights" if run.alpha_rows else "",
-        _dominant_skips_text(run.alpha_rows),
+        _dominant_skips_text(run.alpha_rows, dominant_threshold(run.config)),
         _image(plots, "alpha_heatmap", "relaxed architecture weights at the last epoch"),
         _image(plots, "alpha_history", "mean relaxed weight per operation during search"),
+        _image(plots, "alpha_edges", "relaxed weight of every operation on every edge during search"),
         _image(plots, "sigma_histogram", "distribution of the relaxed weights at the last epoch"),
         _image(plots, "dominant_ops", "dominant operation per edge, and dominant skip connections, per epoch"),
     ]
@@ -485,15 +489,33 @@ def _layers_text(genotype: Row) -> str:
     return "\n".join(lines)
 
 
-def _dominant_skips_text(alpha_rows: list[Row]) -> str:
-    """S₂ (FairDARTS Fig. 1): how many layers have skip as their dominant (highest-weight) operation at the
-    last epoch, and at the first."""
-    if not alpha_rows or "layers" not in alpha_rows[-1]:
+def dominant_threshold(config: Row | None) -> float | None:
+    """The dominant-operation rule of the run's search method (`Method.dominant_threshold` in ltnas.methods:
+    None for the top-2-per-node rule, a weight threshold for FairDARTS and SSF-NAS), from its saved config."""
+    entry = METHODS.get(((config or {}).get("search") or {}).get("method"))
+    return entry.dominant_threshold if entry is not None else None
+
+
+def _dominant_skips_text(alpha_rows: list[Row], threshold: float | None = None) -> str:
+    """How many dominant operations (the method's rule, `dominant_threshold`) are skip connections at the last
+    epoch and at the first: per cell type (DARTS' collapse, FairDARTS Fig. 2), or S₂'s layers (Fig. 1)."""
+    if not alpha_rows:
         return ""
-    first, last = (dominant_operations(row, "layers") for row in (alpha_rows[0], alpha_rows[-1]))
-    return (f"Layers whose dominant operation is skip: **{last.count('skip_connect')} of {len(last)}** after epoch "
-            f"{alpha_rows[-1].get('epoch', len(alpha_rows))} ({first.count('skip_connect')} after epoch "
-            f"{alpha_rows[0].get('epoch', 1)}); DARTS on ImageNet ends with 11 of 19 (FairDARTS, Fig. 1).")
+    first_row, last_row = alpha_rows[0], alpha_rows[-1]
+    after = (f"after epoch {last_row.get('epoch', len(alpha_rows))}", f"after epoch {first_row.get('epoch', 1)}")
+    if "layers" in last_row:
+        first, last = (dominant_operations(row, "layers", threshold=threshold) for row in (first_row, last_row))
+        return (f"Layers with skip as a dominant operation ({dominant_rule(threshold, layers=True)}): "
+                f"**{last.count('skip_connect')} of {len(last_row['layers'])}** {after[0]} "
+                f"({first.count('skip_connect')} {after[1]}); DARTS on ImageNet ends with 11 of 19 (FairDARTS, Fig. 1).")
+    cells = [key for key in CELL_TITLES if key in last_row and key in first_row]
+    if not cells:
+        return ""
+    counts = [(CELL_TITLES[key].lower(), *(dominant_operations(row, key, threshold=threshold).count("skip_connect")
+                                           for row in (last_row, first_row))) for key in cells]
+    return (f"Dominant skip connections ({dominant_rule(threshold)}, the method's rule) {after[0]}: "
+            + ", ".join(f"{title} **{last}**" for title, last, _ in counts)
+            + f" ({', '.join(str(first) for _, _, first in counts)} {after[1]}).")
 
 
 def _genotype_text(genotype: Row) -> str:

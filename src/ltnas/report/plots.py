@@ -201,17 +201,21 @@ def polarised_fraction(weights: Any, margin: float = 0.1) -> float:
     return float(np.mean((values <= margin) | (values >= 1 - margin))) if values.size else float("nan")
 
 
-def dominant_operations(alpha_row: Row, cell: str, inputs_per_node: int = 2) -> list[str]:
-    """The cell's dominant operations (FairDARTS' definition, Sec. 3): per intermediate node, the
-    strongest non-`none` operations of its `inputs_per_node` strongest incoming edges, i.e. what the
-    DARTS derivation would keep at this epoch (8 for the DARTS cell). For S₂'s layers: per layer the
-    operation of highest weight (FairDARTS Sec. 3.2, Fig. 1)."""
+def dominant_operations(alpha_row: Row, cell: str, inputs_per_node: int = 2,
+                        threshold: float | None = None) -> list[str]:
+    """The cell's dominant operations, in edge order. `threshold` None (DARTS's reading, FairDARTS Sec. 3.1): per
+    intermediate node, the strongest non-`none` operations of its `inputs_per_node` strongest incoming edges,
+    i.e. what the DARTS derivation would keep at this epoch (8 for the DARTS cell); for S₂'s layers, per layer
+    the operation of highest weight (FairDARTS Sec. 3.2, Fig. 1). `threshold` t (FairDARTS' footnote 5, σ > 0.75):
+    every non-`none` operation of every edge (or layer) whose weight exceeds t, however many that is."""
     primitives = list(alpha_row["primitives"])
     weights = np.asarray(alpha_row[cell], dtype=float).copy()
-    if cell in dict(LAYER_PANELS):
-        return [primitives[i] for i in weights.argmax(axis=1)]
     if "none" in primitives:
         weights[:, primitives.index("none")] = -np.inf
+    if threshold is not None:
+        return [primitives[op] for edge in weights for op in np.flatnonzero(edge > threshold)]
+    if cell in dict(LAYER_PANELS):
+        return [primitives[i] for i in weights.argmax(axis=1)]
     best_op, best_weight = weights.argmax(axis=1), weights.max(axis=1)
     dominant, start, node_inputs = [], 0, 2
     while start < len(weights):
@@ -223,10 +227,17 @@ def dominant_operations(alpha_row: Row, cell: str, inputs_per_node: int = 2) -> 
     return dominant
 
 
-def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Path:
+def dominant_rule(threshold: float | None, layers: bool = False) -> str:
+    """The dominant-operation rule in words, for titles and captions."""
+    if threshold is not None:
+        return f"weight > {threshold:g}"
+    return "highest weight per layer" if layers else "2 strongest inputs per node"
+
+
+def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path, threshold: float | None = None) -> Path:
     """Per epoch: how many of the dominant operations each primitive holds (stacked areas, one panel
     per cell type; FairDARTS Fig. 1) and the number of dominant skip connections (DARTS' collapse,
-    FairDARTS Fig. 2)."""
+    FairDARTS Fig. 2); dominant as the method defines it (`dominant_operations`' `threshold`)."""
     if not alpha_rows:
         raise ValueError("plot_dominant_operations needs at least one α row")
     primitives = [p for p in alpha_rows[-1]["primitives"] if p != "none"]
@@ -238,7 +249,7 @@ def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Pat
     axes = fig.subplots(1, len(cells) + 1, squeeze=False)[0]
     skips = {}
     for ax, (key, title) in zip(axes, cells):
-        dominant = [dominant_operations(row, key) for row in alpha_rows]
+        dominant = [dominant_operations(row, key, threshold=threshold) for row in alpha_rows]
         counts = np.array([[ops.count(p) for ops in dominant] for p in primitives])
         ax.stackplot(epochs, counts, labels=primitives, colors=[colours[p] for p in primitives])
         ax.set(title=title, xlabel="epoch", ylabel="dominant operations", xlim=(epochs[0], epochs[-1]) if len(epochs) > 1 else None)
@@ -255,8 +266,48 @@ def plot_dominant_operations(alpha_rows: Sequence[Row], path: str | Path) -> Pat
     skip_ax.legend(fontsize="small")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(7, len(primitives)),
                fontsize="small")
-    fig.suptitle("Dominant operation per layer during search (highest weight)" if layers
-                 else "Dominant operations during search (2 strongest inputs per node)")
+    fig.suptitle(f"Dominant operations during search ({dominant_rule(threshold, layers)})")
+    return _save(fig, path)
+
+
+def plot_edge_trajectories(alpha_rows: Sequence[Row], path: str | Path, columns: int = 7) -> Path:
+    """One small panel per edge of every cell type (per layer in S₂), one line per operation: its relaxed weight
+    against epoch, so a reader sees on which edges skip connections overtake their competitors and when
+    (FairDARTS Fig. 3), not only the mean over edges (`plot_alpha_history`)."""
+    if not alpha_rows:
+        raise ValueError("plot_edge_trajectories needs at least one α row")
+    primitives = list(alpha_rows[-1]["primitives"])
+    colours = _primitive_colours(len(primitives))
+    epochs = [row.get("epoch", index + 1) for index, row in enumerate(alpha_rows)]
+    blocks = [(key, title, np.asarray([row[key] for row in alpha_rows], dtype=float))
+              for key, title in weight_panels(alpha_rows[-1]) if all(key in row for row in alpha_rows)]
+    if not blocks:
+        raise ValueError("the α rows share no cell type or layer weights")
+    block_rows = [math.ceil(weights.shape[1] / columns) for _, _, weights in blocks]
+    # No constrained layout: with dozens of panels it costs more than the drawing.
+    fig = Figure(figsize=(1.9 * columns, 1.45 * sum(block_rows) + 1.2), dpi=DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(sum(block_rows), columns, squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    first_row = 0
+    for (key, title, weights), rows in zip(blocks, block_rows):
+        labels = row_labels(key, weights.shape[1])
+        for edge in range(weights.shape[1]):
+            ax = axes[first_row + edge // columns, edge % columns]
+            ax.set_visible(True)
+            for op, primitive in enumerate(primitives):
+                ax.plot(epochs, weights[:, edge, op], color=colours[op], linewidth=1.0, label=primitive)
+            ax.set_title(f"{title}: {labels[edge]}", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+            ax.grid(alpha=0.3)
+        first_row += rows
+    handles, names = next(ax for ax in axes.flat if ax.get_visible()).get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncols=min(8, len(primitives)), fontsize="small")
+    fig.suptitle(f"{weights_symbol(alpha_rows[-1])} of every operation on every edge, per epoch")
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.5 / fig.get_figheight(), bottom=0.9 / fig.get_figheight(),
+                        hspace=0.55, wspace=0.12)
     return _save(fig, path)
 
 
@@ -644,6 +695,49 @@ def plot_comparison_shot_groups(table: dict[str, Row], path: str | Path,
     ax.set(ylim=(0, 105), ylabel="accuracy (%)", title=f"Accuracy by shot group (many > {thresholds[0]}, few < {thresholds[1]} images)")
     ax.grid(alpha=0.3, axis="y", zorder=0)
     fig.legend(loc="outside lower center", ncols=min(4, len(variants)), fontsize="small")
+    return _save(fig, path)
+
+
+def plot_comparison_dominant_skips(series: dict[str, Row], path: str | Path) -> Path:
+    """Dominant skip connections per search epoch, one panel per cell type (or S₂'s layers), one colour per
+    variant: the mean over seeds with a ± sample-std band, and each seed as a thin line (FairDARTS Fig. 2, which
+    draws k = 4 DARTS runs). `series`: variant → {"rule", "epochs", "panels": {title: [[count per epoch] per seed]}}."""
+    titles = list(dict.fromkeys(title for entry in series.values() for title in entry["panels"]))
+    if not titles:
+        raise ValueError("plot_comparison_dominant_skips needs at least one variant with α rows")
+    fig = _new_figure(width=4.8 * len(titles), height=4.4)
+    axes = fig.subplots(1, len(titles), squeeze=False, sharey=True)[0]
+    colours = colormaps["tab10"]
+    for index, (variant, entry) in enumerate(series.items()):
+        colour = colours(index % 10)
+        for ax, title in zip(axes, titles):
+            if title not in entry["panels"]:
+                continue
+            counts = np.asarray(entry["panels"][title], dtype=float)  # seeds × epochs
+            epochs = entry["epochs"][: counts.shape[1]]
+            for seed_counts in counts:
+                ax.plot(epochs, seed_counts, color=colour, linewidth=0.7, alpha=0.35)
+            mean = counts.mean(axis=0)
+            ax.plot(epochs, mean, color=colour, linewidth=2.0,
+                    label=f"{variant} ({entry['rule']}, {len(counts)} seed{'s' if len(counts) != 1 else ''})")
+            if len(counts) > 1:
+                std = counts.std(axis=0, ddof=1)
+                ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+    for ax, title in zip(axes, titles):
+        ax.set(title=title, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("dominant skip connections")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # variants with no panel in the first
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize="small")
+    fig.suptitle("Dominant skip connections during search: mean ± std over seeds (thin: each seed)")
     return _save(fig, path)
 
 

@@ -32,8 +32,7 @@ def evaluate_retrained(ctx: Context) -> dict:
     model = build_model(ctx.config, ctx.dataset, genotype).to(ctx.device)
     load_model_state(model, saved["model"], model_file)
     results = {"network": ctx.config.train.network, "genotype": (genotype.name or "searched") if genotype else None,
-               **test_results(ctx, model),
-               "madds": multiply_adds(model, ctx.dataset.channels, ctx.dataset.image_size)}
+               **test_results(ctx, model)}
     results["seconds"] = {"search": ctx.stage_seconds("search"), "train": ctx.stage_seconds("train"),
                           "eval": perf_counter() - began}
     return ctx.write_eval(results)
@@ -56,13 +55,15 @@ def evaluate_supernet(ctx: Context) -> dict:
 
 
 def test_results(ctx: Context, model: torch.nn.Module) -> dict:
-    """The part of eval.json every evaluated model shares: its size, the device, and its metrics on
-    the balanced and (when there is one) the long-tailed test set."""
+    """The part of eval.json every evaluated model shares: its size (parameters, and multiply-adds per image:
+    `ltnas.space.cost.multiply_adds`, the "×+" of FairDARTS (Chu et al., 2020)'s Tables 1 and 2), the device,
+    and its metrics on the balanced and (when there is one) the long-tailed test set."""
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
     shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
     draw_misclassified(ctx, model)
     return {
         "params": count_parameters(model),
+        "madds": multiply_adds(model, data.channels, data.image_size),
         "device": str(ctx.device),
         "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size, shots=shots),
         "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size, shots=shots)
