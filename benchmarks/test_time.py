@@ -3,6 +3,7 @@
     python benchmarks/test_time.py                         # the whole suite, 1 thread, niced
     python benchmarks/test_time.py tests/test_cli.py       # some files (any pytest arguments)
     python benchmarks/test_time.py --from times.jsonl      # summarise a recorded run
+    python benchmarks/test_time.py --from after.jsonl --before before.jsonl   # per file, side by side
 
 It runs `pytest` in a fresh process with the `benchmarks/cputime.py` plugin (OMP_NUM_THREADS=1, as the
 suite's conftest pins anyway), which records each test's CPU time: this process's and its waited-for
@@ -49,6 +50,19 @@ def per_file(tests: dict[str, dict]) -> dict[str, dict]:
     return dict(files)
 
 
+def side_by_side(before: dict[str, dict], after: dict[str, dict]) -> str:
+    """Per file present in both records: tests and CPU seconds before and after, and their totals."""
+    old, new = per_file(before), per_file(after)
+    lines = [f"{'file':<40} {'tests':>11} {'CPU s before':>13} {'CPU s after':>12}"]
+    totals = [0, 0, 0.0, 0.0]
+    for name in sorted(set(old) & set(new), key=lambda name: -old[name]["cpu"]):
+        a, b = old[name], new[name]
+        lines.append(f"{name:<40} {a['tests']:>5} → {b['tests']:<3} {a['cpu']:>13.1f} {b['cpu']:>12.1f}")
+        totals = [totals[0] + a["tests"], totals[1] + b["tests"], totals[2] + a["cpu"], totals[3] + b["cpu"]]
+    lines.append(f"{'together':<40} {totals[0]:>5} → {totals[1]:<3} {totals[2]:>13.1f} {totals[3]:>12.1f}")
+    return "\n".join(lines)
+
+
 def run_pytest(arguments: list[str], out: Path) -> int:
     """Run pytest with the recording plugin in a fresh process; its exit code."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
@@ -77,6 +91,7 @@ def report(tests: dict[str, dict], session: dict | None, top: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path, help="summarise this recorded file instead of running")
+    parser.add_argument("--before", type=Path, help="also print each file's CPU time in this earlier record beside")
     parser.add_argument("--out", type=Path, help="where to keep the per-test record (JSON lines)")
     parser.add_argument("--top", type=int, default=25, help="list this many most expensive tests")
     args, pytest_arguments = parser.parse_known_args(argv)
@@ -88,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         code = run_pytest(pytest_arguments, path)
     tests, session = read_times(path)
     print(report(tests, session, args.top))
+    if args.before:
+        print("\n" + side_by_side(read_times(args.before)[0], tests))
     return code
 
 

@@ -43,6 +43,9 @@ def test_test_time_records_each_test_with_its_children_and_sums_per_file(tmp_pat
     (name, entry), = test_time.per_file(test_time.read_times(record)[0]).items()
     assert name.endswith("test_sample.py") and entry["tests"] == 2
     assert entry["cpu"] == sum(row["cpu"] for row in tests.values())
+    recorded = test_time.read_times(record)[0]
+    together = test_time.side_by_side(recorded, {**recorded, "other_file.py::test_x": {"cpu": 9.0, "wall": 9.0}})
+    assert together.splitlines()[-1].split() == ["together", "2", "→", "2", f"{entry['cpu']:.1f}", f"{entry['cpu']:.1f}"]
     lines = result.stdout.splitlines()  # pytest's own output, then the summary
     assert any(line.startswith("2 tests: ") and "session" in line for line in lines)
     assert lines[-2].endswith("test_child_burns_cpu")  # the dearest first
