@@ -166,10 +166,10 @@ def test_complete_run_report(complete_run: Path) -> None:
         assert_valid_png(complete_run / plot)
 
 
-def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch) -> None:
+def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch, capsys) -> None:
     """LTNAS_PLOTS=draft (the test suite's setting) writes the report with every plot of the full-quality
     one (test_complete_run_report: > 200 pixels a side), each a valid PNG drawn at 10 dpi without the
-    layout pass; any other value is a one-line error."""
+    layout pass; any other value is a one-line error, from the CLI before a run starts."""
     monkeypatch.setenv("LTNAS_PLOTS", "draft")
     plots = referenced_plots(write_report(complete_run))
     assert {Path(p).name for p in plots} == COMPLETE_RUN_PLOTS
@@ -178,8 +178,14 @@ def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch)
         height, width, _ = imread(complete_run / plot).shape
         assert 0 < height < 200 and 0 < width < 200, plot
     monkeypatch.setenv("LTNAS_PLOTS", "fast")
-    with pytest.raises(LtnasError, match=r"LTNAS_PLOTS='fast' is not 'draft'; set it to draft or unset it"):
+    message = "LTNAS_PLOTS='fast' is not 'draft'; set it to draft or unset it"
+    with pytest.raises(LtnasError, match=message):
         write_report(complete_run)
+    from ltnas.cli import main  # the CLI says so before it starts a run, not when the run's report is due
+
+    assert main(["run", "quickstart", "--out", str(complete_run.parent / "new")]) == 2
+    assert capsys.readouterr().err == f"ltnas: error: environment variable {message}\n"
+    assert not (complete_run.parent / "new").exists()
 
 
 def test_search_only_run_report(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ into a user's interactive session, and nothing needs a display.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -25,18 +24,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
-from ltnas.errors import LtnasError
+from ltnas.plot_settings import draft, dpi
 from ltnas.space.genotype import node_name as genotype_node_name
 from ltnas.metrics import shot_groups
 from ltnas.report.naming import name_of_test_set
 
-DPI = 120
-# LTNAS_PLOTS=draft: every figure is built in full and written as a PNG, but at DRAFT_DPI and without the
-# constrained layout pass, which together are about half of a tiny run's report time (text layout and glyph
-# rasterising at full size). For test suites, which check what is drawn, not how it looks; the plot tests
-# render at full quality.
-PLOTS_ENV = "LTNAS_PLOTS"
-DRAFT_DPI = 10
 CELL_TYPES: tuple[tuple[str, str], ...] = (
     ("normal", "Normal cell"), ("reduce", "Reduction cell"),
     # the heads of a two-branch (BBN) search, beside its backbone's normal and reduction cells
@@ -675,20 +667,9 @@ def plot_comparison_per_class(per_class: dict[str, tuple[Sequence[Any], Sequence
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def draft() -> bool:
-    """True when LTNAS_PLOTS=draft (cheap figures for tests, see PLOTS_ENV); unset or empty: full quality."""
-    value = os.environ.get(PLOTS_ENV, "").strip()
-    if value not in ("", "draft"):
-        raise LtnasError(f"environment variable {PLOTS_ENV}={value!r} is not 'draft'; set it to draft or unset it")
-    return value == "draft"
-
-
-def _dpi() -> int:
-    return DRAFT_DPI if draft() else DPI
-
-
 def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=_dpi(), layout=None if draft() else "constrained")
+    # LTNAS_PLOTS=draft (ltnas/plot_settings.py): 10 dpi and no layout pass, for test suites
+    fig = Figure(figsize=(width, height), dpi=dpi(), layout=None if draft() else "constrained")
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas: rendering needs no pyplot and no display
     return fig
 
@@ -696,7 +677,7 @@ def _new_figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_dpi(), facecolor="white")
+    fig.savefig(path, dpi=dpi(), facecolor="white")
     fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
     return path
 
