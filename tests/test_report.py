@@ -95,6 +95,12 @@ def make_common(run: Path, name: str) -> None:
     })
 
 
+@pytest.fixture(autouse=True)
+def full_quality_plots(monkeypatch) -> None:
+    """The plot tests render as users get them: the suite's conftest sets LTNAS_PLOTS=draft elsewhere."""
+    monkeypatch.delenv("LTNAS_PLOTS", raising=False)
+
+
 @pytest.fixture
 def complete_run(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
@@ -114,6 +120,13 @@ def complete_run(tmp_path: Path) -> Path:
         "balanced_test": balanced, "longtail_test": longtail,
     })
     return run
+
+
+COMPLETE_RUN_PLOTS = {
+    "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png", "alpha_edges.png",
+    "sigma_histogram.png", "dominant_ops.png", "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
+    "predicted_classes.png",
+}
 
 
 def referenced_plots(report: Path) -> list[str]:
@@ -147,14 +160,32 @@ def test_complete_run_report(complete_run: Path) -> None:
         assert f"| {name} | {count} |" in text
 
     plots = referenced_plots(report)
-    assert {Path(p).name for p in plots} == {
-        "search_curves.png", "search_genotype.png", "alpha_heatmap.png", "alpha_history.png", "alpha_edges.png",
-        "sigma_histogram.png", "dominant_ops.png", "train_curves.png", "train_genotype.png", "per_class.png", "confusion.png", "confusion_longtail.png",
-        "predicted_classes.png",
-    }
+    assert {Path(p).name for p in plots} == COMPLETE_RUN_PLOTS
     for plot in plots:
         assert plot.startswith("plots/")
         assert_valid_png(complete_run / plot)
+
+
+def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch, capsys) -> None:
+    """LTNAS_PLOTS=draft (the test suite's setting) writes the report with every plot of the full-quality
+    one (test_complete_run_report: > 200 pixels a side), each a valid PNG drawn at 10 dpi without the
+    layout pass; any other value is a one-line error, from the CLI before a run starts."""
+    monkeypatch.setenv("LTNAS_PLOTS", "draft")
+    plots = referenced_plots(write_report(complete_run))
+    assert {Path(p).name for p in plots} == COMPLETE_RUN_PLOTS
+    for plot in plots:
+        assert (complete_run / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        height, width, _ = imread(complete_run / plot).shape
+        assert 0 < height < 200 and 0 < width < 200, plot
+    monkeypatch.setenv("LTNAS_PLOTS", "fast")
+    message = "LTNAS_PLOTS='fast' is not 'draft'; set it to draft or unset it"
+    with pytest.raises(LtnasError, match=message):
+        write_report(complete_run)
+    from ltnas.cli import main  # the CLI says so before it starts a run, not when the run's report is due
+
+    assert main(["run", "quickstart", "--out", str(complete_run.parent / "new")]) == 2
+    assert capsys.readouterr().err == f"ltnas: error: environment variable {message}\n"
+    assert not (complete_run.parent / "new").exists()
 
 
 def test_search_only_run_report(tmp_path: Path) -> None:

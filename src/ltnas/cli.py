@@ -226,9 +226,10 @@ def _silence_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from ltnas import threads
+    from ltnas import plot_settings, threads
 
     threads.check(getattr(args, "jobs", None), getattr(args, "threads", None))  # before any folder is made
+    plot_settings.draft()  # a bad LTNAS_PLOTS stops here, not when the report is drawn at a run's end
     if args.command == "genotypes":
         from ltnas.space import published_genotypes
 

@@ -25,11 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
+from ltnas.plot_settings import draft, dpi
 from ltnas.space.genotype import node_name as genotype_node_name
 from ltnas.metrics import shot_groups
 from ltnas.report.naming import name_of_test_set
 
-DPI = 120
 CELL_TYPES: tuple[tuple[str, str], ...] = (
     ("normal", "Normal cell"), ("reduce", "Reduction cell"),
     # the heads of a two-branch (BBN) search, beside its backbone's normal and reduction cells
@@ -782,7 +782,8 @@ def plot_class_counts(distributions: Sequence[tuple[str, Sequence[int]]], path: 
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    # LTNAS_PLOTS=draft (ltnas/plot_settings.py): 10 dpi and no layout pass, for test suites
+    fig = Figure(figsize=(width, height), dpi=dpi(), layout=None if draft() else "constrained")
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas: rendering needs no pyplot and no display
     return fig
 
@@ -790,7 +791,7 @@ def _new_figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    fig.savefig(path, dpi=dpi(), facecolor="white")
     fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
     return path
 

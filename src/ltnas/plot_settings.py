@@ -1,0 +1,31 @@
+"""How reports draw their figures, from the environment; a leaf module (no matplotlib), so that the CLI
+can check the setting before a run starts rather than when its report is drawn at the end.
+
+LTNAS_PLOTS=draft: every figure is built in full and written as a PNG, but at DRAFT_DPI and without the
+constrained-layout pass, which together are about half of a tiny run's report time (text layout and glyph
+rasterising at full size). For test suites, which check what is drawn, not how it looks (the plot tests
+render at full quality), and for quick throwaway runs. Unset or empty: full quality (DPI).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ltnas.errors import LtnasError
+
+PLOTS_ENV = "LTNAS_PLOTS"
+DPI = 120
+DRAFT_DPI = 10
+
+
+def draft() -> bool:
+    """True when LTNAS_PLOTS=draft; unset or empty: False; anything else: a one-line LtnasError."""
+    value = os.environ.get(PLOTS_ENV, "").strip()
+    if value not in ("", "draft"):
+        raise LtnasError(f"environment variable {PLOTS_ENV}={value!r} is not 'draft'; set it to draft or unset it")
+    return value == "draft"
+
+
+def dpi() -> int:
+    """Dots per inch of every report figure under the current setting."""
+    return DRAFT_DPI if draft() else DPI
