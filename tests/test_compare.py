@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
+from pydantic import ValidationError
 from test_cli import call, user_error
 
 from ltnas.compare import is_comparison_file, slug
 from ltnas.errors import LtnasError
-from ltnas.report.comparison import summarise, verdict
+from ltnas.config import PublishedResults
+from ltnas.report.comparison import published_fractions, summarise, table_rows, verdict
 
 # One search and one retrain epoch; a low threshold so that FairDARTS/SSF keep edges after one epoch.
 QUICK = ["--set", "search.epochs=1", "--set", "train.epochs=1", "--set", "search.threshold=0.3",
@@ -84,6 +87,29 @@ def test_comparison_file_with_published_numbers(tiny_yaml, tmp_path):
     assert (out / "darts-balanced" / "seed_0" / "eval.json").is_file()
     result = json.loads((out / "comparison.json").read_text())
     assert result["published"]["values"] == {"FairDARTS": pytest.approx(0.7935)}  # fractions, as eval.json
+
+
+def test_published_numbers_in_several_metrics_with_mean_and_std():
+    """A paper's mean ± std of k runs and a second metric (the long-tailed test) each get a column; the json
+    holds fractions, as eval.json."""
+    published = PublishedResults(source="made-up paper", values={"A": {"mean": 97.33, "std": 0.15, "runs": 7}, "B": 90.0},
+                                 metrics={"longtail_test.overall": {"B": 52.51}})
+    spec = SimpleNamespace(published=published)
+    result = {"variants": {name: _stats() for name in ("A", "B")},
+              "published": published_fractions(spec.published.model_dump())}
+    header, rows = table_rows(result)
+    assert header[-2:] == ["published (balanced test)", "published (LT test)"]
+    assert [row[-2:] for row in rows] == [["97.33 ± 0.15", "—"], ["90.00", "52.51"]]
+    assert result["published"]["values"]["A"] == {"mean": pytest.approx(0.9733), "std": pytest.approx(0.0015),
+                                                  "runs": 7}
+    assert result["published"]["metrics"] == {"longtail_test.overall": {"B": pytest.approx(0.5251)}}
+    assert published.for_variants({"B": "DARTS"}).by_metric() == {"balanced_test.overall": {"DARTS": 90.0},
+                                                                   "longtail_test.overall": {"DARTS": 52.51}}
+
+
+def test_published_metric_given_twice_is_refused():
+    with pytest.raises(ValidationError, match="repeats 'balanced_test.overall'"):
+        PublishedResults(source="x", values={"A": 1.0}, metrics={"balanced_test.overall": {"A": 2.0}})
 
 
 def test_summarise_and_verdict_by_hand():
@@ -244,17 +270,17 @@ def test_compare_bad_input(tiny_yaml, tmp_path, capsys):
     user_error(capsys, ["compare", "--resume", str(existing), "--methods", "darts"], "drop --methods")
 
 
+def _stats(cost_seconds=None, cost_images=None):
+    """One variant's aggregated statistics as `aggregate` writes them, one seed."""
+    empty = {"mean": None, "std": None, "values": [None]}
+    one = lambda value: {"mean": value, "std": 0.0, "values": [value]} if value is not None else empty  # noqa: E731
+    return {"balanced": one(0.5), "longtail": one(0.6), "many": one(0.9), "medium": one(0.5), "few": one(0.1),
+            "params": one(1200), "search_seconds": one(3.0), "train_seconds": one(4.0),
+            "cost_seconds": one(cost_seconds), "cost_images": one(cost_images)}
+
+
 def test_table_shows_a_procedure_cost_when_variants_report_one():
-    from ltnas.report.comparison import table_rows
-
-    def stats(cost_seconds=None, cost_images=None):
-        empty = {"mean": None, "std": None, "values": [None]}
-        one = lambda value: {"mean": value, "std": 0.0, "values": [value]} if value is not None else empty  # noqa: E731
-        return {"balanced": one(0.5), "longtail": one(0.6), "many": one(0.9), "medium": one(0.5), "few": one(0.1),
-                "params": one(1200), "search_seconds": one(3.0), "train_seconds": one(4.0),
-                "cost_seconds": one(cost_seconds), "cost_images": one(cost_images)}
-
-    header, rows = table_rows({"variants": {"P1": stats(12.5, 5400)}, "published": None})
+    header, rows = table_rows({"variants": {"P1": _stats(12.5, 5400)}, "published": None})
     assert header[-1] == "cost (time, images)" and rows[0][-1] == "12.5s, 5.40K"
-    header, _ = table_rows({"variants": {"DARTS": stats()}, "published": None})
+    header, _ = table_rows({"variants": {"DARTS": _stats()}, "published": None})
     assert "cost (time, images)" not in header

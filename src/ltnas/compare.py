@@ -150,11 +150,10 @@ def spec_from_methods(config_path: Path, methods: list[str], seeds: list[int]) -
     names = {method: name for method, (name, _) in variants.items()}
     published = config.published
     if published is not None:
-        values = {names[m]: v for m, v in published.values.items() if m in names}
-        published = published.model_copy(update={"values": values})
+        published = published.for_variants(names)
     raw = {"title": config.name, "base": str(config_path), "seeds": seeds,
            "variants": dict(variants.values()),
-           "published": published.model_dump() if published and published.values else None}
+           "published": published.model_dump() if published and (published.values or published.metrics) else None}
     return _validated(raw, "--methods")
 
 

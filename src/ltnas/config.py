@@ -753,12 +753,49 @@ class EvalConfig(Section):
     )
 
 
+class PublishedStat(Section):
+    """A result printed as the mean ± sample std of several runs (percent), e.g. FairDARTS' 97.46 ± 0.05."""
+
+    mean: float
+    std: float = Field(ge=0)
+    runs: int | None = Field(None, ge=1, description="how many runs the paper averaged")
+
+
+# A published number: a single value in percent, or {mean, std, runs}.
+PublishedNumber = float | PublishedStat
+
+
 class PublishedResults(Section):
-    """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent)."""
+    """A paper's numbers for this experiment, shown beside ours by `ltnas compare` (percent).
+
+    `values` are in `metric`; `metrics` holds further metrics the paper prints for the same variants
+    (e.g. SSF-NAS' long-tailed test accuracy beside its balanced one), each keyed by its eval.json path."""
 
     source: str = Field(description="where the numbers come from, e.g. 'SSF-NAS (Yan, 2024), abstract'")
     metric: str = Field("balanced_test.overall", description="dotted path into eval.json they correspond to")
-    values: dict[str, float] = Field(description="variant (or search method) → published value in percent")
+    values: dict[str, PublishedNumber] = Field(description="variant (or search method) → published value in "
+                                                           "percent, or {mean, std, runs}")
+    metrics: dict[str, dict[str, PublishedNumber]] = Field(
+        default_factory=dict, description="more metrics: dotted eval.json path → variant → value in percent")
+
+    @model_validator(mode="after")
+    def _metric_once(self) -> "PublishedResults":
+        if self.metric in self.metrics:
+            raise ValueError(f"published.metrics repeats '{self.metric}', the metric of published.values; "
+                             "put those numbers under published.values")
+        return self
+
+    def by_metric(self) -> dict[str, dict[str, PublishedNumber]]:
+        """Every published metric → variant → number, `metric` (the values) first."""
+        return {self.metric: self.values, **self.metrics}
+
+    def for_variants(self, names: dict[str, str]) -> "PublishedResults":
+        """The numbers of the variants named in `names` (key as written here → variant name), renamed."""
+        def pick(numbers: dict[str, PublishedNumber]) -> dict[str, PublishedNumber]:
+            return {names[key]: value for key, value in numbers.items() if key in names}
+
+        return self.model_copy(update={"values": pick(self.values),
+                                       "metrics": {m: pick(v) for m, v in self.metrics.items() if pick(v)}})
 
 
 class DistributedConfig(Section):

@@ -113,9 +113,7 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
     says so."""
     path = Path(path)
     table = aggregate(members)
-    published = spec.published.model_dump() if spec.published is not None else None
-    if published:  # papers print percent; every number in comparison.json is a fraction, as in eval.json
-        published["values"] = {variant: value / 100 for variant, value in published["values"].items()}
+    published = published_fractions(spec.published.model_dump()) if spec.published is not None else None
     result = {"title": spec.title, "seeds": list(spec.seeds), "variants": table, "published": published,
               "baselines": baseline_variants(members), "test_set": main_test_set_name(members),
               "runs": {variant: [str(Path(p).relative_to(path)) for v, _, p in members if v == variant]
@@ -151,11 +149,36 @@ def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
     return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
-def published_value(result: dict, variant: str) -> str:
+def published_fractions(published: dict) -> dict:
+    """A `published` section with every number (a value, or a {mean, std, runs}) turned from percent into a
+    fraction: every number in comparison.json is a fraction, as in eval.json."""
+    def fraction(number):
+        if isinstance(number, dict):
+            return {**number, "mean": number["mean"] / 100, "std": number["std"] / 100}
+        return number / 100
+
+    return {**published, "values": {v: fraction(n) for v, n in published["values"].items()},
+            "metrics": {m: {v: fraction(n) for v, n in numbers.items()}
+                        for m, numbers in (published.get("metrics") or {}).items()}}
+
+
+def published_metrics(published: dict) -> dict[str, dict]:
+    """Metric → variant → number of a comparison's `published` section, its main `metric` first."""
+    return {published["metric"]: published["values"], **(published.get("metrics") or {})}
+
+
+def published_value(result: dict, variant: str, metric: str | None = None) -> str:
+    """The paper's number for `variant` in `metric` (default: the main one) in percent: '97.46' or
+    '97.33 ± 0.15'; '—' where the paper has none."""
     published = result.get("published")
-    if not published or variant not in published["values"]:
+    if not published:
         return "—"
-    return f"{100 * published['values'][variant]:.2f}"
+    number = published_metrics(published).get(metric or published["metric"], {}).get(variant)
+    if number is None:
+        return "—"
+    if isinstance(number, dict):
+        return f"{100 * number['mean']:.2f} ± {100 * number['std']:.2f}"
+    return f"{100 * number:.2f}"
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -169,8 +192,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
               "params", "search", "train"]
     if with_cost:
         header.append("cost (time, images)")
-    if published:
-        header.append(f"published ({_metric_title(published['metric'])})")
+    published_columns = list(published_metrics(published)) if published else []
+    header.extend(f"published ({_metric_title(metric)})" for metric in published_columns)
     rows = []
     for variant, stats in result["variants"].items():
         row = [variant, *(format_mean_std(stats[key]) for key, _, _ in METRICS),
@@ -181,8 +204,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
             images = _mean_int(stats["cost_images"])
             row.append(f"{format_seconds(stats['cost_seconds']['mean'])}, "
                        f"{format_params(images) if images is not None else '—'}")
-        if published:
-            row.append(published_value(result, variant))
+        row.extend(published_value(result, variant, metric) for metric in published_columns)
         rows.append(row)
     for variant in dict.fromkeys(f["variant"] for f in result.get("failed") or []):
         if variant not in result["variants"]:  # no seed of it finished: one row that says so
