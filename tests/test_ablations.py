@@ -82,10 +82,12 @@ def cifar(tmp_path_factory):
 
 
 def _compare(name, cifar, out, *extra):
+    """`ltnas compare NAME` on 20 images per class; each supernet is evaluated as it is (`eval.model: supernet`):
+    the files' retraining is the DARTS recipe every run shares, tested elsewhere, and plots make each run slow."""
     from test_cli import call
 
     code, _, stderr = call(["compare", name, "--set", f"data.root={cifar}", "--set", "data.n_max=20", "--set",
-                            "train.epochs=1", "--no-progress", *extra, "--out", str(out)])
+                            "eval.model=supernet", "--no-progress", *extra, "--out", str(out)])
     assert code == 0, stderr
     return json.loads((out / "comparison.json").read_text()), (out / "comparison.md").read_text()
 

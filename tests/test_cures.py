@@ -100,9 +100,12 @@ def test_darts_with_dropout_mixes_through_it_and_sets_the_epochs_rate():
     assert all(isinstance(edge, DropoutEdge) for cell in strategy.network.cells for edge in cell.edges)
     strategy.set_epoch(2)
     assert (mixing.skip_rate, mixing.op_rate) == pytest.approx((0.4 * math.exp(-0.4), 0.1 * math.exp(-0.4)))
-    # without dropout DARTS keeps its own (fused) edges; other methods ignore search.cures
+    # without dropout DARTS keeps its own (fused) edges; other methods ignore search.cures (only darts reads it)
     assert type(make_strategy(SearchConfig(method="darts", init_channels=4, layers=1, nodes=2)).network.mixing
                 ).__name__ == "EdgeMixing"
+    fair = make_strategy(SearchConfig(method="fairdarts", init_channels=4, layers=1, nodes=2,
+                                      cures={"skip_dropout": 0.4, "stop_skips": 2}))
+    assert type(fair.network.mixing).__name__ == "EdgeMixing" and fair.cures.stop_skips is None
 
 
 def test_cures_that_need_skip_connect_refuse_a_space_without_it():

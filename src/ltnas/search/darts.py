@@ -24,13 +24,15 @@ from torch import nn
 from torch.func import functional_call
 
 from ltnas import distributed
-from ltnas.config import SearchConfig
-from ltnas.search.cures import DropoutMixing, HessianStop, dominant_eigenvalue, dropout_rate, skip_count, skip_count_stop
+from ltnas.config import CuresConfig, SearchConfig
+from ltnas.search.cures import (DropoutMixing, HessianStop, dominant_eigenvalue, dropout_rate, skip_count,
+                                skip_count_stop)
 from ltnas.space.search_network import SearchNetwork
 from ltnas.train.precision import autocast
 
-# Offset of the power iteration's generator seed from the search seed (batch streams +1..+3, GDAS +4, noise +5).
-HESSIAN_SEED = 6
+# Offset of the power iteration's generator seed from the search seed (batch streams +1..+3, GDAS +4, noise +5,
+# random cells +6).
+HESSIAN_SEED = 7
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -69,7 +71,8 @@ class DartsSearch:
         self.stop: dict | None = None  # set by an early-stopping rule (search.cures) at the end of an epoch
         self.last_val: Batch | None = None  # the epoch's last validation batch (the Hessian's)
         self.measured: dict[str, float] = {}  # what the rules measured this epoch, for the metrics row
-        cures = config.cures
+        # search.cures is DARTS's own (methods.py: only darts reads it); strategies built on this one ignore it
+        self.cures = cures = config.cures if type(self) is DartsSearch else CuresConfig()
         self.hessian = (HessianStop(cures.stop_hessian, cures.hessian_lag, cures.hessian_window,
                                     cures.hessian_rollback) if cures.stop_hessian is not None else None)
         self.hessian_generator = torch.Generator().manual_seed(torch.initial_seed() + HESSIAN_SEED)
@@ -100,14 +103,14 @@ class DartsSearch:
                 criterion.set_epoch(epoch)
         mixing = getattr(self.network, "mixing", None)
         if isinstance(mixing, DropoutMixing):
-            cures = self.config.cures
+            cures = self.cures
             mixing.skip_rate = dropout_rate(cures.skip_dropout, cures.dropout_decay, epoch)
             mixing.op_rate = dropout_rate(cures.op_dropout, cures.dropout_decay, epoch)
 
     def end_epoch(self) -> None:
         self.w_scheduler.step()
         self.measured = {}
-        cures, epoch = self.config.cures, self.epoch + 1
+        cures, epoch = self.cures, self.epoch + 1
         if self.hessian is not None and self.last_val is not None:
             self.measured["hessian_eigenvalue"] = value = self.hessian_eigenvalue(self.last_val)
             self.stop = self.stop or self.hessian.update(value)
@@ -130,7 +133,7 @@ class DartsSearch:
         with frozen_bn_statistics(self.network), torch.enable_grad():
             loss = self.arch_criterion(self.network(x), y)
             grads = torch.autograd.grad(loss, self.alphas, create_graph=True, allow_unused=True)
-            return dominant_eigenvalue(grads, self.alphas, self.config.cures.hessian_iterations,
+            return dominant_eigenvalue(grads, self.alphas, self.cures.hessian_iterations,
                                        self.hessian_generator)
 
     # --- one search step ----------------------------------------------------------------------
