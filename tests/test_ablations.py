@@ -110,12 +110,15 @@ def test_ablation_smokes_run(name, cifar, tmp_path):
 
 
 def test_cures_smoke_runs_every_cure_beside_darts_and_fairdarts(cifar, tmp_path):
-    result, markdown = _compare("darts_cures_cifar10_smoke", cifar, tmp_path / "cures", "--set", "search.epochs=3")
-    assert len(result["variants"]) == 6 and not result["failed"]
+    result, markdown = _compare("darts_cures_cifar10_smoke", cifar, tmp_path / "cures", "--set", "search.epochs=2")
+    assert len(result["variants"]) == 6 and not result["failed"] and "## Search outcome" in markdown
     search = result["search"]
-    assert search["DARTS"]["search_epochs"]["mean"] == 3 and search["DARTS"]["stopped"] == [None]
-    for variant, stats in search.items():  # a stopped search ran fewer epochs and says which rule stopped it
+    assert search["DARTS"]["search_epochs"]["mean"] == 2 and search["DARTS"]["stopped"] == [None]
+    for variant, stats in search.items():  # a stopped search ran to its stopping epoch and says which rule stopped it
         stopped = stats["stopped"][0]
-        assert (stats["search_epochs"]["mean"] < 3) == (stopped is not None)
-        assert stopped is None or variant in ("DARTS + stop at 2 skips (DARTS+)", "DARTS + Hessian stop (DARTS-ES)")
+        if stopped is None:
+            assert stats["search_epochs"]["mean"] == 2
+        else:
+            assert variant in ("DARTS + stop at 2 skips (DARTS+)", "DARTS + Hessian stop (DARTS-ES)")
+            assert stopped.endswith(f"at epoch {int(stats['search_epochs']['mean'])}")
     assert search["FairDARTS"]["dominant_ops"]["mean"] is not None and search["DARTS"]["dominant_ops"]["mean"] is None
