@@ -122,7 +122,7 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
                          for (variant, seed), error in (failed or {}).items()],
               "shot_thresholds": _shot_thresholds(members),
               # each variant's search outcome, and the setting the variants sweep (report/search_outcome.py)
-              "search": outcomes(members), "sweep": numeric_sweep(spec.variants)}
+              "search": outcomes(members), "sweep": numeric_sweep(getattr(spec, "variants", None) or {})}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
     plots = draw_comparison_plots(path, members, table) if table else set()
     if result["sweep"] and plot_dominant_sweep(result["sweep"], result["search"], path / "plots" / "dominant_sweep.png"):
