@@ -463,6 +463,32 @@ class NoiseConfig(Section):
     )
 
 
+class CuresConfig(Section):
+    """DARTS's cures for its skip collapse that FairDARTS (Chu et al., 2020) reviews in its Section 6.3: dropout on
+    the skip connections or on every operation, and early stopping by skip count or by the Hessian's largest
+    eigenvalue; read by `search.method: darts` (ltnas/search/cures.py). All off by default."""
+
+    skip_dropout: float = Field(0.0, ge=0, lt=1, description="P-DARTS (Chen et al., 2019): dropout of rate p_e on "
+                                "the output of every stride-1 skip connection while training (inverted: kept values "
+                                "× 1/(1 − p_e)); 0: off (P-DARTS: 0.1, 0.4, 0.7 over its three stages)")
+    op_dropout: float = Field(0.0, ge=0, lt=1, description="RobustDARTS (Zela et al., 2020) as FairDARTS reads it: "
+                              "the same element dropout on the output of every operation of every edge; 0: off")
+    dropout_decay: float = Field(0.0, ge=0, description="p_e = p · exp(−decay · e) at search epoch e (0-based); 0: "
+                                 "constant (P-DARTS's code: 0.2, counted from its first α epoch)")
+    stop_skips: int | None = Field(None, ge=1, description="DARTS+ (Liang et al., 2019), criterion 1: stop after the "
+                                   "first epoch whose derived normal cell has at least this many skip connections "
+                                   "(DARTS+: 2); unset: off")
+    stop_hessian: float | None = Field(None, gt=1, description="RobustDARTS (Zela et al., 2020), DARTS-ES: stop at "
+                                       "epoch i once λ̄_i / λ̄_(i−k) > this (theirs: 1/0.75), λ_max the dominant "
+                                       "eigenvalue of ∇²_α L_val, λ̄ its mean over hessian_window epochs; unset: off")
+    hessian_lag: int = Field(5, ge=1, description="k of the DARTS-ES rule, in epochs (RobustDARTS: 5)")
+    hessian_window: int = Field(5, ge=1, description="epochs λ_max is averaged over (RobustDARTS: 5)")
+    hessian_iterations: int = Field(20, ge=1, description="power-iteration steps (Hessian-vector products) per "
+                                    "eigenvalue")
+    hessian_rollback: bool = Field(True, description="keep the genotype of epoch i − k when DARTS-ES stops at i, as "
+                                   "RobustDARTS returns it; false: epoch i's")
+
+
 class RandomConfig(Section):
     """Random cells from the regularised space, FairDARTS (Chu et al., 2020)'s Table 3 (experiment 1): no search,
     a uniformly drawn cell pair kept only when its skip connections obey the M rule (and, optionally, the retrained
@@ -601,6 +627,7 @@ class SearchConfig(StageSection):
     pcdarts: PcDartsConfig = Field(default_factory=PcDartsConfig)
     gdas: GdasConfig = Field(default_factory=GdasConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    cures: CuresConfig = Field(default_factory=CuresConfig)
     random: RandomConfig = Field(default_factory=RandomConfig)
     space: str = Field("darts", description="; ".join(f"{name}: {entry.summary}" for name, entry in SPACES.items()))
     s2: S2Config = Field(default_factory=S2Config)

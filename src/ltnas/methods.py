@@ -171,6 +171,20 @@ def _noise_settings(search) -> str | None:
     return None
 
 
+def _cures_settings(search) -> str | None:
+    cures = search.cures
+    if cures.skip_dropout > 0 and "skip_connect" not in search.cell.primitives:
+        return ("search.cures.skip_dropout drops out skip_connect, which search.cell.primitives lacks; add "
+                "skip_connect or set search.cures.skip_dropout: 0")
+    if cures.stop_skips is not None and "skip_connect" not in search.cell.primitives:
+        return ("search.cures.stop_skips counts skip_connect, which search.cell.primitives lacks; add skip_connect or "
+                "unset search.cures.stop_skips")
+    if (cures.skip_dropout > 0 or cures.op_dropout > 0 or cures.stop_skips is not None) and search.space != "darts":
+        return ("search.cures' dropout and skip count act on the DARTS cell; with search.space: "
+                f"{search.space} use only search.cures.stop_hessian")
+    return None
+
+
 def _random_settings(search) -> str | None:
     if search.random.skip_rule == "exactly" and search.random.skips > 2 * search.cell.nodes:
         return (f"search.random.skips ({search.random.skips}) exceeds the {2 * search.cell.nodes} edges of a cell "
@@ -188,7 +202,8 @@ ANY_SPACE = ("darts", "s2")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("darts", "DARTS", "DARTS (Liu et al., 2019): softmax relaxation, first or second order",
-           strategy="ltnas.search.darts:DartsSearch", spaces=ANY_SPACE, barlow_twins="option"),
+           strategy="ltnas.search.darts:DartsSearch", sections=("search.cures",), spaces=ANY_SPACE,
+           barlow_twins="option", check=_cures_settings),
     Method("fairdarts", "FairDARTS", "FairDARTS (Chu et al., 2020): sigmoid + zero-one loss, the authors' defaults",
            strategy="ltnas.search.fairdarts:FairDartsSearch", search_defaults=FAIRDARTS_DEFAULTS,
            sections=("search.fairdarts",), spaces=ANY_SPACE, barlow_twins="option",
@@ -288,6 +303,7 @@ def space(name: str) -> Space:
 
 # Sections only some methods read (a run folder's saved config leaves them out when unused and default).
 OPTIONAL_SECTIONS = ("search.fairdarts", "search.ssl", "search.bbn", "search.pcdarts", "search.gdas", "search.noise",
+                     "search.cures",
                      "search.random", "search.s2", "train", *IMBNAS_SECTIONS,
                      "rank")  # `ltnas rank`'s own section: no method reads it
 

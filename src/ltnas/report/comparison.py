@@ -18,6 +18,7 @@ from rich.text import Text
 from ltnas.atomic import atomic_write_text
 from ltnas.methods import METHODS
 from ltnas.report.naming import name_of_test_set
+from ltnas.report.search_outcome import numeric_sweep, outcome_markdown, outcomes, plot_dominant_sweep
 from ltnas.report.summary import format_bytes, format_params, format_seconds
 
 # (key in comparison.json, column title, dotted path into eval.json)
@@ -132,9 +133,13 @@ def write_comparison(path: str | Path, spec, members: Sequence[tuple[str, int, P
                          for (variant, seed), error in (failed or {}).items()],
               "shot_thresholds": _shot_thresholds(members),
               "two_branch": sorted(mu_sweeps(members)),  # variants with a μ sweep (BBN / HLS)
-              "dominant_skips": dominant_skip_series(members)}
+              "dominant_skips": dominant_skip_series(members),
+              # each variant's search outcome, and the setting the variants sweep (report/search_outcome.py)
+              "search": outcomes(members), "sweep": numeric_sweep(getattr(spec, "variants", None) or {})}
     atomic_write_text(json.dumps(result, indent=1) + "\n", path / "comparison.json")
     plots = draw_comparison_plots(path, members, table, result["dominant_skips"]) if table else set()
+    if result["sweep"] and plot_dominant_sweep(result["sweep"], result["search"], path / "plots" / "dominant_sweep.png"):
+        plots.add("dominant_sweep")
     atomic_write_text(comparison_markdown(result, plots), path / "comparison.md")
     return result
 
@@ -375,6 +380,7 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
                                              "each method's own dominance rule")):
         if name in plots:
             parts.append(f"![{caption}](plots/{name}.png)")
+    parts.append(outcome_markdown(result, plots))
     parts.append(_side_by_side(result, plots))
     return "\n\n".join(part for part in parts if part) + "\n"
 

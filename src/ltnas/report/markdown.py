@@ -55,7 +55,8 @@ def accuracy_titles(many: int, few: int) -> dict[str, str]:
 
 CLASSES_PER_COUNTS_TABLE = 10
 # Columns of the final-epoch tables, when the rows have them.
-SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
+SEARCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "hessian_eigenvalue",
+               "normal_skips")
 # Retraining is monitored on a validation part held out of the training set; test_* are in the
 # rows of runs made before that (shown as they were recorded).
 RETRAIN_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
@@ -76,6 +77,7 @@ class RunFiles:
     train_genotype: Row | None = None
     evaluation: Row | None = None
     mu_sweep: Row | None = None  # two-branch (BBN) runs: accuracy against the test-time mixing ratio
+    search_stop: Row | None = None  # an early-stopped search (search.cures): when, which rule, why
 
     @property
     def name(self) -> str:
@@ -121,6 +123,7 @@ def read_run_files(run_dir: str | Path) -> RunFiles:
         train_genotype=_read_json(path / "train" / "genotype.json"),
         evaluation=_read_json(path / "eval.json"),
         mu_sweep=_read_json(path / "mu_sweep.json"),
+        search_stop=_read_json(path / "search" / "stopped.json"),
     )
     if run == RunFiles(path=path):  # equal to an empty record: not one of the files exists
         raise LtnasError(
@@ -299,6 +302,10 @@ def _search_section(run: RunFiles, plots: set[str]) -> str:
     if not (run.search_rows or run.alpha_rows or run.search_genotype):
         return ""
     parts = ["## Search"]
+    if run.search_stop:
+        stop = run.search_stop
+        parts.append(f"**Stopped early** after epoch {stop.get('epoch')} ({stop.get('rule')}): {stop.get('reason')}. "
+                     f"The genotype is epoch {stop.get('genotype_epoch')}'s.")
     if run.search_rows:
         parts += [_final_epoch_table(run.search_rows, SEARCH_KEYS)]
     if run.search_genotype:

@@ -9,6 +9,10 @@ original code. The second-order α gradient (DARTS's, with its finite-difference
 
 with ξ the current weight learning rate. As in the original code, the forward passes at w, w⁺ and w⁻
 update the supernet's BatchNorm running statistics; the one at w' does not (it runs on a copy).
+
+`search.cures` adds the cures for DARTS's skip collapse that FairDARTS (Chu et al., 2020) reviews (its Section
+6.3): dropout on skip connections or on every operation, early stopping by skip count or by the α Hessian's
+dominant eigenvalue (search/cures.py). A rule that fires sets `stop`, which ends the search after that epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from torch import nn
 from torch.func import functional_call
 
 from ltnas import distributed
-from ltnas.config import SearchConfig
+from ltnas.config import CuresConfig, SearchConfig
+from ltnas.search.cures import (DropoutMixing, HessianStop, dominant_eigenvalue, dropout_rate, skip_count,
+                                skip_count_stop)
 from ltnas.space.search_network import SearchNetwork
 from ltnas.train.precision import autocast
+
+# Offset of the power iteration's generator seed from the search seed (batch streams +1..+3, GDAS +4, noise +5,
+# random cells +6).
+HESSIAN_SEED = 7
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -57,11 +67,24 @@ class DartsSearch:
         self.a_optimizer = torch.optim.Adam(
             self.alphas, config.arch_lr, betas=tuple(config.arch_betas), weight_decay=config.arch_weight_decay
         )
+        self.epoch = 0
+        self.stop: dict | None = None  # set by an early-stopping rule (search.cures) at the end of an epoch
+        self.last_val: Batch | None = None  # the epoch's last validation batch (the Hessian's)
+        self.measured: dict[str, float] = {}  # what the rules measured this epoch, for the metrics row
+        # search.cures is DARTS's own (methods.py: only darts reads it); strategies built on this one ignore it
+        self.cures = cures = config.cures if type(self) is DartsSearch else CuresConfig()
+        self.hessian = (HessianStop(cures.stop_hessian, cures.hessian_lag, cures.hessian_window,
+                                    cures.hessian_rollback) if cures.stop_hessian is not None else None)
+        self.hessian_generator = torch.Generator().manual_seed(torch.initial_seed() + HESSIAN_SEED)
 
     @classmethod
     def network_options(cls, config: SearchConfig) -> dict:
         """How this strategy shapes the supernet (`SearchNetwork` keyword arguments): its relaxation,
-        and for strategies that change the mixed operation their mixing (space/mixing.py)."""
+        and for strategies that change the mixed operation their mixing (space/mixing.py); DARTS's own
+        with dropout (search.cures) mixes through `DropoutMixing`."""
+        cures = config.cures
+        if cls is DartsSearch and (cures.skip_dropout > 0 or cures.op_dropout > 0):
+            return {"relaxation": cls.relaxation, "mixing": DropoutMixing()}
         return {"relaxation": cls.relaxation}
 
     def weight_parameters(self) -> list[nn.Parameter]:
@@ -74,16 +97,49 @@ class DartsSearch:
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the loop before each epoch (epoch counted from 0)."""
+        self.epoch = epoch
         for criterion in {self.criterion, self.arch_criterion}:
             if hasattr(criterion, "set_epoch"):
                 criterion.set_epoch(epoch)
+        mixing = getattr(self.network, "mixing", None)
+        if isinstance(mixing, DropoutMixing):
+            cures = self.cures
+            mixing.skip_rate = dropout_rate(cures.skip_dropout, cures.dropout_decay, epoch)
+            mixing.op_rate = dropout_rate(cures.op_dropout, cures.dropout_decay, epoch)
 
     def end_epoch(self) -> None:
         self.w_scheduler.step()
+        self.measured = {}
+        cures, epoch = self.cures, self.epoch + 1
+        if self.hessian is not None and self.last_val is not None:
+            self.measured["hessian_eigenvalue"] = value = self.hessian_eigenvalue(self.last_val)
+            self.stop = self.stop or self.hessian.update(value)
+        if cures.stop_skips is not None:
+            genotype = self.network.genotype(self.config.derive, self.config.threshold)
+            self.measured["normal_skips"] = skip_count(genotype)
+            self.stop = self.stop or skip_count_stop(genotype, cures.stop_skips, epoch)
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """What the early-stopping rules measured this epoch (λ_max, the normal cell's skips), for its metrics row."""
+        return dict(self.measured)
+
+    def hessian_eigenvalue(self, batch: Batch) -> float:
+        """λ_max of ∇²_α L_val(w, α) on `batch` by power iteration (search/cures.py), in float32, with BatchNorm
+        normalising by the batch but leaving its running statistics as they are."""
+        from ltnas.search.oneshot import frozen_bn_statistics
+
+        x, y = batch
+        self.network.train()
+        with frozen_bn_statistics(self.network), torch.enable_grad():
+            loss = self.arch_criterion(self.network(x), y)
+            grads = torch.autograd.grad(loss, self.alphas, create_graph=True, allow_unused=True)
+            return dominant_eigenvalue(grads, self.alphas, self.cures.hessian_iterations,
+                                       self.hessian_generator)
 
     # --- one search step ----------------------------------------------------------------------
     def step(self, train: Batch, val: Batch) -> dict[str, float]:
         self.network.train()
+        self.last_val = val
         with autocast(self.alphas[0].device, self.config.amp):
             self.arch_step(train, val)
             return self.weight_step(train)
@@ -133,6 +189,8 @@ class DartsSearch:
             "w_optimizer": self.w_optimizer.state_dict(),
             "w_scheduler": self.w_scheduler.state_dict(),
             "a_optimizer": self.a_optimizer.state_dict(),
+            "cures": {"stop": self.stop, "hessian": self.hessian.state_dict() if self.hessian else None,
+                      "hessian_generator": self.hessian_generator.get_state()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -141,6 +199,12 @@ class DartsSearch:
         self.w_scheduler.load_state_dict(state["w_scheduler"])
         self.w_scheduler.T_max = self.config.epochs  # `compare --resume --set search.epochs=N` extends the cosine
         self.a_optimizer.load_state_dict(state["a_optimizer"])
+        cures = state.get("cures")  # absent from checkpoints written before search.cures
+        if cures is not None:
+            self.stop = cures["stop"]
+            if self.hessian is not None and cures["hessian"] is not None:
+                self.hessian.load_state_dict(cures["hessian"])
+            self.hessian_generator.set_state(cures["hessian_generator"])
 
 
 def unrolled_arch_gradients(network: nn.Module, optimizer: torch.optim.Optimizer, alphas: list[torch.Tensor],

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ltnas import distributed
+from ltnas.atomic import atomic_write_text
 from ltnas.data import DeviceBatches
 from ltnas.errors import LtnasError
 from ltnas.metrics import classification_metrics
@@ -73,7 +74,13 @@ class SearchTask:
             **{f"train_{key}": total / count for key, total in sums.items()}, "train_acc": correct / count,
             "val_loss": val_loss, "val_acc": val["overall"], "val_balanced_acc": val["balanced"],
             **{f"val_{group}_acc": val[group] for group in ("many", "medium", "few")}, "lr": lr,
+            **getattr(self.strategy, "epoch_metrics", dict)(),
         }
+
+    @property
+    def stop(self) -> dict | None:
+        """The strategy's early stop (search.cures), if a rule fired: the loop then ends the search."""
+        return getattr(self.strategy, "stop", None)
 
     def after_epoch(self, epoch: int, folder: Path) -> None:
         weights = {k: v.detach().cpu() for k, v in self.network.relaxed_weights().items()}
@@ -86,7 +93,12 @@ class SearchTask:
         genotype = self.network.genotype(self.derive, self.threshold)
         (folder / "genotypes").mkdir(exist_ok=True)
         genotype.to_json(folder / "genotypes" / f"epoch_{epoch + 1:03d}.json")
-        genotype.to_json(folder / "genotype.json")
+        kept = (self.stop or {}).get("genotype_epoch", epoch + 1)  # an early stop may keep an earlier epoch's
+        if kept == epoch + 1:
+            genotype.to_json(folder / "genotype.json")
+        else:
+            atomic_write_text((folder / "genotypes" / f"epoch_{kept:03d}.json").read_text(encoding="utf-8"),
+                              folder / "genotype.json")
 
     def truncate_history(self, folder: Path, epochs_done: int) -> None:
         JsonlLog(folder / "alpha.jsonl").truncate(epochs_done)

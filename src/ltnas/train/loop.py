@@ -7,6 +7,10 @@ stage of ltnas survives a kill the same way:
 
 On resume the checkpoint says how many epochs are done; log rows beyond that came from an epoch
 whose checkpoint never landed, so they are dropped and that epoch is run again from the same state.
+
+A task may stop early (a search's early-stopping rule, search.cures): its `stop` record, once set after an
+epoch, is written to `stopped.json` before that epoch's checkpoint, which keeps it too, so a resumed run
+ends where the uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ltnas.errors import LtnasError, warn
 from ltnas.train.checkpoint import damaged, load_checkpoint, rng_state, set_rng_state
 
 OnStep = Callable[..., None]
+STOP_FILE = "stopped.json"  # in a stage folder: why the stage ended before its last epoch
 
 
 class EpochTask(Protocol):
@@ -206,7 +211,7 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "checkpoint.pt"
     log = JsonlLog(folder / "metrics.jsonl")
-    start = 0
+    start, stopped = 0, None
     if checkpoint.exists():
         state = load_checkpoint(checkpoint, keys=("epoch", "task", "rng"))
         try:
@@ -215,27 +220,38 @@ def fit(task: EpochTask, epochs: int, folder: Path, progress: ProgressReporter |
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise LtnasError(damaged(checkpoint, exc.__class__.__name__, f"does not fit this {task.name} stage "
                                      "(another architecture or settings)")) from None
-        start = state["epoch"]
+        start, stopped = state["epoch"], state.get("stopped")
     if main:
         log.truncate(start)
         task.truncate_history(folder, start)
+        if stopped is None:  # written by an epoch whose checkpoint never landed
+            (folder / STOP_FILE).unlink(missing_ok=True)
 
     steps = task.steps_per_epoch()
     session_seconds = 0.0  # epochs run in this process, for the ETA
     with progress.stage(task.name, total=epochs * steps, completed=start * steps):
-        for epoch in range(start, epochs):
+        for epoch in range(start, epochs if stopped is None else start):
             began = perf_counter()
             row = task.run_epoch(epoch, progress.advance)
             row = {"epoch": epoch + 1, **row, "seconds": perf_counter() - began}
             session_seconds += row["seconds"]
             if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
                 raise LtnasError(diverged(task.name, epoch + 1))
+            stopped = getattr(task, "stop", None)
             if main:
                 log.append(row)
                 task.after_epoch(epoch, folder)
-                atomic_save({"epoch": epoch + 1, "task": task.state_dict(), "rng": rng_state()}, checkpoint)
+                if stopped is not None:
+                    atomic_write_text(json.dumps(stopped, indent=1) + "\n", folder / STOP_FILE)
+                atomic_save({"epoch": epoch + 1, "task": task.state_dict(), "rng": rng_state(), "stopped": stopped},
+                            checkpoint)
                 eta = session_seconds / (epoch + 1 - start) * (epochs - epoch - 1)
-                progress.epoch_done(task.name, epoch + 1, epochs, row, eta)
+                progress.epoch_done(task.name, epoch + 1, epochs, row, None if stopped else eta)
                 watch.log_epoch(task, folder, row)
+                if stopped is not None and progress.enabled:
+                    progress.console.print(f"{task.name} stopped early after epoch {epoch + 1}: {stopped['reason']}",
+                                           highlight=False, markup=False, soft_wrap=True)
+            if stopped is not None:
+                break
     distributed.barrier()  # the other ranks read what rank 0 wrote
     return log.rows()
