@@ -285,7 +285,7 @@ def plot_edge_trajectories(alpha_rows: Sequence[Row], path: str | Path, columns:
         raise ValueError("the α rows share no cell type or layer weights")
     block_rows = [math.ceil(weights.shape[1] / columns) for _, _, weights in blocks]
     # No constrained layout: with dozens of panels it costs more than the drawing.
-    fig = Figure(figsize=(1.9 * columns, 1.45 * sum(block_rows) + 1.2), dpi=DPI)
+    fig = Figure(figsize=(1.9 * columns, 1.45 * sum(block_rows) + 1.2), dpi=dpi())
     FigureCanvasAgg(fig)
     axes = fig.subplots(sum(block_rows), columns, squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat:
