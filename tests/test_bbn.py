@@ -119,6 +119,8 @@ def test_mu_at_the_first_and_last_search_epoch_under_each_epoch_count(count, fir
     expected_backbone = 0.0 if count == "from_one" else hls_factor(last, 10.0)  # HLS: 1 − exp(−τ μ)
     assert strategy.hls == pytest.approx(expected_backbone)
     assert round(last, 2) == (0.04 if count == "from_zero" else 0.0)
+    # the logged t, from which the report draws Fig. 5 and says how t was counted
+    assert strategy.epoch_summary()["mu_t"] == (50 if count == "from_one" else 49)
 
 
 def test_hls_factor_against_hand_computation():

@@ -20,6 +20,7 @@ from ltnas.methods import METHODS
 from ltnas.report.naming import name_of_test_set
 from ltnas.report.search_outcome import numeric_sweep, outcome_markdown, outcomes, plot_dominant_sweep
 from ltnas.report.summary import format_bytes, format_params, format_seconds
+from ltnas.report.tables import format_mean_std, markdown_table, summarise  # noqa: F401 (summarise: re-exported)
 
 # (key in comparison.json, column title, dotted path into eval.json)
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -62,15 +63,6 @@ def lookup(data: dict, dotted: str) -> Any:
             return None
         data = data.get(part)
     return data
-
-
-def summarise(values: Sequence[float | None]) -> dict[str, Any]:
-    """Mean and sample std over the seeds that have the value; one seed has no spread (std None)."""
-    present = [float(v) for v in values if v is not None]
-    if not present:
-        return {"mean": None, "std": None, "values": list(values)}
-    std = float(np.std(present, ddof=1)) if len(present) > 1 else None
-    return {"mean": float(np.mean(present)), "std": std, "values": list(values)}
 
 
 def aggregate(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, Any]]:
@@ -184,14 +176,6 @@ def _shot_thresholds(members: Sequence[tuple[str, int, Path]]) -> dict[str, int]
         many, few = metric_thresholds(json.loads((Path(run) / "eval.json").read_text()).get("balanced_test"))
         return {"many": many, "few": few}
     return {"many": 100, "few": 20}
-
-
-def format_mean_std(stat: dict[str, Any], percent: bool = True) -> str:
-    if stat.get("mean") is None:
-        return "—"
-    scale = 100.0 if percent else 1.0
-    mean = stat["mean"] * scale
-    return f"{mean:.2f} ± {stat['std'] * scale:.2f}" if stat.get("std") is not None else f"{mean:.2f}"
 
 
 # eval.json paths of counts (parameters, multiply-adds per image): published as plain counts, not percent.
@@ -357,7 +341,7 @@ def comparison_markdown(result: dict, plots: set[str]) -> str:
              f"{'mean ± sample std over seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}; "
              "×+: multiply-adds per image of the evaluated network (convolutions and linear layers, auxiliary head "
              "excluded), as FairDARTS (Chu et al., 2020)'s Tables 1 and 2 count them.",
-             _markdown_table(header, rows)]
+             markdown_table(header, rows)]
     if baselines:
         parts.append(f"Baselines (trained with the same recipe and long-tail plug-ins, nothing searched): "
                      f"{', '.join(baselines)}.")
@@ -404,7 +388,7 @@ def _side_by_side(result: dict, plots: set[str] = frozenset()) -> str:
     for name, caption in TWO_BRANCH_PLOTS if "mu_sweep" in plots else ():
         rows.append([caption, *(f"![{variant}]({run}/plots/{name}.png)" if variant in two_branch else "—"
                                 for variant, run in runs.items())])
-    return "## Side by side\n\n" + _markdown_table(["", *runs], rows)
+    return "## Side by side\n\n" + markdown_table(["", *runs], rows)
 
 
 def draw_comparison_plots(path: Path, members: Sequence[tuple[str, int, Path]], table: dict,
@@ -503,9 +487,3 @@ def _metric_title(dotted: str) -> str:
 def _mean_int(stat: dict[str, Any]) -> int | None:
     mean = stat.get("mean")
     return None if mean is None or math.isnan(mean) else int(round(mean))
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)

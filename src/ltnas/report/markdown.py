@@ -202,8 +202,7 @@ def draw_plots(run: RunFiles) -> set[str]:
     if any(row.get("mu") is not None and row.get("hls_factor") is not None for row in run.search_rows):
         search = (run.config or {}).get("search") or {}  # a two-branch (BBN / HLS) search
         draw("mu_losses", plot_mu_and_losses, run.search_rows)
-        draw("hls_schedule", plot_hls_schedule, run.search_rows, search.get("epochs") or len(run.search_rows),
-             epoch_count=(search.get("bbn") or {}).get("epoch_count", "from_zero"))
+        draw("hls_schedule", plot_hls_schedule, run.search_rows, search.get("epochs") or len(run.search_rows))
     if any(row.get("alpha_grad_norm_backbone") is not None for row in run.search_rows):
         draw("alpha_grad_norms", plot_alpha_gradient_norms, run.search_rows)
     return drawn
@@ -379,9 +378,9 @@ def mu_sweep_section(run: RunFiles, plots: set[str]) -> str:
     return "\n\n".join(line for line in lines if line)
 
 
-# search.bbn.epoch_count, in words
-EPOCH_COUNTS = {"from_one": "from 1 (t = 1 … T, the HLS paper's Algorithm 1)",
-                "from_zero": "from 0 (t = 0 … T − 1, BBN's code)"}
+# The first epoch's t in the μ schedule (logged as mu_t), in words
+EPOCH_COUNTS = {1: "from 1 (t = 1 … T, the HLS paper's Algorithm 1)",
+                0: "from 0 (t = 0 … T − 1, BBN's code)"}
 
 
 def two_branch_search_section(run: RunFiles, plots: set[str]) -> str:
@@ -391,9 +390,10 @@ def two_branch_search_section(run: RunFiles, plots: set[str]) -> str:
     if not rows:
         return ""
     search = (run.config or {}).get("search") or {}
-    count = (search.get("bbn") or {}).get("epoch_count", "from_zero")
+    first_t = rows[0].get("mu_t", 0)  # runs logged before mu_t counted from 0
     parts = ["## Two-branch search: mixing ratio, HLS factor, α gradients",
-             f"μ_t over the search epochs counts t {EPOCH_COUNTS.get(count, count)}: μ = {rows[0]['mu']:.4f} in the "
+             f"μ_t over the search epochs counts t {EPOCH_COUNTS.get(first_t, f'from {first_t}')}: "
+             f"μ = {rows[0]['mu']:.4f} in the "
              f"first epoch, {rows[-1]['mu']:.4f} in the last"
              f"{' (continued training included)' if len(rows) > (search.get('epochs') or len(rows)) else ''}.",
              _image(plots, "mu_losses", "training and validation loss with the mixing ratio (HLS paper, Fig. 2)"),

@@ -883,15 +883,13 @@ def plot_mu_and_losses(search_rows: Sequence[Row], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_hls_schedule(search_rows: Sequence[Row], search_epochs: int, path: str | Path,
-                      epoch_count: str = "from_zero") -> Path:
+def plot_hls_schedule(search_rows: Sequence[Row], search_epochs: int, path: str | Path) -> Path:
     """HLS (Tang, 2024), Fig. 5: the instance weight μ_t, the class-balanced weight 1 − μ_t and the HLS factor
-    1 − exp(−τ μ_t) of the backbone's α learning rate, as logged, against the normalised epoch t/T (t = epoch − 1,
-    or epoch with `epoch_count: from_one`; continued-training epochs lie beyond 1)."""
+    1 − exp(−τ μ_t) of the backbone's α learning rate, as logged, against the normalised epoch t/T (t as logged,
+    `mu_t`; rows logged before it: epoch − 1; continued-training epochs lie beyond 1)."""
     fig = _new_figure(width=6.5, height=4.2)
     ax = fig.subplots()
-    shift = 0 if epoch_count == "from_one" else 1
-    x = [(epoch - shift) / search_epochs for epoch in _epochs(search_rows)]
+    x = [row.get("mu_t", epoch - 1) / search_epochs for row, epoch in zip(search_rows, _epochs(search_rows))]
     mu = [_float_or_nan(row.get("mu")) for row in search_rows]
     ax.plot(x, mu, "-o", markersize=3, label="instance weight μ")
     ax.plot(x, [1 - m for m in mu], "-s", markersize=3, label="class-balanced weight 1 − μ")

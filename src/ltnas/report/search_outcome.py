@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ltnas.report.tables import format_mean_std, markdown_table, summarise
+
 # FairDARTS's footnote: an operation is dominant when its sigmoid weight exceeds 0.75.
 DOMINANT_SIGMA = 0.75
 
@@ -52,7 +54,6 @@ def member_outcome(run: str | Path) -> dict[str, Any]:
 
 def outcomes(members: Sequence[tuple[str, int, Path]]) -> dict[str, dict[str, Any]]:
     """variant → {dominant_ops, normal_skips, search_epochs: {mean, std, values}, stopped: [per seed]}."""
-    from ltnas.report.comparison import summarise
 
     rows: dict[str, list[dict]] = {}
     for variant, _seed, run in members:
@@ -102,7 +103,6 @@ def plot_dominant_sweep(sweep: dict[str, Any], search: dict[str, dict[str, Any]]
 
 def outcome_markdown(result: dict, plots: set[str]) -> str:
     """The "Search outcome" section of comparison.md: one row per variant, and the sweep's plot."""
-    from ltnas.report.comparison import _markdown_table, format_mean_std
 
     search = result.get("search") or {}
     if not any(stats["search_epochs"]["mean"] is not None for stats in search.values()):
@@ -121,7 +121,7 @@ def outcome_markdown(result: dict, plots: set[str]) -> str:
              "At the last search epoch, mean ± std over seeds: operations whose sigmoid weight exceeds 0.75 (FairDARTS's "
              "dominant operations; — for softmax searches), skip connections in the derived normal cell, and the "
              "epochs the search ran (fewer when an early-stopping rule of search.cures fired).",
-             _markdown_table(header, rows)]
+             markdown_table(header, rows)]
     if "dominant_sweep" in plots:
         parts.append("![dominant operations against the swept setting](plots/dominant_sweep.png)")
     return "\n\n".join(parts)

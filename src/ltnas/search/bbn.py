@@ -294,10 +294,13 @@ class BbnSearch:
         """μ of `epoch` (counted from 0 by the loop): the schedule at t = epoch (`bbn.epoch_count: from_zero`,
         BBN's code) or t = epoch + 1 (`from_one`, HLS (Tang, 2024) Algorithm 1: t = 1 … T, μ = 0 in the last
         search epoch); continued-training epochs at their constant μ."""
-        cfg, bbn = self.config, self.bbn
-        if epoch >= cfg.epochs:
-            return CONTINUED_MU[bbn.continued]
-        return self.schedule(epoch + (1 if bbn.epoch_count == "from_one" else 0), cfg.epochs)
+        if epoch >= self.config.epochs:
+            return CONTINUED_MU[self.bbn.continued]
+        return self.schedule(self.schedule_step(epoch), self.config.epochs)
+
+    def schedule_step(self, epoch: int) -> int:
+        """t of `epoch` (from 0) in the μ schedule: epoch (`from_zero`) or epoch + 1 (`from_one`)."""
+        return epoch + (1 if self.bbn.epoch_count == "from_one" else 0)
 
     def set_epoch(self, epoch: int) -> None:
         """μ and every learning rate for `epoch` (from 0); a pure function of the epoch, so resuming
@@ -306,6 +309,7 @@ class BbnSearch:
         continued = epoch >= cfg.epochs
         self._norm_sums, self._norm_steps = {}, 0
         self.mu = self.mixing_ratio(epoch)
+        self.t = self.schedule_step(epoch)
         self.backbone_frozen = continued and bbn.continued == "frozen_backbone"
         scale = self.lr_scale(epoch)
         factor = hls_factor(self.mu, bbn.tau) if bbn.hls else 1.0
@@ -322,7 +326,7 @@ class BbnSearch:
         pass  # learning rates are set from the epoch number in `set_epoch`
 
     def epoch_summary(self) -> dict[str, float]:
-        return {"mu": self.mu, "hls_factor": self.hls, "lr_backbone": self.w_optimizer.param_groups[0]["lr"],
+        return {"mu": self.mu, "mu_t": self.t, "hls_factor": self.hls, "lr_backbone": self.w_optimizer.param_groups[0]["lr"],
                 **{f"arch_lr_{c}": o.param_groups[0]["lr"] for c, o in self.a_optimizers.items()}}
 
     def gradient_norms(self) -> dict[str, float | None]:
