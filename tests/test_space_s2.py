@@ -361,6 +361,21 @@ def test_gdas_search_in_s2_resumes_to_the_same_alpha(tiny_run, tmp_path, monkeyp
     assert json.loads(whole[1])["space"] == "s2"
 
 
+def test_second_order_step_keeps_the_weights_the_optimizer_trains(tiny_config_file):
+    """S₂'s classifier is reached by two names (`classifier`, `head.classifier`); the α step's pass at the
+    virtual weights w' must leave the network holding the very Parameters the weight optimizer updates."""
+    config = load_config(tiny_config_file, ["search.space=s2", "search.s2.layout=small", "search.s2.width_mult=0.25",
+                                            "search.order=second"])
+    net = tiny_supernet()
+    strategy = DartsSearch(net, config.search, torch.nn.functional.cross_entropy)
+    batch = (torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
+    for _ in range(2):
+        strategy.step(batch, batch)
+        trained = {id(w) for group in strategy.w_optimizer.param_groups for w in group["params"]}
+        assert trained == {id(w) for w in net.parameters()}
+        assert net.classifier.weight is net.head.classifier.weight
+
+
 def test_ltnas_search_in_s2_second_order_prints_the_layers(tiny_config_file, tmp_path):
     """`ltnas search` of a second-order DARTS search in S₂ prints the derived layers (no cell warning)."""
     out = tmp_path / "run"

@@ -372,7 +372,8 @@ class BbnSearch:
             return self.loss(train_ins, train_cls)[0]
 
         def val_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            mixed = functional_call(self.network, params, (x_ins,), {"mu": self.mu, "x_cls": x_cls})
+            mixed = functional_call(self.network, params, (x_ins,), {"mu": self.mu, "x_cls": x_cls},
+                                    tie_weights=False)  # as DartsSearch's: keeps the optimizer's Parameters
             return mixed_loss(mixed, y_ins, y_cls, self.mu)
 
         return unrolled_arch_gradients(self.network, self.w_optimizer, self.network.arch_parameters(), train_loss,

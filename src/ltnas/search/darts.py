@@ -177,7 +177,9 @@ class DartsSearch:
             return self.criterion(self.network(x_train), y_train)
 
         def val_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            return self.arch_criterion(functional_call(self.network, params, (x_val,)), y_val)
+            # tie_weights=False: torch's tying swaps a module reached by two names (S₂'s `classifier`, also
+            # `head.classifier`) back as new Parameter objects, which the weight optimizer would no longer train
+            return self.arch_criterion(functional_call(self.network, params, (x_val,), tie_weights=False), y_val)
 
         return unrolled_arch_gradients(self.network, self.w_optimizer, self.alphas, train_loss, val_loss,
                                        self.config.hvp_radius)
