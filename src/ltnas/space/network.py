@@ -70,20 +70,25 @@ class AuxiliaryHead(nn.Module):
         super().__init__()
         pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if spatial >= 8
                 else nn.AdaptiveAvgPool2d(2))
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=True),
-            pool,
-            nn.Conv2d(channels, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
-            nn.ReLU(inplace=True),
-        )
+        self.features = auxiliary_features(pool, channels, batch_norm_768=True)
         self.classifier = make_classifier(768, num_classes, normalised)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))
+
+
+def auxiliary_features(pool: nn.Module, channels: int, batch_norm_768: bool) -> nn.Sequential:
+    """DARTS' auxiliary tower: ReLU, `pool` (to 2×2), 1×1 conv to 128 + BN + ReLU, 2×2 conv to 768 (+ BN) + ReLU."""
+    return nn.Sequential(
+        nn.ReLU(inplace=True),
+        pool,
+        nn.Conv2d(channels, 128, 1, bias=False),
+        nn.BatchNorm2d(128),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(128, 768, 2, bias=False),
+        *([nn.BatchNorm2d(768)] if batch_norm_768 else []),
+        nn.ReLU(inplace=True),
+    )
 
 
 class AuxiliaryHeadImageNet(nn.Module):
@@ -97,15 +102,7 @@ class AuxiliaryHeadImageNet(nn.Module):
         super().__init__()
         pool = (nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False) if spatial in (7, 8)
                 else nn.AdaptiveAvgPool2d(2))
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=True),
-            pool,
-            nn.Conv2d(channels, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.ReLU(inplace=True),
-        )
+        self.features = auxiliary_features(pool, channels, batch_norm_768=False)
         self.classifier = make_classifier(768, num_classes, normalised)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
