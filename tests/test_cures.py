@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import search_killed_and_resumed
+from test_table3 import make_strategy  # a seeded strategy on a SearchNetwork built from the config
 from torch.func import functional_call
 
 from ltnas import pipeline
@@ -17,24 +18,13 @@ from ltnas.config import SearchConfig, validate_config
 from ltnas.errors import LtnasError
 from ltnas.report.markdown import _search_section, read_run_files
 from ltnas.runs import RunFolder
-from ltnas.search import strategy_class
 from ltnas.search.cures import (DropoutEdge, DropoutMixing, HessianStop, dominant_eigenvalue, dropout_rate,
                                 skip_count_stop)
 from ltnas.search.oneshot import frozen_bn_statistics
-from ltnas.space import SearchNetwork
 from ltnas.space.mixing import EdgeInput, MixedEdge
 from ltnas.train.loop import JsonlLog
 
 PRIMITIVES = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
-
-
-def make_strategy(config: SearchConfig, classes: int = 3):
-    strategy_cls = strategy_class(config.method)
-    torch.manual_seed(0)
-    cell = config.cell
-    network = SearchNetwork(cell.init_channels, classes, cell.layers, primitives=cell.primitives,
-                            nodes=cell.nodes, **strategy_cls.network_options(config))
-    return strategy_cls(network, config, F.cross_entropy)
 
 
 # --- dropout ---------------------------------------------------------------------------------------
