@@ -36,6 +36,7 @@ Exit status 1 when the check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -82,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--amp", action="store_true", help="ltnas: bf16 autocast (search.amp)")
     parser.add_argument("--nchw", action="store_true", help="ltnas: NCHW activations (search.channels_last=false)")
+    parser.add_argument("--fuse", choices=["auto", "always", "never"], default="auto",
+                        help="ltnas: compute the edges leaving a node together (space/fused.py): auto = where a "
+                             "node's activations are small (FUSE_MAX_NUMEL), always, never")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
     args = parser.parse_args(argv)
@@ -94,8 +98,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def set_fusing(mode: str) -> None:
+    """Where ltnas's supernet fuses a node's edges: its own rule (auto), everywhere, or nowhere."""
+    from ltnas.space import fused
+
+    fused.FUSE_MAX_NUMEL = {"auto": fused.FUSE_MAX_NUMEL, "always": 1 << 62, "never": -1}[mode]
+
+
 def main() -> int:
     args = parse_args()
+    set_fusing(args.fuse)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -112,7 +124,8 @@ def main() -> int:
           f"device {device}{gpu}, torch {torch.__version__}")
     print(f"first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
           f"{args.batch} val, {args.size}x{args.size}, 10 classes, all {len(PRIMITIVES)} primitives; ltnas "
-          f"{'bf16 autocast' if args.amp else 'fp32'}{', NCHW' if args.nchw else ', channels_last'}")
+          f"{'bf16 autocast' if args.amp else 'fp32'}{', NCHW' if args.nchw else ', channels_last'}, "
+          f"edges fused: {args.fuse}")
     ok = True
     for method in (METHODS if args.method == "both" else [args.method]):
         passed, detail = check(args, method, device)
@@ -254,7 +267,8 @@ def check(args, method: str, device: torch.device) -> tuple[bool, str]:
         network.to(dtype), baseline.to(dtype)
         baseline.alphas_normal = baseline.alphas_normal.detach().to(dtype).requires_grad_(True)
         baseline.alphas_reduce = baseline.alphas_reduce.detach().to(dtype).requires_grad_(True)
-        results[dtype] = [outputs_and_gradients(model, x.to(dtype), y) for model in (network, baseline)]
+        with without_tf32():
+            results[dtype] = [outputs_and_gradients(model, x.to(dtype), y) for model in (network, baseline)]
     (ours64, base64), (ours32, base32) = results[torch.float64], results[torch.float32]
     exact = max(relative_difference(a, b) for a, b in zip(ours64, base64))
     logits = relative_difference(ours32[0], base32[0])
@@ -267,6 +281,19 @@ def check(args, method: str, device: torch.device) -> tuple[bool, str]:
     ok = exact <= TOLERANCE and logits <= TOLERANCE
     return ok, (f"float64 logits + gradients {exact:.1e}; float32 logits {logits:.1e}; float32 gradients against "
                 f"float64: ltnas {float32_errors(ours32)}, baseline {float32_errors(base32)}")
+
+
+@contextlib.contextmanager
+def without_tf32():
+    """Full float32 arithmetic in CUDA's convolutions and matrix products. With TF32 (cuDNN's default) their
+    inputs are rounded to a 10-bit mantissa, so two correct implementations that reach different kernels (the
+    fused edges' grouped convolutions against the original's one per edge) differ by ~1e-3."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def outputs_and_gradients(model, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
