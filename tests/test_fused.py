@@ -85,6 +85,19 @@ def test_only_training_with_gradient_carrying_weights_takes_the_fused_path(monke
     assert len(calls) == 2 * 5
 
 
+def test_a_cuda_gpu_fuses_at_any_size_a_cpu_only_small_nodes():
+    from types import SimpleNamespace
+
+    from ltnas.space.fused import FUSE_MAX_NUMEL, worth_fusing
+
+    def node(device: str, numel: int):  # what worth_fusing reads of a tensor, without allocating one on a GPU
+        return SimpleNamespace(device=torch.device(device), numel=lambda: numel)
+
+    assert worth_fusing(node("cpu", FUSE_MAX_NUMEL)) and not worth_fusing(node("cpu", FUSE_MAX_NUMEL + 1))
+    assert worth_fusing(node("cuda", FUSE_MAX_NUMEL + 1)) and worth_fusing(node("cuda:1", 64 * 16 * 32 * 32))
+    assert worth_fusing(torch.zeros(2, 8, 8, 8)) and not worth_fusing(torch.zeros(FUSE_MAX_NUMEL + 1))
+
+
 def test_other_mixings_and_mixed_edges_are_not_fused():
     from ltnas.search.pcdarts import PartialChannelMixing
 

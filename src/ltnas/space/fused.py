@@ -23,8 +23,8 @@ for the e edges leaving node h (all with the same stride and primitives):
 Parameters and buffers stay in the edges' own modules (checkpoints, optimisers and the original-DARTS
 comparison see the same tensors); the weights are concatenated on each call, so gradients flow back to
 them through the concatenation. Running statistics are updated with each BatchNorm's momentum, as its
-own forward would. Used in training mode with gradient-carrying weights (the search step) on small
-activations (`worth_fusing`); evaluation, sampled (GDAS) and constant-weight calls, edges of other
+own forward would. Used in training mode with gradient-carrying weights (the search step) on a GPU, and
+on small activations on a CPU (`worth_fusing`); evaluation, sampled (GDAS) and constant-weight calls, edges of other
 mixings (PC-DARTS) and large activations keep the per-edge path. tests/test_fused.py holds the two
 paths to the same logits, gradients and statistics in float64.
 """
@@ -37,16 +37,21 @@ from torch import nn
 
 CONV_KINDS = ("sep_conv", "dil_conv")
 
-# Fused where a node's activations are small: there per-call overhead dominates and the fused form wins
-# (quickstart search, C=8 on 8×8 digits: 1.45–1.65× the per-edge step, benchmarks/RESULTS.md, issue 12). At the
-# DARTS size (C=16 on 32×32, batch 16 or 64) the per-edge form's depthwise and 1×1 convolutions hit the CPU
+# On a CPU, fused where a node's activations are small: there per-call overhead dominates and the fused form
+# wins (quickstart search, C=8 on 8×8 digits: 1.45–1.65× the per-edge step, benchmarks/RESULTS.md, issue 12). At
+# the DARTS size (C=16 on 32×32, batch 16 or 64) the per-edge form's depthwise and 1×1 convolutions hit the CPU
 # library's fastest kernels while the fused, repeated ones do not: the fused step measured 0.59× there.
 FUSE_MAX_NUMEL = 1 << 15
+# On a CUDA GPU the step is launch-bound at every size measured, so fewer, larger kernels win there too: fused,
+# the DARTS-size step ran 1.39× and the quickstart's 1.42× the per-edge step on an H100 (benchmarks/RESULTS.md,
+# "GPU figures of the speed issue"), at 1.22× the per-edge step's peak memory (still below the original DARTS's).
+FUSE_ALWAYS_ON = ("cuda",)
 
 
 def worth_fusing(x: torch.Tensor) -> bool:
-    """Whether the edges leaving a node of x's size run faster fused: at most `FUSE_MAX_NUMEL` numbers."""
-    return x.numel() <= FUSE_MAX_NUMEL
+    """Whether the edges leaving a node of x's size and device run faster fused: always on a CUDA GPU,
+    elsewhere when x has at most `FUSE_MAX_NUMEL` numbers."""
+    return x.device.type in FUSE_ALWAYS_ON or x.numel() <= FUSE_MAX_NUMEL
 
 
 def fusable(edges: list[nn.Module]) -> bool:
