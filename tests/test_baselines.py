@@ -135,6 +135,19 @@ def test_quickstart_compares_search_methods_with_baselines():
         assert config.train.baseline or config.train.genotype, name
 
 
+def test_parallel_workers_start_the_longest_members_first():
+    """Searches first, then the cell network of a given genotype, then the hand-designed baselines, so the
+    quickstart's DARTS_V2 does not start last and run alone; the table keeps the spec's order."""
+    from ltnas.compare import start_order
+
+    spec = spec_from_methods(resolve_config_path("quickstart"), list(QUICKSTART_METHODS), [0])
+    names = list(spec.variants)
+    configs = [load_config(resolve_config_path("quickstart"), changes) for changes in spec.variants.values()]
+    assert [names[i] for i in start_order(configs)] == ["DARTS", "FairDARTS", "SSF-NAS", "DARTS_V2", "CNN",
+                                                        "ResNet-32"]
+    assert names == ["DARTS", "FairDARTS", "SSF-NAS", "CNN", "ResNet-32", "DARTS_V2"]
+
+
 def test_resnet32_with_ldams_normalised_classifier_has_the_published_size():
     """LDAM-DRW's NormedLinear has no bias: 464,154 − 10 = 464,144 parameters at 10 classes."""
     from ltnas.space.heads import is_normalised

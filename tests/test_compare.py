@@ -229,7 +229,7 @@ def test_a_member_failing_in_its_worker_is_recorded_and_the_other_finishes(tiny_
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA (the failing member asks for it)")
     overrides = [value for flag, value in zip(QUICK[::2], QUICK[1::2])]
-    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1]), tmp_path / "c",
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1, 2]), tmp_path / "c",
                                    [*overrides, "progress=false", "train.epochs=1"])
     comparison.members[0].config.device = "cuda"  # as `--resume --device cuda` would on this machine
     try:
@@ -238,12 +238,57 @@ def test_a_member_failing_in_its_worker_is_recorded_and_the_other_finishes(tiny_
         lock.release_all()
     assert [(f["variant"], f["seed"]) for f in result["failed"]] == [("CNN", 0)]
     assert result["failed"][0]["error"].startswith("device 'cuda'")
-    assert len(result["variants"]["CNN"]["balanced"]["values"]) == 1  # seed 1's, the one that finished
-    assert (tmp_path / "c" / "cnn" / "seed_1" / "eval.json").is_file()
+    assert len(result["variants"]["CNN"]["balanced"]["values"]) == 2  # seeds 1 and 2, which finished
+    assert (tmp_path / "c" / "cnn" / "seed_2" / "eval.json").is_file()
+    assert sorted(comparison.workers) == [0, 1, 2]
+    assert len({worker["pid"] for worker in comparison.workers.values()}) == 2  # the third member reused a worker
     assert "no CUDA GPU" in json.loads((tmp_path / "c" / "cnn" / "seed_0" / FAILED_FILE).read_text())["error"]
 
 
 # ------------------------------------------------------------------------------ bad input
+
+
+def test_a_worker_that_dies_fails_its_member_and_a_new_worker_takes_the_next(tiny_yaml, tmp_path, monkeypatch):
+    from ltnas import compare, lock
+    from ltnas.compare import FAILED_FILE, Comparison, spec_from_methods
+
+    overrides = [value for flag, value in zip(QUICK[::2], QUICK[1::2])]
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1, 2]), tmp_path / "c",
+                                   [*overrides, "progress=false", "train.epochs=1"])
+    monkeypatch.setattr(compare, "_worker_process", _dies_on_seed_0)  # the spawned worker imports this test module
+    try:
+        result = comparison.run(jobs=2, threads=1)
+    finally:
+        lock.release_all()
+    assert [(f["variant"], f["seed"]) for f in result["failed"]] == [("CNN", 0)]
+    assert "its worker process ended with exit code 3" in json.loads(
+        (tmp_path / "c" / "cnn" / "seed_0" / FAILED_FILE).read_text())["error"]
+    assert all((tmp_path / "c" / "cnn" / f"seed_{seed}" / "eval.json").is_file() for seed in (1, 2))
+    assert sorted(comparison.workers) == [1, 2]  # the dead worker never said it started
+
+
+def _dies_on_seed_0(connection, log, threads):
+    """A worker that exits hard (as if killed) when it is sent seed 0's member, and works normally otherwise."""
+    import os
+
+    from ltnas.compare import _worker_process
+
+    job = connection.recv()
+    if job is not None and job[1].endswith("seed_0"):
+        os._exit(3)
+
+    class Replay:  # hands the job already read to the real worker loop, then the rest of the pipe
+        def __init__(self):
+            self.first = job
+
+        def recv(self):
+            job, self.first = self.first, False
+            return job if job is not False else connection.recv()
+
+        def send(self, message):
+            connection.send(message)
+
+    _worker_process(Replay(), log, threads)
 
 
 def test_compare_bad_input(tiny_yaml, tmp_path, capsys):

@@ -296,29 +296,39 @@ class Comparison:
                                                        if m.finished], failed=failed)
 
     def _run_parallel(self, on_member, on_end, log: str | None, jobs: int, threads: int | None) -> None:
-        """Members `jobs` at a time, each in a spawned process that holds its run folder while it works
-        (this process lets go of a member's lock as it hands the member over, and keeps the
-        comparison folder's). `self.workers[index]` records each worker's PID and torch threads."""
+        """Members `jobs` at a time in spawned worker processes, each worker taking one member after
+        another (a process's start and imports cost ~10 CPU seconds, a small member's run not much more; the
+        quickstart took 4 min 15 s so against 5 min 03 s with a process per member, benchmarks/RESULTS.md),
+        the longest members first (`start_order`). This process lets go of a member's lock as it hands the
+        member over and keeps the comparison folder's; the worker holds the member's folder while it
+        works. `self.workers[index]` records the PID and torch threads of the worker that ran each member.
+        A worker that dies fails its member; a new worker takes the members still waiting."""
         import multiprocessing
         from multiprocessing.connection import wait
-        from queue import Empty
 
         context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool has started
-        started = context.Queue()
-        waiting = list(enumerate(self.members))
-        running: dict[int, tuple[Any, float]] = {}
+        waiting = [(index, self.members[index]) for index in start_order([m.config for m in self.members])]
+        idle: list[tuple[Any, Any]] = []  # (process, connection) of workers waiting for a member
+        busy: dict[Any, tuple[Any, int, float]] = {}  # connection → (process, member index, start time)
 
-        def collect() -> None:
-            while True:
-                try:
-                    index, pid, count = started.get_nowait()
-                except Empty:
-                    return
-                self.workers[index] = {"pid": pid, "threads": count}
+        def spawn() -> None:
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker_process, args=(theirs, log, threads), daemon=True)
+            process.start()
+            theirs.close()
+            idle.append((process, ours))
+
+        def end(connection, failure: str | None) -> None:
+            process, index, began = busy.pop(connection)
+            member = self.members[index]
+            if failure is not None and not member.finished and member.failure is None:
+                _record_failure(member.run.path, failure, "WorkerDied")
+            if on_end is not None:
+                on_end(index, member, time.perf_counter() - began)
 
         try:
-            while waiting or running:
-                while waiting and len(running) < jobs:
+            while waiting or busy:
+                while waiting and (idle or len(busy) < jobs):
                     index, member = waiting.pop(0)
                     if on_member is not None:
                         on_member(index, member)
@@ -326,36 +336,67 @@ class Comparison:
                         continue
                     member.config = member.config.model_copy(update={"progress": False})  # bars would interleave
                     lock.release(member.run.path)
-                    process = context.Process(target=_member_process, daemon=True,
-                                              args=(index, str(member.run.path), member.config, log, threads, started))
-                    process.start()
-                    running[index] = (process, time.perf_counter())
-                if not running:
+                    while True:
+                        if not idle:
+                            spawn()
+                        process, connection = idle.pop()
+                        try:
+                            connection.send((index, str(member.run.path), member.config))
+                            break
+                        except OSError:  # an idle worker that died: another takes the member
+                            process.join()
+                    busy[connection] = (process, index, time.perf_counter())
+                if not busy:
                     continue
-                wait([process.sentinel for process, _ in running.values()])
-                collect()
-                for index, (process, began) in list(running.items()):
-                    if process.exitcode is None:
+                ready = wait([*busy, *(process.sentinel for process, _, _ in busy.values())])
+                for connection in [c for c in list(busy) if c in ready]:
+                    try:
+                        message = connection.recv()
+                    except EOFError:  # the worker died; its sentinel says so below
                         continue
-                    process.join()
-                    del running[index]
-                    member = self.members[index]
-                    if not member.finished and member.failure is None:
-                        _record_failure(member.run.path, f"its worker process ended with exit code {process.exitcode}",
-                                        "WorkerDied")
-                    if on_end is not None:
-                        on_end(index, member, time.perf_counter() - began)
-            collect()
+                    if message[0] == "started":
+                        self.workers[busy[connection][1]] = {"pid": message[1], "threads": message[2]}
+                    else:  # "done": the worker is free for the next member
+                        process = busy[connection][0]
+                        end(connection, None)
+                        idle.append((process, connection))
+                for connection, (process, index, _) in list(busy.items()):
+                    if not process.is_alive():
+                        process.join()
+                        end(connection, f"its worker process ended with exit code {process.exitcode}")
         except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them stop at their own pace, briefly
-            for process, _ in running.values():
+            for process, _, _ in busy.values():
                 process.join(timeout=20)
                 if process.exitcode is None:
                     process.terminate()
                     process.join()
             raise
         finally:
-            collect()
-            started.close()
+            for process, connection in idle:
+                try:
+                    connection.send(None)  # no more members
+                except OSError:
+                    pass
+                process.join(timeout=20)
+                if process.exitcode is None:
+                    process.terminate()
+                    process.join()
+
+
+def start_order(configs: list[RunConfig]) -> list[int]:
+    """The order in which parallel workers take members: the longest first, as in longest-processing-time
+    scheduling, so that no worker is left running a long member alone at the end while the others idle.
+    Without running them, a member's length is judged by what it runs: a search and a retrain, then the
+    retrain of a cell network (a given genotype), then a hand-designed baseline, cheaper per epoch than
+    DARTS's cell networks (at the quickstart's size ResNet-32 and the CNN have 4.3M and 0.6M multiply-adds,
+    DARTS_V2's network 9.1M); the spec's order within each. On 2 cores the quickstart took 5 min 03 s this
+    way against 5 min 18 s in the spec's order (benchmarks/RESULTS.md, "End to end")."""
+    def rank(config: RunConfig) -> int:
+        if config.train.baseline:
+            return 2
+        return 1 if config.train.genotype else 0
+
+    return sorted(range(len(configs)), key=lambda index: rank(configs[index]))
 
 
 def _attempt(config: RunConfig, run: RunFolder, log: str | None) -> None:
@@ -378,22 +419,29 @@ def _record_failure(path: Path, reason: str, kind: str) -> None:
     atomic_write_text(json.dumps({"error": reason, "type": kind}, indent=1) + "\n", path / FAILED_FILE)
 
 
-def _member_process(index: int, path: str, config: RunConfig, log: str | None, threads: int | None, started) -> None:
-    """A worker process's whole life: set its torch threads, say so, hold the member's folder, run it."""
+def _worker_process(connection, log: str | None, threads: int | None) -> None:
+    """A worker process's whole life: set its torch threads, then run the members it is sent — (index,
+    run folder, config), None to stop — one after another, holding each member's folder while it works,
+    and say ("started", pid, threads) and ("done",) for each."""
     import torch
 
     from ltnas import threads as thread_policy
 
     thread_policy.apply(threads)
-    started.put((index, os.getpid(), torch.get_num_threads()))
     try:
-        try:
-            run = RunFolder.open(path).claim()
-        except LtnasError as exc:  # e.g. another process took the folder in the moment it was handed over
-            _record_failure(Path(path), str(exc), exc.__class__.__name__)
-            return
-        _attempt(config, run, log)
+        while (job := connection.recv()) is not None:
+            index, path, config = job
+            connection.send(("started", os.getpid(), torch.get_num_threads()))
+            try:
+                run = RunFolder.open(path).claim()
+            except LtnasError as exc:  # e.g. another process took the folder in the moment it was handed over
+                _record_failure(Path(path), str(exc), exc.__class__.__name__)
+            else:
+                _attempt(config, run, log)
+            finally:
+                lock.release_all()
+            connection.send(("done",))
     except KeyboardInterrupt:  # the parent says how to continue; the last finished epoch is kept
         raise SystemExit(130) from None
-    finally:
-        lock.release_all()
+    except EOFError:  # the parent is gone
+        pass
