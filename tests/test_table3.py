@@ -292,7 +292,9 @@ def test_random_run_retrains_the_drawn_cells_with_long_tail_plug_ins_and_resumes
     trained = json.loads((run.path / "train" / "genotype.json").read_text())
     assert {k: trained[k] for k in ("normal", "reduce")} == {k: drawn.to_dict()[k] for k in ("normal", "reduce")}
     assert json.loads((run.path / "eval.json").read_text())["balanced_test"]["num_samples"] == 40
-    assert "## Random sampling" in (run.path / "report.md").read_text()
+    report = (run.path / "report.md").read_text()
+    assert "## Random sampling" in report and "Retrained the genotype drawn above (no search)." in report
+    assert "found by the search" not in report and "### Genotype found" not in report
 
     floor = record["madds"] + 1  # the first draw's network is below it: the floor must reject
     raw["search"]["random"] = {"min_madds": floor}

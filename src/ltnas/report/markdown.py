@@ -308,7 +308,8 @@ def _search_section(run: RunFiles, plots: set[str]) -> str:
     if run.search_rows:
         parts += [_final_epoch_table(run.search_rows, SEARCH_KEYS)]
     if run.search_genotype:
-        parts += ["### Genotype found", _genotype_text(run.search_genotype),
+        parts += ["### Genotype found" if searched(run.config) else "### Genotype drawn (no search)",
+                  _genotype_text(run.search_genotype),
                   _image(plots, "search_genotype", "searched cells")]
     parts += [
         _image(plots, "search_curves", "search loss and accuracy"),
@@ -330,7 +331,8 @@ def _retrain_section(run: RunFiles, plots: set[str]) -> str:
     if run.train_genotype:
         name = run.train_genotype.get("name")
         if not _retrained_other_genotype(run):
-            parts.append("Retrained the genotype found by the search.")
+            parts.append("Retrained the genotype found by the search." if searched(run.config) else
+                         "Retrained the genotype drawn above (no search).")
         else:
             parts += [f"Retrained genotype{f' **{name}**' if name else ''}:", _genotype_text(run.train_genotype),
                       _image(plots, "train_genotype", "retrained cells")]
@@ -494,6 +496,13 @@ def _layers_text(genotype: Row) -> str:
              f"{len(layers)} searchable layers, {removed} removed (skip only), {len(layers) - removed} computing:", ""]
     lines += [f"- layer {index}: `{' + '.join(ops)}`" for index, ops in enumerate(layers)]
     return "\n".join(lines)
+
+
+def searched(config: Row | None) -> bool:
+    """Whether the run's method searched its genotype (`Method.searches`: False for random cells), from its
+    saved config."""
+    entry = METHODS.get(((config or {}).get("search") or {}).get("method"))
+    return entry.searches if entry is not None else True
 
 
 def dominant_threshold(config: Row | None) -> float | None:
