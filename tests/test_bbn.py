@@ -421,7 +421,9 @@ def test_bbn_search_re_samples_with_bbns_reversed_sampler_by_default(monkeypatch
 # --- the run end to end ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bbn_run(tmp_path_factory) -> Path:
-    config = validate_config(bbn_config(continued="mu_half", continued_epochs=1, mu_sweep=[0, 0.5, 1]))
+    raw = bbn_config(continued="mu_half", continued_epochs=1, mu_sweep=[0, 0.5, 1])
+    raw["eval"] = {**raw.get("eval", {}), "many_shot": 40, "few_shot": 6}  # not the defaults: eval.json must follow
+    config = validate_config(raw)
     folder = tmp_path_factory.mktemp("bbn") / "run"
     pipeline.run_all(config, RunFolder.create(folder, config))
     return folder
@@ -433,6 +435,8 @@ def test_bbn_run_writes_eval_json_in_the_pipeline_schema(bbn_run):
         metrics = evaluation[name]
         assert {"overall", "balanced", "many", "medium", "few", "per_class", "confusion"} <= set(metrics)
     assert evaluation["balanced_test"]["num_samples"] == 40
+    for name in ("balanced_test", "longtail_test"):  # the run's eval.many_shot / eval.few_shot, as every stage
+        assert evaluation[name]["shot_thresholds"] == {"many": 40, "few": 6}
     assert evaluation["mu_test"] == 0.5 and evaluation["genotype"] == "searched"
     assert evaluation["params"] > 0 and evaluation["device"] == "cpu"
     assert evaluation["seconds"]["search"] > 0 and evaluation["seconds"]["train"] is None

@@ -37,10 +37,12 @@ def predict_branches(network: TwoBranchSearchNetwork, batches: DeviceBatches
 
 
 def mixed_metrics(o_ins: torch.Tensor, o_cls: torch.Tensor, labels: torch.Tensor, mu: float,
-                  num_classes: int, train_counts: list[int]) -> dict[str, Any]:
-    """`classification_metrics`, the top-5 accuracy and the cross-entropy of the prediction μ·o_ins + (1 − μ)·o_cls."""
+                  num_classes: int, train_counts: list[int],
+                  shots: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
+    """`classification_metrics` (shot groups by `shots`, as there), the top-5 accuracy and the cross-entropy of
+    the prediction μ·o_ins + (1 − μ)·o_cls."""
     logits = mix(o_ins, o_cls, mu)
-    metrics = classification_metrics(logits.argmax(1), labels, num_classes, train_counts)
+    metrics = classification_metrics(logits.argmax(1), labels, num_classes, train_counts, shots)
     metrics["top5"] = top_k_accuracy(logits.topk(min(TOP_K, num_classes), dim=1).indices, labels, num_classes)
     metrics["loss"] = F.cross_entropy(logits, labels).item()
     return metrics

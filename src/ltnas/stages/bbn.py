@@ -117,9 +117,11 @@ def evaluate_two_branch(ctx: Context, network: TwoBranchSearchNetwork, val_batch
     if data.test_longtail is not None:
         sets["longtail_test"] = (predict_branches(network, ctx.eval_batches(data.test_longtail)), data.train_counts)
 
+    shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
+
     def metrics_at(mu: float, name: str) -> dict:
         (o_ins, o_cls, labels), counts = sets[name]
-        return mixed_metrics(o_ins, o_cls, labels, mu, data.num_classes, counts)
+        return mixed_metrics(o_ins, o_cls, labels, mu, data.num_classes, counts, shots)
 
     def summary_at(mu: float, name: str) -> dict:
         metrics = metrics_at(mu, name)
