@@ -423,3 +423,21 @@ def test_genotype_dot_source_and_fallback_drawing(tmp_path: Path, monkeypatch) -
     assert dot.count("->") == 2 * 8 + 2 * 4  # 8 edges per cell + 4 concatenated nodes per cell
     monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no graphviz: matplotlib draws
     assert plots.plot_genotype(genotype, tmp_path / "cells.png").stat().st_size > 0
+
+
+def test_misclassified_images_are_laid_out_row_by_row_in_one_mosaic(tmp_path: Path) -> None:
+    from ltnas.report.plots import image_mosaic, plot_misclassified
+
+    grey = np.stack([np.full((1, 6, 6), 10 * (i + 1), dtype=np.uint8) for i in range(5)])
+    mosaic, corners = image_mosaic(grey, columns=3)
+    # cells of (6 + 1 + 2) × (6 + 1) pixels: 2 rows × 3 columns, each image below its 2-pixel title room
+    assert mosaic.shape == (18, 21) and corners == [(2, 0), (2, 7), (2, 14), (11, 0), (11, 7)]
+    for i, (top, left) in enumerate(corners):
+        assert (mosaic[top:top + 6, left:left + 6] == 10 * (i + 1)).all()
+    assert (mosaic[11:17, 14:20] == 255).all() and (mosaic[:2] == 255).all()  # no 6th image; title rows white
+    colour = np.random.default_rng(0).integers(0, 255, (2, 3, 4, 4), dtype=np.uint8)
+    mosaic, corners = image_mosaic(colour)
+    assert mosaic.shape == (4 + 1 + 2, 2 * (4 + 1), 3)
+    assert (mosaic[2:6, 5:9] == colour[1].transpose(1, 2, 0)).all()
+    path = plot_misclassified(grey, [0, 1, 2, 3, 4], [1, 2, 3, 4, 0], [str(c) for c in range(5)], tmp_path / "m.png")
+    assert path.stat().st_size > 0
