@@ -4,7 +4,8 @@
                          is prepared (writing 5 to /proc/self/clear_refs) and read from VmHWM in /proc/self/status,
                          so it covers this run only ("scope": "run"); elsewhere, or where the reset is refused, it is
                          `resource.getrusage(RUSAGE_SELF).ru_maxrss` ("scope": "process": since the process began, so
-                         the members of an in-process comparison report the largest so far)
+                         the members of an in-process comparison, or of one comparison worker, report the largest
+                         so far)
     cuda_allocated_bytes `torch.cuda.max_memory_allocated` on the run's device since the reset (None off CUDA)
 
 A resumed run counts from its resume, and `ltnas eval RUN` records the re-evaluation's own peak.
