@@ -47,8 +47,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     shared = {}
     for item in items:
         keys = [item.nodeid.split("::")[0]]
-        for name in item.fixturenames:
-            definition = item._fixtureinfo.name2fixturedefs.get(name, [None])[-1]
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        for name in getattr(item, "fixturenames", ()):
+            definition = (definitions.get(name) or [None])[-1]
             if definition is None or definition.scope not in ("module", "session"):
                 continue
             if not Path(inspect.getfile(definition.func)).resolve().is_relative_to(here):
