@@ -111,3 +111,28 @@ def test_ci_runs_the_readme_test_command():
     ci = (root / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.replace("pip install -q ", "pip install ") == readme
     assert readme.endswith("pytest -q -n 2 --dist loadgroup")
+
+
+def test_test_time_records_xdist_workers_into_one_file(tmp_path):
+    """Under `-n 2` both workers append their tests to the one record and each its own session line; the
+    controller's last line counts the workers' CPU (the child that burns 0.3 s is in it)."""
+    pytest.importorskip("xdist")
+    sample = tmp_path / "test_sample.py"
+    sample.write_text(SAMPLE)
+    record = tmp_path / "times.jsonl"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "test_time.py"), "--out", str(record), "-n", "2",
+                             str(sample)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    tests = [row["test"].split("::")[1] for row in rows if "test" in row]
+    assert sorted(tests) == ["test_child_burns_cpu", "test_idle"]
+    workers = [row for row in rows if "worker" in row]
+    assert sorted(row["worker"] for row in workers) == ["gw0", "gw1"]
+    assert "session" in rows[-1] and "worker" not in rows[-1]
+    assert rows[-1]["session"]["cpu"] >= sum(row["session"]["cpu"] for row in workers) >= 0.3
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import test_time
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert test_time.read_times(record)[1] == rows[-1]["session"]
