@@ -18,8 +18,9 @@ sums the figures per file.
 
 Under pytest-xdist (`-n 2`) each worker records its own tests into the same FILE (one short write per
 line, appended) and ends with its own {"session": ..., "worker": "gw0"} line; the controller empties FILE
-before the workers start and writes the last line, whose "cpu" is its own plus its workers' session CPU
-(read back from FILE: xdist reaps them only after this hook) and whose "wall" is the parallel run's.
+before the workers start and writes the last line, whose "cpu" is its own process's plus its workers'
+session CPU (read back from FILE; not its RUSAGE_CHILDREN, which holds the workers or not depending on
+when xdist reaps them) and whose "wall" is the parallel run's.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class _Recorder:
         if worker is None:  # the controller (or a serial run) starts the file; xdist workers append to it
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
-        self.start = (cpu_seconds(), time.perf_counter())
+        self.start = (cpu_seconds(), time.perf_counter(), time.process_time())
 
     def _write(self, row: dict) -> None:
         with self.path.open("a") as file:
@@ -64,12 +65,14 @@ class _Recorder:
 
     def pytest_sessionfinish(self, session) -> None:
         cpu = cpu_seconds() - self.start[0]
+        rows = [json.loads(line) for line in self.path.read_text().splitlines()]
+        workers = [row["session"]["cpu"] for row in rows if "worker" in row]
         if self.worker:
             row = {"worker": self.worker}
-        else:  # the workers' own session lines, written before the controller's session ends
-            rows = [json.loads(line) for line in self.path.read_text().splitlines()]
-            cpu += sum(row["session"]["cpu"] for row in rows if "worker" in row)
+        else:
             row = {}
+            if workers:  # xdist's controller: its own CPU and its workers' (whether or not reaped yet)
+                cpu = time.process_time() - self.start[2] + sum(workers)
         self._write({"session": {"cpu": round(cpu, 2), "wall": round(time.perf_counter() - self.start[1], 2)},
                      **row})
 
