@@ -15,6 +15,12 @@ FILE gets one JSON line per test as it finishes ({"test", "cpu", "wall"}), so a 
 while it goes, and a last line {"session": {"cpu", "wall"}} with the totals from start-up to the end
 (collection and imports included). `benchmarks/test_time.py` runs the suite with this plugin and
 sums the figures per file.
+
+Under pytest-xdist (`-n 2`) each worker records its own tests into the same FILE (one short write per
+line, appended) and ends with its own {"session": ..., "worker": "gw0"} line; the controller empties FILE
+before the workers start and writes the last line, whose "cpu" is its own process's plus its workers'
+session CPU (read back from FILE; not its RUSAGE_CHILDREN, which holds the workers or not depending on
+when xdist reaps them) and whose "wall" is the parallel run's.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ def pytest_addoption(parser) -> None:
 
 
 class _Recorder:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
-        self.start = (cpu_seconds(), time.perf_counter())
+    def __init__(self, path: Path, worker: str | None = None) -> None:
+        self.path, self.worker = path, worker
+        if worker is None:  # the controller (or a serial run) starts the file; xdist workers append to it
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+        self.start = (cpu_seconds(), time.perf_counter(), time.process_time())
 
     def _write(self, row: dict) -> None:
         with self.path.open("a") as file:
@@ -57,11 +64,21 @@ class _Recorder:
                      "wall": round(time.perf_counter() - wall, 3)})
 
     def pytest_sessionfinish(self, session) -> None:
-        self._write({"session": {"cpu": round(cpu_seconds() - self.start[0], 2),
-                                 "wall": round(time.perf_counter() - self.start[1], 2)}})
+        cpu = cpu_seconds() - self.start[0]
+        rows = [json.loads(line) for line in self.path.read_text().splitlines()]
+        workers = [row["session"]["cpu"] for row in rows if "worker" in row]
+        if self.worker:
+            row = {"worker": self.worker}
+        else:
+            row = {}
+            if workers:  # xdist's controller: its own CPU and its workers' (whether or not reaped yet)
+                cpu = time.process_time() - self.start[2] + sum(workers)
+        self._write({"session": {"cpu": round(cpu, 2), "wall": round(time.perf_counter() - self.start[1], 2)},
+                     **row})
 
 
 def pytest_configure(config) -> None:
     path = config.getoption("--cpu-times")
     if path:
-        config.pluginmanager.register(_Recorder(Path(path)), "cputime-recorder")
+        worker = getattr(config, "workerinput", {}).get("workerid")  # set in a pytest-xdist worker
+        config.pluginmanager.register(_Recorder(Path(path), worker), "cputime-recorder")

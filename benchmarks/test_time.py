@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_times(path: Path) -> tuple[dict[str, dict], dict | None]:
-    """(test id -> {"cpu", "wall"}, session totals or None) from a file the plugin wrote."""
+    """(test id -> {"cpu", "wall"}, session totals or None) from a file the plugin wrote (the whole run's
+    totals: an xdist worker's own session line is skipped)."""
     tests, session = {}, None
     for line in path.read_text().splitlines():
         row = json.loads(line)
         if "session" in row:
-            session = row["session"]
+            session = row["session"] if "worker" not in row else session
         else:
             tests[row["test"]] = {"cpu": row["cpu"], "wall": row["wall"]}
     return tests, session

@@ -77,16 +77,18 @@ def cifar(tmp_path_factory):
     from test_data import make_cifar10
 
     root = tmp_path_factory.mktemp("cifar")
-    make_cifar10(root, per_batch=4)  # 20 training images per class
+    make_cifar10(root, per_batch=2)  # 10 training images per class
     return root
 
 
 def _compare(name, cifar, out, *extra):
-    """`ltnas compare NAME` on 20 images per class; each supernet is evaluated as it is (`eval.model: supernet`):
-    the files' retraining is the DARTS recipe every run shares, tested elsewhere, and plots make each run slow."""
+    """`ltnas compare NAME` on 10 images per class (5 to train on, 5 to validate: one search step of 32 images
+    per epoch, which is all these tests need; each step costs seconds on 32×32 images, fifteen supernets are
+    searched); each supernet is evaluated as it is (`eval.model: supernet`): the files' retraining is the DARTS
+    recipe every run shares, tested elsewhere, and plots make each run slow."""
     from test_cli import call
 
-    code, _, stderr = call(["compare", name, "--set", f"data.root={cifar}", "--set", "data.n_max=20", "--set",
+    code, _, stderr = call(["compare", name, "--set", f"data.root={cifar}", "--set", "data.n_max=10", "--set",
                             "eval.model=supernet", "--no-progress", *extra, "--out", str(out)])
     assert code == 0, stderr
     return json.loads((out / "comparison.json").read_text()), (out / "comparison.md").read_text()

@@ -342,8 +342,8 @@ def test_table3_smoke_configs_run_and_compare_on_cifar_format_files(tmp_path):
     from test_cli import call
     from test_data import make_cifar10
 
-    make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
-    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=20", "--set", "train.epochs=1",
+    make_cifar10(tmp_path / "cifar", per_batch=2)  # 10 images per class: 5 to train on (one step), 5 to validate
+    small = ["--set", f"data.root={tmp_path / 'cifar'}", "--set", "data.n_max=10", "--set", "train.epochs=1",
              "--set", "search.epochs=1", "--no-progress"]
     code, _, stderr = call(["run", "random_cifar10_smoke", *small, "--out", str(tmp_path / "run"), "--device", "cpu"])
     assert code == 0, stderr
@@ -396,10 +396,10 @@ def test_table1_smoke_comparison_runs_on_cifar_format_files(tmp_path):
     comparison = tmp_path / "table1.yaml"
     comparison.write_text(json.dumps({"compare": {"title": spec.title, "base": spec.base, "seeds": [0],
                                                   "variants": subset}}))
-    make_cifar10(tmp_path / "cifar", per_batch=4)  # 20 training images per class
+    make_cifar10(tmp_path / "cifar", per_batch=2)  # 10 images per class: 5 to train on (one step), 5 to validate
     out = tmp_path / "compare"
     code, stdout, stderr = call(["compare", str(comparison), "--set", f"data.root={tmp_path / 'cifar'}",
-                                 "--set", "data.n_max=20", "--set", "train.epochs=1", "--set", "search.epochs=1",
+                                 "--set", "data.n_max=10", "--set", "train.epochs=1", "--set", "search.epochs=1",
                                  "--set", "search.threshold=0.3", "--no-progress", "--out", str(out)])
     assert code == 0, stderr
     result = json.loads((out / "comparison.json").read_text())
