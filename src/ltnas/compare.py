@@ -296,39 +296,17 @@ class Comparison:
                                                        if m.finished], failed=failed)
 
     def _run_parallel(self, on_member, on_end, log: str | None, jobs: int, threads: int | None) -> None:
-        """Members `jobs` at a time in spawned worker processes, each worker taking one member after
-        another (a process's start and imports cost ~10 CPU seconds, a small member's run not much more; the
-        quickstart took 4 min 15 s so against 5 min 03 s with a process per member, benchmarks/RESULTS.md),
-        the longest members first (`start_order`). This process lets go of a member's lock as it hands the
-        member over and keeps the comparison folder's; the worker holds the member's folder while it
-        works. `self.workers[index]` records the PID and torch threads of the worker that ran each member.
+        """Members `jobs` at a time in worker processes (`_Workers`), each worker taking one member after
+        another, the longest members first (`start_order`). This process lets go of a member's lock as it
+        hands the member over and keeps the comparison folder's; the worker holds the member's folder while
+        it works. `self.workers[index]` records the PID and torch threads of the worker that ran each member.
         A worker that dies fails its member; a new worker takes the members still waiting."""
-        import multiprocessing
-        from multiprocessing.connection import wait
-
-        context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool has started
         waiting = [(index, self.members[index]) for index in start_order([m.config for m in self.members])]
-        idle: list[tuple[Any, Any]] = []  # (process, connection) of workers waiting for a member
-        busy: dict[Any, tuple[Any, int, float]] = {}  # connection → (process, member index, start time)
-
-        def spawn() -> None:
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_worker_process, args=(theirs, log, threads), daemon=True)
-            process.start()
-            theirs.close()
-            idle.append((process, ours))
-
-        def end(connection, failure: str | None) -> None:
-            process, index, began = busy.pop(connection)
-            member = self.members[index]
-            if failure is not None and not member.finished and member.failure is None:
-                _record_failure(member.run.path, failure, "WorkerDied")
-            if on_end is not None:
-                on_end(index, member, time.perf_counter() - began)
-
+        began: dict[int, float] = {}
+        workers = _Workers(log, threads)
         try:
-            while waiting or busy:
-                while waiting and (idle or len(busy) < jobs):
+            while waiting or workers.busy:
+                while waiting and len(workers.busy) < jobs:
                     index, member = waiting.pop(0)
                     if on_member is not None:
                         on_member(index, member)
@@ -336,51 +314,102 @@ class Comparison:
                         continue
                     member.config = member.config.model_copy(update={"progress": False})  # bars would interleave
                     lock.release(member.run.path)
-                    while True:
-                        if not idle:
-                            spawn()
-                        process, connection = idle.pop()
-                        try:
-                            connection.send((index, str(member.run.path), member.config))
-                            break
-                        except OSError:  # an idle worker that died: another takes the member
-                            process.join()
-                    busy[connection] = (process, index, time.perf_counter())
-                if not busy:
-                    continue
-                ready = wait([*busy, *(process.sentinel for process, _, _ in busy.values())])
-                for connection in [c for c in list(busy) if c in ready]:
-                    try:
-                        message = connection.recv()
-                    except EOFError:  # the worker died; its sentinel says so below
+                    workers.hand(index, member.run.path, member.config)
+                    began[index] = time.perf_counter()
+                for event, index, *detail in (workers.events() if workers.busy else []):
+                    member = self.members[index]
+                    if event == "started":
+                        self.workers[index] = {"pid": detail[0], "threads": detail[1]}
                         continue
-                    if message[0] == "started":
-                        self.workers[busy[connection][1]] = {"pid": message[1], "threads": message[2]}
-                    else:  # "done": the worker is free for the next member
-                        process = busy[connection][0]
-                        end(connection, None)
-                        idle.append((process, connection))
-                for connection, (process, index, _) in list(busy.items()):
-                    if not process.is_alive():
-                        process.join()
-                        end(connection, f"its worker process ended with exit code {process.exitcode}")
+                    if event == "died" and not member.finished and member.failure is None:
+                        _record_failure(member.run.path, f"its worker process ended with exit code {detail[0]}",
+                                        "WorkerDied")
+                    if on_end is not None:
+                        on_end(index, member, time.perf_counter() - began[index])
         except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them stop at their own pace, briefly
-            for process, _, _ in busy.values():
-                process.join(timeout=20)
-                if process.exitcode is None:
-                    process.terminate()
-                    process.join()
+            workers.close(busy_timeout=20)
             raise
         finally:
-            for process, connection in idle:
-                try:
-                    connection.send(None)  # no more members
-                except OSError:
-                    pass
-                process.join(timeout=20)
-                if process.exitcode is None:
-                    process.terminate()
-                    process.join()
+            workers.close()
+
+
+class _Workers:
+    """Spawned worker processes (`_worker_process`) that run members one after another: a process's start
+    and imports cost ~10 CPU seconds, a small member's run not much more (the quickstart took 4 min 15 s with
+    two reused workers against 5 min 03 s with a process per member, benchmarks/RESULTS.md). Each worker has
+    a pipe of its own, so every message and every death is tied to the member it was running."""
+
+    def __init__(self, log: str | None, threads: int | None):
+        import multiprocessing
+
+        self.context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool has started
+        self.log, self.threads = log, threads
+        self.idle: list[tuple[Any, Any]] = []  # (process, connection) of workers waiting for a member
+        self.busy: dict[Any, tuple[Any, int]] = {}  # connection → (process, member index)
+
+    def hand(self, index: int, path: Path, config: RunConfig) -> None:
+        """Give member `index` to an idle worker, or to a new one."""
+        while True:
+            if not self.idle:
+                self._spawn()
+            process, connection = self.idle.pop()
+            try:
+                connection.send((index, str(path), config))
+            except OSError:  # an idle worker that died: another takes the member
+                process.join()
+                continue
+            self.busy[connection] = (process, index)
+            return
+
+    def events(self) -> list[tuple]:
+        """Wait until a busy worker says something or dies; return ("started", index, pid, threads),
+        ("done", index) and ("died", index, exit code) events (a done or dead worker is no longer busy)."""
+        from multiprocessing.connection import wait
+
+        ready = wait([*self.busy, *(process.sentinel for process, _ in self.busy.values())])
+        events = []
+        for connection in [c for c in self.busy if c in ready]:
+            try:
+                message = connection.recv()
+            except EOFError:  # the worker died: its sentinel says so below
+                continue
+            process, index = self.busy[connection]
+            events.append((message[0], index, *message[1:]))
+            if message[0] == "done":
+                del self.busy[connection]
+                self.idle.append((process, connection))
+        for connection, (process, index) in list(self.busy.items()):
+            if not process.is_alive():
+                process.join()
+                del self.busy[connection]
+                events.append(("died", index, process.exitcode))
+        return events
+
+    def close(self, busy_timeout: float | None = None) -> None:
+        """Stop the idle workers; with `busy_timeout`, let the busy ones end (Ctrl-C reached them too)
+        for that long, then stop them."""
+        for process, connection in self.idle:
+            try:
+                connection.send(None)  # no more members
+            except OSError:
+                pass
+        stopping = [process for process, _ in self.idle]
+        if busy_timeout is not None:
+            stopping += [process for process, _ in self.busy.values()]
+            self.busy.clear()
+        self.idle.clear()
+        for process in stopping:
+            process.join(timeout=busy_timeout or 20)
+            if process.exitcode is None:
+                process.terminate()
+                process.join()
+
+    def _spawn(self) -> None:
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker_process, args=(theirs, self.log, self.threads), daemon=True)
+        process.start()
+        theirs.close()
+        self.idle.append((process, ours))
 
 
 def start_order(configs: list[RunConfig]) -> list[int]:
