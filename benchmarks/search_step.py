@@ -99,10 +99,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def set_fusing(mode: str) -> None:
-    """Where ltnas's supernet fuses a node's edges: its own rule (auto), everywhere, or nowhere."""
+    """Where ltnas's supernet fuses a node's edges: its own rule (auto: always on CUDA, small nodes on a CPU),
+    everywhere, or nowhere."""
     from ltnas.space import fused
 
-    fused.FUSE_MAX_NUMEL = {"auto": fused.FUSE_MAX_NUMEL, "always": 1 << 62, "never": -1}[mode]
+    if mode == "always":
+        fused.FUSE_MAX_NUMEL = 1 << 62
+    elif mode == "never":
+        fused.FUSE_MAX_NUMEL, fused.FUSE_ALWAYS_ON = -1, ()
 
 
 def main() -> int:
