@@ -314,6 +314,12 @@ def method(name: str) -> Method:
     return METHODS[name]
 
 
+def saved_method(config: dict | None) -> Method | None:
+    """The table entry of a saved run config's `search.method`: how reports read a finished run (None where the
+    config names no method this table knows)."""
+    return METHODS.get(((config or {}).get("search") or {}).get("method"))
+
+
 def report_sections(place: str) -> list[str]:
     """Every method's report sections at `place`, in table order. The report shows each whose files the
     run folder has (so `ltnas evolve` with any config still reports its evolution)."""

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ltnas.atomic import atomic_write_text
-from ltnas.methods import METHODS
+from ltnas.methods import saved_method
 from ltnas.report.naming import name_of_test_set
 from ltnas.report.search_outcome import numeric_sweep, outcome_markdown, outcomes, plot_dominant_sweep
 from ltnas.report.summary import format_bytes, format_params, format_seconds
@@ -100,7 +100,7 @@ def baseline_variants(members: Sequence[tuple[str, int, Path]]) -> list[str]:
         config_file = Path(path) / "config.yaml"
         saved = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
         train = saved.get("train") or {}
-        entry = METHODS.get((saved.get("search") or {}).get("method"))
+        entry = saved_method(saved)
         searched = entry is None or entry.searches
         if (train.get("network", "cell") != "cell" or train.get("genotype") or not searched) and variant not in baselines:
             baselines.append(variant)

@@ -18,7 +18,7 @@ import yaml
 
 from ltnas.errors import LtnasError
 from ltnas.metrics import shot_groups, shot_thresholds, stage_seconds
-from ltnas.methods import METHODS, report_sections, resolve
+from ltnas.methods import report_sections, resolve, saved_method
 from ltnas.report.evolution import evolution_rows, plot_evolution
 from ltnas.report.plots import (
     dominant_operations,
@@ -501,14 +501,14 @@ def _layers_text(genotype: Row) -> str:
 def searched(config: Row | None) -> bool:
     """Whether the run's method searched its genotype (`Method.searches`: False for random cells), from its
     saved config."""
-    entry = METHODS.get(((config or {}).get("search") or {}).get("method"))
+    entry = saved_method(config)
     return entry.searches if entry is not None else True
 
 
 def dominant_threshold(config: Row | None) -> float | None:
     """The dominant-operation rule of the run's search method (`Method.dominant_threshold` in ltnas.methods:
     None for the top-2-per-node rule, a weight threshold for FairDARTS and SSF-NAS), from its saved config."""
-    entry = METHODS.get(((config or {}).get("search") or {}).get("method"))
+    entry = saved_method(config)
     return entry.dominant_threshold if entry is not None else None
 
 

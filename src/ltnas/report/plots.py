@@ -470,8 +470,9 @@ def plot_misclassified(images: Any, true: Sequence[int], predicted: Sequence[int
     """A grid of misclassified test images (uint8 N×C×H×W), each titled `true → predicted`: one mosaic in
     one axes (`image_mosaic`; an axes per image cost ~7× the drawing time)."""
     images = np.asarray(images)
+    columns = max(1, min(columns, len(images)))
     mosaic, corners = image_mosaic(images, columns)
-    fig = _new_figure(width=1.5 * min(columns, len(images)) + 0.4, height=1.6 * math.ceil(len(images) / columns) + 0.6)
+    fig = _new_figure(width=1.5 * columns + 0.4, height=1.6 * math.ceil(len(images) / columns) + 0.6)
     ax = fig.add_subplot()
     width = images.shape[3]
     for index, (top, left) in enumerate(corners):
