@@ -3,6 +3,8 @@
     python benchmarks/retrain_step.py --threads 2
     python benchmarks/retrain_step.py --device cuda --amp --channels-last
     python benchmarks/retrain_step.py --smoke          # tiny sizes: checks the script runs, times nothing useful
+    python benchmarks/retrain_step.py --quickstart --channels-last --revision f0fd91f --repeats 5 --threads 1
+                                                       # the quickstart network: this tree beside a git revision
 
 The step is the retrain recipe's (`ltnas.train.retrain`): forward with the auxiliary head and
 drop-path 0.2, loss + 0.4 × auxiliary loss, backward, gradient clipping at 5, SGD with momentum. The
@@ -10,22 +12,40 @@ reference in the same run is that step in plain NCHW fp32 eager, the original DA
 discrete network is the original NetworkCIFAR); with --amp or --channels-last the tuned step is timed
 beside it. Random tensors stand in for CIFAR. Peak memory: CUDA peak allocated; on CPU the maximum
 resident set of the process (both variants run in this process, so only the CUDA figure is per variant).
+
+--quickstart sets the quickstart's retraining (configs/quickstart.yaml: the cell network at C=36, 6 cells, batch
+16, 8×8 grey digits, no auxiliary head, no drop-path). With --revision REV the tuned step (and the evaluation
+forward pass) of this working tree is timed beside git revision REV's, in alternating fresh processes
+(benchmarks/revision.py): before and after a change, in one run. Every mode also times evaluation: the network
+in eval mode without gradients, at --eval-batch images per call, as `ltnas evaluate` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.runs import resolve_device
-from ltnas.space import DiscreteNetwork, count_parameters, load_genotype
-from ltnas.train.precision import autocast
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import revision  # noqa: E402
+
+from ltnas.runs import resolve_device  # noqa: E402
+from ltnas.space import DiscreteNetwork, count_parameters, load_genotype  # noqa: E402
+from ltnas.train.precision import autocast  # noqa: E402
+
+# The quickstart's retraining (configs/quickstart.yaml, train): C=36, 6 cells, batch 16, 8×8×1 digits, no
+# auxiliary head, no drop-path.
+QUICKSTART = {"channels": 36, "layers": 6, "batch": 16, "size": 8, "in_channels": 1, "auxiliary": False,
+              "drop_path": 0.0}
 
 
 def main() -> None:
@@ -41,13 +61,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (train.amp)")
     parser.add_argument("--channels-last", action="store_true", help="channels_last weights and inputs")
+    parser.add_argument("--in-channels", type=int, default=3, help="image channels (digits: 1)")
+    parser.add_argument("--quickstart", action="store_true", help="the quickstart's retraining: C=36, 6 cells, "
+                        "batch 16, 8x8x1, no auxiliary head or drop-path")
+    parser.add_argument("--eval-batch", type=int, default=256, help="images per evaluation call")
+    parser.add_argument("--revision", help="time this tree's tuned step beside git revision REV's (e.g. f0fd91f)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of fresh processes per tree (--revision)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a --revision timing child
     args = parser.parse_args()
+    args.auxiliary, args.drop_path = True, 0.2  # the DARTS retraining recipe
+    if args.quickstart:
+        vars(args).update(QUICKSTART)
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 4, 3, 4, 8, 1, 1
+        args.eval_batch = 8
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.child:
+        print(json.dumps(time_child(args, device)))
+        return
+    if args.revision:
+        compare_revision(args, device)
+        return
 
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -59,32 +96,47 @@ def main() -> None:
     reference = None
     for name, amp, channels_last in variants:
         seconds, peak, params = time_steps(args, device, amp, channels_last)
+        evaluation = time_evaluation(args, device, amp, channels_last)
         print(f"{args.genotype} retrain step, C={args.channels}, {args.layers} layers ({params / 1e6:.2f}M "
-              f"parameters), batch {args.batch}, {args.size}x{args.size}, {name}: {seconds:.3f} s/step, "
-              f"{args.batch / seconds:.1f} images/s, peak memory {peak:.0f} MB")
+              f"parameters), batch {args.batch}, {args.size}x{args.size}x{args.in_channels}, {name}: {seconds:.3f} "
+              f"s/step, {args.batch / seconds:.1f} images/s, peak memory {peak:.0f} MB; evaluation "
+              f"{evaluation:.0f} images/s")
         reference = reference or seconds
     if len(variants) > 1:
         print(f"tuned / original: {reference / seconds:.2f}x images/s")
 
 
-def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tuple[float, float, int]:
+def build(args, device: torch.device, channels_last: bool, images: int) -> tuple[DiscreteNetwork, torch.Tensor]:
+    """The network (seed 0) and a batch of `images` random images. (gpu_check.py passes a namespace with the
+    DARTS recipe's fields only: 3 channels, auxiliary head, drop-path 0.2 are the defaults.)"""
     torch.manual_seed(0)
-    model = DiscreteNetwork(load_genotype(args.genotype), args.channels, 10, args.layers, auxiliary=True,
+    in_channels = getattr(args, "in_channels", 3)
+    model = DiscreteNetwork(load_genotype(args.genotype), args.channels, 10, args.layers,
+                            auxiliary=getattr(args, "auxiliary", True), in_channels=in_channels,
                             image_size=args.size).to(device)
-    model.drop_path_prob = 0.2
-    model.train()
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    model.drop_path_prob = getattr(args, "drop_path", 0.2)
+    x = torch.randn(images, in_channels, args.size, args.size, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    return model, x
+
+
+def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tuple[float, float, int]:
+    """(seconds per training step, peak memory in MB, parameters)."""
+    model, x = build(args, device, channels_last, args.batch)
+    model.train()
+    y = torch.randint(0, 10, (args.batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp):
-            logits, aux_logits = model(x)
-            loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux_logits, y)
+            output = model(x)
+            logits, aux_logits = output if isinstance(output, tuple) else (output, None)
+            loss = F.cross_entropy(logits, y)
+            if aux_logits is not None:
+                loss = loss + 0.4 * F.cross_entropy(aux_logits, y)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
@@ -104,6 +156,60 @@ def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tu
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return seconds, peak, count_parameters(model)
+
+
+@torch.no_grad()
+def time_evaluation(args, device: torch.device, amp: bool, channels_last: bool) -> float:
+    """Images per second of the network in eval mode, without gradients, at `args.eval_batch` images a call."""
+    model, x = build(args, device, channels_last, args.eval_batch)
+    model.eval()
+    calls = max(1, args.steps)
+    for _ in range(max(1, args.warmup)):
+        with autocast(device, amp):
+            model(x)
+    synchronize(device)
+    began = time.perf_counter()
+    for _ in range(calls):
+        with autocast(device, amp):
+            model(x)
+    synchronize(device)
+    return calls * args.eval_batch / (time.perf_counter() - began)
+
+
+def time_child(args, device: torch.device) -> dict:
+    """One --revision child: the tuned step (channels_last and/or bf16 as asked) and evaluation, as JSON."""
+    import ltnas
+
+    seconds, peak, _ = time_steps(args, device, args.amp, args.channels_last)
+    return {"seconds": seconds, "peak_mb": peak, "memory": "peak resident set" if device.type == "cpu" else
+            "CUDA peak allocated", "eval_images_per_s": time_evaluation(args, device, args.amp, args.channels_last),
+            "ltnas": str(Path(ltnas.__file__).resolve().parent.parent)}
+
+
+def compare_revision(args, device: torch.device) -> None:
+    """This tree's training step and evaluation beside git revision `args.revision`'s (benchmarks/revision.py)."""
+    argv = list(sys.argv[1:])
+    del argv[argv.index("--revision"):argv.index("--revision") + 2]
+    command = [sys.executable, __file__, *argv, "--child"]  # the child parses the same options
+    with revision.trees(args.revision) as sources:
+        print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              f"device {device}, torch {torch.__version__}")
+        print(f"{args.genotype} retrain step, C={args.channels}, {args.layers} layers, batch {args.batch}, "
+              f"{args.size}x{args.size}x{args.in_channels}, auxiliary head {'on' if args.auxiliary else 'off'}, "
+              f"drop-path {args.drop_path}, {'bf16' if args.amp else 'fp32'}"
+              f"{', channels_last' if args.channels_last else ', NCHW'}; {args.warmup} warm-up + {args.steps} timed "
+              f"steps per process; evaluation at {args.eval_batch} images per call")
+
+        def run(src: Path) -> dict:
+            out = subprocess.run(command, capture_output=True, text=True, check=True, env=revision.child_env(src))
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        rounds = revision.alternate(sources, args.repeats, run)
+    revision.summarise(rounds, args.batch)
+    old, new = rounds[0]
+    evaluation = {name: sorted(r[name]["eval_images_per_s"] for r in rounds)[len(rounds) // 2] for name in (old, new)}
+    print(f"  evaluation: {old} {evaluation[old]:.0f} images/s, {new} {evaluation[new]:.0f} images/s "
+          f"({evaluation[new] / evaluation[old]:.2f}x)")
 
 
 def synchronize(device: torch.device) -> None:

@@ -38,13 +38,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +51,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_darts import BaselineNetwork, BaselineSearch  # noqa: E402
+import revision  # noqa: E402
 
 from ltnas.config import PRIMITIVES, SearchConfig  # noqa: E402
 from ltnas.runs import resolve_device  # noqa: E402
@@ -152,43 +151,16 @@ def main() -> int:
 
 def compare_revision(args, device: torch.device) -> int:
     """This tree's ltnas step beside git revision `args.revision`'s, in alternating fresh processes."""
-    root = Path(__file__).resolve().parent.parent
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     method = "darts" if args.method == "both" else args.method
-    with tempfile.TemporaryDirectory() as folder:
-        archive = subprocess.run(["git", "-C", str(root), "archive", args.revision, "src"], capture_output=True,
-                                 check=True).stdout
-        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", args.revision], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-        name = f"{head}{'+changes' if dirty else ''}"
-        trees = {commit: Path(folder) / "src", "this tree" if name == commit else name: root / "src"}
+    with revision.trees(args.revision) as sources:
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"device {device}{gpu}, torch {torch.__version__}")
         print(f"{method} first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
               f"{args.batch} val, {args.size}x{args.size}x{args.in_channels}, 10 classes, all {len(PRIMITIVES)} "
               f"primitives; {args.warmup} warm-up + {args.steps} timed steps per process")
-        rounds = []
-        for index in range(args.repeats):
-            order = list(trees) if index % 2 == 0 else list(trees)[::-1]  # alternate who goes first
-            results = {name: run_child(args, "ours", method, pythonpath=trees[name]) for name in order}
-            for name in order:  # each child imported the tree it was meant to
-                assert Path(results[name]["ltnas"]) == trees[name].resolve(), (name, results[name]["ltnas"])
-            rounds.append(results)
-            print(f"  round {index + 1}: " + ", ".join(
-                f"{name} {results[name]['seconds']:.3f} s/step ({results[name]['peak_mb']:.0f} MB)" for name in trees))
-        old, new = trees
-        for name in trees:
-            seconds = statistics.median(r[name]["seconds"] for r in rounds)
-            print(f"  {name:14s} median {seconds:8.3f} s/step  {2 * args.batch / seconds:8.1f} images/s  "
-                  f"peak memory {max(r[name]['peak_mb'] for r in rounds):6.0f} MB ({rounds[0][name]['memory']})")
-        ratios = [r[old]["seconds"] / r[new]["seconds"] for r in rounds]
-        print(f"  {new} / {old}: {statistics.median(ratios):.2f}x images/s (median of {len(ratios)} rounds; "
-              f"per round {', '.join(f'{x:.2f}' for x in ratios)})")
+        rounds = revision.alternate(sources, args.repeats, lambda src: run_child(args, "ours", method, pythonpath=src))
+    revision.summarise(rounds, 2 * args.batch)
     return 0
 
 
@@ -319,9 +291,7 @@ def run_child(args, impl: str, method: str, pythonpath: Path | None = None) -> d
     command = [sys.executable, __file__, *argv, "--impl", impl, "--method", method, "--channels", str(args.channels),
                "--layers", str(args.layers), "--batch", str(args.batch), "--size", str(args.size), "--in-channels",
                str(args.in_channels), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = None
-    if pythonpath is not None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])}
+    env = revision.child_env(pythonpath) if pythonpath is not None else None
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 

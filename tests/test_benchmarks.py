@@ -38,6 +38,12 @@ def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
     assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 2 and "median of 2 rounds" in out
 
 
+def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revision():
+    out = run_script(str(BENCHMARKS / "retrain_step.py"), "--quickstart", "--channels-last", "--revision", "HEAD",
+                     "--repeats", "1")
+    assert "8x8x1, auxiliary head off" in out and "median of 1 rounds" in out and "evaluation: " in out
+
+
 @pytest.mark.parametrize("script,expect", [("retrain_step.py", "tuned / original"), ("end_to_end.py", "total")])
 def test_retrain_and_end_to_end_benchmarks_run(script, expect):
     extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]
