@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltnas.space.convolutions import pointwise_conv
+
 CONV_KINDS = ("sep_conv", "dil_conv")
 
 # On a CPU, fused where a node's activations are small: there per-call overhead dominates and the fused form
@@ -230,6 +232,6 @@ def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
     w2 = torch.stack([op.conv_2.weight.flatten(1) for op in ops])
     zeros = w1.new_zeros(w1.shape)
     weight = torch.cat([torch.cat([w1, zeros], 2), torch.cat([zeros, w2], 2)], 1)  # (e, C, 2·C_in)
-    y = F.conv2d(both, weight.flatten(0, 1)[:, :, None, None].contiguous())
+    y = pointwise_conv(both, weight.flatten(0, 1)[:, :, None, None])
     y = _batch_norm(y, [op.bn for op in ops])
     return y.unflatten(1, (len(ops), y.shape[1] // len(ops)))

@@ -15,27 +15,31 @@ from torch import nn
 
 from ltnas.config import PRIMITIVES
 from ltnas.errors import LtnasError
+from ltnas.space.convolutions import Depthwise, Pointwise
 
 __all__ = ["PRIMITIVES", "OPS", "make_op", "ReLUConvBN", "FactorizedReduce", "SepConv", "DilConv", "Zero"]
 
 
 class ReLUConvBN(nn.Sequential):
+    """ReLU, k×k convolution, BN (a cell's preprocessing: 1×1, computed by `Pointwise`)."""
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
+            Pointwise(c_in, c_out, stride) if kernel == 1 and padding == 0 else
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
 class DilConv(nn.Sequential):
-    """ReLU, depthwise k×k with dilation, pointwise 1×1, BN."""
+    """ReLU, depthwise k×k with dilation (`Depthwise`), pointwise 1×1 (`Pointwise`), BN."""
 
     def __init__(self, c_in, c_out, kernel, stride, padding, dilation, affine=True):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
-            nn.Conv2d(c_in, c_out, 1, bias=False),
+            Depthwise(c_in, kernel, stride, padding, dilation),
+            Pointwise(c_in, c_out),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
@@ -81,8 +85,8 @@ class FactorizedReduce(nn.Module):
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = Pointwise(c_in, c_out // 2, stride=2)
+        self.conv_2 = Pointwise(c_in, c_out // 2, stride=2)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,104 @@
+"""The 1×1 convolution as a matrix product (ltnas.space.convolutions.py): the same numbers as the convolution,
+forward and backward, in float64, in either memory layout, at stride 1 and 2, and the same parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltnas.space.convolutions import Depthwise, Pointwise, fast_route, pointwise_conv
+from ltnas.space.primitives import DilConv, FactorizedReduce, ReLUConvBN, SepConv
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("stride,size", [(1, 5), (1, 8), (2, 8), (2, 7)])
+def test_pointwise_conv_is_the_1x1_convolution_forward_and_backward(channels_last, stride, size):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 6, size, size, generator=generator, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(4, 6, 1, 1, generator=generator, dtype=torch.float64)
+    upstream = torch.randn(3, 4, (size - 1) // stride + 1, (size - 1) // stride + 1, generator=generator,
+                           dtype=torch.float64)
+    results = []
+    for function in (lambda a, w: F.conv2d(a, w, stride=stride), lambda a, w: pointwise_conv(a, w, stride)):
+        a, w = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        y = function(a, w)
+        y.backward(upstream)
+        results.append((y.detach(), a.grad, w.grad))
+    for ours, theirs in zip(results[1], results[0]):
+        assert ours.shape == theirs.shape
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last) == channels_last or size == 1
+
+
+def test_matmul_only_for_channels_last_cpu_tensors():
+    x = torch.randn(2, 3, 4, 4)
+    assert not fast_route(x)
+    assert fast_route(x.contiguous(memory_format=torch.channels_last))
+    assert not fast_route(torch.randn(2, 3, 4, 4, device="meta").contiguous(memory_format=torch.channels_last))
+    assert not fast_route(torch.randn(2, 3, 4))
+
+
+def test_pointwise_holds_a_conv2d_s_parameters_and_state():
+    layer, conv = Pointwise(6, 4, stride=2), nn.Conv2d(6, 4, 1, stride=2, bias=False)
+    assert isinstance(layer, nn.Conv2d)
+    assert {k: v.shape for k, v in layer.state_dict().items()} == {k: v.shape for k, v in conv.state_dict().items()}
+    layer.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 6, 6, 6).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(layer(x), conv(x))
+
+
+def test_the_darts_operations_use_it_for_their_1x1_convolutions():
+    assert isinstance(ReLUConvBN(4, 6, 1, 1, 0)[1], Pointwise)
+    assert type(ReLUConvBN(4, 6, 3, 1, 1)[1]) is nn.Conv2d  # other kernels stay convolutions
+    assert isinstance(DilConv(4, 4, 3, 1, 2, 2)[2], Pointwise)
+    assert all(isinstance(block[2], Pointwise) for block in SepConv(4, 4, 3, 2, 1))
+    reduce = FactorizedReduce(4, 6)
+    assert isinstance(reduce.conv_1, Pointwise) and reduce.conv_1.stride == (2, 2)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("kernel,dilation,stride,size", [(3, 2, 1, 7), (5, 2, 1, 8), (3, 1, 1, 6), (3, 2, 2, 8)])
+def test_depthwise_is_the_depthwise_convolution_forward_and_backward(channels_last, kernel, dilation, stride, size):
+    torch.manual_seed(0)
+    padding = dilation * (kernel - 1) // 2
+    layer = Depthwise(5, kernel, stride, padding, dilation).double()
+    conv = nn.Conv2d(5, 5, kernel, stride, padding, dilation=dilation, groups=5, bias=False).double()
+    conv.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 5, size, size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    results = []
+    for module in (conv, layer):
+        a = x.clone().requires_grad_()
+        y = module(a)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        results.append((y.detach(), a.grad, module.weight.grad))
+    for ours, theirs in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert layer.fast == (dilation > 1 and stride == 1)
+
+
+def test_dilated_depthwise_has_second_order_gradients():
+    """RobustDARTS' Hessian (search.cures) differentiates gradients: the fast backward is itself differentiable."""
+    from ltnas.space.convolutions import _DilatedDepthwise
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(2, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w: _DilatedDepthwise.apply(a, w, 2), (x, weight))
+    assert torch.autograd.gradgradcheck(lambda a, w: _DilatedDepthwise.apply(a, w, 2), (x, weight))
+
+
+def test_dilated_depthwise_backward_under_bf16_autocast():
+    layer = Depthwise(4, 3, 1, 2, 2).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == layer.weight.grad.dtype == torch.float32
+    reference = torch.autograd.grad(F.conv2d(x, layer.weight, None, 1, 2, 2, 4).sum(), x)[0]
+    torch.testing.assert_close(x.grad, reference, rtol=0.05, atol=0.05)
