@@ -61,7 +61,8 @@ def test_the_darts_operations_use_it_for_their_1x1_convolutions():
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-@pytest.mark.parametrize("kernel,dilation,stride,size", [(3, 2, 1, 7), (5, 2, 1, 8), (3, 1, 1, 6), (3, 2, 2, 8)])
+@pytest.mark.parametrize("kernel,dilation,stride,size", [(3, 2, 1, 7), (5, 2, 1, 8), (3, 1, 1, 6), (3, 2, 2, 8),
+                                                         (5, 2, 2, 7), (3, 1, 2, 8)])
 def test_depthwise_is_the_depthwise_convolution_forward_and_backward(channels_last, kernel, dilation, stride, size):
     torch.manual_seed(0)
     padding = dilation * (kernel - 1) // 2
@@ -79,7 +80,8 @@ def test_depthwise_is_the_depthwise_convolution_forward_and_backward(channels_la
         results.append((y.detach(), a.grad, module.weight.grad))
     for ours, theirs in zip(results[1], results[0]):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
-    assert layer.fast == (dilation > 1 and stride == 1)
+    assert layer.fast == (dilation > 1)
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
 def test_dilated_depthwise_has_second_order_gradients():
