@@ -38,6 +38,14 @@ def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
     assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 2 and "median of 2 rounds" in out
 
 
+def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():
+    out = run_script(str(BENCHMARKS / "conv_routes.py"))
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| smoke")]
+    assert [row[3].strip() for row in rows] == ["1x1", "dil 3x3, stride 1", "dil 5x5, stride 1", "dil 3x3, stride 2",
+                                                "dil 5x5, stride 2"]
+    assert all(float(row[7]) < 1e-12 for row in rows)  # float64: the same sums
+
+
 def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revision():
     out = run_script(str(BENCHMARKS / "retrain_step.py"), "--quickstart", "--channels-last", "--revision", "HEAD",
                      "--repeats", "1")
