@@ -34,7 +34,20 @@ def test_pointwise_conv_is_the_1x1_convolution_forward_and_backward(channels_las
     assert results[1][0].is_contiguous(memory_format=torch.channels_last) == channels_last or size == 1
 
 
-def test_matmul_only_for_channels_last_cpu_tensors():
+def test_large_activations_keep_the_convolution(monkeypatch):
+    from ltnas.space import convolutions
+
+    x = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(5, 3, 1, 1)
+    calls, linear = [], F.linear
+    monkeypatch.setattr(F, "linear", lambda *a: calls.append(1) or linear(*a))
+    pointwise_conv(x, weight)
+    monkeypatch.setattr(convolutions, "MATMUL_MAX_NUMEL", x.numel() - 1)
+    torch.testing.assert_close(pointwise_conv(x, weight), F.conv2d(x, weight))
+    assert calls == [1]  # the matrix product ran for the small input only
+
+
+def test_fast_route_only_for_channels_last_cpu_tensors():
     x = torch.randn(2, 3, 4, 4)
     assert not fast_route(x)
     assert fast_route(x.contiguous(memory_format=torch.channels_last))

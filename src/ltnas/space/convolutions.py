@@ -12,8 +12,10 @@ matrix–vector product,
     y[n, o, i, j] = Σ_c W[o, c] · x[n, c, s·i, s·j],
 
 and in channels_last memory a batch's pixels are the rows of an (N·H·W) × C matrix: the whole layer is one
-`F.linear` (rows × Wᵀ) with no copy in or out, which torch runs 1.2–2.7× faster forward and backward than the
-library's 1×1 convolution at the sizes of DARTS' cells.
+`F.linear` (rows × Wᵀ) with no copy in or out. Where the activations are small (the quickstart's cells and
+supernet) torch runs that 1.6–2.5× faster forward and backward than the library's 1×1 convolution; on larger
+ones (the DARTS sizes) the two come out even or the convolution ahead (0.76–1.17×), so activations above
+`MATMUL_MAX_NUMEL` numbers keep the convolution.
 
 **Dilated depthwise convolutions with the input gradient as a convolution.** For a depthwise filter w_c with
 dilation d, stride 1 and "same" padding p = d(k−1)/2, the gradient of the input is the correlation of the output
@@ -37,8 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Devices where the routes below were measured faster than the plain convolution (benchmarks/RESULTS.md).
+# Devices where the routes below were measured faster than the plain convolution (benchmarks/RESULTS.md); on an
+# H200 GPU both were slower at every size measured (0.24–0.95×: there the layers are launch-bound).
 FAST_DEVICES = ("cpu",)
+# The largest input (numbers) whose 1×1 convolution runs as a matrix product: up to 2¹⁸ it measured 1.2–2.5× the
+# convolution, above it 0.76–1.14× (benchmarks/conv_routes.py).
+MATMUL_MAX_NUMEL = 1 << 18
 
 
 def fast_route(x: torch.Tensor) -> bool:
@@ -51,7 +57,7 @@ def fast_route(x: torch.Tensor) -> bool:
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """y[n, o, i, j] = Σ_c W[o, c] x[n, c, s·i, s·j] for W = `weight` (O, C, 1, 1) and s = `stride`: the
     result of `F.conv2d(x, weight, stride=stride)`, in x's memory layout."""
-    if not fast_route(x):
+    if not (fast_route(x) and x.numel() <= MATMUL_MAX_NUMEL):
         return F.conv2d(x, weight, stride=stride)
     if stride != 1:
         x = x[:, :, ::stride, ::stride]
