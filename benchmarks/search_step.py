@@ -99,7 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def set_fusing(mode: str) -> None:
     """Where ltnas's supernet fuses a node's edges: its own rule (auto: always on CUDA, small nodes on a CPU),
-    everywhere, or nowhere."""
+    everywhere, or nowhere. (auto touches nothing, so a --revision child can import trees older than the fusing.)"""
+    if mode == "auto":
+        return
     from ltnas.space import fused
 
     if mode == "always":
