@@ -310,10 +310,20 @@ def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
         strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)
     else:
         del baseline
-        config = SearchConfig(method=method, cell={"primitives": list(PRIMITIVES)}, batch_size=args.batch,
-                              sgd={"lr": 0.025}, arch_lr=3e-4, epochs=1, amp=args.amp)
+        config = search_config(method, args.batch, args.amp)
         strategy = strategy_class(method)(network, config, F.cross_entropy)
     return timed(args, strategy, train, val, device)
+
+
+def search_config(method: str, batch_size: int, amp: bool) -> SearchConfig:
+    """The step's search section, all eight primitives, lr 0.025, arch_lr 3e-4: in the nested layout
+    (`search.sgd.lr`, `search.cell.primitives`), or in the flat one of trees from before it (a --revision child
+    timing such a tree, e.g. f0fd91f)."""
+    if "sgd" not in SearchConfig.model_fields:
+        return SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=batch_size, lr=0.025,
+                            arch_lr=3e-4, epochs=1, amp=amp)
+    return SearchConfig(method=method, cell={"primitives": list(PRIMITIVES)}, batch_size=batch_size,
+                        sgd={"lr": 0.025}, arch_lr=3e-4, epochs=1, amp=amp)
 
 
 def timed(args, strategy, train, val, device: torch.device) -> dict:
