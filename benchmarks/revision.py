@@ -42,9 +42,10 @@ def child_env(src: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
 
 
-def alternate(sources: dict[str, Path], repeats: int, run: Callable[[Path], dict]) -> list[dict[str, dict]]:
+def alternate(sources: dict[str, Path], repeats: int, run: Callable[[Path], dict],
+              unit: str = "s/step") -> list[dict[str, dict]]:
     """`repeats` rounds of `run(src)` for each tree, who goes first alternating; each child must say (its
-    'ltnas' key) that it imported the tree it was meant to. Prints each round's seconds per step."""
+    'ltnas' key) that it imported the tree it was meant to. Prints each round's seconds (per step)."""
     rounds = []
     for index in range(repeats):
         order = list(sources) if index % 2 == 0 else list(sources)[::-1]
@@ -53,17 +54,19 @@ def alternate(sources: dict[str, Path], repeats: int, run: Callable[[Path], dict
             assert Path(results[name]["ltnas"]) == sources[name].resolve(), (name, results[name]["ltnas"])
         rounds.append(results)
         print(f"  round {index + 1}: " + ", ".join(
-            f"{name} {results[name]['seconds']:.3f} s/step ({results[name]['peak_mb']:.0f} MB)" for name in sources))
+            f"{name} {results[name]['seconds']:.3f} {unit} ({results[name]['peak_mb']:.0f} MB)" for name in sources))
     return rounds
 
 
-def summarise(rounds: list[dict[str, dict]], images_per_step: int) -> None:
-    """Median seconds, images/s and peak memory per tree, and the median per-round ratio new / old."""
+def summarise(rounds: list[dict[str, dict]], images_per_step: int | None, unit: str = "s/step") -> None:
+    """Median seconds (and images/s when a step's images are given) and peak memory per tree, and the median
+    per-round speed ratio new / old."""
     old, new = rounds[0]
     for name in (old, new):
         seconds = statistics.median(r[name]["seconds"] for r in rounds)
-        print(f"  {name:14s} median {seconds:8.3f} s/step  {images_per_step / seconds:8.1f} images/s  "
+        speed = f"  {images_per_step / seconds:8.1f} images/s" if images_per_step else ""
+        print(f"  {name:14s} median {seconds:8.3f} {unit}{speed}  "
               f"peak memory {max(r[name]['peak_mb'] for r in rounds):6.0f} MB ({rounds[0][name]['memory']})")
     ratios = [r[old]["seconds"] / r[new]["seconds"] for r in rounds]
-    print(f"  {new} / {old}: {statistics.median(ratios):.2f}x images/s (median of {len(ratios)} rounds; "
-          f"per round {', '.join(f'{x:.2f}' for x in ratios)})")
+    print(f"  {new} / {old}: {statistics.median(ratios):.2f}x {'images/s' if images_per_step else 'speed'} "
+          f"(median of {len(ratios)} rounds; per round {', '.join(f'{x:.2f}' for x in ratios)})")

@@ -46,6 +46,14 @@ def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():
     assert all(float(row[7]) < 1e-12 for row in rows)  # float64: the same sums
 
 
+def test_stage_time_benchmark_times_an_ltnas_command_of_both_trees(tiny_config_file):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "stage_time.py"), "--revision", "HEAD", "--repeats", "1",
+                             "--", "search", str(tiny_config_file), "--device", "cpu", "--set", "search.epochs=1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "round 1: " in result.stdout and "x speed (median of 1 rounds" in result.stdout
+
+
 def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revision():
     out = run_script(str(BENCHMARKS / "retrain_step.py"), "--quickstart", "--channels-last", "--revision", "HEAD",
                      "--repeats", "1")
