@@ -12,9 +12,14 @@ temporary folder. Two policies:
   before the policy: members one after another, every core's thread in each kernel);
 * policy: no option at all (ltnas.threads decides; LTNAS_JOBS and OMP_NUM_THREADS are unset).
 
-Two conditions: as the machine is, and beside one competing process (a Python busy loop, started
-just before the run and killed after it). The load average before each run is printed, so a
-figure taken on a shared machine says so. `--methods` runs `ltnas compare quickstart --methods ...`
+Three conditions (`--conditions`): `idle` (as the machine is), `competing` (beside one competing process, a
+Python busy loop started just before the run, in a session of its own as a program started from another
+terminal is, and killed after it) and `competing-same-session` (the busy loop in the benchmark's own session, as
+`busyjob & ltnas quickstart` in one shell). Kernels that group processes by session for scheduling (Linux
+autogroup, `/proc/sys/kernel/sched_autogroup_enabled`) give each session an equal share: the busy loop's own
+session gets half the machine whatever ltnas does, while in one session every process gets an equal share.
+`--policies` picks policies (default both). The load average before each run is printed, so a figure taken on
+a shared machine says so. `--methods` runs `ltnas compare quickstart --methods ...`
 instead (the smoke test uses it).
 """
 
@@ -48,13 +53,18 @@ def quickstart_command(out: Path, overrides: list[str], methods: str | None, see
     return command
 
 
-def timed_run(command: list[str], competing: bool) -> tuple[float, float, str]:
-    """(seconds, load average before, stderr) of one run, with a competing busy loop if asked."""
+CONDITIONS = ("idle", "competing", "competing-same-session")
+
+
+def timed_run(command: list[str], condition: str) -> tuple[float, float, str]:
+    """(seconds, load average before, stderr) of one run, with a competing busy loop if the condition asks."""
     env = {key: value for key, value in os.environ.items() if key not in ("LTNAS_JOBS", "OMP_NUM_THREADS")}
     src = str(Path(__file__).resolve().parent.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     load = busy_cores()
-    rival = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if competing else None
+    rival = None
+    if condition != "idle":
+        rival = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], start_new_session=condition == "competing")
     try:
         began = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -78,7 +88,9 @@ def main() -> None:
                         help="quickstart override, e.g. search.epochs=4 (repeatable)")
     parser.add_argument("--methods", help="compare these methods on the quickstart config instead")
     parser.add_argument("--seeds", help="with --methods: seeds, e.g. 0,1")
-    parser.add_argument("--conditions", default="idle,competing", help="idle, competing or both (comma-separated)")
+    parser.add_argument("--conditions", default="idle,competing",
+                        help=f"comma-separated, of {', '.join(CONDITIONS)}")
+    parser.add_argument("--policies", default="one-process,policy", help="one-process, policy or both")
     parser.add_argument("--device", default="cpu", help="only cpu: the policy is about CPU threads")
     parser.add_argument("--threads", type=int, default=None, help="the one-process baseline's threads "
                         "(default: torch's default here)")
@@ -91,8 +103,15 @@ def main() -> None:
     if args.smoke:
         methods, seeds, conditions = methods or "cnn", seeds or "0", ["idle"]
         overrides += ["train.epochs=1", "train.cell.init_channels=4", "train.cell.layers=3"]
+    if unknown := set(conditions) - set(CONDITIONS):
+        raise SystemExit(f"unknown condition {sorted(unknown)[0]}; choose from {', '.join(CONDITIONS)}")
     threads = args.threads or torch.get_num_threads()
-    policies = {f"one process, {threads} thread{'s' if threads > 1 else ''}": ["--jobs", "1", "--threads", str(threads)], "policy": []}
+    policies = {f"one process, {threads} thread{'s' if threads > 1 else ''}": ["--jobs", "1", "--threads", str(threads)],
+                "policy": []}
+    chosen = args.policies.split(",")
+    if unknown := set(chosen) - {"one-process", "policy"}:
+        raise SystemExit(f"unknown policy {sorted(unknown)[0]}; choose from one-process, policy")
+    policies = {name: flags for (name, flags), key in zip(policies.items(), ("one-process", "policy")) if key in chosen}
 
     print(f"machine: {platform.processor() or platform.machine()}, {available_cores()} usable cores, "
           f"torch {torch.__version__} (default {torch.get_num_threads()} threads); "
@@ -103,19 +122,20 @@ def main() -> None:
             for name, flags in policies.items():
                 out = Path(tmp) / f"{condition}-{len(rows)}"
                 seconds, load, stderr = timed_run([*quickstart_command(out, overrides, methods, seeds), *flags],
-                                                  competing=condition == "competing")
+                                                  condition)
                 plan = next((line for line in stderr.splitlines() if "at a time" in line), "?")
                 result = json.loads((out / "comparison.json").read_text())
                 balanced = {variant: stats["balanced"]["mean"] for variant, stats in result["variants"].items()}
                 rows[condition, name] = seconds
-                print(f"{condition:9s} {name:24s} {minutes(seconds):>13s}  load before {load:4.2f}  [{plan}]  "
+                print(f"{condition:22s} {name:24s} {minutes(seconds):>13s}  load before {load:4.2f}  [{plan}]  "
                       f"balanced test: " + ", ".join(f"{v} {100 * b:.1f}" for v, b in balanced.items()), flush=True)
-    print(f"{'':9s} {'':24s} " + "  ".join(f"{c:>13s}" for c in conditions))
+    print(f"{'':24s} " + "  ".join(f"{c:>22s}" for c in conditions))
     for name in policies:
-        print(f"{'':9s} {name:24s} " + "  ".join(f"{minutes(rows[c, name]):>13s}" for c in conditions))
-    if "competing" in conditions and "idle" in conditions:
+        print(f"{name:24s} " + "  ".join(f"{minutes(rows[c, name]):>22s}" for c in conditions))
+    if "idle" in conditions:
         for name in policies:
-            print(f"{name}: competing / idle = {rows['competing', name] / rows['idle', name]:.2f}")
+            for condition in (c for c in conditions if c != "idle"):
+                print(f"{name}: {condition} / idle = {rows[condition, name] / rows['idle', name]:.2f}")
 
 
 if __name__ == "__main__":

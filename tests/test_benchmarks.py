@@ -144,6 +144,13 @@ def test_s2_skips_benchmark_counts_dominant_skips_per_method():
     assert out.count("final per seed:") == 2
 
 
+def test_quickstart_policy_benchmark_names_an_unknown_condition():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "quickstart_policy.py"), "--conditions", "idle,busy"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "unknown condition busy; choose from idle, competing, competing-same-session" \
+        in result.stderr
+
+
 def test_quickstart_policy_benchmark_times_both_policies():
     out = run_script(str(BENCHMARKS / "quickstart_policy.py"))
     lines = [line for line in out.splitlines() if line.startswith("idle")]
