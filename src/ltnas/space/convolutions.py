@@ -13,8 +13,8 @@ matrix–vector product,
 
 and in channels_last memory a batch's pixels are the rows of an (N·H·W) × C matrix: the whole layer is one
 `F.linear` (rows × Wᵀ) with no copy in or out. Where the activations are small (the quickstart's cells and
-supernet) torch runs that 1.6–2.5× faster forward and backward than the library's 1×1 convolution; on larger
-ones (the DARTS sizes) the two come out even or the convolution ahead (0.76–1.17×), so activations above
+supernet) torch runs that 1.2–2.5× faster forward and backward than the library's 1×1 convolution; on larger
+ones (the DARTS sizes) the two come out even or the convolution ahead (0.73–1.14×), so activations above
 `MATMUL_MAX_NUMEL` numbers keep the convolution.
 
 **Dilated depthwise convolutions with the input gradient as a convolution.** For a depthwise filter w_c with
@@ -26,9 +26,10 @@ gradient g with the filter turned by 180°, at the same dilation and padding:
 
 which is a forward depthwise convolution. The library computes its dilated depthwise convolutions' input
 gradients on a slow general path (about 5× the forward's time at stride 1, up to 100× at stride 2); as a forward
-convolution the stride-1 layer takes 1.2–2× less in all. A stride-s layer is the stride-1 layer's output at every
-s-th pixel (same padding: output pixel i is the stride-1 pixel s·i), computed so, which at the DARTS sizes takes
-1.4–4× less than the library's strided layer despite the larger forward. The weight gradient stays the
+convolution the stride-1 layer takes up to 1.8× less in all (1.4–1.8× at the DARTS sizes, about even on the
+quickstart's small maps). A stride-s layer is the stride-1 layer's output at every s-th pixel (same padding:
+output pixel i is the stride-1 pixel s·i), computed so, which takes 1.3–3.5× less than the library's strided layer
+despite the larger forward (but 0.74–0.82× for a 5×5 filter on the quickstart's smallest maps). The weight gradient stays the
 library's. The backward is built from differentiable operations, so gradients of gradients (RobustDARTS'
 Hessian, `search.cures`) still flow.
 """
@@ -43,7 +44,7 @@ from torch import nn
 # H200 GPU both were slower at every size measured (0.24–0.95×: there the layers are launch-bound).
 FAST_DEVICES = ("cpu",)
 # The largest input (numbers) whose 1×1 convolution runs as a matrix product: up to 2¹⁸ it measured 1.2–2.5× the
-# convolution, above it 0.76–1.14× (benchmarks/conv_routes.py).
+# convolution, above it 0.73–1.14× (benchmarks/conv_routes.py).
 MATMUL_MAX_NUMEL = 1 << 18
 
 
