@@ -2,11 +2,11 @@
 can check the setting before a run starts rather than when its report is drawn at the end.
 
 LTNAS_PLOTS=draft: every figure is built from all its data and written as a PNG, but at DRAFT_DPI, without
-the constrained-layout pass, without ticks and tick labels (a pixel high at that size), and with the per-edge
-α trajectories on one panel per cell type instead of one per edge: together about two thirds of a tiny run's
-report time (text layout, tick placement and glyph rasterising, and the 28 small axes). For test suites,
-which check what is drawn, not how it looks (the plot tests render at full quality), and for quick throwaway
-runs. Unset or empty: full quality (DPI).
+the constrained-layout pass, without ticks, tick labels or heatmap numbers (a pixel high at that size), and
+with the per-edge α trajectories on one panel per cell type instead of one per edge: together about two
+thirds of a tiny run's report time (text layout, tick placement and glyph rasterising, the 28 small axes).
+For test suites, which check what is drawn, not how it looks (the plot tests render at full quality), and
+for quick throwaway runs. Unset or empty: full quality (DPI).
 """
 
 from __future__ import annotations

@@ -825,7 +825,11 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def _annotate_cells(ax: Axes, image: Any, values: np.ndarray, fmt: str, skip_zero: bool = False) -> None:
-    """Write each cell's value on a heatmap, in black or white, whichever reads on that colour."""
+    """Write each cell's value on a heatmap, in black or white, whichever reads on that colour (not in
+    LTNAS_PLOTS=draft: unreadable at 10 dpi, and laying out the α heatmap's 224 numbers was a fifth of a draft
+    report)."""
+    if draft():
+        return
     for (row, column), value in np.ndenumerate(values):
         if skip_zero and value == 0:
             continue
