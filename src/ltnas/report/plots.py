@@ -820,7 +820,8 @@ def _save(fig: Figure, path: str | Path) -> Path:
                 axis.set_major_locator(NullLocator())
                 axis.set_minor_locator(NullLocator())
     fig.savefig(path, dpi=dpi(), facecolor="white")
-    fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
+    if not draft():  # (a draft figure is small: the garbage collector's pass is cheaper than clearing it)
+        fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
     return path
 
 
