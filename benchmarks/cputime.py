@@ -11,9 +11,10 @@ over its setup, call and teardown (a session- or module-scoped fixture is charge
 that needs it), and its wall time beside it. Child CPU counts only children that have been waited
 for, which is every process a test starts and finishes (`subprocess.run`, joined workers).
 
-FILE gets one JSON line per test as it finishes ({"test", "cpu", "wall"}), so a long run can be read
-while it goes, and a last line {"session": {"cpu", "wall"}} with the totals from start-up to the end
-(collection and imports included). `benchmarks/test_time.py` runs the suite with this plugin and
+FILE gets one JSON line per test as it finishes ({"test", "cpu", "wall", "end"}: "end" is wall seconds
+since this process started recording, and under xdist "node" names the worker), so a long run can be read
+while it goes (and the last minutes of a parallel run show which worker ran alone), and a last line
+{"session": {"cpu", "wall"}} with the totals from start-up to the end (collection and imports included). `benchmarks/test_time.py` runs the suite with this plugin and
 sums the figures per file.
 
 Under pytest-xdist (`-n 2`) each worker records its own tests into the same FILE (one short write per
@@ -60,8 +61,9 @@ class _Recorder:
     def pytest_runtest_protocol(self, item, nextitem):
         cpu, wall = cpu_seconds(), time.perf_counter()
         yield
-        self._write({"test": item.nodeid, "cpu": round(cpu_seconds() - cpu, 3),
-                     "wall": round(time.perf_counter() - wall, 3)})
+        now = time.perf_counter()
+        self._write({"test": item.nodeid, "cpu": round(cpu_seconds() - cpu, 3), "wall": round(now - wall, 3),
+                     "end": round(now - self.start[1], 1), **({"node": self.worker} if self.worker else {})})
 
     def pytest_sessionfinish(self, session) -> None:
         cpu = cpu_seconds() - self.start[0]

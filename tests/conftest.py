@@ -21,8 +21,8 @@ torch.set_num_threads(1)
 # comparisons run their members in this process unless a test asks for --jobs.
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["LTNAS_JOBS"] = "1"
-# Reports draw every figure at 10 dpi without the layout pass (src/ltnas/report/plots.py, PLOTS_ENV): half
-# the report's time, which is most of a tiny run's. test_report.py renders at full quality.
+# Reports draw every figure at 10 dpi without the layout pass, ticks or heatmap numbers (src/ltnas/plot_settings.py):
+# a quarter of a full-quality report's time, which was most of a tiny run's. test_report.py renders at full quality.
 os.environ["LTNAS_PLOTS"] = "draft"
 
 

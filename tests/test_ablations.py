@@ -72,30 +72,29 @@ def test_numeric_sweep_needs_one_setting_every_variant_sets_to_another_number():
     assert numeric_sweep({"a": ["x=1"], "b": ["x=2"]}) is None  # two points are no curve
 
 
-@pytest.fixture(scope="module")
-def cifar(tmp_path_factory):
-    from test_data import make_cifar10
+# The files' base, fairdarts_cifar10_smoke, reads CIFAR-format files: that path is run by test_configs
+# (test_issue3_smoke_configs_run_on_cifar_format_files). What these tests prove (each comparison's variants,
+# stopping rules, dominant operations, sweep plot) does not depend on the images, so they search on 8×8
+# synthetic ones: a 16th of the pixels of 32×32, the same supernet, the same number of steps.
+SYNTHETIC = ["data.source=synthetic", "data.profile=balanced", "data.image_size=8", "data.n_max=10",
+             "data.test_per_class=5"]  # --set data.source drops the file's data keys tied to CIFAR: profile again
 
-    root = tmp_path_factory.mktemp("cifar")
-    make_cifar10(root, per_batch=2)  # 10 training images per class
-    return root
 
-
-def _compare(name, cifar, out, *extra):
-    """`ltnas compare NAME` on 10 images per class (5 to train on, 5 to validate: one search step of 32 images
-    per epoch, which is all these tests need; each step costs seconds on 32×32 images, fifteen supernets are
-    searched); each supernet is evaluated as it is (`eval.model: supernet`): the files' retraining is the DARTS
-    recipe every run shares, tested elsewhere, and plots make each run slow."""
+def _compare(name, out, *extra):
+    """`ltnas compare NAME` on 10 synthetic 8×8 images per class (5 to train on, 5 to validate: one search step of
+    32 images per epoch, which is all these tests need; fifteen supernets are searched); each supernet is
+    evaluated as it is (`eval.model: supernet`): the files' retraining is the DARTS recipe every run shares,
+    tested elsewhere, and plots make each run slow."""
     from test_cli import call
 
-    code, _, stderr = call(["compare", name, "--set", f"data.root={cifar}", "--set", "data.n_max=10", "--set",
+    code, _, stderr = call(["compare", name, *[arg for key in SYNTHETIC for arg in ("--set", key)], "--set",
                             "eval.model=supernet", "--no-progress", *extra, "--out", str(out)])
     assert code == 0, stderr
     return json.loads((out / "comparison.json").read_text()), (out / "comparison.md").read_text()
 
 
-def test_w01_sweep_smoke_plots_dominant_operations_against_w01(cifar, tmp_path):
-    result, markdown = _compare("fairdarts_w01_sweep_smoke", cifar, tmp_path / "sweep", "--set", "search.epochs=1")
+def test_w01_sweep_smoke_plots_dominant_operations_against_w01(tmp_path):
+    result, markdown = _compare("fairdarts_w01_sweep_smoke", tmp_path / "sweep", "--set", "search.epochs=1")
     assert result["sweep"]["values"] == {"w01 = 0": 0, "w01 = 8": 8, "w01 = 16": 16}
     counts = {variant: stats["dominant_ops"]["mean"] for variant, stats in result["search"].items()}
     assert all(isinstance(count, float) and 0 <= count <= 2 * 14 * 7 for count in counts.values())
@@ -105,14 +104,14 @@ def test_w01_sweep_smoke_plots_dominant_operations_against_w01(cifar, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["fairdarts_ablation_skip_smoke", "fairdarts_ablation_zero_one_smoke"])
-def test_ablation_smokes_run(name, cifar, tmp_path):
-    result, markdown = _compare(name, cifar, tmp_path / "out", "--set", "search.epochs=1")
+def test_ablation_smokes_run(name, tmp_path):
+    result, markdown = _compare(name, tmp_path / "out", "--set", "search.epochs=1")
     assert len(result["variants"]) == 3 and not result["failed"]
     assert "## Search outcome" in markdown
 
 
-def test_cures_smoke_runs_every_cure_beside_darts_and_fairdarts(cifar, tmp_path):
-    result, markdown = _compare("darts_cures_cifar10_smoke", cifar, tmp_path / "cures", "--set", "search.epochs=2")
+def test_cures_smoke_runs_every_cure_beside_darts_and_fairdarts(tmp_path):
+    result, markdown = _compare("darts_cures_cifar10_smoke", tmp_path / "cures", "--set", "search.epochs=2")
     assert len(result["variants"]) == 6 and not result["failed"] and "## Search outcome" in markdown
     search = result["search"]
     assert search["DARTS"]["search_epochs"]["mean"] == 2 and search["DARTS"]["stopped"] == [None]

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def run_script(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args, "--smoke", "--device", "cpu", "--threads", "1"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+def run_script(script: str, *args: str) -> str:
+    """`python SCRIPT ARGS --smoke --device cpu --threads 1`, run in this process as `__main__` (runpy, with its
+    sys.argv and its folder first on sys.path, as Python runs a script): the script's stdout. The processes a
+    script starts itself (the timed children of search_step.py, quickstart_policy.py's `ltnas` runs) are still
+    real; only the parent's interpreter and torch import (~2 CPU s each) are saved. The command line as a user
+    types it is run for real by test_recipe_benchmark_reports_convergence (`recipe.py --collect`) and the
+    gpu_check.sh tests."""
+    argv = [script, *args, "--smoke", "--device", "cpu", "--threads", "1"]
+    saved = sys.argv, list(sys.path), dict(os.environ), torch.get_num_threads()
+    out, code = io.StringIO(), 0
+    sys.argv, sys.path[:0] = argv, [str(Path(script).parent)]
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        sys.argv, sys.path[:] = saved[0], saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+        torch.set_num_threads(saved[3])
+    assert code in (None, 0), out.getvalue()
+    return out.getvalue()
 
 
 def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both():

@@ -109,3 +109,25 @@ def test_top5_accuracy_by_hand():
     assert top_k_accuracy(ranked, seen, 5) is None  # five classes or fewer: always right, not reported
     with pytest.raises(LtnasError, match="top-5"):
         top_k_accuracy(ranked[:, :3], seen, 7)
+
+
+def test_precision_and_f1_equal_scikit_learns() -> None:
+    """ltnas computes per-class precision and F1 in numpy; scikit-learn's precision_recall_fscore_support (with
+    zero_division=0) gives the same numbers wherever ltnas reports one (None: never predicted / no test image)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from ltnas.metrics import precision_and_f1
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        classes = int(rng.integers(2, 8))
+        true = rng.integers(0, classes, size=int(rng.integers(1, 40)))
+        predicted = np.where(rng.random(true.size) < 0.4, true, rng.integers(0, classes, size=true.size))
+        if trial % 3 == 0:
+            predicted[predicted == classes - 1] = 0  # a class never predicted
+        precision, f1 = precision_and_f1(predicted, true, classes)
+        p, _, f, support = precision_recall_fscore_support(true, predicted, labels=list(range(classes)),
+                                                           zero_division=0)
+        predicted_counts = np.bincount(predicted, minlength=classes)
+        assert precision == [pytest.approx(float(p[c])) if predicted_counts[c] else None for c in range(classes)]
+        assert f1 == [pytest.approx(float(f[c])) if support[c] else None for c in range(classes)]

@@ -126,6 +126,7 @@ def test_test_time_records_xdist_workers_into_one_file(tmp_path):
     rows = [json.loads(line) for line in record.read_text().splitlines()]
     tests = [row["test"].split("::")[1] for row in rows if "test" in row]
     assert sorted(tests) == ["test_child_burns_cpu", "test_idle"]
+    assert all(row["node"] in ("gw0", "gw1") and row["end"] >= 0 for row in rows if "test" in row)  # who ran it, when
     workers = [row for row in rows if "worker" in row]
     assert sorted(row["worker"] for row in workers) == ["gw0", "gw1"]
     assert "session" in rows[-1] and "worker" not in rows[-1]

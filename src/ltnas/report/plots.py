@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from ltnas.plot_settings import draft, dpi
 from ltnas.space.genotype import node_name as genotype_node_name
@@ -283,9 +283,12 @@ def plot_edge_trajectories(alpha_rows: Sequence[Row], path: str | Path, columns:
               for key, title in weight_panels(alpha_rows[-1]) if all(key in row for row in alpha_rows)]
     if not blocks:
         raise ValueError("the α rows share no cell type or layer weights")
-    block_rows = [math.ceil(weights.shape[1] / columns) for _, _, weights in blocks]
+    # LTNAS_PLOTS=draft: one panel per cell type with every edge's lines (28 small axes were half a draft report)
+    per_edge = not draft()
+    block_rows = [math.ceil(weights.shape[1] / columns) if per_edge else 1 for _, _, weights in blocks]
+    columns = columns if per_edge else 1
     # No constrained layout: with dozens of panels it costs more than the drawing.
-    fig = Figure(figsize=(1.9 * columns, 1.45 * sum(block_rows) + 1.2), dpi=dpi())
+    fig = Figure(figsize=(1.9 * max(columns, 4), 1.45 * sum(block_rows) + 1.2), dpi=dpi())
     FigureCanvasAgg(fig)
     axes = fig.subplots(sum(block_rows), columns, squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat:
@@ -294,11 +297,12 @@ def plot_edge_trajectories(alpha_rows: Sequence[Row], path: str | Path, columns:
     for (key, title, weights), rows in zip(blocks, block_rows):
         labels = row_labels(key, weights.shape[1])
         for edge in range(weights.shape[1]):
-            ax = axes[first_row + edge // columns, edge % columns]
+            ax = axes[first_row + edge // columns, edge % columns] if per_edge else axes[first_row, 0]
             ax.set_visible(True)
             for op, primitive in enumerate(primitives):
-                ax.plot(epochs, weights[:, edge, op], color=colours[op], linewidth=1.0, label=primitive)
-            ax.set_title(f"{title}: {labels[edge]}", fontsize=7)
+                ax.plot(epochs, weights[:, edge, op], color=colours[op], linewidth=1.0,
+                        label=primitive if per_edge or edge == 0 else None)
+            ax.set_title(f"{title}: {labels[edge] if per_edge else 'every edge'}", fontsize=7)
             ax.tick_params(labelsize=6)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
             ax.grid(alpha=0.3)
@@ -658,10 +662,12 @@ def _draw_cell(ax: Axes, drawing: _CellDrawing) -> None:
     circles = {node: _draw_node(ax, node, xy, dropped=node in drawing.dropped)
                for node, xy in drawing.positions.items()}
     for source, target, label, rad in drawing.edges:
+        # Clipped at the circles' rims, found by bisection in Python: half of drawing the cell. LTNAS_PLOTS=draft
+        # draws the arrow centre to centre, under the circles (its head hidden, at 10 dpi a pixel anyway).
+        ends = {} if draft() else {"patchA": circles[source], "patchB": circles[target]}
         ax.annotate("", xy=drawing.positions[target], xytext=drawing.positions[source], zorder=2,
                     arrowprops=dict(arrowstyle="-|>", color="black" if label else "grey", linewidth=1.0,
-                                    shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={rad}",
-                                    patchA=circles[source], patchB=circles[target]))
+                                    shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={rad}", **ends))
         if label:
             curve = _curve(drawing.positions[source], drawing.positions[target], rad, points=101)
             at = round(LABEL_AT * 100)
@@ -810,13 +816,23 @@ def _new_figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if draft():  # no ticks or tick labels: a pixel high at 10 dpi, and placing them was a third of the drawing
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(NullLocator())
+                axis.set_minor_locator(NullLocator())
     fig.savefig(path, dpi=dpi(), facecolor="white")
-    fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
+    if not draft():  # (a draft figure is small: the garbage collector's pass is cheaper than clearing it)
+        fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
     return path
 
 
 def _annotate_cells(ax: Axes, image: Any, values: np.ndarray, fmt: str, skip_zero: bool = False) -> None:
-    """Write each cell's value on a heatmap, in black or white, whichever reads on that colour."""
+    """Write each cell's value on a heatmap, in black or white, whichever reads on that colour (not in
+    LTNAS_PLOTS=draft: unreadable at 10 dpi, and laying out the α heatmap's 224 numbers was a fifth of a draft
+    report)."""
+    if draft():
+        return
     for (row, column), value in np.ndenumerate(values):
         if skip_zero and value == 0:
             continue
