@@ -53,8 +53,12 @@ def test_search_step_benchmark_times_other_strategies_against_darts():
     assert [line.split()[0] for line in out.splitlines() if "vs darts:" in line] == ["darts", "pcdarts", "gdas"]
 
 
-@pytest.mark.skipif(subprocess.run(["git", "-C", str(BENCHMARKS), "rev-parse", "HEAD"], capture_output=True).returncode,
-                    reason="needs a git checkout")
+needs_git = pytest.mark.skipif(
+    subprocess.run(["git", "-C", str(BENCHMARKS), "rev-parse", "HEAD"], capture_output=True).returncode,
+    reason="needs a git checkout")
+
+
+@needs_git
 def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
     out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "2")
     assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 2 and "median of 2 rounds" in out
@@ -68,6 +72,7 @@ def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():
     assert all(float(row[7]) < 1e-12 for row in rows)  # float64: the same sums
 
 
+@needs_git
 def test_stage_time_benchmark_times_an_ltnas_command_of_both_trees(tiny_config_file):
     result = subprocess.run([sys.executable, str(BENCHMARKS / "stage_time.py"), "--revision", "HEAD", "--repeats", "1",
                              "--", "search", str(tiny_config_file), "--device", "cpu", "--set", "search.epochs=1"],
@@ -76,6 +81,7 @@ def test_stage_time_benchmark_times_an_ltnas_command_of_both_trees(tiny_config_f
     assert "round 1: " in result.stdout and "x speed (median of 1 rounds" in result.stdout
 
 
+@needs_git
 def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revision():
     out = run_script(str(BENCHMARKS / "retrain_step.py"), "--quickstart", "--channels-last", "--revision", "HEAD",
                      "--repeats", "1")
