@@ -14,9 +14,8 @@ matrix–vector product,
 and in channels_last memory a batch's pixels are the rows of an (N·H·W) × C matrix: the whole layer is one
 `F.linear` (rows × Wᵀ) with no copy in or out. Where the activations are small (the quickstart's cells and
 supernet) torch runs that 1.2–2.5× faster forward and backward than the library's 1×1 convolution; on larger
-ones (the DARTS sizes) the two come out even or the convolution ahead (0.73–1.14×), so in training activations
-above `MATMUL_MAX_NUMEL` numbers keep the convolution. Without gradients (evaluation, precise BatchNorm) the matrix
-product's forward alone measured 1.04–1.33× the convolution's at every size, so there it is always taken.
+ones (the DARTS sizes) the two come out even or the convolution ahead (0.73–1.14×), so activations above
+`MATMUL_MAX_NUMEL` numbers keep the convolution.
 
 **Dilated depthwise convolutions with the input gradient as a convolution.** For a depthwise filter w_c with
 dilation d, stride 1 and "same" padding p = d(k−1)/2, the gradient of the input is the correlation of the output
@@ -44,8 +43,8 @@ from torch import nn
 # Devices where the routes below were measured faster than the plain convolution (benchmarks/RESULTS.md); on an
 # H200 GPU both were slower at every size measured (0.24–0.95×: there the layers are launch-bound).
 FAST_DEVICES = ("cpu",)
-# The largest input (numbers) whose 1×1 convolution runs as a matrix product when a gradient is needed: up to 2¹⁸
-# it measured 1.2–2.5× the convolution, above it 0.73–1.14× (benchmarks/conv_routes.py).
+# The largest input (numbers) whose 1×1 convolution runs as a matrix product: up to 2¹⁸ it measured 1.2–2.5× the
+# convolution, above it 0.73–1.14× (benchmarks/conv_routes.py).
 MATMUL_MAX_NUMEL = 1 << 18
 
 
@@ -59,8 +58,7 @@ def fast_route(x: torch.Tensor) -> bool:
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """y[n, o, i, j] = Σ_c W[o, c] x[n, c, s·i, s·j] for W = `weight` (O, C, 1, 1) and s = `stride`: the
     result of `F.conv2d(x, weight, stride=stride)`, in x's memory layout."""
-    gradient = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if not (fast_route(x) and (x.numel() <= MATMUL_MAX_NUMEL or not gradient)):
+    if not (fast_route(x) and x.numel() <= MATMUL_MAX_NUMEL):
         return F.conv2d(x, weight, stride=stride)
     if stride != 1:
         x = x[:, :, ::stride, ::stride]
