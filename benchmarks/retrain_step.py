@@ -26,6 +26,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -207,7 +208,7 @@ def compare_revision(args, device: torch.device) -> None:
         rounds = revision.alternate(sources, args.repeats, run)
     revision.summarise(rounds, args.batch)
     old, new = rounds[0]
-    evaluation = {name: sorted(r[name]["eval_images_per_s"] for r in rounds)[len(rounds) // 2] for name in (old, new)}
+    evaluation = {name: statistics.median(r[name]["eval_images_per_s"] for r in rounds) for name in (old, new)}
     print(f"  evaluation: {old} {evaluation[old]:.0f} images/s, {new} {evaluation[new]:.0f} images/s "
           f"({evaluation[new] / evaluation[old]:.2f}x)")
 

@@ -2,8 +2,8 @@
 
 The revision's `src/` is unpacked with `git archive` into a temporary folder; the same timing code (the calling
 script) then runs in alternating fresh processes, one per tree and round, with PYTHONPATH pointing at one tree
-or the other, so that a busy machine slows both alike. Each child reports seconds per step as JSON; the median
-ratio over the rounds is the figure.
+or the other, so that a busy machine slows both alike. Each child reports its seconds (per step, or for a whole
+command) as JSON; the median ratio over the rounds is the figure.
 """
 
 from __future__ import annotations
