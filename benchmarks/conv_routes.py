@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ltnas.runs import resolve_device
-from ltnas.space.convolutions import _DilatedDepthwise
+from ltnas.space.convolutions import dilated_depthwise, pointwise_as_matmul
 
 # (name, batch, channels, size): the places the layers run at
 SIZES = [("quickstart supernet", 32, 8, 8), ("quickstart cells", 16, 36, 8), ("quickstart cells, reduced", 16, 72, 4),
@@ -41,9 +41,8 @@ def plain(x, weight, kernel, dilation, stride):
 
 def route(x, weight, kernel, dilation, stride):
     if kernel == 1:
-        return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
-    y = _DilatedDepthwise.apply(x, weight, dilation)
-    return y if stride == 1 else y[:, :, ::stride, ::stride].contiguous(memory_format=torch.channels_last)
+        return pointwise_as_matmul(x, weight)
+    return dilated_depthwise(x, weight, dilation, stride)
 
 
 def tensors(batch, channels, size, kernel, device, dtype=torch.float32, seed=0):

@@ -106,12 +106,13 @@ def main() -> None:
     if unknown := set(conditions) - set(CONDITIONS):
         raise SystemExit(f"unknown condition {sorted(unknown)[0]}; choose from {', '.join(CONDITIONS)}")
     threads = args.threads or torch.get_num_threads()
-    policies = {f"one process, {threads} thread{'s' if threads > 1 else ''}": ["--jobs", "1", "--threads", str(threads)],
-                "policy": []}
+    known = {"one-process": (f"one process, {threads} thread{'s' if threads > 1 else ''}",
+                             ["--jobs", "1", "--threads", str(threads)]),
+             "policy": ("policy", [])}
     chosen = args.policies.split(",")
-    if unknown := set(chosen) - {"one-process", "policy"}:
-        raise SystemExit(f"unknown policy {sorted(unknown)[0]}; choose from one-process, policy")
-    policies = {name: flags for (name, flags), key in zip(policies.items(), ("one-process", "policy")) if key in chosen}
+    if unknown := set(chosen) - set(known):
+        raise SystemExit(f"unknown policy {sorted(unknown)[0]}; choose from {', '.join(known)}")
+    policies = dict(known[key] for key in known if key in chosen)  # name shown → the quickstart's options
 
     print(f"machine: {platform.processor() or platform.machine()}, {available_cores()} usable cores, "
           f"torch {torch.__version__} (default {torch.get_num_threads()} threads); "

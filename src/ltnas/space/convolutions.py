@@ -60,6 +60,12 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> to
     result of `F.conv2d(x, weight, stride=stride)`, in x's memory layout."""
     if not (fast_route(x) and x.numel() <= MATMUL_MAX_NUMEL):
         return F.conv2d(x, weight, stride=stride)
+    return pointwise_as_matmul(x, weight, stride)
+
+
+def pointwise_as_matmul(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """The 1×1 convolution as `F.linear` over the channel axis of x's pixels (rows × Wᵀ); for channels_last x no
+    copy in or out."""
     if stride != 1:
         x = x[:, :, ::stride, ::stride]
     return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
@@ -120,6 +126,11 @@ class Depthwise(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.fast and fast_route(x) and torch.is_grad_enabled()):
             return super().forward(x)
-        y = _DilatedDepthwise.apply(x, self.weight, self.dilation[0])
-        stride = self.stride[0]
-        return y if stride == 1 else y[:, :, ::stride, ::stride].contiguous(memory_format=torch.channels_last)
+        return dilated_depthwise(x, self.weight, self.dilation[0], self.stride[0])
+
+
+def dilated_depthwise(x: torch.Tensor, weight: torch.Tensor, dilation: int, stride: int = 1) -> torch.Tensor:
+    """The same-padded dilated depthwise convolution with the input gradient as a convolution; at stride s the
+    stride-1 layer's every s-th pixel (channels_last, as the next layer's fast route wants it)."""
+    y = _DilatedDepthwise.apply(x, weight, dilation)
+    return y if stride == 1 else y[:, :, ::stride, ::stride].contiguous(memory_format=torch.channels_last)
