@@ -7,8 +7,9 @@
 For the DARTS operations' layers at the sizes of the quickstart (C=8 supernet and C=36 cell network on 8×8
 digits), the DARTS search (C=16, batch 64, 32×32) and the DARTS_V2 retraining (C=36, batch 96, 32×32), it times
 forward + backward (both gradients) of the plain layer (`F.conv2d`, channels_last) and of the route the layer
-takes on the devices of `FAST_DEVICES` — a 1×1 as a matrix product, a dilated depthwise with the input gradient as
-a convolution (at stride 2 through the stride-1 layer) — called directly, whatever the device. Each time is the
+takes on the devices of `FAST_DEVICES` — a 1×1 as a matrix product, a dilated depthwise by `dilated_depthwise`'s
+route for its size and stride (undilated phases, or the input gradient as a convolution) — called directly,
+whatever the device. Each time is the
 median of `--rounds` rounds of `--calls` calls, the two variants alternating. It also prints the largest
 difference of the two in float64 (the same sums: rounding only).
 """
@@ -28,7 +29,8 @@ from ltnas.space.convolutions import dilated_depthwise, pointwise_as_matmul
 
 # (name, batch, channels, size): the places the layers run at
 SIZES = [("quickstart supernet", 32, 8, 8), ("quickstart cells", 16, 36, 8), ("quickstart cells, reduced", 16, 72, 4),
-         ("DARTS search", 64, 16, 32), ("DARTS search, reduced", 64, 32, 16), ("DARTS_V2 retrain", 96, 36, 32)]
+         ("DARTS search", 64, 16, 32), ("DARTS search, reduced", 64, 32, 16),
+         ("DARTS search, reduced twice", 64, 64, 8), ("DARTS_V2 retrain", 96, 36, 32)]
 LAYERS = [("1x1", 1, 1, 1), ("dil 3x3, stride 1", 3, 2, 1), ("dil 5x5, stride 1", 5, 2, 1),
           ("dil 3x3, stride 2", 3, 2, 2), ("dil 5x5, stride 2", 5, 2, 2)]
 

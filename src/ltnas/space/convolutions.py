@@ -17,20 +17,32 @@ supernet) torch runs that 1.2–2.5× faster forward and backward than the libra
 ones (the DARTS sizes) the two come out even or the convolution ahead (0.73–1.14×), so activations above
 `MATMUL_MAX_NUMEL` numbers keep the convolution.
 
-**Dilated depthwise convolutions with the input gradient as a convolution.** For a depthwise filter w_c with
-dilation d, stride 1 and "same" padding p = d(k−1)/2, the gradient of the input is the correlation of the output
-gradient g with the filter turned by 180°, at the same dilation and padding:
+**Dilated depthwise convolutions as undilated ones.** For a depthwise k×k filter w_c (k odd, m = (k−1)/2) with
+dilation d and "same" padding p = d·m, the output at pixel (d·i + r, d·j + q) reads only input pixels of the same
+phase (r, q) modulo d:
+
+    y[n, c, d·i + r, d·j + q] = Σ_{a,b} w_c[a, b] · x[n, c, d(i + a − m) + r, d(j + b − m) + q]
+                              = (x_rq ⋆ w_c)[n, c, i, j]    with x_rq[i, j] = x[d·i + r, d·j + q],
+
+an *undilated* same-padded convolution (padding m) of the phase image x_rq, zero outside it exactly where x is
+(for H, W divisible by d). So
+
+- at stride d (the reduction cells' dilated convolutions) the layer is the undilated convolution of the phase
+  (0, 0), x[:, :, ::d, ::d], with padding m — a d²-th of the work, for any H and W (`_one_phase`);
+- at stride 1 it is the undilated convolution of the d² phase images stacked along the batch (`_polyphase`).
+
+The library's undilated depthwise kernels are fast forward and backward, its dilated ones slow backward (its
+weight gradients above all). Training steps (forward + both gradients) measured 1.4–10× the dilated layer at stride
+d everywhere, and 2.2–5.8× at stride 1 on maps of at most `POLYPHASE_MAX_PIXELS` pixels; on larger maps the phase
+copies cost more than they save (0.65–1.1×), and there the input gradient is computed as a convolution instead:
 
     ∂L/∂x[n, c, i, j] = Σ_{a,b} g[n, c, i + p − d·a, j + p − d·b] · w_c[a, b]
-                      = (g ⋆ rot180(w_c))[n, c, i, j]
+                      = (g ⋆ rot180(w_c))[n, c, i, j],
 
-which is a forward depthwise convolution. The library computes its dilated depthwise convolutions' input
-gradients on a slow general path (about 5× the forward's time at stride 1, up to 100× at stride 2); as a forward
-convolution the stride-1 layer takes up to 1.8× less in all (1.4–1.8× at the DARTS sizes, about even on the
-quickstart's small maps). A stride-s layer is the stride-1 layer's output at every s-th pixel (same padding:
-output pixel i is the stride-1 pixel s·i), computed so, which takes 1.3–3.5× less than the library's strided layer
-despite the larger forward (but 0.74–0.82× for a 5×5 filter on the quickstart's smallest maps). The weight gradient stays the
-library's. The backward is built from differentiable operations, so gradients of gradients (RobustDARTS'
+a forward depthwise convolution of the output gradient g with the filter turned by 180° (the library's own input
+gradient takes about 5× the forward's time); the weight gradient stays the library's (`_DilatedDepthwise`).
+Without gradients the plain dilated layer is fastest (the phase copies cost more than its forward), so
+evaluation keeps it. Every route is built from differentiable operations, so gradients of gradients (RobustDARTS'
 Hessian, `search.cures`) still flow.
 """
 
@@ -46,6 +58,9 @@ FAST_DEVICES = ("cpu",)
 # The largest input (numbers) whose 1×1 convolution runs as a matrix product: up to 2¹⁸ it measured 1.2–2.5× the
 # convolution, above it 0.73–1.14× (benchmarks/conv_routes.py).
 MATMUL_MAX_NUMEL = 1 << 18
+# The largest map (H·W pixels) whose stride-1 dilated depthwise convolution runs as d² undilated ones: 8×8 maps
+# measured 2.2–5.8× the dilated layer in training, 16×16 and 32×32 ones 0.65–1.1× (benchmarks/conv_routes.py).
+POLYPHASE_MAX_PIXELS = 64
 
 
 def fast_route(x: torch.Tensor) -> bool:
@@ -116,12 +131,11 @@ def _same_padding(weight: torch.Tensor, dilation: int) -> int:
 
 class Depthwise(nn.Conv2d):
     """A bias-free depthwise k×k convolution (`nn.Conv2d(c, c, k, stride, padding, dilation, groups=c,
-    bias=False)`); the dilated, same-padded ones compute their input gradient as a convolution, at stride s as
-    the stride-1 layer's every s-th output pixel."""
+    bias=False)`); the dilated, same-padded ones with an odd k train through `dilated_depthwise`."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(channels, channels, kernel, stride, padding, dilation=dilation, groups=channels, bias=False)
-        self.fast = dilation > 1 and padding == dilation * (kernel - 1) // 2
+        self.fast = dilation > 1 and kernel % 2 == 1 and padding == dilation * (kernel - 1) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.fast and fast_route(x) and torch.is_grad_enabled()):
@@ -130,7 +144,31 @@ class Depthwise(nn.Conv2d):
 
 
 def dilated_depthwise(x: torch.Tensor, weight: torch.Tensor, dilation: int, stride: int = 1) -> torch.Tensor:
-    """The same-padded dilated depthwise convolution with the input gradient as a convolution; at stride s the
-    stride-1 layer's every s-th pixel (channels_last, as the next layer's fast route wants it)."""
+    """The same-padded dilated depthwise convolution (odd square filters) by the fastest route measured for
+    training: at stride d the phase (0, 0) undilated, at stride 1 on small maps the d² phases undilated, else the
+    input gradient as a convolution (at another stride s: the stride-1 layer's every s-th pixel). Channels_last
+    out, as the next layer's fast route wants it."""
+    height, width = x.shape[-2:]
+    if stride == dilation:
+        return _one_phase(x, weight, dilation)
+    if stride == 1 and height % dilation == 0 and width % dilation == 0 and height * width <= POLYPHASE_MAX_PIXELS:
+        return _polyphase(x, weight, dilation)
     y = _DilatedDepthwise.apply(x, weight, dilation)
     return y if stride == 1 else y[:, :, ::stride, ::stride].contiguous(memory_format=torch.channels_last)
+
+
+def _one_phase(x: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
+    """y = conv(x, w; dilation d, stride d, padding d·m) = conv(x[::d, ::d], w; padding m), undilated."""
+    phase = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last)
+    return F.conv2d(phase, weight, None, 1, weight.shape[-1] // 2, 1, x.shape[1])
+
+
+def _polyphase(x: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
+    """y = conv(x, w; dilation d, stride 1, padding d·m): the d² phase images x_rq (H/d × W/d) stacked along the
+    batch, one undilated convolution (padding m), and its outputs put back at their phases."""
+    n, c, h, w = x.shape
+    pixels = x.permute(0, 2, 3, 1)  # (N, H, W, C): channels_last memory, no copy
+    phases = pixels.reshape(n, h // d, d, w // d, d, c).permute(2, 4, 0, 1, 3, 5).reshape(d * d * n, h // d, w // d, c)
+    y = F.conv2d(phases.permute(0, 3, 1, 2), weight, None, 1, weight.shape[-1] // 2, 1, c)
+    y = y.permute(0, 2, 3, 1).reshape(d, d, n, h // d, w // d, c).permute(2, 3, 0, 4, 1, 5).reshape(n, h, w, c)
+    return y.permute(0, 3, 1, 2)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.space.convolutions import pointwise_conv
+from ltnas.space.convolutions import dilated_depthwise, fast_route, pointwise_conv
 
 CONV_KINDS = ("sep_conv", "dil_conv")
 
@@ -112,9 +112,7 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
             stop += 1
         blocks = [b for i in convs[start:stop] for b in first_blocks[i]]
         weight = torch.cat([_dense_filter(b[1], form[0]) if form[1] == 1 else b[1].weight for b in blocks])
-        size, dilation = form
-        depthwise.append(F.conv2d(_repeat(relu, len(blocks)), weight, None, blocks[0][1].stride,
-                                  dilation * (size - 1) // 2, dilation, groups=len(blocks) * channels))
+        depthwise.append(_depthwise(_repeat(relu, len(blocks)), weight, form, blocks[0][1].stride[0]))
         start = stop
     ordered = [b for i in convs for b in first_blocks[i]]
     stage1 = _pointwise_bn(depthwise[0] if len(depthwise) == 1 else torch.cat(depthwise, 1), ordered)
@@ -129,6 +127,15 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
         stage2 = _pointwise_bn(y, blocks).unflatten(1, (len(separable), e, channels)).unbind(1)
         outputs.update(zip(separable, stage2))
     return list(outputs.items())
+
+
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, form: tuple[int, int], stride: int) -> torch.Tensor:
+    """The same-padded depthwise convolution of one filter form (size, dilation); a dilated one through
+    `dilated_depthwise` where that route runs (undilated phases)."""
+    size, dilation = form
+    if dilation > 1 and size % 2 == 1 and fast_route(x):
+        return dilated_depthwise(x, weight, dilation, stride)
+    return F.conv2d(x, weight, None, stride, dilation * (size - 1) // 2, dilation, groups=x.shape[1])
 
 
 def _form(conv: nn.Conv2d) -> tuple[int, int]:
