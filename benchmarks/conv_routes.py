@@ -9,8 +9,8 @@ digits), the DARTS search (C=16, batch 64, 32×32) and the DARTS_V2 retraining (
 forward + backward (both gradients) of the plain layer (`F.conv2d`, channels_last) and of the route the layer
 takes on the devices of `FAST_DEVICES` — a 1×1 as a matrix product, a dilated depthwise by `dilated_depthwise`'s
 route for its size and stride (undilated phases, or the input gradient as a convolution) — called directly,
-whatever the device. Each time is the
-median of `--rounds` rounds of `--calls` calls, the two variants alternating. It also prints the largest
+whatever the device. Each time is the median of `--rounds` rounds of `--calls` calls, the two variants
+alternating. It also prints the largest
 difference of the two in float64 (the same sums: rounding only).
 """
 

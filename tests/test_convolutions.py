@@ -108,20 +108,20 @@ def test_dilated_depthwise_has_second_order_gradients():
     assert torch.autograd.gradgradcheck(lambda a, w: _DilatedDepthwise.apply(a, w, 2), (x, weight))
 
 
-@pytest.mark.parametrize("route,kernel,dilation,height,width", [
-    ("_polyphase", 3, 2, 6, 4), ("_polyphase", 5, 2, 8, 8), ("_polyphase", 3, 3, 9, 6),
-    ("_one_phase", 3, 2, 6, 4), ("_one_phase", 5, 2, 7, 5), ("_one_phase", 3, 3, 8, 10)])
-def test_dilated_depthwise_as_undilated_phases(route, kernel, dilation, height, width):
+@pytest.mark.parametrize("every,kernel,dilation,height,width", [
+    (True, 3, 2, 6, 4), (True, 5, 2, 8, 8), (True, 3, 3, 9, 6),
+    (False, 3, 2, 6, 4), (False, 5, 2, 7, 5), (False, 3, 3, 8, 10)])
+def test_dilated_depthwise_as_undilated_phases(every, kernel, dilation, height, width):
     """Both phase routes give the dilated convolution's output (stride 1 and stride d), gradients and gradients of
     gradients (RobustDARTS' Hessian) in float64; the stride-d one also on sizes d does not divide."""
-    from ltnas.space import convolutions
+    from ltnas.space.convolutions import _UndilatedPhases
 
-    stride = 1 if route == "_polyphase" else dilation
+    stride = 1 if every else dilation
     torch.manual_seed(0)
     x = torch.randn(2, 3, height, width, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     weight = torch.randn(3, 1, kernel, kernel, dtype=torch.float64)
     x.requires_grad_(), weight.requires_grad_()
-    ours = lambda a, w: getattr(convolutions, route)(a, w, dilation)  # noqa: E731
+    ours = lambda a, w: _UndilatedPhases.apply(a, w, dilation, every)  # noqa: E731
     theirs = lambda a, w: F.conv2d(a, w, None, stride, dilation * (kernel - 1) // 2, dilation, 3)  # noqa: E731
     torch.testing.assert_close(ours(x, weight), theirs(x, weight), rtol=1e-12, atol=1e-12)
     assert ours(x, weight).is_contiguous(memory_format=torch.channels_last)
@@ -129,32 +129,32 @@ def test_dilated_depthwise_as_undilated_phases(route, kernel, dilation, height, 
     assert torch.autograd.gradgradcheck(ours, (x, weight))
 
 
-@pytest.mark.parametrize("size,stride,route", [(8, 1, "_polyphase"), (16, 1, "_DilatedDepthwise"),
-                                               (7, 1, "_DilatedDepthwise"), (16, 2, "_one_phase"),
-                                               (4, 2, "_one_phase")])
+@pytest.mark.parametrize("size,stride,route", [(8, 1, "all phases"), (16, 1, "input gradient"),
+                                               (7, 1, "input gradient"), (16, 2, "phase (0, 0)"),
+                                               (4, 2, "phase (0, 0)")])
 def test_dilated_depthwise_takes_the_route_measured_fastest(monkeypatch, size, stride, route):
     """Stride d: the phase (0, 0); stride 1: the d² phases on maps up to POLYPHASE_MAX_PIXELS (and divisible by
     d), else the input gradient as a convolution."""
     from ltnas.space import convolutions
 
     taken = []
-    for name in ("_polyphase", "_one_phase"):
-        original = getattr(convolutions, name)
-        monkeypatch.setattr(convolutions, name, lambda *a, _f=original, _n=name: taken.append(_n) or _f(*a))
-    apply = convolutions._DilatedDepthwise.apply
-    monkeypatch.setattr(convolutions._DilatedDepthwise, "apply", lambda *a: taken.append("_DilatedDepthwise") or apply(*a))
+    phases, gradient = convolutions._UndilatedPhases.apply, convolutions._DilatedDepthwise.apply
+    monkeypatch.setattr(convolutions._UndilatedPhases, "apply",
+                        lambda *a: taken.append("all phases" if a[3] else "phase (0, 0)") or phases(*a))
+    monkeypatch.setattr(convolutions._DilatedDepthwise, "apply", lambda *a: taken.append("input gradient") or gradient(*a))
     x = torch.randn(1, 2, size, size).contiguous(memory_format=torch.channels_last)
     convolutions.dilated_depthwise(x, torch.randn(2, 1, 3, 3), 2, stride)
     assert taken == [route]
     assert convolutions.POLYPHASE_MAX_PIXELS == 64
 
 
-def test_dilated_depthwise_backward_under_bf16_autocast():
-    layer = Depthwise(4, 3, 1, 2, 2).to(memory_format=torch.channels_last)
-    x = torch.randn(2, 4, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+@pytest.mark.parametrize("size,stride", [(6, 1), (12, 1), (12, 2)])  # each route (above)
+def test_dilated_depthwise_backward_under_bf16_autocast(size, stride):
+    layer = Depthwise(4, 3, stride, 2, 2).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, size, size).contiguous(memory_format=torch.channels_last).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = layer(x)
     y.float().sum().backward()
     assert y.dtype == torch.bfloat16 and x.grad.dtype == layer.weight.grad.dtype == torch.float32
-    reference = torch.autograd.grad(F.conv2d(x, layer.weight, None, 1, 2, 2, 4).sum(), x)[0]
+    reference = torch.autograd.grad(F.conv2d(x, layer.weight, None, stride, 2, 2, 4).sum(), x)[0]
     torch.testing.assert_close(x.grad, reference, rtol=0.05, atol=0.05)

@@ -28,8 +28,9 @@ an *undilated* same-padded convolution (padding m) of the phase image x_rq, zero
 (for H, W divisible by d). So
 
 - at stride d (the reduction cells' dilated convolutions) the layer is the undilated convolution of the phase
-  (0, 0), x[:, :, ::d, ::d], with padding m — a d²-th of the work, for any H and W (`_one_phase`);
-- at stride 1 it is the undilated convolution of the d² phase images stacked along the batch (`_polyphase`).
+  (0, 0), x[:, :, ::d, ::d], with padding m — a d²-th of the work, for any H and W;
+- at stride 1 it is the undilated convolution of the d² phase images stacked along the batch
+  (both `_UndilatedPhases`).
 
 The library's undilated depthwise kernels are fast forward and backward, its dilated ones slow backward (its
 weight gradients above all). Training steps (forward + both gradients) measured 1.4–10× the dilated layer at stride
@@ -150,25 +151,60 @@ def dilated_depthwise(x: torch.Tensor, weight: torch.Tensor, dilation: int, stri
     out, as the next layer's fast route wants it."""
     height, width = x.shape[-2:]
     if stride == dilation:
-        return _one_phase(x, weight, dilation)
+        return _UndilatedPhases.apply(x, weight, dilation, False)
     if stride == 1 and height % dilation == 0 and width % dilation == 0 and height * width <= POLYPHASE_MAX_PIXELS:
-        return _polyphase(x, weight, dilation)
+        return _UndilatedPhases.apply(x, weight, dilation, True)
     y = _DilatedDepthwise.apply(x, weight, dilation)
     return y if stride == 1 else y[:, :, ::stride, ::stride].contiguous(memory_format=torch.channels_last)
 
 
-def _one_phase(x: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
-    """y = conv(x, w; dilation d, stride d, padding d·m) = conv(x[::d, ::d], w; padding m), undilated."""
-    phase = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last)
-    return F.conv2d(phase, weight, None, 1, weight.shape[-1] // 2, 1, x.shape[1])
+class _UndilatedPhases(torch.autograd.Function):
+    """y = the same-padded dilated depthwise convolution of x (dilation d) as the undilated convolution (padding m)
+    of its phase images: at stride d the phase (0, 0) alone (`every` False), at stride 1 all d² of them stacked
+    along the batch (`every` True). Saves x, not the phase copies (the backward makes them again), so the route
+    holds no more memory than the layer."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, d: int, every: bool) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.d, ctx.every = d, every
+        y = F.conv2d(_phases(x, d, every), weight, None, 1, weight.shape[-1] // 2, 1, x.shape[1])
+        return _unphase(y, x.shape[0], d) if every else y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # under autocast the forward ran in grad's precision
+        d, every, m = ctx.d, ctx.every, weight.shape[-1] // 2
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x, grad_w = torch.ops.aten.convolution_backward(
+            _phases(grad, d, True) if every else grad, _phases(x, d, every), weight, None, [1, 1], [m, m], [1, 1],
+            False, [0, 0], x.shape[1], [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])[:2]
+        if grad_x is not None:
+            grad_x = _unphase(grad_x, x.shape[0], d) if every else _scatter_phase(grad_x, x, d)
+        return grad_x, grad_w, None, None
 
 
-def _polyphase(x: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
-    """y = conv(x, w; dilation d, stride 1, padding d·m): the d² phase images x_rq (H/d × W/d) stacked along the
-    batch, one undilated convolution (padding m), and its outputs put back at their phases."""
+def _phases(x: torch.Tensor, d: int, every: bool) -> torch.Tensor:
+    """x's phase images x_rq[i, j] = x[d·i + r, d·j + q], channels_last: (0, 0) alone, or all d² stacked along the
+    batch, phase-major ((r, q, n) → batch index (r·d + q)·N + n)."""
+    if not every:
+        return x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
     pixels = x.permute(0, 2, 3, 1)  # (N, H, W, C): channels_last memory, no copy
     phases = pixels.reshape(n, h // d, d, w // d, d, c).permute(2, 4, 0, 1, 3, 5).reshape(d * d * n, h // d, w // d, c)
-    y = F.conv2d(phases.permute(0, 3, 1, 2), weight, None, 1, weight.shape[-1] // 2, 1, c)
-    y = y.permute(0, 2, 3, 1).reshape(d, d, n, h // d, w // d, c).permute(2, 3, 0, 4, 1, 5).reshape(n, h, w, c)
-    return y.permute(0, 3, 1, 2)
+    return phases.permute(0, 3, 1, 2)
+
+
+def _unphase(y: torch.Tensor, n: int, d: int) -> torch.Tensor:
+    """The inverse of `_phases(·, d, every=True)`: each phase image's pixels back at their places."""
+    _, c, h, w = y.shape
+    pixels = y.permute(0, 2, 3, 1).reshape(d, d, n, h, w, c).permute(2, 3, 0, 4, 1, 5).reshape(n, h * d, w * d, c)
+    return pixels.permute(0, 3, 1, 2)
+
+
+def _scatter_phase(grad: torch.Tensor, x: torch.Tensor, d: int) -> torch.Tensor:
+    """A tensor shaped as x, `grad` at the phase (0, 0) pixels, zero elsewhere (the adjoint of x[::d, ::d])."""
+    out = grad.new_zeros(x.shape).contiguous(memory_format=torch.channels_last)
+    out[:, :, ::d, ::d] = grad
+    return out
