@@ -1,0 +1,67 @@
+"""The training stages' SGD update (`ltnas.train.lr_schedule.sgd_optimizer`) against torch's default SGD.
+
+    python benchmarks/optimizer_step.py --threads 1      # the quickstart network's and DARTS_V2's weights
+    python benchmarks/optimizer_step.py --smoke          # a tiny network, few steps: checks the script runs
+
+Both optimizers (momentum 0.9, weight decay 3e-4) update their own copy of a network's weights with the same
+gradients, step for step alternating, on the CPU; it prints the median seconds per `step()` of each, their
+ratio, and whether the two copies of the weights are bitwise equal after all steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from ltnas.config import SgdConfig
+from ltnas.space import DiscreteNetwork, load_genotype
+from ltnas.train.lr_schedule import sgd_optimizer
+
+# (name, channels, layers, image size, image channels): the networks whose weights are updated
+NETWORKS = [("quickstart network (DARTS_V2 cell, C=36, 6 cells)", 36, 6, 8, 1),
+            ("DARTS_V2, C=36, 20 cells", 36, 20, 32, 3)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per optimizer")
+    parser.add_argument("--device", default="cpu", choices=["cpu"],
+                        help="the CPU only: on GPUs torch's default SGD takes the multi-tensor update already")
+    parser.add_argument("--smoke", action="store_true", help="a tiny network, 5 steps")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    networks = [("tiny (C=4, 2 cells)", 4, 2, 8, 1)] if args.smoke else NETWORKS
+    steps = 5 if args.smoke else args.steps
+    print(f"machine: {platform.machine()}, {args.threads} torch threads, cpu, torch {torch.__version__}")
+    for name, channels, layers, size, in_channels in networks:
+        torch.manual_seed(0)
+        model = DiscreteNetwork(load_genotype("DARTS_V2"), channels, 10, layers, in_channels=in_channels,
+                                image_size=size)
+        ours = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        theirs = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        sgd = SgdConfig(lr=0.025, momentum=0.9, weight_decay=3e-4)
+        optimizers = {"sgd_optimizer": (sgd_optimizer(ours, sgd), ours),
+                      "torch.optim.SGD": (torch.optim.SGD(theirs, 0.025, momentum=0.9, weight_decay=3e-4), theirs)}
+        times: dict[str, list[float]] = {label: [] for label in optimizers}
+        for _ in range(steps):
+            gradients = [torch.randn_like(p) for p in ours]
+            for label, (optimizer, params) in optimizers.items():
+                for p, g in zip(params, gradients):
+                    p.grad = g.clone()
+                began = time.perf_counter()
+                optimizer.step()
+                times[label].append(time.perf_counter() - began)
+        ms = {label: 1e3 * statistics.median(seconds) for label, seconds in times.items()}
+        equal = all(torch.equal(a, b) for a, b in zip(ours, theirs))
+        print(f"{name}: {len(ours)} tensors, {sum(p.numel() for p in ours) / 1e6:.2f}M weights; "
+              f"torch.optim.SGD {ms['torch.optim.SGD']:.2f} ms/step, sgd_optimizer {ms['sgd_optimizer']:.2f} ms/step, "
+              f"{ms['torch.optim.SGD'] / ms['sgd_optimizer']:.2f}x; weights bitwise equal after {steps} steps: {equal}")
+
+
+if __name__ == "__main__":
+    main()
