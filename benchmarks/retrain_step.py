@@ -128,7 +128,7 @@ def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tu
     model, x = build(args, device, channels_last, args.batch)
     model.train()
     y = torch.randint(0, 10, (args.batch,), device=device)
-    optimizer = stage_sgd(model.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -157,18 +157,6 @@ def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tu
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return seconds, peak, count_parameters(model)
-
-
-def stage_sgd(params) -> torch.optim.SGD:
-    """The training stages' SGD (lr 0.025, momentum 0.9, weight decay 3e-4) as the timed tree builds it:
-    `sgd_optimizer` where it has one, torch's default SGD in trees from before it (a --revision child)."""
-    try:
-        from ltnas.train.lr_schedule import sgd_optimizer
-    except ImportError:
-        return torch.optim.SGD(params, 0.025, momentum=0.9, weight_decay=3e-4)
-    from ltnas.config import SgdConfig
-
-    return sgd_optimizer(params, SgdConfig(lr=0.025, momentum=0.9, weight_decay=3e-4))
 
 
 @torch.no_grad()

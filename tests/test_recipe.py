@@ -174,27 +174,3 @@ def test_imbnas_configs_use_the_papers_step_schedule():
         200, "step", 0.1, [160, 180], 0.01)
     smoke = load_config(resolve_config_path("imbnas_smoke")).train
     assert smoke.sgd.schedule == "step" and smoke.sgd.lr_milestones == [1]
-
-
-def test_sgd_optimizer_takes_the_multi_tensor_update_on_cpu_with_the_same_arithmetic():
-    """The stages' SGD (momentum, weight decay from the section) updates CPU weights with torch's foreach kernels,
-    bitwise as the per-tensor loop would; param-group dicts pass through; off the CPU torch's own default."""
-    from ltnas.config import SgdConfig
-    from ltnas.train.lr_schedule import sgd_optimizer
-
-    sgd = SgdConfig(lr=0.1, momentum=0.9, weight_decay=1e-3)
-    torch.manual_seed(0)
-    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(7, requires_grad=True)]
-    theirs = [t.detach().clone().requires_grad_() for t in ours]
-    optimizer = sgd_optimizer([{"params": ours[:1], "name": "a"}, {"params": ours[1:], "name": "b"}], sgd)
-    reference = torch.optim.SGD(theirs, 0.1, momentum=0.9, weight_decay=1e-3, foreach=False)
-    assert [group["foreach"] for group in optimizer.param_groups] == [True, True]
-    assert [group["name"] for group in optimizer.param_groups] == ["a", "b"]
-    for _ in range(4):
-        for a, b in zip(ours, theirs):
-            a.grad = torch.randn_like(a)
-            b.grad = a.grad.clone()
-        optimizer.step(), reference.step()
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
-    meta = sgd_optimizer([torch.empty(3, device="meta", requires_grad=True)], sgd)
-    assert meta.param_groups[0]["foreach"] is None

@@ -42,7 +42,6 @@ from ltnas.space.heads import make_classifier
 from ltnas.space.mixing import EdgeMixing
 from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
 from ltnas.space.search_network import SearchBackbone, SearchCell, num_edges
-from ltnas.train.lr_schedule import sgd_optimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BRANCHES = ("instance", "balanced")
@@ -255,9 +254,10 @@ class BbnSearch:
         self.schedule = make_schedule(self.bbn.schedule, **self.bbn.schedule_params())
         weights = network.weight_groups()
         self.weights = [w for group in weights.values() for w in group]
-        self.w_optimizer = sgd_optimizer(
+        self.w_optimizer = torch.optim.SGD(
             [{"params": weights["backbone"], "name": "backbone"}, {"params": weights["heads"], "name": "heads"}],
-            config.sgd)
+            config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay,
+        )
         self.alpha_groups = network.arch_groups()
         self.a_optimizers = {component: self.arch_optimizer(alphas) for component, alphas in self.alpha_groups.items()}
         self.mu, self.hls, self.backbone_frozen = 1.0, 1.0, False

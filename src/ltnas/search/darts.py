@@ -28,7 +28,6 @@ from ltnas.config import CuresConfig, SearchConfig
 from ltnas.search.cures import (DropoutMixing, HessianStop, dominant_eigenvalue, dropout_rate, skip_count,
                                 skip_count_stop)
 from ltnas.space.search_network import SearchNetwork
-from ltnas.train.lr_schedule import sgd_optimizer
 from ltnas.train.precision import autocast
 
 # Offset of the power iteration's generator seed from the search seed (batch streams +1..+3, GDAS +4, noise +5,
@@ -59,7 +58,9 @@ class DartsSearch:
         self.arch_criterion = arch_criterion or criterion
         self.weights = self.weight_parameters()
         self.alphas = network.arch_parameters()
-        self.w_optimizer = sgd_optimizer(self.weights, config.sgd)
+        self.w_optimizer = torch.optim.SGD(
+            self.weights, config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
+        )
         self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.w_optimizer, T_max=config.epochs, eta_min=config.sgd.lr_min
         )

@@ -33,7 +33,7 @@ from ltnas.space.heads import is_normalised, uses_normalised_classifier
 from ltnas.space.search_network import SearchCell
 from ltnas.train.checkpoint import load_checkpoint
 from ltnas.train.loop import OnStep, ProgressReporter, fit
-from ltnas.train.lr_schedule import lr_scheduler, sgd_optimizer
+from ltnas.train.lr_schedule import lr_scheduler
 from ltnas.train.precise_bn import recalibrate_batchnorm
 
 SUPERNET_FORMAT = "ltnas-supernet/1"
@@ -251,7 +251,8 @@ class SupernetTask:
         self.sampler = PathSampler(PathSpace.of(network), sampling, network)
         self.rng = random.Random(seed)
         self.parameters = list(parameters if parameters is not None else network.parameters())
-        self.optimizer = sgd_optimizer(self.parameters, optim)
+        self.optimizer = torch.optim.SGD(self.parameters, optim.lr, momentum=optim.momentum,
+                                         weight_decay=optim.weight_decay)
         self.scheduler = lr_scheduler(self.optimizer, optim, 0)  # StepSgdConfig: the step schedule
 
     def steps_per_epoch(self) -> int:

@@ -1,4 +1,4 @@
-"""The weights' SGD and its learning-rate schedules in the training stages, built from a stage's `sgd` section.
+"""The weight learning-rate schedules of the training stages, built from a stage's `sgd` section.
 
     cosine  lr_e = lr_min + (lr − lr_min)(1 + cos(π e / E)) / 2        DARTS's search and evaluation
     step    lr_e = lr · lr_gamma^{#(milestones ≤ e)}                   LDAM-DRW, IMB-NAS (Yao, 2024)
@@ -17,18 +17,6 @@ import torch
 from ltnas.config import CosineSgdConfig, SgdConfig, StepSgdConfig
 
 LrScheduler = torch.optim.lr_scheduler.LRScheduler
-
-
-def sgd_optimizer(params, sgd: SgdConfig) -> torch.optim.SGD:
-    """SGD with `sgd`'s learning rate, momentum and weight decay over `params` (tensors or param-group dicts).
-    On a CPU it takes torch's multi-tensor (`foreach`) update, which torch chooses by default on GPUs only:
-    element for element the same arithmetic (bitwise equal, tests/test_recipe.py), in one call per step
-    instead of one per tensor — the quickstart network's 219 tensors: 4.3 → 2.5 ms a step on one thread
-    (benchmarks/RESULTS.md, "Convolutions of the DARTS operations on the CPU")."""
-    params = list(params)
-    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
-    foreach = True if tensors and all(p.device.type == "cpu" for p in tensors) else None
-    return torch.optim.SGD(params, sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay, foreach=foreach)
 
 
 def schedule_of(sgd: SgdConfig) -> str:

@@ -25,7 +25,7 @@ from ltnas.longtail import LongTailLoss
 from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
 from ltnas.train.loop import OnStep
-from ltnas.train.lr_schedule import follow_config, lr_scheduler, sgd_optimizer
+from ltnas.train.lr_schedule import follow_config, lr_scheduler
 from ltnas.train.precise_bn import recalibrate_batchnorm
 from ltnas.train.precision import autocast
 
@@ -51,7 +51,9 @@ class RetrainTask:
         self.num_classes = num_classes
         self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
         self.recalibration = recalibration  # training images for precise BatchNorm after each epoch; None: off
-        self.optimizer = sgd_optimizer(model.parameters(), config.sgd)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
+        )
         self.scheduler = lr_scheduler(self.optimizer, config.sgd, config.epochs)  # cosine or step (train.sgd.schedule)
 
     def steps_per_epoch(self) -> int:
