@@ -72,6 +72,12 @@ def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():
     assert all(float(row[7]) < 1e-12 for row in rows)  # float64: the same sums
 
 
+def test_optimizer_step_benchmark_times_both_and_finds_the_same_weights():
+    out = run_script(str(BENCHMARKS / "optimizer_step.py"))
+    row = next(line for line in out.splitlines() if line.startswith("tiny"))
+    assert "default" in row and "foreach" in row and row.endswith("bitwise equal after 5 steps: True")
+
+
 @needs_git
 def test_stage_time_benchmark_times_an_ltnas_command_of_both_trees(tiny_config_file):
     result = subprocess.run([sys.executable, str(BENCHMARKS / "stage_time.py"), "--revision", "HEAD", "--repeats", "1",
