@@ -267,7 +267,7 @@ def test_a_worker_that_dies_fails_its_member_and_a_new_worker_takes_the_next(tin
     assert sorted(comparison.workers) == [1, 2]  # the dead worker never said it started
 
 
-def _dies_on_seed_0(connection, log, threads):
+def _dies_on_seed_0(connection, log, threads, parent):
     """A worker that exits hard (as if killed) when it is sent seed 0's member, and works normally otherwise."""
     import os
 
@@ -288,7 +288,7 @@ def _dies_on_seed_0(connection, log, threads):
         def send(self, message):
             connection.send(message)
 
-    _worker_process(Replay(), log, threads)
+    _worker_process(Replay(), log, threads, parent)
 
 
 def test_compare_bad_input(tiny_yaml, tmp_path, capsys):

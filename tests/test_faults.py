@@ -182,6 +182,61 @@ def test_a_process_may_reclaim_its_own_folder(tmp_path):
     assert not lock.holds(tmp_path) and not (tmp_path / lock.LOCK_NAME).exists()
 
 
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_comparison_leaves_no_worker_holding_a_member(tmp_path, tiny, signal_name):
+    """`ltnas compare --jobs 2` stopped with SIGTERM (`kill`, a job scheduler) stops its workers and says how to
+    continue, as Ctrl-C does; killed outright (SIGKILL), its workers notice their parent is gone and stop
+    themselves. Either way no worker goes on running a member and holding its folder for the resume to find."""
+    import time
+
+    folder = tmp_path / "cmp"
+    argv = [sys.executable, "-m", "ltnas", "compare", tiny, "--methods", "cnn", "--seeds", "0,1", "--jobs", "2",
+            "--set", "train.epochs=500", "--no-progress", "--out", str(folder)]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: reading a pipe would wait for the workers to end too
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"})
+    locks = [folder / "cnn" / f"seed_{seed}" / lock.LOCK_NAME for seed in (0, 1)]
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        workers = {int(text) for text in (_read(path) for path in locks) if text and int(text) != process.pid}
+    assert len(workers) == 2, "both members should be running in worker processes"
+    process.send_signal(getattr(signal, signal_name))
+    code = process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+    assert not any(path.exists() for path in locks)  # each worker let go of its member's folder
+    if signal_name == "SIGTERM":
+        stderr = log.read_text()
+        assert code == 130 and "Traceback" not in stderr
+        assert f"continue with `ltnas compare --resume {folder}`" in stderr.splitlines()[-1]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped by its new parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 # ---------------------------------------------------------------- 2. damaged or unwritable files
 
 

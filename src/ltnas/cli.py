@@ -190,10 +190,12 @@ def _create_run_folder(out: str | None, config):
 def main(argv: list[str] | None = None) -> int:
     from ltnas import distributed, lock
     from ltnas.errors import os_error
+    from ltnas.runs import stopping_on_sigterm
 
     code = None
     try:
-        code = _main(argv)
+        with stopping_on_sigterm():  # SIGTERM stops a run as Ctrl-C does
+            code = _main(argv)
         return code
     except BrokenPipeError:  # `ltnas configs | head`: the reader left; stop quietly, as Unix tools do
         _silence_stdout()
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ltnas: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt as exc:  # runs.Interrupted says how to continue the run it stopped
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM; runs.Interrupted says how to continue the run it stopped
         print(f"ltnas: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     finally:

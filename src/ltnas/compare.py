@@ -24,9 +24,11 @@ skips the finished ones, so a comparison survives a kill like a single run does.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,7 @@ from ltnas.atomic import atomic_write_text
 from ltnas.config import PublishedResults, RunConfig, Section, load_config, resolve_config_path
 from ltnas.errors import LtnasError
 from ltnas.methods import METHODS, NETWORKS
-from ltnas.runs import RunFolder, default_run_path, saved_yaml
+from ltnas.runs import RunFolder, Terminated, default_run_path, saved_yaml, stopping_on_sigterm
 
 SPEC_FILE = "comparison.yaml"
 FAILED_FILE = "failed.json"  # in a member's run folder: why its last attempt failed
@@ -326,8 +328,8 @@ class Comparison:
                                         "WorkerDied")
                     if on_end is not None:
                         on_end(index, member, time.perf_counter() - began[index])
-        except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them stop at their own pace, briefly
-            workers.close(busy_timeout=20)
+        except KeyboardInterrupt as exc:  # Ctrl-C reached the workers too; SIGTERM (Terminated) only this process
+            workers.close(busy_timeout=20, stop_busy=isinstance(exc, Terminated))
             raise
         finally:
             workers.close()
@@ -385,9 +387,10 @@ class _Workers:
                 events.append(("died", index, process.exitcode))
         return events
 
-    def close(self, busy_timeout: float | None = None) -> None:
-        """Stop the idle workers; with `busy_timeout`, let the busy ones end (Ctrl-C reached them too)
-        for that long, then stop them."""
+    def close(self, busy_timeout: float | None = None, stop_busy: bool = False) -> None:
+        """Stop the idle workers; with `busy_timeout`, let the busy ones end (Ctrl-C reached them too; with
+        `stop_busy` send them SIGTERM first, on which a worker stops its member as on Ctrl-C) for that long,
+        then kill them."""
         for process, connection in self.idle:
             try:
                 connection.send(None)  # no more members
@@ -395,18 +398,22 @@ class _Workers:
                 pass
         stopping = [process for process, _ in self.idle]
         if busy_timeout is not None:
-            stopping += [process for process, _ in self.busy.values()]
+            busy = [process for process, _ in self.busy.values()]
+            for process in busy if stop_busy else []:
+                process.terminate()
+            stopping += busy
             self.busy.clear()
         self.idle.clear()
         for process in stopping:
             process.join(timeout=busy_timeout or 20)
             if process.exitcode is None:
-                process.terminate()
+                process.kill()
                 process.join()
 
     def _spawn(self) -> None:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_worker_process, args=(theirs, self.log, self.threads), daemon=True)
+        process = self.context.Process(target=_worker_process, args=(theirs, self.log, self.threads, os.getpid()),
+                                       daemon=True)
         process.start()
         theirs.close()
         self.idle.append((process, ours))
@@ -448,29 +455,41 @@ def _record_failure(path: Path, reason: str, kind: str) -> None:
     atomic_write_text(json.dumps({"error": reason, "type": kind}, indent=1) + "\n", path / FAILED_FILE)
 
 
-def _worker_process(connection, log: str | None, threads: int | None) -> None:
+def _worker_process(connection, log: str | None, threads: int | None, parent: int) -> None:
     """A worker process's whole life: set its torch threads, then run the members it is sent — (index,
     run folder, config), None to stop — one after another, holding each member's folder while it works,
-    and say ("started", pid, threads) and ("done",) for each."""
+    and say ("started", pid, threads) and ("done",) for each. SIGTERM, or the end of the `parent` process,
+    stops it as Ctrl-C would."""
     import torch
 
     from ltnas import threads as thread_policy
 
     thread_policy.apply(threads)
+    threading.Thread(target=_interrupt_when_orphaned, args=(parent,), daemon=True).start()
     try:
-        while (job := connection.recv()) is not None:
-            index, path, config = job
-            connection.send(("started", os.getpid(), torch.get_num_threads()))
-            try:
-                run = RunFolder.open(path).claim()
-            except LtnasError as exc:  # e.g. another process took the folder in the moment it was handed over
-                _record_failure(Path(path), str(exc), exc.__class__.__name__)
-            else:
-                _attempt(config, run, log)
-            finally:
-                lock.release_all()
-            connection.send(("done",))
+        with stopping_on_sigterm():
+            while (job := connection.recv()) is not None:
+                index, path, config = job
+                connection.send(("started", os.getpid(), torch.get_num_threads()))
+                try:
+                    run = RunFolder.open(path).claim()
+                except LtnasError as exc:  # e.g. another process took the folder in the moment it was handed over
+                    _record_failure(Path(path), str(exc), exc.__class__.__name__)
+                else:
+                    _attempt(config, run, log)
+                finally:
+                    lock.release_all()
+                connection.send(("done",))
     except KeyboardInterrupt:  # the parent says how to continue; the last finished epoch is kept
         raise SystemExit(130) from None
-    except EOFError:  # the parent is gone
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent is gone
         pass
+
+
+def _interrupt_when_orphaned(parent: int, every: float = 0.5) -> None:
+    """Interrupt this process's main thread, as Ctrl-C would, once the process `parent` has gone: a comparison
+    killed outright (kill -9, the OOM killer) cannot stop its workers, and one left running would go on holding
+    its member's folder, which the comparison's resume then finds in use."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    _thread.interrupt_main()

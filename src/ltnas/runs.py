@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -138,6 +140,30 @@ def _exists(path: Path) -> LtnasError:
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C in a run, carrying the line that says how to continue it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, a job scheduler ending the job), raised where the process stands so that a run stops
+    as on Ctrl-C: its last finished epoch kept, its folder's lock let go, the way to continue it said."""
+
+
+@contextmanager
+def stopping_on_sigterm() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` in the main thread instead of ending the process on the spot
+    (which says nothing, and left a comparison's worker processes running on their own); the handler before is
+    put back after. Off the main thread (where Python cannot set handlers) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
