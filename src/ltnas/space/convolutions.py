@@ -33,9 +33,10 @@ an *undilated* same-padded convolution (padding m) of the phase image x_rq, zero
   (both `_UndilatedPhases`).
 
 The library's undilated depthwise kernels are fast forward and backward, its dilated ones slow backward (its
-weight gradients above all). Training steps (forward + both gradients) measured 1.4–10× the dilated layer at stride
-d everywhere, and 2.2–5.8× at stride 1 on maps of at most `POLYPHASE_MAX_PIXELS` pixels; on larger maps the phase
-copies cost more than they save (0.65–1.1×), and there the input gradient is computed as a convolution instead:
+weight gradients above all). A layer's forward + both gradients measured 1.7–13× the dilated layer at stride d at
+every size, and 1.4–3.5× at stride 1 on maps of at most `POLYPHASE_MAX_PIXELS` pixels (but 0.67–0.96× for a 3×3
+filter on 8×8 maps of at most 36 channels); on larger maps the phase copies cost more than they save (0.65–1.1×
+the route below), and there the input gradient is computed as a convolution instead:
 
     ∂L/∂x[n, c, i, j] = Σ_{a,b} g[n, c, i + p − d·a, j + p − d·b] · w_c[a, b]
                       = (g ⋆ rot180(w_c))[n, c, i, j],
@@ -59,8 +60,10 @@ FAST_DEVICES = ("cpu",)
 # The largest input (numbers) whose 1×1 convolution runs as a matrix product: up to 2¹⁸ it measured 1.2–2.5× the
 # convolution, above it 0.73–1.14× (benchmarks/conv_routes.py).
 MATMUL_MAX_NUMEL = 1 << 18
-# The largest map (H·W pixels) whose stride-1 dilated depthwise convolution runs as d² undilated ones: 8×8 maps
-# measured 2.2–5.8× the dilated layer in training, 16×16 and 32×32 ones 0.65–1.1× (benchmarks/conv_routes.py).
+# The largest map (H·W pixels) whose stride-1 dilated depthwise convolution runs as d² undilated ones: on 4×4 and
+# 8×8 maps 1.4–3.5× the dilated layer in training (0.67–0.96× only for 3×3 filters on 8×8 maps of ≤ 36 channels),
+# on 16×16 and 32×32 maps 0.65–1.1× the input-gradient route (benchmarks/RESULTS.md, "Dilated convolutions as
+# undilated ones").
 POLYPHASE_MAX_PIXELS = 64
 
 
