@@ -28,6 +28,7 @@ import _thread
 import json
 import os
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -487,9 +488,10 @@ def _worker_process(connection, log: str | None, threads: int | None, parent: in
 
 
 def _interrupt_when_orphaned(parent: int, every: float = 0.5) -> None:
-    """Interrupt this process's main thread, as Ctrl-C would, once the process `parent` has gone: a comparison
-    killed outright (kill -9, the OOM killer) cannot stop its workers, and one left running would go on holding
-    its member's folder, which the comparison's resume then finds in use."""
+    """Interrupt this process's main thread, as SIGTERM does (`runs.Terminated`), once the process `parent` has
+    gone: a comparison killed outright (kill -9, the OOM killer) cannot stop its workers, and one left running would
+    go on holding its member's folder, which the comparison's resume then finds in use. (SIGTERM, not SIGINT:
+    a job started in the background of a script ignores SIGINT, and Python then never raises KeyboardInterrupt.)"""
     while os.getppid() == parent:
         time.sleep(every)
-    _thread.interrupt_main()
+    _thread.interrupt_main(signal.SIGTERM)
