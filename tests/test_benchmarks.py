@@ -48,6 +48,23 @@ def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both(
     assert "ltnas / baseline:" in out and "images/s" in out
 
 
+def test_search_step_times_ours_on_the_network_it_checks_without_building_the_baseline():
+    """time_steps builds the baseline only to time it: ltnas's network is the same (parameters and α) without it."""
+    import argparse
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import search_step
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    args = argparse.Namespace(channels=2, layers=3, nchw=False, in_channels=3)
+    (alone, none), (paired, baseline) = (search_step.build(args, "fairdarts", torch.device("cpu"), with_baseline=flag)
+                                         for flag in (False, True))
+    assert none is None and baseline is not None
+    assert alone.state_dict().keys() == paired.state_dict().keys()
+    assert all(torch.equal(alone.state_dict()[k], paired.state_dict()[k]) for k in alone.state_dict())
+
+
 def test_search_step_benchmark_times_other_strategies_against_darts():
     out = run_script(str(BENCHMARKS / "search_step.py"), "--strategies", "pcdarts,gdas")
     assert [line.split()[0] for line in out.splitlines() if "vs darts:" in line] == ["darts", "pcdarts", "gdas"]
