@@ -40,6 +40,13 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def plain_id(nodeid: str) -> str:
+    """The node id without the '@group' that `--dist loadgroup` appends to a grouped test's (xdist's rule: an
+    '@' after the last ']'), so that records of grouped and ungrouped runs name a test alike."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
+
+
 def pytest_addoption(parser) -> None:
     parser.addoption("--cpu-times", metavar="FILE", default=None,
                      help="append each test's CPU and wall seconds to FILE (JSON lines)")
@@ -62,7 +69,7 @@ class _Recorder:
         cpu, wall = cpu_seconds(), time.perf_counter()
         yield
         now = time.perf_counter()
-        self._write({"test": item.nodeid, "cpu": round(cpu_seconds() - cpu, 3), "wall": round(now - wall, 3),
+        self._write({"test": plain_id(item.nodeid), "cpu": round(cpu_seconds() - cpu, 3), "wall": round(now - wall, 3),
                      "end": round(now - self.start[1], 1), **({"node": self.worker} if self.worker else {})})
 
     def pytest_sessionfinish(self, session) -> None:

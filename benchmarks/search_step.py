@@ -200,14 +200,17 @@ def build_strategy(args, method: str, device: torch.device, seed: int = 0):
     return strategy
 
 
-def build(args, method: str, device: torch.device, seed: int = 0):
-    """ltnas's network and the baseline, holding the same parameters and α."""
+def build(args, method: str, device: torch.device, seed: int = 0, with_baseline: bool = True):
+    """ltnas's network and the baseline, holding the same parameters and α; (network, None) without the baseline
+    (the same network: the baseline is built after it and copies from it)."""
     torch.manual_seed(seed)
     network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args),
                             relaxation=METHODS[method], channels_last=not args.nchw).to(device)
     with torch.no_grad():  # α away from its near-uniform start, so that every op weighs differently
         for alpha in network.arch_parameters():
             alpha.normal_()
+    if not with_baseline:
+        return network, None
     baseline = BaselineNetwork(args.channels, 10, args.layers, relaxation=METHODS[method],
                                in_channels=in_channels(args)).to(device)
     baseline.alphas_normal = baseline.alphas_normal.detach().to(device).requires_grad_(True)
@@ -304,7 +307,7 @@ def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
     if method not in METHODS:  # another ltnas strategy (--strategies): no baseline
         strategy = build_strategy(args, method, device)
         return timed(args, strategy, train, val, device)
-    network, baseline = build(args, method, device)
+    network, baseline = build(args, method, device, with_baseline=impl == "baseline")  # ours: not built for nothing
     if impl == "baseline":
         del network
         strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)

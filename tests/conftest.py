@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import io
 import json
 import os
@@ -26,41 +25,8 @@ os.environ["LTNAS_JOBS"] = "1"
 os.environ["LTNAS_PLOTS"] = "draft"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (the README's `pytest -n 2 --dist loadgroup`) each worker builds the module- and
-    session-scoped fixtures its own tests need, so the tests that share one of this suite's such fixtures
-    go in one `xdist_group` and each expensive run is still made once. A group is a connected part of the
-    graph whose nodes are test modules and session fixtures, with an edge where a module's test uses a
-    session fixture (a module-scoped fixture belongs to the module using it). Tests using none of them
-    are spread one by one. Without xdist, nothing changes."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    here = Path(__file__).resolve().parent
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    shared = {}
-    for item in items:
-        keys = [item.nodeid.split("::")[0]]
-        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        for name in getattr(item, "fixturenames", ()):
-            definition = (definitions.get(name) or [None])[-1]
-            if definition is None or definition.scope not in ("module", "session"):
-                continue
-            if not Path(inspect.getfile(definition.func)).resolve().is_relative_to(here):
-                continue  # pytest's own (tmp_path_factory ...): cheap
-            keys.append(f"session:{name}" if definition.scope == "session" else keys[0])
-        if len(keys) > 1:
-            shared[item] = keys
-            for key in keys[1:]:
-                parent[root(key)] = root(keys[0])
-    for item, keys in shared.items():
-        item.add_marker(pytest.mark.xdist_group(root(keys[0])))
+# The xdist grouping (tests/xdist_groups.py: shared fixtures stay on one worker), imported so that pytest finds its hooks.
+from xdist_groups import pytest_collection_finish, pytest_collection_modifyitems  # noqa: E402,F401
 
 
 TINY_RUN = {

@@ -48,6 +48,23 @@ def test_search_step_benchmark_checks_ltnas_against_the_baseline_and_times_both(
     assert "ltnas / baseline:" in out and "images/s" in out
 
 
+def test_search_step_times_ours_on_the_network_it_checks_without_building_the_baseline():
+    """time_steps builds the baseline only to time it: ltnas's network is the same (parameters and α) without it."""
+    import argparse
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import search_step
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    args = argparse.Namespace(channels=2, layers=3, nchw=False, in_channels=3)
+    (alone, none), (paired, baseline) = (search_step.build(args, "fairdarts", torch.device("cpu"), with_baseline=flag)
+                                         for flag in (False, True))
+    assert none is None and baseline is not None
+    assert alone.state_dict().keys() == paired.state_dict().keys()
+    assert all(torch.equal(alone.state_dict()[k], paired.state_dict()[k]) for k in alone.state_dict())
+
+
 def test_search_step_benchmark_times_other_strategies_against_darts():
     out = run_script(str(BENCHMARKS / "search_step.py"), "--strategies", "pcdarts,gdas")
     assert [line.split()[0] for line in out.splitlines() if "vs darts:" in line] == ["darts", "pcdarts", "gdas"]
@@ -60,8 +77,38 @@ needs_git = pytest.mark.skipif(
 
 @needs_git
 def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
-    out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "2")
-    assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 2 and "median of 2 rounds" in out
+    """One round (two child processes, one per tree; each round's processes cost a Python start and the torch
+    import apiece): the rounds' alternating order and median are tested without processes below."""
+    out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "1")
+    assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 1 and "median of 1 rounds" in out
+
+
+def test_revision_rounds_alternate_who_goes_first_and_report_the_median_ratio(tmp_path, capsys):
+    """benchmarks/revision.py with a stand-in for the timed child: the trees take turns going first, each child
+    must have imported its own tree, and the figure is the median of the per-round ratios old / new."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import revision
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    old, new = tmp_path / "old" / "src", tmp_path / "new" / "src"
+    seconds = iter([2.0, 1.0, 0.5, 4.0, 3.0, 1.0, 1.0, 1.0])
+    calls = []
+
+    def run(src, imported=None):
+        calls.append(src)
+        return {"ltnas": str(imported or src), "seconds": next(seconds), "peak_mb": 5.0, "memory": "peak RSS"}
+
+    rounds = revision.alternate({"abc1234": old, "this tree": new}, 3, run)
+    assert calls == [old, new, new, old, old, new]
+    assert [r["abc1234"]["seconds"] for r in rounds] == [2.0, 4.0, 3.0]
+    revision.summarise(rounds, images_per_step=10)
+    out = capsys.readouterr().out
+    assert "round 2: abc1234 4.000 s/step (5 MB), this tree 0.500 s/step (5 MB)" in out
+    assert "this tree      median    1.000 s/step      10.0 images/s" in out
+    assert "this tree / abc1234: 3.00x images/s (median of 3 rounds; per round 2.00, 8.00, 3.00)" in out
+    with pytest.raises(AssertionError):  # a child that imported the other tree's ltnas
+        revision.alternate({"abc1234": old, "this tree": new}, 1, lambda src: run(src, imported=old))
 
 
 def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():

@@ -159,8 +159,10 @@ def test_paper_scale_darts_config_uses_the_darts_settings():
 def test_cifar_smoke_config_runs_end_to_end_on_cifar_format_files(tmp_path, capsys):
     make_cifar10(tmp_path / "cifar", per_batch=20)  # 100 training images per class, as n_max asks
     out = tmp_path / "run"
+    # One search and one retraining epoch instead of the file's 2 + 2: what is checked (the CIFAR files read,
+    # the long tail drawn, every stage run, evaluated and reported) is all there after one epoch of each.
     code = main(["run", "darts_cifar10_lt_smoke", "--set", f"data.root={tmp_path / 'cifar'}", "--out", str(out),
-                 "--device", "cpu", "--no-progress"])
+                 "--device", "cpu", "--no-progress", "--set", "search.epochs=1", "--set", "train.epochs=1"])
     assert code == 0, capsys.readouterr().err
     data = json.loads((out / "data.json").read_text())
     assert data["train_counts"] == [100, 59, 35, 21, 12, 7, 4, 2, 1, 1]  # exp, ratio 100, n_max 100

@@ -137,3 +137,47 @@ def test_test_time_records_xdist_workers_into_one_file(tmp_path):
     finally:
         sys.path.remove(str(BENCHMARKS))
     assert test_time.read_times(record)[1] == rows[-1]["session"]
+
+
+GROUPED_SAMPLE = '''
+import os
+import pytest
+
+@pytest.fixture(scope="module")
+def shared():
+    with open(os.environ["BUILT"], "a") as file:  # one line per build of the module fixture
+        file.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+    return os.environ["PYTEST_XDIST_WORKER"]
+
+@pytest.mark.parametrize("i", range(6))
+def test_shares(shared, i):
+    assert shared == os.environ["PYTEST_XDIST_WORKER"]
+
+@pytest.mark.parametrize("i", range(6))
+def test_free(i):
+    pass
+'''
+
+
+def test_loadgroup_keeps_a_group_on_one_worker_and_builds_its_fixture_once(tmp_path):
+    """A real `-n 2 --dist loadgroup` run of a sample suite with the suite's grouping hooks (tests/xdist_groups.py):
+    the six tests sharing a module fixture run on one worker, which builds it once, while the free tests are
+    spread. (With pytest 9.2 and pytest-xdist 3.8 this needs the hook that puts the '@group' suffix into the
+    structured node id: without it both workers built the fixture.) The CPU-time record names tests without
+    the suffix."""
+    pytest.importorskip("xdist")
+    (tmp_path / "test_grouped.py").write_text(GROUPED_SAMPLE)
+    (tmp_path / "conftest.py").write_text("from xdist_groups import pytest_collection_finish, "
+                                          "pytest_collection_modifyitems  # noqa: F401\n")
+    record, built = tmp_path / "times.jsonl", tmp_path / "built.txt"
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "BUILT": str(built), "PYTHONPATH": os.pathsep.join([tests, *sys.path])}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "test_time.py"), "--out", str(record), "-n", "2",
+                             "--dist", "loadgroup", "--rootdir", str(tmp_path), str(tmp_path / "test_grouped.py")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(built.read_text().split()) == 1, built.read_text()
+    rows = [json.loads(line) for line in record.read_text().splitlines() if '"test"' in line]
+    assert len(rows) == 12 and not any("@" in row["test"] for row in rows)
+    assert len({row["node"] for row in rows if "test_shares" in row["test"]}) == 1
+    assert {row["node"] for row in rows} == {"gw0", "gw1"}  # the rest was still spread
