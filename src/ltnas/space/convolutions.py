@@ -135,16 +135,32 @@ def _same_padding(weight: torch.Tensor, dilation: int) -> int:
 
 class Depthwise(nn.Conv2d):
     """A bias-free depthwise k×k convolution (`nn.Conv2d(c, c, k, stride, padding, dilation, groups=c,
-    bias=False)`); the dilated, same-padded ones with an odd k train through `dilated_depthwise`."""
+    bias=False)`) computed by `depthwise_conv`."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(channels, channels, kernel, stride, padding, dilation=dilation, groups=channels, bias=False)
-        self.fast = dilation > 1 and kernel % 2 == 1 and padding == dilation * (kernel - 1) // 2
+
+    @property
+    def fast(self) -> bool:
+        """Whether the layer trains through `dilated_depthwise` where the fast route runs."""
+        return _dilated_same(self.kernel_size[0], self.padding[0], self.dilation[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.fast and fast_route(x) and torch.is_grad_enabled()):
-            return super().forward(x)
-        return dilated_depthwise(x, self.weight, self.dilation[0], self.stride[0])
+        return depthwise_conv(x, self.weight, self.stride[0], self.padding[0], self.dilation[0])
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 0,
+                   dilation: int = 1) -> torch.Tensor:
+    """`F.conv2d(x, weight, None, stride, padding, dilation, groups=C)` for depthwise filters `weight` (C, 1, k, k);
+    a dilated, same-padded one with an odd k in training by `dilated_depthwise`, where `fast_route(x)`."""
+    if _dilated_same(weight.shape[-1], padding, dilation) and fast_route(x) and torch.is_grad_enabled():
+        return dilated_depthwise(x, weight, dilation, stride)
+    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+def _dilated_same(kernel: int, padding: int, dilation: int) -> bool:
+    """A dilated odd k×k filter with "same" padding d(k−1)/2: the form `dilated_depthwise` computes."""
+    return dilation > 1 and kernel % 2 == 1 and padding == dilation * (kernel - 1) // 2
 
 
 def dilated_depthwise(x: torch.Tensor, weight: torch.Tensor, dilation: int, stride: int = 1) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.space.convolutions import dilated_depthwise, fast_route, pointwise_conv
+from ltnas.space.convolutions import depthwise_conv, pointwise_conv
 
 CONV_KINDS = ("sep_conv", "dil_conv")
 
@@ -97,8 +97,9 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
 
     Depthwise convolutions run as plain depthwise convolutions (one filter per channel, no dilation),
     the form CPU libraries have fast kernels for: relu(h) repeated once per operation and edge, a
-    dilated k×k filter as the (d(k−1)+1)² filter with zeros between its taps (the same sums), and the
-    filters of one size in one call."""
+    dilated k×k filter spanning at most 5×5 as that filter with zeros between its taps (the same sums),
+    a larger one through `depthwise_conv` (undilated phases on the CPU), and the filters of one size in
+    one call."""
     e, channels, primitives = len(edges), edges[0].channels, edges[0].primitives
     first_blocks = {i: [_first_block(edge.ops[i]) for edge in edges] for i in convs}
     # separable first (their second blocks then read one slice), then by filter form
@@ -112,7 +113,9 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
             stop += 1
         blocks = [b for i in convs[start:stop] for b in first_blocks[i]]
         weight = torch.cat([_dense_filter(b[1], form[0]) if form[1] == 1 else b[1].weight for b in blocks])
-        depthwise.append(_depthwise(_repeat(relu, len(blocks)), weight, form, blocks[0][1].stride[0]))
+        size, dilation = form
+        depthwise.append(depthwise_conv(_repeat(relu, len(blocks)), weight, blocks[0][1].stride[0],
+                                        dilation * (size - 1) // 2, dilation))
         start = stop
     ordered = [b for i in convs for b in first_blocks[i]]
     stage1 = _pointwise_bn(depthwise[0] if len(depthwise) == 1 else torch.cat(depthwise, 1), ordered)
@@ -127,15 +130,6 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
         stage2 = _pointwise_bn(y, blocks).unflatten(1, (len(separable), e, channels)).unbind(1)
         outputs.update(zip(separable, stage2))
     return list(outputs.items())
-
-
-def _depthwise(x: torch.Tensor, weight: torch.Tensor, form: tuple[int, int], stride: int) -> torch.Tensor:
-    """The same-padded depthwise convolution of one filter form (size, dilation); a dilated one through
-    `dilated_depthwise` where that route runs (undilated phases)."""
-    size, dilation = form
-    if dilation > 1 and size % 2 == 1 and fast_route(x):
-        return dilated_depthwise(x, weight, dilation, stride)
-    return F.conv2d(x, weight, None, stride, dilation * (size - 1) // 2, dilation, groups=x.shape[1])
 
 
 def _form(conv: nn.Conv2d) -> tuple[int, int]:
