@@ -61,8 +61,9 @@ def test_search_step_times_ours_on_the_network_it_checks_without_building_the_ba
     (alone, none), (paired, baseline) = (search_step.build(args, "fairdarts", torch.device("cpu"), with_baseline=flag)
                                          for flag in (False, True))
     assert none is None and baseline is not None
-    assert alone.state_dict().keys() == paired.state_dict().keys()
-    assert all(torch.equal(alone.state_dict()[k], paired.state_dict()[k]) for k in alone.state_dict())
+    alone, paired = alone.state_dict(), paired.state_dict()
+    assert alone.keys() == paired.keys()
+    assert all(torch.equal(alone[k], paired[k]) for k in alone)
 
 
 def test_search_step_benchmark_times_other_strategies_against_darts():
