@@ -106,6 +106,19 @@ def test_evaluation_forward_reads_the_edge_weights_once_and_matches_reading_them
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_channels_last_supernet_runs_its_cells_nhwc_for_grey_images_too(in_channels):
+    """A one-channel batch is NCHW and NHWC at once (torch keeps its NCHW strides), so the stem's output came out NCHW
+    and the quickstart's digits took none of the NHWC routes; the cells now see NHWC activations either way."""
+    seen = []
+    for layout in (True, False):
+        network = SearchNetwork(4, 3, 3, in_channels=in_channels, channels_last=layout)
+        network.cells[0].register_forward_hook(lambda cell, inputs, out: seen.append(
+            [t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() for t in inputs[:2]]))
+        network(torch.randn(2, in_channels, 8, 8))
+    assert seen == [[True, True], [False, False]]
+
+
 def test_relaxation_is_swappable_without_touching_the_network():
     torch.manual_seed(0)
     network = SearchNetwork(4, 3, 3).eval()

@@ -245,6 +245,8 @@ class SearchNetwork(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         s0 = s1 = self.stem(x)
+        if self.channels_last:  # one-channel images are NCHW and NHWC at once, and the stem's output then comes out NCHW
+            s0 = s1 = s0.contiguous(memory_format=torch.channels_last)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
             s0, s1 = s1, cell(s0, s1, weights[kind], constants[kind], edges[kind], forward[kind].sampled)
