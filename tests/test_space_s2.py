@@ -90,6 +90,18 @@ def test_supernet_shapes_gradients_and_weights_kept_apart():
     assert "alpha_layers" not in names and net.arch_parameters() == [net.alpha_layers]
 
 
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_channels_last_supernet_runs_its_layers_nhwc_for_grey_images_too(in_channels):
+    """As the cell supernet's (test_space.py): a one-channel batch keeps NCHW strides, so the stem's output is made NHWC."""
+    seen = []
+    for layout in (True, False):
+        net = MobileSearchNetwork(3, in_channels, alpha_init_std=0.5, channels_last=layout, **TINY)
+        net.layers[0].register_forward_hook(lambda layer, inputs, out: seen.append(
+            inputs[0].is_contiguous(memory_format=torch.channels_last) and not inputs[0].is_contiguous()))
+        net(torch.randn(2, in_channels, 8, 8))
+    assert seen == [True, False]
+
+
 def test_gdas_runs_one_sampled_candidate_per_layer():
     relaxation = GumbelRelaxation(tau=1.0)
     relaxation.generator = torch.Generator().manual_seed(0)

@@ -371,6 +371,8 @@ class MobileSearchNetwork(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
+        if self.channels_last:  # one-channel images are NCHW and NHWC at once, and the stem's output then comes out NCHW
+            x = x.contiguous(memory_format=torch.channels_last)
         for index, layer in enumerate(self.layers):
             x = layer(x, weights[index], None if constant is None else constant[index],
                       None if sampled is None else sampled[index])
