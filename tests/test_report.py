@@ -224,7 +224,8 @@ def test_train_only_run_report(tmp_path: Path) -> None:
         assert_valid_png(run / plot)
 
 
-def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path: Path) -> None:
+def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LTNAS_PLOTS", "draft")  # the report's text is tested here; its plots at full quality above
     run = tmp_path / "killed"
     write_jsonl(run / "search" / "metrics.jsonl", [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.4}])
     with open(run / "search" / "metrics.jsonl", "a") as metrics:
@@ -312,7 +313,7 @@ def test_dominant_operations_follow_the_darts_derivation(tmp_path: Path) -> None
     assert path.stat().st_size > 0
 
 
-def test_dominant_operations_are_each_methods_own(tmp_path: Path) -> None:
+def test_dominant_operations_are_each_methods_own(tmp_path: Path, monkeypatch) -> None:
     """FairDARTS and SSF-NAS count an operation dominant when σ > 0.75 (FairDARTS' footnote 5), every other method
     by the top-2-per-node rule (FairDARTS Sec. 3.1); the run report uses the run's method's rule, read from the
     method table (ltnas.methods), not from the method's name."""
@@ -334,6 +335,7 @@ def test_dominant_operations_are_each_methods_own(tmp_path: Path) -> None:
     assert dominant_operations(layers, "layers") == ["sep_conv_3x3", "sep_conv_3x3"]
 
     texts = {}
+    monkeypatch.setenv("LTNAS_PLOTS", "draft")  # the reports' text is tested here; their plots at full quality above
     for method in ("darts", "fairdarts"):
         run = tmp_path / method
         make_common(run, method)
