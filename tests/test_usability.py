@@ -22,12 +22,6 @@ from ltnas.train.loop import ProgressReporter, epoch_line
 ONE_EPOCH = ["--set", "search.epochs=1", "--set", "train.epochs=1"]
 
 
-def _ltnas(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "ltnas", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, **kwargs)
-
-
 # ------------------------------------------------------------------ 3. runs you can watch
 
 
