@@ -355,6 +355,29 @@ def test_digits_source():
     assert train.images.shape[1:] == (1, 8, 8) and int(train.images.max()) == 255
 
 
+def test_digits_are_scikit_learns_read_without_importing_sklearn_datasets(monkeypatch):
+    """ltnas reads the digits file scikit-learn ships (an import of sklearn.datasets costs ~1 CPU s): the same
+    images and labels as `sklearn.datasets.load_digits`, without importing sklearn.datasets; where the file is
+    not found, scikit-learn's loader gives them."""
+    import sys
+
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from ltnas.data import sources
+
+    reference = sklearn_digits()
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "sklearn.datasets", None)  # importing it now raises ImportError
+        images, target = sources.digits_arrays()
+        train, test, _ = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(target, reference.target)
+    assert images.dtype == reference.images.dtype and images.shape == (1797, 8, 8)
+    assert len(train) + len(test) == 1797
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+    fallback_images, fallback_target = sources.digits_arrays()
+    assert np.array_equal(fallback_images, images) and np.array_equal(fallback_target, target)
+
+
 def test_digits_build_follows_exp_ratio_50():
     pool, _, _ = load_digits()
     data = build_dataset(DataConfig(source="digits"), seed=0)

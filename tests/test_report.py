@@ -169,7 +169,8 @@ def test_complete_run_report(complete_run: Path) -> None:
 def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch, capsys) -> None:
     """LTNAS_PLOTS=draft (the test suite's setting) writes the report with every plot of the full-quality
     one (test_complete_run_report: > 200 pixels a side), each a valid PNG drawn at 10 dpi without the
-    layout pass; any other value is a one-line error, from the CLI before a run starts."""
+    layout pass, its text built but not rasterised; any other value is a one-line error, from the CLI before a
+    run starts."""
     monkeypatch.setenv("LTNAS_PLOTS", "draft")
     plots = referenced_plots(write_report(complete_run))
     assert {Path(p).name for p in plots} == COMPLETE_RUN_PLOTS
@@ -177,6 +178,12 @@ def test_draft_plots_draw_the_same_report_small(complete_run: Path, monkeypatch,
         assert (complete_run / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         height, width, _ = imread(complete_run / plot).shape
         assert 0 < height < 200 and 0 < width < 200, plot
+    from ltnas.report.plots import _new_figure, _save  # text is built but not rasterised: a text-only figure is blank
+
+    figure = _new_figure(4, 3)
+    figure.suptitle("a title")
+    figure.text(0.5, 0.5, "some text", fontsize=40)
+    assert (imread(_save(figure, complete_run / "text.png"))[..., :3] == 1.0).all()
     monkeypatch.setenv("LTNAS_PLOTS", "fast")
     message = "LTNAS_PLOTS='fast' is not 'draft'; set it to draft or unset it"
     with pytest.raises(LtnasError, match=message):
@@ -224,7 +231,8 @@ def test_train_only_run_report(tmp_path: Path) -> None:
         assert_valid_png(run / plot)
 
 
-def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path: Path) -> None:
+def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LTNAS_PLOTS", "draft")  # the report's text is tested here; its plots at full quality above
     run = tmp_path / "killed"
     write_jsonl(run / "search" / "metrics.jsonl", [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.4}])
     with open(run / "search" / "metrics.jsonl", "a") as metrics:
@@ -312,7 +320,7 @@ def test_dominant_operations_follow_the_darts_derivation(tmp_path: Path) -> None
     assert path.stat().st_size > 0
 
 
-def test_dominant_operations_are_each_methods_own(tmp_path: Path) -> None:
+def test_dominant_operations_are_each_methods_own(tmp_path: Path, monkeypatch) -> None:
     """FairDARTS and SSF-NAS count an operation dominant when σ > 0.75 (FairDARTS' footnote 5), every other method
     by the top-2-per-node rule (FairDARTS Sec. 3.1); the run report uses the run's method's rule, read from the
     method table (ltnas.methods), not from the method's name."""
@@ -334,6 +342,7 @@ def test_dominant_operations_are_each_methods_own(tmp_path: Path) -> None:
     assert dominant_operations(layers, "layers") == ["sep_conv_3x3", "sep_conv_3x3"]
 
     texts = {}
+    monkeypatch.setenv("LTNAS_PLOTS", "draft")  # the reports' text is tested here; their plots at full quality above
     for method in ("darts", "fairdarts"):
         run = tmp_path / method
         make_common(run, method)

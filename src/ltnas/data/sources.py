@@ -6,6 +6,9 @@ live here. Test sets are fixed (seed 0, never the run seed) so every run of a st
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,13 +26,28 @@ TEST_SPLIT_SEED = 0
 
 def load_digits(test_per_class: int = 50) -> RawSplits:
     """scikit-learn's 1,797 8×8 handwritten digits (0..16 → 0..255), with a balanced held-out test set."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    digits = sklearn_digits()
-    pixels = np.rint(digits.images * 255 / 16).astype(np.uint8)[:, None]  # N×1×8×8
-    everything = ImageSet(torch.from_numpy(pixels), torch.from_numpy(digits.target.astype(np.int64)))
-    train_index, test_index = balanced_holdout(digits.target, test_per_class, TEST_SPLIT_SEED)
+    images, target = digits_arrays()
+    pixels = np.rint(images * 255 / 16).astype(np.uint8)[:, None]  # N×1×8×8
+    everything = ImageSet(torch.from_numpy(pixels), torch.from_numpy(target.astype(np.int64)))
+    train_index, test_index = balanced_holdout(target, test_per_class, TEST_SPLIT_SEED)
     return RawSplits(everything.subset(train_index), everything.subset(test_index), [str(d) for d in range(10)])
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images N×8×8 of 0..16, labels N) of scikit-learn's digits, read from the file scikit-learn ships
+    (sklearn/datasets/data/digits.csv.gz: a row of 64 pixels and the label per image), as its `load_digits`
+    reads it. Importing `sklearn.datasets` for that (SciPy and more) cost ~0.95 CPU s of every process that
+    used digits (the quickstart's members), the read itself 10 ms. Where the file is not found (another
+    scikit-learn layout), scikit-learn's loader."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits as sklearn_digits
+
+        digits = sklearn_digits()
+        return digits.images, digits.target
+    data = np.loadtxt(path, delimiter=",")  # a .gz file is decompressed as it is read
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
 def make_synthetic(

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from ltnas.plot_settings import draft, dpi
@@ -821,6 +822,11 @@ def _save(fig: Figure, path: str | Path) -> Path:
             for axis in (ax.xaxis, ax.yaxis):
                 axis.set_major_locator(NullLocator())
                 axis.set_minor_locator(NullLocator())
+        # Titles, axis labels, legend entries and annotations are built (above) but not rasterised: a pixel high
+        # too, and laying out and rendering their glyphs was a third of what was left (0.92 -> 0.58 CPU s per
+        # tiny-run report).
+        for text in fig.findobj(Text):
+            text.set_visible(False)
     fig.savefig(path, dpi=dpi(), facecolor="white")
     if not draft():  # (a draft figure is small: the garbage collector's pass is cheaper than clearing it)
         fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
