@@ -22,7 +22,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.patches import Circle
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from ltnas.plot_settings import draft, dpi
@@ -821,6 +823,9 @@ def _save(fig: Figure, path: str | Path) -> Path:
             for axis in (ax.xaxis, ax.yaxis):
                 axis.set_major_locator(NullLocator())
                 axis.set_minor_locator(NullLocator())
+        # Nor text (titles, axis labels, legends, node names: built, but not laid out or rasterised at a pixel high)
+        for artist in fig.findobj(lambda a: isinstance(a, (Text, Legend))):
+            artist.set_visible(False)
     fig.savefig(path, dpi=dpi(), facecolor="white")
     if not draft():  # (a draft figure is small: the garbage collector's pass is cheaper than clearing it)
         fig.clear()  # free the artists now rather than whenever the figure is garbage-collected
