@@ -4,7 +4,8 @@ can check the setting before a run starts rather than when its report is drawn a
 LTNAS_PLOTS=draft: every figure is built from all its data and written as a PNG, but at DRAFT_DPI, without
 the constrained-layout pass, without ticks, tick labels, heatmap numbers or any other text (titles, axis labels,
 legends, node names: built, but neither laid out nor rasterised; a pixel high at that size), and
-with the per-edge α trajectories on one panel per cell type instead of one per edge and the cell drawings'
+with the per-edge α trajectories on one panel per cell type instead of one per edge (every edge's lines, the
+first edge's as labelled lines and the others as one line collection) and the cell drawings'
 arrows not clipped at the nodes: together about three quarters of a tiny run's report time (text layout, tick
 placement and glyph rasterising, the 28 small axes, the clipping's bisection; not drawing the remaining text
 took a draft report of a tiny supernet run from ~0.9 to ~0.55 CPU s).
