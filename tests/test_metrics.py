@@ -131,3 +131,31 @@ def test_precision_and_f1_equal_scikit_learns() -> None:
         predicted_counts = np.bincount(predicted, minlength=classes)
         assert precision == [pytest.approx(float(p[c])) if predicted_counts[c] else None for c in range(classes)]
         assert f1 == [pytest.approx(float(f[c])) if support[c] else None for c in range(classes)]
+
+
+def test_one_pass_over_the_test_set_gives_the_metrics_and_the_misclassified_grid() -> None:
+    """The evaluate stage predicts the balanced test set once (`rank_images`) and reads both the metrics and the
+    misclassified images from it: the same as `evaluate_model` and `misclassified_examples` predicting on their own.
+    The grid takes each class's mistakes in turn, rarest training class first."""
+    from torch import nn
+
+    from ltnas.data.imageset import ImageSet, LongTailDataset
+    from ltnas.evaluate import evaluate_model, misclassified_examples, rank_images, ranked_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    test = ImageSet(torch.randint(0, 256, (24, 1, 2, 2), dtype=torch.uint8, generator=generator),
+                    torch.arange(24) % 6)
+    train = ImageSet(torch.zeros(21, 1, 2, 2, dtype=torch.uint8), torch.tensor([c for c in range(6) for _ in range(6 - c)]))
+    data = LongTailDataset("toy", [str(c) for c in range(6)], train, test, None, (0.5,), (0.25,), "exp", 6.0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 6))
+    ranking = rank_images(model, test, data, "cpu", batch_size=5)
+    assert ranked_metrics(ranking, data) == evaluate_model(model, test, data, "cpu", batch_size=5)
+    images, true, predicted = misclassified_examples(model, test, data, "cpu", batch_size=5, limit=5)
+    again = misclassified_examples(None, test, data, "cpu", limit=5, ranking=ranking)  # the model is not run again
+    assert torch.equal(images, again[0]) and (true, predicted) == again[1:]
+    wrong = {c: [i for i in range(24) if test.labels[i] == c and ranking[0][i, 0] != c] for c in range(6)}
+    order = [c for c in reversed(range(6)) if wrong[c]]  # class 5 has the fewest training images, class 0 the most
+    assert len(order) >= 3 and true == (order + [c for c in order if len(wrong[c]) > 1])[:5]
+    firsts = [wrong[c][0] for c in order] + [wrong[c][1] for c in order if len(wrong[c]) > 1]
+    assert torch.equal(images, test.images[firsts[:5]]) and predicted == [int(ranking[0][i, 0]) for i in firsts[:5]]

@@ -38,6 +38,13 @@ def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch
     return batches_of(images, dataset, batch_size, device)
 
 
+def rank_images(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
+                batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """`predict_ranked` over an image set with the top-`TOP_K` classes: what `evaluate_model` and
+    `misclassified_examples` read (one pass over the images serves both)."""
+    return predict_ranked(model, evaluation_batches(images, dataset, device, batch_size), TOP_K)
+
+
 def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
                    batch_size: int = 256, train_counts: list[int] | None = None,
                    shots: tuple[int | None, int | None] = (None, None)) -> dict:
@@ -47,7 +54,14 @@ def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset,
     Shot groups follow the counts the model was trained on (the long-tailed training set by default),
     with the (many, few) thresholds `shots` (None: by dataset size, `ltnas.metrics.shot_thresholds`).
     """
-    ranked, labels, loss = predict_ranked(model, evaluation_batches(images, dataset, device, batch_size), TOP_K)
+    return ranked_metrics(rank_images(model, images, dataset, device, batch_size), dataset, train_counts, shots)
+
+
+def ranked_metrics(ranking: tuple[torch.Tensor, torch.Tensor, float], dataset: LongTailDataset,
+                   train_counts: list[int] | None = None,
+                   shots: tuple[int | None, int | None] = (None, None)) -> dict:
+    """`evaluate_model`'s metrics from a `rank_images` result (ranked classes, labels, mean loss)."""
+    ranked, labels, loss = ranking
     metrics = classification_metrics(ranked[:, 0], labels, dataset.num_classes, train_counts or dataset.train_counts,
                                      shots)
     metrics["top5"] = top_k_accuracy(ranked, labels, dataset.num_classes)
@@ -56,10 +70,14 @@ def evaluate_model(model: nn.Module, images: ImageSet, dataset: LongTailDataset,
 
 
 def misclassified_examples(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
-                           batch_size: int = 256, limit: int = 32) -> tuple[torch.Tensor, list[int], list[int]]:
+                           batch_size: int = 256, limit: int = 32,
+                           ranking: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+                           ) -> tuple[torch.Tensor, list[int], list[int]]:
     """Up to `limit` misclassified images (uint8), their true and predicted classes: taken in turn
-    from each true class, rarest training class first, so the tail's mistakes are not crowded out."""
-    predictions, labels, _ = predict(model, evaluation_batches(images, dataset, device, batch_size))
+    from each true class, rarest training class first, so the tail's mistakes are not crowded out.
+    `ranking`: the model's `rank_images` result on these images, if already computed (not predicted again)."""
+    ranked, labels, _ = ranking if ranking is not None else rank_images(model, images, dataset, device, batch_size)
+    predictions = ranked[:, 0]
     wrong = (predictions != labels).nonzero().flatten().tolist()
     by_class: dict[int, list[int]] = {}
     for index in wrong:

@@ -9,7 +9,7 @@ import torch
 
 from ltnas import distributed
 from ltnas.errors import LtnasError
-from ltnas.evaluate import evaluate_model
+from ltnas.evaluate import evaluate_model, rank_images, ranked_metrics
 from ltnas.methods import method
 from ltnas.space import count_parameters
 from ltnas.space.cost import multiply_adds
@@ -60,12 +60,13 @@ def test_results(ctx: Context, model: torch.nn.Module) -> dict:
     and its metrics on the balanced and (when there is one) the long-tailed test set."""
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
     shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
-    draw_misclassified(ctx, model)
+    balanced = rank_images(model, data.test, data, ctx.device, batch_size)  # one pass: metrics and the figure
+    draw_misclassified(ctx, model, balanced)
     return {
         "params": count_parameters(model),
         "madds": multiply_adds(model, data.channels, data.image_size),
         "device": str(ctx.device),
-        "balanced_test": evaluate_model(model, data.test, data, ctx.device, batch_size, shots=shots),
+        "balanced_test": ranked_metrics(balanced, data, shots=shots),
         "longtail_test": (evaluate_model(model, data.test_longtail, data, ctx.device, batch_size, shots=shots)
                           if data.test_longtail is not None else None),
     }
@@ -74,14 +75,15 @@ def test_results(ctx: Context, model: torch.nn.Module) -> dict:
 test_results.__test__ = False  # not a pytest test, whatever its name
 
 
-def draw_misclassified(ctx: Context, model: torch.nn.Module) -> None:
+def draw_misclassified(ctx: Context, model: torch.nn.Module, ranking=None) -> None:
     """RUN/plots/misclassified.png: a grid of misclassified test images, tail classes first (drawn here,
-    where the images are; the report shows it)."""
+    where the images are; the report shows it). `ranking`: the model's `rank_images` on the balanced test set,
+    when the caller has it."""
     from ltnas.evaluate import misclassified_examples
     from ltnas.report.plots import plot_misclassified
 
     images, true, predicted = misclassified_examples(model, ctx.dataset.test, ctx.dataset, ctx.device,
-                                                     ctx.config.eval.batch_size)
+                                                     ctx.config.eval.batch_size, ranking=ranking)
     target = ctx.run.path / "plots" / "misclassified.png"
     if len(true):
         plot_misclassified(images.numpy(), true, predicted, ctx.dataset.classes, target)
