@@ -135,8 +135,8 @@ def test_precision_and_f1_equal_scikit_learns() -> None:
 
 def test_one_pass_over_the_test_set_gives_the_metrics_and_the_misclassified_grid() -> None:
     """The evaluate stage predicts the balanced test set once (`rank_images`) and reads both the metrics and the
-    misclassified images from it: the same as `evaluate_model` and `misclassified_examples` predicting on their own.
-    The grid takes each class's mistakes in turn, rarest training class first."""
+    misclassified images from it: the metrics are `evaluate_model`'s, predicting on its own, and the grid is the
+    same from a pass in other batches. The grid takes each class's mistakes in turn, rarest training class first."""
     from torch import nn
 
     from ltnas.data.imageset import ImageSet, LongTailDataset
@@ -151,8 +151,8 @@ def test_one_pass_over_the_test_set_gives_the_metrics_and_the_misclassified_grid
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 6))
     ranking = rank_images(model, test, data, "cpu", batch_size=5)
     assert ranked_metrics(ranking, data) == evaluate_model(model, test, data, "cpu", batch_size=5)
-    images, true, predicted = misclassified_examples(model, test, data, "cpu", batch_size=5, limit=5)
-    again = misclassified_examples(None, test, data, "cpu", limit=5, ranking=ranking)  # the model is not run again
+    images, true, predicted = misclassified_examples(ranking, test, data, limit=5)
+    again = misclassified_examples(rank_images(model, test, data, "cpu", batch_size=24), test, data, limit=5)
     assert torch.equal(images, again[0]) and (true, predicted) == again[1:]
     wrong = {c: [i for i in range(24) if test.labels[i] == c and ranking[0][i, 0] != c] for c in range(6)}
     order = [c for c in reversed(range(6)) if wrong[c]]  # class 5 has the fewest training images, class 0 the most

@@ -40,7 +40,7 @@ def evaluation_batches(images: ImageSet, dataset: LongTailDataset, device, batch
 
 def rank_images(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """`predict_ranked` over an image set with the top-`TOP_K` classes: what `evaluate_model` and
+    """`predict_ranked` over an image set with the top-`TOP_K` classes: what `ranked_metrics` and
     `misclassified_examples` read (one pass over the images serves both)."""
     return predict_ranked(model, evaluation_batches(images, dataset, device, batch_size), TOP_K)
 
@@ -69,14 +69,12 @@ def ranked_metrics(ranking: tuple[torch.Tensor, torch.Tensor, float], dataset: L
     return metrics
 
 
-def misclassified_examples(model: nn.Module, images: ImageSet, dataset: LongTailDataset, device,
-                           batch_size: int = 256, limit: int = 32,
-                           ranking: tuple[torch.Tensor, torch.Tensor, float] | None = None,
-                           ) -> tuple[torch.Tensor, list[int], list[int]]:
-    """Up to `limit` misclassified images (uint8), their true and predicted classes: taken in turn
-    from each true class, rarest training class first, so the tail's mistakes are not crowded out.
-    `ranking`: the model's `rank_images` result on these images, if already computed (not predicted again)."""
-    ranked, labels, _ = ranking if ranking is not None else rank_images(model, images, dataset, device, batch_size)
+def misclassified_examples(ranking: tuple[torch.Tensor, torch.Tensor, float], images: ImageSet,
+                           dataset: LongTailDataset, limit: int = 32) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Up to `limit` misclassified images (uint8), their true and predicted classes, from a model's `rank_images`
+    result on `images`: taken in turn from each true class, rarest training class first, so the tail's mistakes are
+    not crowded out."""
+    ranked, labels, _ = ranking
     predictions = ranked[:, 0]
     wrong = (predictions != labels).nonzero().flatten().tolist()
     by_class: dict[int, list[int]] = {}

@@ -61,7 +61,7 @@ def test_results(ctx: Context, model: torch.nn.Module) -> dict:
     data, batch_size = ctx.dataset, ctx.config.eval.batch_size
     shots = (ctx.config.eval.many_shot, ctx.config.eval.few_shot)
     balanced = rank_images(model, data.test, data, ctx.device, batch_size)  # one pass: metrics and the figure
-    draw_misclassified(ctx, model, balanced)
+    draw_misclassified(ctx, balanced)
     return {
         "params": count_parameters(model),
         "madds": multiply_adds(model, data.channels, data.image_size),
@@ -75,15 +75,13 @@ def test_results(ctx: Context, model: torch.nn.Module) -> dict:
 test_results.__test__ = False  # not a pytest test, whatever its name
 
 
-def draw_misclassified(ctx: Context, model: torch.nn.Module, ranking=None) -> None:
+def draw_misclassified(ctx: Context, ranking: tuple[torch.Tensor, torch.Tensor, float]) -> None:
     """RUN/plots/misclassified.png: a grid of misclassified test images, tail classes first (drawn here,
-    where the images are; the report shows it). `ranking`: the model's `rank_images` on the balanced test set,
-    when the caller has it."""
+    where the images are; the report shows it), from the model's `rank_images` on the balanced test set."""
     from ltnas.evaluate import misclassified_examples
     from ltnas.report.plots import plot_misclassified
 
-    images, true, predicted = misclassified_examples(model, ctx.dataset.test, ctx.dataset, ctx.device,
-                                                     ctx.config.eval.batch_size, ranking=ranking)
+    images, true, predicted = misclassified_examples(ranking, ctx.dataset.test, ctx.dataset)
     target = ctx.run.path / "plots" / "misclassified.png"
     if len(true):
         plot_misclassified(images.numpy(), true, predicted, ctx.dataset.classes, target)
