@@ -109,11 +109,13 @@ def test_dilated_depthwise_has_second_order_gradients():
 
 
 @pytest.mark.parametrize("every,kernel,dilation,height,width", [
-    (True, 3, 2, 6, 4), (True, 5, 2, 8, 8), (True, 3, 3, 9, 6),
-    (False, 3, 2, 6, 4), (False, 5, 2, 7, 5), (False, 3, 3, 8, 10)])
+    (True, 3, 2, 6, 4), (True, 5, 2, 8, 8), (True, 3, 3, 9, 6), (True, 5, 2, 2, 2), (True, 5, 2, 4, 2),
+    (False, 3, 2, 6, 4), (False, 5, 2, 7, 5), (False, 3, 3, 8, 10), (False, 5, 2, 3, 3)])
 def test_dilated_depthwise_as_undilated_phases(every, kernel, dilation, height, width):
     """Both phase routes give the dilated convolution's output (stride 1 and stride d), gradients and gradients of
-    gradients (RobustDARTS' Hessian) in float64; the stride-d one also on sizes d does not divide."""
+    gradients (RobustDARTS' Hessian) in float64, channels_last; the stride-d one also on sizes d does not divide; and
+    on phase images smaller than the filter's reach (1×1 and 2×1 phases of a 2×2 and a 4×2 map, the quickstart's
+    last cell), where the filter is cut to the taps that reach them."""
     from ltnas.space.convolutions import _UndilatedPhases
 
     stride = 1 if every else dilation
@@ -158,3 +160,33 @@ def test_dilated_depthwise_backward_under_bf16_autocast(size, stride):
     assert y.dtype == torch.bfloat16 and x.grad.dtype == layer.weight.grad.dtype == torch.float32
     reference = torch.autograd.grad(F.conv2d(x, layer.weight, None, stride, 2, 2, 4).sum(), x)[0]
     torch.testing.assert_close(x.grad, reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("kernel,height,width", [(5, 2, 2), (5, 1, 1), (3, 1, 1), (5, 3, 1), (5, 2, 4), (3, 2, 2)])
+def test_depthwise_on_maps_smaller_than_its_filter(kernel, height, width):
+    """On a map narrower than a same-padded filter's reach (the quickstart's 2×2 and 1×1 maps) the convolution runs
+    with the filter cut to the taps that reach the map: the same output and input gradient in float64, channels_last,
+    and a weight gradient that is zero on the cut taps, as the full convolution's is."""
+    from ltnas.space.convolutions import reachable_taps
+
+    torch.manual_seed(0)
+    padding = (kernel - 1) // 2
+    layer = Depthwise(4, kernel, 1, padding).double()
+    x = torch.randn(3, 4, height, width, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    results = []
+    for function in (lambda a: F.conv2d(a, layer.weight, None, 1, padding, 1, 4), layer):
+        layer.weight.grad = None
+        a = x.clone().requires_grad_()
+        y = function(a)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        results.append((y.detach(), a.grad, layer.weight.grad))
+    for ours, theirs in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last)
+    taps, pads = reachable_taps(layer.weight, padding, height, width)
+    cut_h, cut_w = max(0, padding - height + 1), max(0, padding - width + 1)
+    assert taps.shape[-2:] == (kernel - 2 * cut_h, kernel - 2 * cut_w) and pads == (padding - cut_h, padding - cut_w)
+    assert cut_h + cut_w > 0 or kernel == 3 and height == 2  # every case but the last cuts
+    grad = results[1][2][0, 0]
+    assert grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().min() > 0
+    assert grad.abs().sum() == grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().sum()

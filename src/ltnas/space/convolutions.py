@@ -46,6 +46,14 @@ gradient takes about 5× the forward's time); the weight gradient stays the libr
 Without gradients the plain dilated layer is fastest (the phase copies cost more than its forward), so
 evaluation keeps it. Every route is built from differentiable operations, so gradients of gradients (RobustDARTS'
 Hessian, `search.cures`) still flow.
+
+**Filters larger than the map.** A same-padded k×k filter (k = 2m + 1) at stride 1 reads input pixel i + a − m
+for output pixel i, so on an H×W map tap a touches the map only if |a − m| ≤ H − 1. On maps smaller than the
+filter's reach — the quickstart's last cell runs a 5×5 filter (or a dilated 3×3 as one) on 2×2 maps, and a
+dilated filter's phase images there are 1×1 — the outer taps only ever multiply zero padding, and the layer runs
+with the filter cut to the taps that reach (`reachable_taps`): the same sums with a 3×3 or 1×1 filter, and a
+weight gradient that is zero on the cut taps, as the full layer's is. Only on the fast route
+(`fast_route`), as the other routes here.
 """
 
 from __future__ import annotations
@@ -155,7 +163,28 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, paddi
     a dilated, same-padded one with an odd k in training by `dilated_depthwise`, where `fast_route(x)`."""
     if _dilated_same(weight.shape[-1], padding, dilation) and fast_route(x) and torch.is_grad_enabled():
         return dilated_depthwise(x, weight, dilation, stride)
+    if stride == dilation == 1 and _same_square(weight, padding) and fast_route(x):
+        weight, pads = reachable_taps(weight, padding, *x.shape[-2:])
+        return F.conv2d(x, weight, None, 1, pads, 1, x.shape[1])
     return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+def reachable_taps(weight: torch.Tensor, padding: int, height: int, width: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """A same-padded square filter (k = 2p + 1) at stride 1 on an H×W image, cut to the taps that can reach the
+    image, with the padding that goes with them. Output pixel i reads input pixel i + a − p, so tap a touches the
+    image only if |a − p| ≤ H − 1: on an image narrower than the filter's reach (H ≤ p) the outer p − H + 1 taps on
+    each side only ever multiply the zero padding. The same sums with fewer products (a 5×5 filter on a 2×2 map is
+    its middle 3×3, on a 1×1 map its centre), and the cut taps' weight gradient is zero, as theirs is."""
+    cut_h, cut_w = max(0, padding - height + 1), max(0, padding - width + 1)
+    if not (cut_h or cut_w):
+        return weight, (padding, padding)
+    size = weight.shape[-1]
+    return weight[:, :, cut_h: size - cut_h, cut_w: size - cut_w], (padding - cut_h, padding - cut_w)
+
+
+def _same_square(weight: torch.Tensor, padding: int) -> bool:
+    """Whether `weight` is a square k×k filter with k = 2·padding + 1 ("same" padding at stride 1)."""
+    return weight.shape[-1] == weight.shape[-2] == 2 * padding + 1
 
 
 def _dilated_same(kernel: int, padding: int, dilation: int) -> bool:
@@ -187,20 +216,27 @@ class _UndilatedPhases(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, d: int, every: bool) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.d, ctx.every = d, every
-        y = F.conv2d(_phases(x, d, every), weight, None, 1, weight.shape[-1] // 2, 1, x.shape[1])
+        phases = _phases(x, d, every)
+        taps, pads = reachable_taps(weight, weight.shape[-1] // 2, *phases.shape[-2:])
+        y = F.conv2d(phases, taps, None, 1, pads, 1, x.shape[1])
         return _unphase(y, x.shape[0], d) if every else y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # under autocast the forward ran in grad's precision
-        d, every, m = ctx.d, ctx.every, weight.shape[-1] // 2
+        d, every = ctx.d, ctx.every
         grad = grad.contiguous(memory_format=torch.channels_last)
+        phases = _phases(x, d, every)
+        taps, pads = reachable_taps(weight, weight.shape[-1] // 2, *phases.shape[-2:])
         grad_x, grad_w = torch.ops.aten.convolution_backward(
-            _phases(grad, d, True) if every else grad, _phases(x, d, every), weight, None, [1, 1], [m, m], [1, 1],
+            _phases(grad, d, True) if every else grad, phases, taps, None, [1, 1], list(pads), [1, 1],
             False, [0, 0], x.shape[1], [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])[:2]
         if grad_x is not None:
             grad_x = _unphase(grad_x, x.shape[0], d) if every else _scatter_phase(grad_x, x, d)
+        if grad_w is not None and taps.shape != weight.shape:  # the cut taps' gradient: zero
+            cut_h, cut_w = (weight.shape[-2] - taps.shape[-2]) // 2, (weight.shape[-1] - taps.shape[-1]) // 2
+            grad_w = F.pad(grad_w, (cut_w, cut_w, cut_h, cut_h))
         return grad_x, grad_w, None, None
 
 
@@ -216,10 +252,11 @@ def _phases(x: torch.Tensor, d: int, every: bool) -> torch.Tensor:
 
 
 def _unphase(y: torch.Tensor, n: int, d: int) -> torch.Tensor:
-    """The inverse of `_phases(·, d, every=True)`: each phase image's pixels back at their places."""
+    """The inverse of `_phases(·, d, every=True)`: each phase image's pixels back at their places, channels_last.
+    (For 1×1 phase images the last reshape is a view with the phases' strides, neither layout: hence `contiguous`.)"""
     _, c, h, w = y.shape
     pixels = y.permute(0, 2, 3, 1).reshape(d, d, n, h, w, c).permute(2, 3, 0, 4, 1, 5).reshape(n, h * d, w * d, c)
-    return pixels.permute(0, 3, 1, 2)
+    return pixels.contiguous().permute(0, 3, 1, 2)
 
 
 def _scatter_phase(grad: torch.Tensor, x: torch.Tensor, d: int) -> torch.Tensor:

@@ -18,7 +18,9 @@ for the e edges leaving node h (all with the same stride and primitives):
   BatchNorm would move them;
 - the stride-2 skip (FactorizedReduce) of every edge is one 1×1 convolution on the two pixel grids it
   reads, side by side;
-- the weighted sum Σ_o w_ko · o_k(h) is one broadcast multiply-add per operation over all edges.
+- the weighted sum Σ_o w_ko · o_k(h) is one broadcast multiply-add per operation over all edges; its
+  backward stacks gradients into NCHW memory, so the layers that feed it get theirs back in channels_last
+  (`_gradient_in_layout`).
 
 Parameters and buffers stay in the edges' own modules (checkpoints, optimisers and the original-DARTS
 comparison see the same tensors); the weights are concatenated on each call, so gradients flow back to
@@ -77,7 +79,8 @@ def mix_edges(inputs, edges: list[nn.Module], weights: torch.Tensor) -> tuple[to
         if "pool" in name:
             terms.append((i, _pool_op(inputs, [edge.ops[i] for edge in edges]).unsqueeze(1)))
         elif name == "skip_connect":
-            skip = inputs.x.unsqueeze(1) if first.stride == 1 else _factorized_reduce(inputs, [e.ops[i] for e in edges])
+            skip = (_gradient_in_layout(inputs.x).unsqueeze(1) if first.stride == 1
+                    else _factorized_reduce(inputs, [e.ops[i] for e in edges]))
             terms.append((i, skip))
     if not terms:  # only `none`: zeros of the output shape on every edge
         x = inputs.x if first.stride == 1 else inputs.x[:, :, :: first.stride, :: first.stride]
@@ -126,7 +129,7 @@ def _conv_ops(inputs, edges, convs: list[int]) -> list[tuple[int, torch.Tensor]]
         size = max(_span(b[1]) for b in blocks)
         weight = torch.cat([_dense_filter(b[1], size) for b in blocks])
         relu2 = torch.relu(stage1[:, : len(blocks) * channels])  # the separable ones come first
-        y = F.conv2d(relu2, weight, None, 1, size // 2, groups=len(blocks) * channels)
+        y = depthwise_conv(relu2, weight, 1, size // 2)
         stage2 = _pointwise_bn(y, blocks).unflatten(1, (len(separable), e, channels)).unbind(1)
         outputs.update(zip(separable, stage2))
     return list(outputs.items())
@@ -190,7 +193,7 @@ def _batch_norm(x: torch.Tensor, norms: list[nn.BatchNorm2d]) -> torch.Tensor:
         raise ValueError("fused BatchNorms must be affine-free with one fixed momentum and eps")
     mean = torch.cat([n.running_mean for n in norms])
     var = torch.cat([n.running_var for n in norms])
-    out = F.batch_norm(x, mean, var, None, None, True, first.momentum, first.eps)
+    out = _gradient_in_layout(F.batch_norm(x, mean, var, None, None, True, first.momentum, first.eps))
     with torch.no_grad():
         sizes = [n.num_features for n in norms]
         torch._foreach_copy_([n.running_mean for n in norms], list(mean.split(sizes)))
@@ -216,7 +219,31 @@ def _pool_op(inputs, ops: list[nn.Sequential]) -> torch.Tensor:
             torch._foreach_mul_(stats, 1 - momentum)
             torch._foreach_add_(stats, [value.to(stats[0].dtype)] * len(stats), alpha=momentum)
         torch._foreach_add_([n.num_batches_tracked for n in norms], 1)
-    return F.batch_norm(pooled, None, None, None, None, True, 0.0, first.eps)
+    return _gradient_in_layout(F.batch_norm(pooled, None, None, None, None, True, 0.0, first.eps))
+
+
+class _GradientInLayout(torch.autograd.Function):
+    """The identity, whose backward hands on the incoming gradient in the channels_last layout of its input."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def _gradient_in_layout(y: torch.Tensor) -> torch.Tensor:
+    """y (channels_last), whose gradient reaches the layers that made it channels_last too, at the cost of one copy.
+    The fused outputs are split per operation and edge (`unflatten(...).unbind(1)`) and weighted in 5-d, and the
+    backward of that stacks the pieces' gradients into NCHW memory. On the CPU a BatchNorm's backward with an NCHW
+    gradient for a channels_last input takes a path 5–12× slower than with both channels_last, and the layers
+    before it would get NCHW gradients too. Other tensors pass unchanged."""
+    if not (y.requires_grad and y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)
+            and not y.is_contiguous()):
+        return y
+    return _GradientInLayout.apply(y)
 
 
 def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
