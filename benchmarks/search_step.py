@@ -12,7 +12,12 @@ revision REV (its `src/`, unpacked with `git archive` into a temporary folder): 
 script) runs in alternating fresh processes, `--repeats` rounds of one process each, with PYTHONPATH pointing
 at one tree or the other; it prints each round and the median ratio (no baseline, no check: the check is
 the test suite's). --quickstart sets the quickstart's search size (configs/quickstart.yaml: C=8, 3 layers,
-batch 32 + 32, 8×8 grey digits, 10 classes).
+batch 32 + 32, 8×8 grey digits, 10 classes). The supernet holds all eight DARTS primitives unless
+`--primitives shipped` (with --revision only): then each tree's supernet holds the primitives of that tree's own
+shipped quickstart config, so the ratio is the step a user of `ltnas quickstart` feels in each version (the
+code's speed and the config's choice of operations together), not the code's speed on the same work.
+
+    python benchmarks/search_step.py --quickstart --primitives shipped --revision f0fd91f --threads 1 --repeats 5
 
 For each relaxation (softmax = DARTS, sigmoid = FairDARTS with its zero-one loss) it
 
@@ -76,6 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quickstart", action="store_true", help="the quickstart's size: C=8, 3 layers, batch 32, "
                         "8x8, 1 channel (sets --channels --layers --batch --size --in-channels)")
     parser.add_argument("--revision", help="time this tree's ltnas step beside git revision REV's (e.g. f0fd91f)")
+    parser.add_argument("--primitives", choices=["all", "shipped"], default="all",
+                        help="the supernet's operations: all eight DARTS primitives, or (with --revision) each "
+                             "tree's own shipped quickstart config's")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of fresh processes per implementation")
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
@@ -88,6 +96,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
     args = parser.parse_args(argv)
+    if args.primitives == "shipped" and not (args.revision or args.impl == "ours"):
+        parser.error("--primitives shipped needs --revision REV: the original DARTS code holds all eight primitives")
     if args.quickstart:
         args.channels, args.layers, args.batch, args.size, args.in_channels = 8, 3, 32, 8, 1
     if args.smoke:
@@ -159,11 +169,29 @@ def compare_revision(args, device: torch.device) -> int:
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"device {device}{gpu}, torch {torch.__version__}")
         print(f"{method} first-order search step: C={args.channels}, {args.layers} layers, batch {args.batch} train + "
-              f"{args.batch} val, {args.size}x{args.size}x{args.in_channels}, 10 classes, all {len(PRIMITIVES)} "
-              f"primitives; {args.warmup} warm-up + {args.steps} timed steps per process")
+              f"{args.batch} val, {args.size}x{args.size}x{args.in_channels}, 10 classes, "
+              f"{describe_primitives(args)}; {args.warmup} warm-up + {args.steps} timed steps per process")
         rounds = revision.alternate(sources, args.repeats, lambda src: run_child(args, "ours", method, pythonpath=src))
     revision.summarise(rounds, 2 * args.batch)
     return 0
+
+
+def describe_primitives(args) -> str:
+    if args.primitives == "all":
+        return f"all {len(PRIMITIVES)} primitives"
+    return "each tree's shipped quickstart primitives"
+
+
+def primitives(args) -> list[str]:
+    """The supernet's operations: all eight, or those of the imported ltnas's own shipped quickstart config (its
+    nested `search.cell.primitives`, or the flat `search.primitives` of trees from before that layout)."""
+    if getattr(args, "primitives", "all") == "all":
+        return list(PRIMITIVES)
+    import ltnas
+    from ltnas.config import load_config
+
+    search = load_config(Path(ltnas.__file__).parent / "configs" / "quickstart.yaml").search
+    return list(search.cell.primitives if hasattr(search, "cell") else search.primitives)
 
 
 def compare_strategies(args, device: torch.device) -> int:
@@ -204,7 +232,7 @@ def build(args, method: str, device: torch.device, seed: int = 0, with_baseline:
     """ltnas's network and the baseline, holding the same parameters and α; (network, None) without the baseline
     (the same network: the baseline is built after it and copies from it)."""
     torch.manual_seed(seed)
-    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args),
+    network = SearchNetwork(args.channels, 10, args.layers, in_channels=in_channels(args), primitives=primitives(args),
                             relaxation=METHODS[method], channels_last=not args.nchw).to(device)
     with torch.no_grad():  # α away from its near-uniform start, so that every op weighs differently
         for alpha in network.arch_parameters():
@@ -313,19 +341,19 @@ def time_steps(args, impl: str, method: str, device: torch.device) -> dict:
         strategy = BaselineSearch(baseline, zero_one_weight=10.0 if method == "fairdarts" else 0.0)
     else:
         del baseline
-        config = search_config(method, args.batch, args.amp)
+        config = search_config(method, args.batch, args.amp, primitives(args))
         strategy = strategy_class(method)(network, config, F.cross_entropy)
     return timed(args, strategy, train, val, device)
 
 
-def search_config(method: str, batch_size: int, amp: bool) -> SearchConfig:
-    """The step's search section, all eight primitives, lr 0.025, arch_lr 3e-4: in the nested layout
-    (`search.sgd.lr`, `search.cell.primitives`), or in the flat one of trees from before it (a --revision child
-    timing such a tree, e.g. f0fd91f)."""
+def search_config(method: str, batch_size: int, amp: bool, operations: list[str] = PRIMITIVES) -> SearchConfig:
+    """The step's search section, `operations` (default all eight primitives), lr 0.025, arch_lr 3e-4: in the
+    nested layout (`search.sgd.lr`, `search.cell.primitives`), or in the flat one of trees from before it (a
+    --revision child timing such a tree, e.g. f0fd91f)."""
     if "sgd" not in SearchConfig.model_fields:
-        return SearchConfig(method=method, primitives=list(PRIMITIVES), batch_size=batch_size, lr=0.025,
+        return SearchConfig(method=method, primitives=list(operations), batch_size=batch_size, lr=0.025,
                             arch_lr=3e-4, epochs=1, amp=amp)
-    return SearchConfig(method=method, cell={"primitives": list(PRIMITIVES)}, batch_size=batch_size,
+    return SearchConfig(method=method, cell={"primitives": list(operations)}, batch_size=batch_size,
                         sgd={"lr": 0.025}, arch_lr=3e-4, epochs=1, amp=amp)
 
 

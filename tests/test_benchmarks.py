@@ -116,9 +116,35 @@ needs_git = pytest.mark.skipif(
 @needs_git
 def test_search_step_benchmark_times_this_tree_beside_a_git_revision():
     """One round (two child processes, one per tree; each round's processes cost a Python start and the torch
-    import apiece): the rounds' alternating order and median are tested without processes below."""
-    out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "1")
+    import apiece), each tree's supernet holding its own shipped quickstart primitives: the rounds' alternating
+    order and median are tested without processes below, the primitives read from a config below."""
+    out = run_script(str(BENCHMARKS / "search_step.py"), "--revision", "HEAD", "--repeats", "1", "--primitives",
+                     "shipped")
     assert sum(line.lstrip().startswith("round ") for line in out.splitlines()) == 1 and "median of 1 rounds" in out
+    assert "each tree's shipped quickstart primitives" in out
+
+
+def test_search_step_shipped_primitives_are_the_quickstart_config_s():
+    """`--primitives shipped`: the supernet holds the imported tree's shipped quickstart operations (today six,
+    without the 5×5 filters); only beside a revision, since the original DARTS code holds all eight."""
+    import argparse
+
+    from ltnas.config import PRIMITIVES, load_config, resolve_config_path
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import search_step
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    shipped = load_config(resolve_config_path("quickstart")).search.cell.primitives
+    assert "sep_conv_5x5" not in shipped and len(shipped) == 6
+    args = argparse.Namespace(channels=2, layers=3, nchw=False, in_channels=1, primitives="shipped")
+    network, _ = search_step.build(args, "darts", torch.device("cpu"), with_baseline=False)
+    assert list(network.primitives) == list(shipped)
+    assert search_step.search_config("darts", 4, False, search_step.primitives(args)).cell.primitives == shipped
+    assert search_step.primitives(argparse.Namespace(primitives="all")) == list(PRIMITIVES)
+    code, out = run_in_process([str(BENCHMARKS / "search_step.py"), "--primitives", "shipped", "--smoke"])
+    assert code == 2
 
 
 def test_revision_rounds_alternate_who_goes_first_and_report_the_median_ratio(tmp_path, capsys):
