@@ -579,6 +579,23 @@ def test_subprocess_missing_config(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_commands_that_build_nothing_answer_without_importing_torch(tmp_path):
+    """`--help`, `configs`, `config show` and a config that cannot run answer in a fraction of a second: torch
+    (~1.5 s to import) is loaded only by the commands that need a device, a network or a run folder."""
+    code = ("import sys\n"
+            "from ltnas.cli import main\n"
+            "codes = [main(['configs']), main(['config', 'show', 'quickstart']), main(['run', 'missing.yaml']),\n"
+            "         main(['search', 'quickstart', '--set', 'search.epochs=0']), main(['quickstart', '--jobs', '0'])]\n"
+            "try:\n"
+            "    main(['--help'])\n"
+            "except SystemExit as stop:\n"
+            "    codes.append(stop.code)\n"
+            "print(codes, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "[0, 0, 2, 2, 2, 0] False", result.stderr
+
+
 def test_subprocess_missing_cifar(tmp_path, tiny):
     # Goes through torch, the run folder and the data layer: still one line, exit 2, nothing left behind.
     result = _ltnas(["run", tiny, "--set", "data.source=cifar10", "--set", "data.root=nowhere", "--out", "run"],

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-import torch
-
 from ltnas.errors import os_error
 
 
@@ -57,6 +55,8 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
+    import torch  # here: the text writers serve commands that never load torch
+
     with atomic_file(path, "wb") as handle:
         try:
             torch.save(obj, handle)

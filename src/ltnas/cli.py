@@ -188,7 +188,7 @@ def _create_run_folder(out: str | None, config):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ltnas import distributed, lock
+    from ltnas import lock
     from ltnas.errors import os_error
     from ltnas.runs import stopping_on_sigterm
 
@@ -214,7 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         lock.release_all()
-        distributed.shutdown(synchronise=code == 0)
+        _leave_process_group(synchronise=code == 0)
+
+
+def _leave_process_group(synchronise: bool) -> None:
+    """End a torchrun process's process group. Only a command that imported `ltnas.distributed` can have
+    made one; the others (--help, configs, bad arguments) never import torch at all."""
+    distributed = sys.modules.get("ltnas.distributed")
+    if distributed is not None:
+        distributed.shutdown(synchronise=synchronise)
 
 
 def _silence_stdout() -> None:
@@ -260,11 +268,11 @@ def _main(argv: list[str] | None) -> int:
     if args.command in ("compare", "quickstart"):
         return _compare_command(args)
 
-    from ltnas import distributed, watch
+    from ltnas import watch
 
     watch.check_logger(args.log)
     run, config = _config_for(args, default_config="quickstart" if args.command == "quickstart" else None)
-    from ltnas import threads
+    from ltnas import distributed, threads
 
     threads.apply(threads.choose(1, config.device, threads=args.threads).threads)
     if distributed.is_main():  # first, so that a long run can be watched (and resumed) from the start

@@ -10,15 +10,17 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
 import yaml
 
 from ltnas import lock
 from ltnas.config import RunConfig, drw_warnings, validate_config
 from ltnas.errors import DiskFull, LtnasError, os_error, warn
 from ltnas.atomic import atomic_write_text
+
+if TYPE_CHECKING:  # torch is imported where a device is needed: --help, configs and bad arguments go without it
+    import torch
 
 
 class RunFolder:
@@ -230,6 +232,8 @@ def default_run_path(name: str) -> Path:
 
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA, then MPS, then CPU; an explicit device must exist."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
