@@ -73,6 +73,15 @@ def test_the_darts_operations_use_it_for_their_1x1_convolutions():
     assert isinstance(reduce.conv_1, Pointwise) and reduce.conv_1.stride == (2, 2)
 
 
+def outputs_and_gradients(function, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(y, ∂L/∂x, ∂L/∂weight) of y = function(x) for L = Σ y · r, r a fixed ramp from −1 to 1 (float64)."""
+    weight.grad = None
+    a = x.clone().requires_grad_()
+    y = function(a)
+    y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+    return y.detach(), a.grad, weight.grad
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("kernel,dilation,stride,size", [(3, 2, 1, 7), (5, 2, 1, 8), (3, 1, 1, 6), (3, 2, 2, 8),
                                                          (5, 2, 2, 7), (3, 1, 2, 8)])
@@ -85,12 +94,7 @@ def test_depthwise_is_the_depthwise_convolution_forward_and_backward(channels_la
     x = torch.randn(3, 5, size, size, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    results = []
-    for module in (conv, layer):
-        a = x.clone().requires_grad_()
-        y = module(a)
-        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
-        results.append((y.detach(), a.grad, module.weight.grad))
+    results = [outputs_and_gradients(module, x, module.weight) for module in (conv, layer)]
     for ours, theirs in zip(results[1], results[0]):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
     assert layer.fast == (dilation > 1)
@@ -173,13 +177,8 @@ def test_depthwise_on_maps_smaller_than_its_filter(kernel, height, width):
     padding = (kernel - 1) // 2
     layer = Depthwise(4, kernel, 1, padding).double()
     x = torch.randn(3, 4, height, width, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    results = []
-    for function in (lambda a: F.conv2d(a, layer.weight, None, 1, padding, 1, 4), layer):
-        layer.weight.grad = None
-        a = x.clone().requires_grad_()
-        y = function(a)
-        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
-        results.append((y.detach(), a.grad, layer.weight.grad))
+    results = [outputs_and_gradients(function, x, layer.weight)
+               for function in (lambda a: F.conv2d(a, layer.weight, None, 1, padding, 1, 4), layer)]
     for ours, theirs in zip(results[1], results[0]):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
     assert results[1][0].is_contiguous(memory_format=torch.channels_last)
