@@ -96,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
     args = parser.parse_args(argv)
-    if args.primitives == "shipped" and not (args.revision or args.impl == "ours"):
+    if args.primitives == "shipped" and not args.revision:
         parser.error("--primitives shipped needs --revision REV: the original DARTS code holds all eight primitives")
     if args.quickstart:
         args.channels, args.layers, args.batch, args.size, args.in_channels = 8, 3, 32, 8, 1
