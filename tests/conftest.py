@@ -146,3 +146,27 @@ def search_killed_and_resumed(config, folder: Path, monkeypatch, after_epoch: in
     monkeypatch.setattr(SearchTask, "after_epoch", original)
     run = RunFolder.open(folder)
     pipeline.search_only(run.config(), run)
+
+
+def nchw_layer_calls(step) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """The convolution and BatchNorm calls, forward and backward, that `step()` makes with a 4-d tensor in NCHW memory
+    only (not also NHWC, as one channel or one pixel would be): (operator, those tensors' shapes) each. On the CPU an
+    NCHW tensor among NHWC ones sends the library to slower paths (BatchNorm's backward 5–12×)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def nchw_only(t) -> bool:
+        return isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_contiguous() and not t.is_contiguous(
+            memory_format=torch.channels_last)
+
+    calls = []
+
+    class Layouts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if ("convolution" in name or "batch_norm" in name) and any(nchw_only(a) for a in args):
+                calls.append((name, [tuple(a.shape) for a in args if nchw_only(a)]))
+            return func(*args, **(kwargs or {}))
+
+    with Layouts():
+        step()
+    return calls

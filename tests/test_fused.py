@@ -11,6 +11,8 @@ from ltnas.config import PRIMITIVES
 from ltnas.space import SearchNetwork
 from ltnas.space.fused import fusable
 
+from conftest import nchw_layer_calls
+
 
 def run(primitives, *, fused: bool, channels_last: bool, size: int, relaxation: str = "softmax"):
     torch.manual_seed(0)
@@ -111,29 +113,12 @@ def test_a_channels_last_supernet_trains_nhwc_throughout():
     """Every convolution and BatchNorm of a fused channels_last search step on the CPU, forward and backward, sees
     no NCHW tensor. An NCHW gradient beside an NHWC input sends the library's BatchNorm backward down a path 5–12×
     slower, and an NCHW activation takes the layers after it off the NHWC routes. Both happened on the quickstart's
-    supernet: the backward of the fused outputs' per-edge split stacked the gradients into NCHW memory, and the
-    dilated 5×5 on the 2×2 maps of the last cell came back in neither layout."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    def nchw_only(t) -> bool:  # dense NCHW and not also NHWC (as one channel or one pixel would be)
-        return isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_contiguous() and not t.is_contiguous(
-            memory_format=torch.channels_last)
-
-    class Layouts(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.nchw = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.overloadpacket.__name__
-            if ("convolution" in name or "batch_norm" in name) and any(nchw_only(a) for a in args):
-                self.nchw.append((name, [tuple(a.shape) for a in args if nchw_only(a)]))
-            return func(*args, **(kwargs or {}))
-
+    supernet: the backward of the fused outputs' per-edge split stacked the gradients into NCHW memory, the stem's
+    BatchNorm ran NCHW for grey images, and the dilated 5×5 on the 2×2 maps of the last cell came back in neither
+    layout."""
     torch.manual_seed(0)
     network = SearchNetwork(4, 5, 3, in_channels=1, primitives=list(PRIMITIVES), channels_last=True)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 5, (6,))  # 8×8 → 4×4 → 2×2: the quickstart's maps
-    with Layouts() as layouts:
-        F.cross_entropy(network(x), y).backward()
+    calls = nchw_layer_calls(lambda: F.cross_entropy(network(x), y).backward())
     assert network.cells[2].fused
-    assert layouts.nchw == [], layouts.nchw
+    assert calls == [], calls

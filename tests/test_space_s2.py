@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
+from conftest import nchw_layer_calls
 from test_cli import call, user_error
 
 import ltnas
@@ -100,6 +102,16 @@ def test_channels_last_supernet_runs_its_layers_nhwc_for_grey_images_too(in_chan
             inputs[0].is_contiguous(memory_format=torch.channels_last) and not inputs[0].is_contiguous()))
         net(torch.randn(2, in_channels, 8, 8))
     assert seen == [True, False]
+
+
+def test_channels_last_supernet_trains_nhwc_throughout_for_grey_images():
+    """No convolution or BatchNorm of a channels_last S₂ step, forward or backward, sees an NCHW tensor: the stem's
+    first convolution of a grey batch comes out NCHW, and the stem's BatchNorms and convolutions after it ran NCHW
+    until that output was made NHWC (`nhwc_stem`, as the cell supernet's)."""
+    torch.manual_seed(0)
+    net = MobileSearchNetwork(3, 1, alpha_init_std=0.5, channels_last=True, **TINY)
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))
+    assert nchw_layer_calls(lambda: F.cross_entropy(net(x), y).backward()) == []
 
 
 def test_gdas_runs_one_sampled_candidate_per_layer():

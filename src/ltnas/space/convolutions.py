@@ -80,6 +80,15 @@ def fast_route(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.device.type in FAST_DEVICES and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def nhwc_stem(stem: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """`stem(x)` with x and the output of the stem's first layer (a convolution) in NHWC memory. A one-channel batch
+    is NCHW and NHWC at once and torch keeps its NCHW strides, so the first convolution of grey images comes out NCHW;
+    the BatchNorm after it would run NCHW (and its backward, given an NHWC gradient, 5–12× slower), and so would every
+    layer after it."""
+    first = stem[0](x.contiguous(memory_format=torch.channels_last))
+    return stem[1:](first.contiguous(memory_format=torch.channels_last))
+
+
 # --- pointwise ---------------------------------------------------------------------------------------------
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:

@@ -43,6 +43,7 @@ from torch import nn
 from ltnas.atomic import atomic_write_text
 from ltnas.errors import LtnasError
 from ltnas.methods import S2_PRIMITIVES
+from ltnas.space.convolutions import nhwc_stem
 from ltnas.space.heads import make_classifier
 from ltnas.space.cost import multiply_adds
 from ltnas.space.relaxation import ForwardWeights, Relaxation, make_relaxation
@@ -368,11 +369,7 @@ class MobileSearchNetwork(nn.Module):
         forward = self.forward_weights()["layers"]
         weights, sampled = forward.weights, forward.sampled
         constant = None if weights.requires_grad or sampled is not None else weights.tolist()
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.stem(x)
-        if self.channels_last:  # one-channel images are NCHW and NHWC at once, and the stem's output then comes out NCHW
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = nhwc_stem(self.stem, x) if self.channels_last else self.stem(x)
         for index, layer in enumerate(self.layers):
             x = layer(x, weights[index], None if constant is None else constant[index],
                       None if sampled is None else sampled[index])

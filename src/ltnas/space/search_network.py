@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ltnas.config import PRIMITIVES
+from ltnas.space.convolutions import nhwc_stem
 from ltnas.space.fused import fusable, mix_edges, worth_fusing
 from ltnas.space.genotype import Genotype, derive_genotype
 from ltnas.space.heads import make_classifier
@@ -242,20 +243,11 @@ class SearchNetwork(nn.Module):
         if not any(w.requires_grad for w in weights.values()) and forward["normal"].sampled is None:
             normal, reduce = torch.stack([weights["normal"], weights["reduce"]]).tolist()  # both in one sync
             constants = {"normal": normal, "reduce": reduce}
-        s0 = s1 = self._stem(x)
+        s0 = s1 = nhwc_stem(self.stem, x) if self.channels_last else self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
             s0, s1 = s1, cell(s0, s1, weights[kind], constants[kind], edges[kind], forward[kind].sampled)
         return self.global_pooling(s1).flatten(1)
-
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        """The stem's convolution and BatchNorm; with `channels_last`, the BatchNorm and everything after it in NHWC.
-        (One-channel images are NCHW and NHWC at once, so their convolution's output comes out NCHW: it is made
-        NHWC before the BatchNorm, which is 5–12× slower backward on an NHWC gradient with an NCHW input.)"""
-        if not self.channels_last:
-            return self.stem(x)
-        conv, norm = self.stem
-        return norm(conv(x.contiguous(memory_format=torch.channels_last)).contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
