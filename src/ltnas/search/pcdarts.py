@@ -19,6 +19,7 @@ from torch import nn
 
 from ltnas.errors import LtnasError
 from ltnas.search.darts import Batch, DartsSearch
+from ltnas.space.convolutions import is_nhwc
 from ltnas.space.mixing import EdgeMixing
 from ltnas.space.search_network import EdgeInput, MixedEdge
 
@@ -28,7 +29,7 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
     A channels_last input stays channels_last (shuffled as NHWC), so the supernet's NHWC fast path holds."""
     n, channels, h, w = x.shape
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+    if is_nhwc(x):
         nhwc = x.permute(0, 2, 3, 1).reshape(n, h, w, groups, channels // groups).transpose(3, 4)
         return nhwc.reshape(n, h, w, channels).permute(0, 3, 1, 2)
     return x.reshape(n, groups, channels // groups, h, w).transpose(1, 2).reshape(n, channels, h, w)

@@ -80,6 +80,11 @@ def fast_route(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.device.type in FAST_DEVICES and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def is_nhwc(x: torch.Tensor) -> bool:
+    """Whether x is a 4-d tensor in channels_last memory and not also NCHW (as one channel or one pixel would be)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def nhwc_stem(stem: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """`stem(x)` with x and the output of the stem's first layer (a convolution) in NHWC memory. A one-channel batch
     is NCHW and NHWC at once and torch keeps its NCHW strides, so the first convolution of grey images comes out NCHW;

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.space.convolutions import depthwise_conv, pointwise_conv
+from ltnas.space.convolutions import depthwise_conv, is_nhwc, pointwise_conv
 
 CONV_KINDS = ("sep_conv", "dil_conv")
 
@@ -166,7 +166,7 @@ def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
     """x's channels `times` over, (N, times·C, H, W), in x's memory layout."""
     if times == 1:
         return x
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if is_nhwc(x):
         n, c, h, w = x.shape
         nhwc = x.permute(0, 2, 3, 1).unsqueeze(3).expand(n, h, w, times, c).reshape(n, h, w, times * c)
         return nhwc.permute(0, 3, 1, 2)
@@ -244,10 +244,7 @@ def _gradient_in_layout(y: torch.Tensor) -> torch.Tensor:
     backward of that stacks the pieces' gradients into NCHW memory. On the CPU a BatchNorm's backward with an NCHW
     gradient for a channels_last input takes a path 5–12× slower than with both channels_last, and the layers
     before it would get NCHW gradients too. Other tensors pass unchanged."""
-    if not (y.requires_grad and y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)
-            and not y.is_contiguous()):
-        return y
-    return _GradientInLayout.apply(y)
+    return _GradientInLayout.apply(y) if y.requires_grad and is_nhwc(y) else y
 
 
 def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
@@ -258,7 +255,7 @@ def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
     grid1 = relu[:, :, ::2, ::2]
     grid2 = F.pad(relu, (0, 1, 0, 1))[:, :, 1::2, 1::2]  # the original's x[:, :, 1:, 1:] (odd sizes: padded)
     both = torch.cat([grid1, grid2], dim=1)
-    if relu.is_contiguous(memory_format=torch.channels_last) and not relu.is_contiguous():
+    if is_nhwc(relu):
         both = both.contiguous(memory_format=torch.channels_last)
     w1 = torch.stack([op.conv_1.weight.flatten(1) for op in ops])  # (e, C/2, C_in)
     w2 = torch.stack([op.conv_2.weight.flatten(1) for op in ops])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ltnas.space.convolutions import is_nhwc
 from ltnas.space.primitives import make_op
 
 
@@ -62,7 +63,7 @@ class EdgeInput:
         with their own shared ReLU and poolings."""
         if k not in self._partial:
             part = self.x[:, : self.x.shape[1] // k]
-            if not self.x.is_contiguous() and self.x.is_contiguous(memory_format=torch.channels_last):
+            if is_nhwc(self.x):
                 part = part.contiguous(memory_format=torch.channels_last)  # a channel slice of NHWC is strided
             self._partial[k] = EdgeInput(part)
         return self._partial[k]
