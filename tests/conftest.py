@@ -149,22 +149,31 @@ def search_killed_and_resumed(config, folder: Path, monkeypatch, after_epoch: in
 
 
 def nchw_layer_calls(step) -> list[tuple[str, list[tuple[int, ...]]]]:
-    """The convolution and BatchNorm calls, forward and backward, that `step()` makes with a 4-d tensor in NCHW memory
-    only (not also NHWC, as one channel or one pixel would be): (operator, those tensors' shapes) each. On the CPU an
-    NCHW tensor among NHWC ones sends the library to slower paths (BatchNorm's backward 5–12×)."""
+    """The layer calls of `step()` that see an activation or gradient out of channels_last memory, on the CPU the
+    library's slow paths: a convolution given an NCHW tensor (a strided slice it copies at no extra cost), a BatchNorm,
+    a ReLU's backward or a pooling's backward given an NCHW tensor or a strided slice, such as a channel
+    concatenation's backward hands on (BatchNorm's backward 3–12× slower, a ReLU's up to 20×). A tensor of one
+    channel or one pixel is both layouts at once and passes; filters are not looked at. Returns (operator, those
+    tensors' shapes) per call."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     def nchw_only(t) -> bool:
         return isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_contiguous() and not t.is_contiguous(
             memory_format=torch.channels_last)
 
+    def not_nhwc(t) -> bool:
+        return isinstance(t, torch.Tensor) and t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last)
+
     calls = []
+    strict = ("batch_norm", "threshold_backward", "pool2d_with_indices_backward", "avg_pool2d_backward")
 
     class Layouts(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             name = func.overloadpacket.__name__
-            if ("convolution" in name or "batch_norm" in name) and any(nchw_only(a) for a in args):
-                calls.append((name, [tuple(a.shape) for a in args if nchw_only(a)]))
+            activations = args[:1] if name == "convolution" else args[:2]  # not the filters
+            off = not_nhwc if any(kind in name for kind in strict) else nchw_only if "convolution" in name else None
+            if off is not None and any(off(a) for a in activations):
+                calls.append((name, [tuple(a.shape) for a in activations if off(a)]))
             return func(*args, **(kwargs or {}))
 
     with Layouts():

@@ -189,3 +189,74 @@ def test_depthwise_on_maps_smaller_than_its_filter(kernel, height, width):
     grad = results[1][2][0, 0]
     assert grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().min() > 0
     assert grad.abs().sum() == grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().sum()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("height,width", [(8, 8), (7, 7), (4, 6), (5, 4), (2, 2)])
+def test_factorized_reduce_keeps_the_original_sums_and_the_gradient_layout(channels_last, height, width):
+    """FactorizedReduce slices its grids on the pixels' (N, H, W, C) view (`pixel_grid`): the same output and
+    gradients in float64 as the original formula, relu(x) through conv_1 at stride 2 beside pad(relu(x))[1:, 1:]
+    through conv_2 at stride 2, on even and odd maps; and for channels_last x the input gradient channels_last (the
+    plain slices' backward scattered it into NCHW zeros, and the ReLU's backward ran 20× slower on it)."""
+    torch.manual_seed(0)
+    op = FactorizedReduce(6, 8).double()
+    x = torch.randn(3, 6, height, width, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def original(a: torch.Tensor) -> torch.Tensor:
+        relu = torch.relu(a)
+        shifted = F.pad(relu, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return op.bn(torch.cat([F.conv2d(relu, op.conv_1.weight, stride=2),
+                                F.conv2d(shifted, op.conv_2.weight, stride=2)], dim=1))
+
+    grads = []
+    for function in (original, op):
+        op.zero_grad()
+        a = x.clone().requires_grad_()
+        y = function(a)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        grads.append((y.detach(), a.grad, op.conv_1.weight.grad, op.conv_2.weight.grad))
+    for ours, theirs in zip(grads[1], grads[0]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert grads[1][0].shape[-2:] == ((height + 1) // 2, (width + 1) // 2)
+    if channels_last:
+        assert grads[1][0].is_contiguous(memory_format=torch.channels_last)
+        assert grads[1][1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_pixel_grid_is_the_slice_with_the_gradient_in_the_input_layout():
+    from ltnas.space.convolutions import factorized_grids, pixel_grid
+
+    x = torch.randn(2, 5, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grid = pixel_grid(x, 1)
+    assert torch.equal(grid, x[:, :, 1::2, 1::2])
+    grid.sum().backward()
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert x.grad.sum() == grid.numel() and x.grad[:, :, 1::2, 1::2].eq(1).all()
+    nchw = torch.randn(2, 5, 6, 6)
+    assert pixel_grid(nchw, 0).stride() == nchw[:, :, ::2, ::2].stride()  # NCHW tensors: the plain slice
+    first, second = factorized_grids(torch.arange(2 * 3 * 3, dtype=torch.float32).view(1, 2, 3, 3))
+    assert first[0, 0].tolist() == [[0, 2], [6, 8]] and second[0, 0].tolist() == [[4, 0], [0, 0]]  # odd: zero beyond
+
+
+@pytest.mark.parametrize("genotype", ["DARTS_V2", "PDARTS", "FairDARTS_a"])
+def test_retraining_steps_keep_every_layer_in_channels_last(genotype):
+    """A channels_last cell network's training step (auxiliary head and drop-path on, one-channel 8×8 images: the
+    quickstart's maps 8×8 → 4×4 → 2×2) hands no BatchNorm, ReLU or pooling an activation or gradient outside
+    channels_last, and no convolution an NCHW one: the cell outputs' concatenation, FactorizedReduce's grids and
+    the global pooling each did before."""
+    from conftest import nchw_layer_calls
+    from ltnas.space import DiscreteNetwork, load_genotype
+
+    torch.manual_seed(0)
+    network = DiscreteNetwork(load_genotype(genotype), 8, 5, 6, auxiliary=True, in_channels=1, image_size=8)
+    network = network.to(memory_format=torch.channels_last)
+    network.drop_path_prob = 0.2
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 5, (6,))
+
+    def step() -> None:
+        logits, auxiliary = network(x)
+        (F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(auxiliary, y)).backward()
+
+    assert nchw_layer_calls(step) == []

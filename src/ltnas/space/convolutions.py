@@ -85,6 +85,45 @@ def is_nhwc(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+class _GradientInLayout(torch.autograd.Function):
+    """The identity, whose backward hands on the incoming gradient in the channels_last layout of its input."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def gradient_in_layout(y: torch.Tensor) -> torch.Tensor:
+    """y (channels_last), whose gradient reaches the layers that made it in channels_last too, at the cost of one
+    copy. Backward passes of splitting operations hand on gradients in other layouts: a channel concatenation gives
+    each input a strided slice of the output's gradient, the fused edges' 5-d weighted sum stacks them into NCHW
+    memory, a global average pooling expands one number per channel into NCHW. On the CPU a BatchNorm's backward
+    with such a gradient for a channels_last input takes a path 3–12× slower than with both channels_last (a ReLU's
+    or a pooling's alike), and the layers before it would get them too. Other tensors pass unchanged."""
+    return _GradientInLayout.apply(y) if y.requires_grad and is_nhwc(y) else y
+
+
+def pixel_grid(x: torch.Tensor, offset: int, step: int = 2) -> torch.Tensor:
+    """x[:, :, offset::step, offset::step]. For channels_last x the slice is taken on x's (N, H, W, C) view, so that
+    its backward, which scatters the gradient into zeros of the sliced tensor's shape in that shape's default
+    layout, gives x's gradient in channels_last too (the slice of the NCHW view would give it in NCHW)."""
+    if not is_nhwc(x):
+        return x[:, :, offset::step, offset::step]
+    return x.permute(0, 2, 3, 1)[:, offset::step, offset::step].permute(0, 3, 1, 2)
+
+
+def factorized_grids(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two pixel grids FactorizedReduce reads, x[2i, 2j] and x[2i + 1, 2j + 1], both ⌈H/2⌉ × ⌈W/2⌉ (beyond an
+    odd-sized map's edge zero, as the original's x[:, :, 1:, 1:] after zero padding reads at stride 2), taken by
+    `pixel_grid`."""
+    odd = x.shape[-2] % 2 or x.shape[-1] % 2
+    return pixel_grid(x, 0), pixel_grid(F.pad(x, (0, 1, 0, 1)) if odd else x, 1)
+
+
 def nhwc_stem(stem: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """`stem(x)` with x and the output of the stem's first layer (a convolution) in NHWC memory. A one-channel batch
     is NCHW and NHWC at once and torch keeps its NCHW strides, so the first convolution of grey images comes out NCHW;
@@ -98,18 +137,27 @@ def nhwc_stem(stem: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """y[n, o, i, j] = Σ_c W[o, c] x[n, c, s·i, s·j] for W = `weight` (O, C, 1, 1) and s = `stride`: the
-    result of `F.conv2d(x, weight, stride=stride)`, in x's memory layout."""
-    if not (fast_route(x) and x.numel() <= MATMUL_MAX_NUMEL):
+    result of `F.conv2d(x, weight, stride=stride)`, in x's memory layout. Also on the fast route: a pixel-sliced
+    view of a channels_last tensor (channels still adjacent in memory), such as FactorizedReduce's shifted grid."""
+    if not (_channels_adjacent(x) and x.numel() <= MATMUL_MAX_NUMEL):
         return F.conv2d(x, weight, stride=stride)
     return pointwise_as_matmul(x, weight, stride)
 
 
+def _channels_adjacent(x: torch.Tensor) -> bool:
+    """x is 4-d on a device of `FAST_DEVICES` with its channels adjacent in memory: channels_last, or a slice of
+    its pixels (one channel or one pixel counts only if channels_last)."""
+    return (x.dim() == 4 and x.device.type in FAST_DEVICES and x.stride(1) == 1 and x.shape[1] > 1
+            and x.shape[2] * x.shape[3] > 1) or fast_route(x)
+
+
 def pointwise_as_matmul(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """The 1×1 convolution as `F.linear` over the channel axis of x's pixels (rows × Wᵀ); for channels_last x no
-    copy in or out."""
+    copy in or out (strided or sliced pixels are gathered into rows first), and the gradient channels_last."""
+    rows = x.permute(0, 2, 3, 1)
     if stride != 1:
-        x = x[:, :, ::stride, ::stride]
-    return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
+        rows = rows[:, ::stride, ::stride]
+    return F.linear(rows, weight.flatten(1)).permute(0, 3, 1, 2)
 
 
 class Pointwise(nn.Conv2d):

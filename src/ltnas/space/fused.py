@@ -20,7 +20,7 @@ for the e edges leaving node h (all with the same stride and primitives):
   reads, side by side;
 - the weighted sum Σ_o w_ko · o_k(h) is one broadcast multiply-add per operation over all edges; its
   backward stacks gradients into NCHW memory, so the layers that feed it get theirs back in channels_last
-  (`_gradient_in_layout`).
+  (`gradient_in_layout`).
 
 Parameters and buffers stay in the edges' own modules (checkpoints, optimisers and the original-DARTS
 comparison see the same tensors); the weights are concatenated on each call, so gradients flow back to
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltnas.space.convolutions import depthwise_conv, is_nhwc, pointwise_conv
+from ltnas.space.convolutions import depthwise_conv, factorized_grids, gradient_in_layout, is_nhwc, pointwise_conv
 
 CONV_KINDS = ("sep_conv", "dil_conv")
 
@@ -79,7 +79,7 @@ def mix_edges(inputs, edges: list[nn.Module], weights: torch.Tensor) -> tuple[to
         if "pool" in name:
             terms.append((i, _pool_op(inputs, [edge.ops[i] for edge in edges]).unsqueeze(1)))
         elif name == "skip_connect":
-            skip = (_gradient_in_layout(inputs.x).unsqueeze(1) if first.stride == 1
+            skip = (gradient_in_layout(inputs.x).unsqueeze(1) if first.stride == 1
                     else _factorized_reduce(inputs, [e.ops[i] for e in edges]))
             terms.append((i, skip))
     if not terms:  # only `none`: zeros of the output shape on every edge
@@ -193,7 +193,7 @@ def _batch_norm(x: torch.Tensor, norms: list[nn.BatchNorm2d]) -> torch.Tensor:
         raise ValueError("fused BatchNorms must be affine-free with one fixed momentum and eps")
     mean = torch.cat([n.running_mean for n in norms])
     var = torch.cat([n.running_var for n in norms])
-    out = _gradient_in_layout(F.batch_norm(x, mean, var, None, None, True, first.momentum, first.eps))
+    out = gradient_in_layout(F.batch_norm(x, mean, var, None, None, True, first.momentum, first.eps))
     with torch.no_grad():
         sizes = [n.num_features for n in norms]
         torch._foreach_copy_([n.running_mean for n in norms], list(mean.split(sizes)))
@@ -223,28 +223,7 @@ def _pool_op(inputs, ops: list[nn.Sequential]) -> torch.Tensor:
             torch._foreach_mul_(stats, 1 - momentum)
             torch._foreach_add_(stats, [value] * len(stats), alpha=momentum)
         torch._foreach_add_([n.num_batches_tracked for n in norms], 1)
-    return _gradient_in_layout(out)
-
-
-class _GradientInLayout(torch.autograd.Function):
-    """The identity, whose backward hands on the incoming gradient in the channels_last layout of its input."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
-
-
-def _gradient_in_layout(y: torch.Tensor) -> torch.Tensor:
-    """y (channels_last), whose gradient reaches the layers that made it channels_last too, at the cost of one copy.
-    The fused outputs are split per operation and edge (`unflatten(...).unbind(1)`) and weighted in 5-d, and the
-    backward of that stacks the pieces' gradients into NCHW memory. On the CPU a BatchNorm's backward with an NCHW
-    gradient for a channels_last input takes a path 5–12× slower than with both channels_last, and the layers
-    before it would get NCHW gradients too. Other tensors pass unchanged."""
-    return _GradientInLayout.apply(y) if y.requires_grad and is_nhwc(y) else y
+    return gradient_in_layout(out)
 
 
 def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
@@ -252,9 +231,7 @@ def _factorized_reduce(inputs, ops: list[nn.Module]) -> torch.Tensor:
     relu(h) at (2i, 2j) and at (2i+1, 2j+1) side by side; edge k's first C/2 output channels see only
     the first grid (its conv_1), the other C/2 only the second (its conv_2). Returns (N, e, C, H/2, W/2)."""
     relu = inputs.relu()
-    grid1 = relu[:, :, ::2, ::2]
-    grid2 = F.pad(relu, (0, 1, 0, 1))[:, :, 1::2, 1::2]  # the original's x[:, :, 1:, 1:] (odd sizes: padded)
-    both = torch.cat([grid1, grid2], dim=1)
+    both = torch.cat(factorized_grids(relu), dim=1)
     if is_nhwc(relu):
         both = both.contiguous(memory_format=torch.channels_last)
     w1 = torch.stack([op.conv_1.weight.flatten(1) for op in ops])  # (e, C/2, C_in)

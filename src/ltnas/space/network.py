@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ltnas.errors import LtnasError
+from ltnas.space.convolutions import gradient_in_layout
 from ltnas.space.genotype import Genotype
 from ltnas.space.heads import make_classifier
 from ltnas.space.primitives import FactorizedReduce, ReLUConvBN, make_op
@@ -59,7 +60,8 @@ class Cell(nn.Module):
             if self.training and drop_prob > 0 and not isinstance(op, nn.Identity):
                 out = drop_path(out, drop_prob)
             states[edge.to_node] = states[edge.to_node] + out if edge.to_node in states else out
-        return torch.cat([states[node] for node in self.concat], dim=1)
+        # Each node's gradient comes back as a slice of the output's; `gradient_in_layout` hands it on channels_last.
+        return torch.cat([gradient_in_layout(states[node]) for node in self.concat], dim=1)
 
 
 class AuxiliaryHead(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 
 from ltnas.config import PRIMITIVES
 from ltnas.errors import LtnasError
-from ltnas.space.convolutions import Depthwise, Pointwise
+from ltnas.space.convolutions import Depthwise, Pointwise, pixel_grid
 
 __all__ = ["PRIMITIVES", "OPS", "make_op", "ReLUConvBN", "FactorizedReduce", "SepConv", "DilConv", "Zero"]
 
@@ -93,9 +93,10 @@ class FactorizedReduce(nn.Module):
         return self.forward_after_relu(self.relu(x))
 
     def forward_after_relu(self, x: torch.Tensor) -> torch.Tensor:
-        # The original slices x[:, :, 1:, 1:]; padding by one first gives the same result for even
-        # sizes and keeps both halves the same shape for odd ones (e.g. 7×7 maps of 28×28 inputs).
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        # The original slices x[:, :, 1:, 1:]; on odd sizes (e.g. 7×7 maps of 28×28 inputs) padding by one first
+        # keeps both halves the same shape. `pixel_grid` slices so that x's gradient keeps x's layout.
+        odd = x.shape[-2] % 2 or x.shape[-1] % 2
+        shifted = pixel_grid(F.pad(x, (0, 1, 0, 1)) if odd else x, 1, step=1)
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
