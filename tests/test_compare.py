@@ -220,6 +220,40 @@ def test_parallel_members_run_in_their_own_single_threaded_processes(methods_com
     assert not (tmp_path / "parallel" / "darts" / "seed_0" / lock.LOCK_NAME).exists()  # the workers let go
 
 
+def test_the_report_is_prepared_once_the_last_members_run_on_fewer_cores(tiny_yaml, tmp_path, monkeypatch):
+    """The parallel loop imports the comparison report's modules as soon as no member waits and a worker idles (here:
+    3 members on 2 workers, the lowest-numbered busy member ending first), so that the report after the last member
+    does not wait for them, and not while every worker is busy."""
+    from ltnas import compare, lock
+    from ltnas.compare import Comparison, spec_from_methods
+
+    class ScriptedWorkers:
+        def __init__(self, log, threads):
+            self.busy: dict[int, int] = {}
+
+        def hand(self, index, path, config):
+            self.busy[index] = index
+
+        def events(self):
+            index = min(self.busy)
+            del self.busy[index]
+            return [("done", index)]
+
+        def close(self, **options):
+            pass
+
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1, 2]), tmp_path / "c", ["progress=false"])
+    ended, prepared = [], []
+    monkeypatch.setattr(compare, "_Workers", ScriptedWorkers)
+    monkeypatch.setattr(compare, "_prepare_report", lambda: prepared.append(list(ended)))
+    try:
+        comparison._run_parallel(None, lambda index, member, seconds: ended.append(index), None, jobs=2, threads=1)
+    finally:
+        lock.release_all()
+    assert ended == [0, 1, 2]
+    assert prepared == [[0, 1]]  # after the second member ended, the third still running
+
+
 @pytest.fixture(scope="module")
 def failing_workers(tiny_yaml, tmp_path_factory):
     """One `--jobs 2` comparison of CNN seeds 0–3 with two faults: seed 0's member fails inside its worker (it asks
