@@ -47,6 +47,22 @@ def test_large_activations_keep_the_convolution(monkeypatch):
     assert calls == [1]  # the matrix product ran for the small input only
 
 
+def test_a_pixel_slice_of_a_channels_last_tensor_takes_the_matrix_product(monkeypatch):
+    """FactorizedReduce's shifted grid x[:, :, 1:, 1:] of a channels_last x keeps its channels adjacent in memory: its
+    1×1 convolution runs as the matrix product too (the same numbers), not as the library's convolution of a tensor
+    in neither layout; an NCHW slice keeps the convolution."""
+    x = torch.randn(2, 6, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(4, 6, 1, 1, dtype=torch.float64)
+    calls, linear = [], F.linear
+    monkeypatch.setattr(F, "linear", lambda *a: calls.append(1) or linear(*a))
+    for stride in (1, 2):
+        shifted = x[:, :, 1:, 1:]
+        torch.testing.assert_close(pointwise_conv(shifted, weight, stride), F.conv2d(shifted, weight, stride=stride),
+                                   rtol=1e-12, atol=1e-12)
+    pointwise_conv(x.contiguous()[:, :, 1:, 1:], weight)
+    assert calls == [1, 1]
+
+
 def test_fast_route_only_for_channels_last_cpu_tensors():
     x = torch.randn(2, 3, 4, 4)
     assert not fast_route(x)

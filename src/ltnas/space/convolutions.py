@@ -145,8 +145,9 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> to
 
 
 def _channels_adjacent(x: torch.Tensor) -> bool:
-    """x is 4-d on a device of `FAST_DEVICES` with its channels adjacent in memory: channels_last, or a slice of
-    its pixels (one channel or one pixel counts only if channels_last)."""
+    """x takes the fast route (`fast_route`), or is a slice of the pixels of such a tensor: 4-d, on a device of
+    `FAST_DEVICES`, its channels adjacent in memory (stride 1). A size-1 dimension's stride says nothing, so a
+    tensor of one channel or one pixel counts only by `fast_route`."""
     return (x.dim() == 4 and x.device.type in FAST_DEVICES and x.stride(1) == 1 and x.shape[1] > 1
             and x.shape[2] * x.shape[3] > 1) or fast_route(x)
 
