@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         path = args.out or Path(tempfile.mkdtemp()) / "times.jsonl"
         code = run_pytest(pytest_arguments, path)
+        if not path.is_file():  # pytest stopped before any test (e.g. an argument it does not know): it said why
+            return code or 2
     tests, session = read_times(path)
     print(report(tests, session, args.top))
     if args.before:

@@ -54,6 +54,15 @@ def test_test_time_records_each_test_with_its_children_and_sums_per_file(tmp_pat
     assert lines[-2].endswith("test_child_burns_cpu")  # the dearest first
 
 
+def test_test_time_passes_on_pytest_s_own_error_without_a_traceback(tmp_path):
+    """An argument pytest does not know stops it before any test, so nothing is recorded: the script ends with
+    pytest's usage error and its exit code, not a traceback about the missing record."""
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "test_time.py"), "--no-such-option"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 4  # pytest's usage error
+    assert "unrecognized arguments: --no-such-option" in result.stderr and "Traceback" not in result.stderr
+
+
 GROUPS_PLUGIN = """
 import inspect, json
 from pathlib import Path
