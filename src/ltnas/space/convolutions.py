@@ -116,12 +116,17 @@ def pixel_grid(x: torch.Tensor, offset: int, step: int = 2) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)[:, offset::step, offset::step].permute(0, 3, 1, 2)
 
 
+def padded_to_even(x: torch.Tensor) -> torch.Tensor:
+    """x, with a zero row and column added below and right when H or W is odd (in x's layout), so that the pixel
+    (2i + 1, 2j + 1) FactorizedReduce's second grid reads exists for every pixel (i, j) of the first, as in the
+    original's x[:, :, 1:, 1:] after zero padding; even-sized x unchanged, without a copy."""
+    return F.pad(x, (0, 1, 0, 1)) if x.shape[-2] % 2 or x.shape[-1] % 2 else x
+
+
 def factorized_grids(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two pixel grids FactorizedReduce reads, x[2i, 2j] and x[2i + 1, 2j + 1], both ⌈H/2⌉ × ⌈W/2⌉ (beyond an
-    odd-sized map's edge zero, as the original's x[:, :, 1:, 1:] after zero padding reads at stride 2), taken by
-    `pixel_grid`."""
-    odd = x.shape[-2] % 2 or x.shape[-1] % 2
-    return pixel_grid(x, 0), pixel_grid(F.pad(x, (0, 1, 0, 1)) if odd else x, 1)
+    """The two pixel grids FactorizedReduce reads, x[2i, 2j] and x[2i + 1, 2j + 1], both ⌈H/2⌉ × ⌈W/2⌉
+    (`padded_to_even`), taken by `pixel_grid`."""
+    return pixel_grid(x, 0), pixel_grid(padded_to_even(x), 1)
 
 
 def nhwc_stem(stem: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

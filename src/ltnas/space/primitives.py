@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ltnas.config import PRIMITIVES
 from ltnas.errors import LtnasError
-from ltnas.space.convolutions import Depthwise, Pointwise, pixel_grid
+from ltnas.space.convolutions import Depthwise, Pointwise, padded_to_even, pixel_grid
 
 __all__ = ["PRIMITIVES", "OPS", "make_op", "ReLUConvBN", "FactorizedReduce", "SepConv", "DilConv", "Zero"]
 
@@ -95,8 +94,7 @@ class FactorizedReduce(nn.Module):
     def forward_after_relu(self, x: torch.Tensor) -> torch.Tensor:
         # The original slices x[:, :, 1:, 1:]; on odd sizes (e.g. 7×7 maps of 28×28 inputs) padding by one first
         # keeps both halves the same shape. `pixel_grid` slices so that x's gradient keeps x's layout.
-        odd = x.shape[-2] % 2 or x.shape[-1] % 2
-        shifted = pixel_grid(F.pad(x, (0, 1, 0, 1)) if odd else x, 1, step=1)
+        shifted = pixel_grid(padded_to_even(x), 1, step=1)
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
