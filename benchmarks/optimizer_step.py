@@ -1,13 +1,16 @@
-"""torch's multi-tensor (`foreach`) SGD update against its default on the CPU, which loops over the tensors.
+"""The retraining's update — gradient clipping and SGD — three ways on the CPU: torch's default, which loops over
+the tensors; torch's multi-tensor (`foreach`) one; and over one buffer holding every parameter (ltnas.train.flat).
 
     python benchmarks/optimizer_step.py --threads 1      # the quickstart network's and DARTS_V2's weights
     python benchmarks/optimizer_step.py --smoke          # a tiny network, few steps: checks the script runs
 
-Both optimizers (the training stages' SGD: momentum 0.9, weight decay 3e-4) update their own copy of a network's
-weights with the same gradients, step for step alternating, on the CPU; it prints the median seconds per `step()`
-of each, their ratio, and whether the two copies of the weights are bitwise equal after all steps. (torch takes
-the foreach update by default on GPUs only. Measured on the CPU: 1.14× for the quickstart network's 219 small
-tensors, 0.89× for DARTS_V2's 3.35M weights — so the stages keep torch's default; benchmarks/RESULTS.md.)
+Each variant updates its own copy of a network's weights (channels_last, as the retraining keeps them) with the
+same gradients, step for step alternating: `clip_grad_norm_` at 5 (the gradients' norm exceeds it, so every step
+scales them) and SGD (momentum 0.9, weight decay 3e-4). It prints the median milliseconds per update of each, their
+ratios to the default, and how far each copy's weights are from the default's after all steps: foreach is bitwise
+the same; the buffer's clipping norm is one sum over all numbers instead of a norm of per-tensor norms, so its
+weights differ by rounding. (torch takes the foreach update by default on GPUs only. Measured on the CPU:
+benchmarks/RESULTS.md, "One buffer for the parameters".)
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import statistics
 import time
 
 import torch
+from torch import nn
 
 from ltnas.space import DiscreteNetwork, load_genotype
+from ltnas.train.flat import FlatParameters
 
 # (name, channels, layers, image size, image channels): the networks whose weights are updated
 NETWORKS = [("quickstart network (DARTS_V2 cell, C=36, 6 cells)", 36, 6, 8, 1),
@@ -41,25 +46,36 @@ def main(argv: list[str] | None = None) -> None:
     for name, channels, layers, size, in_channels in networks:
         torch.manual_seed(0)
         model = DiscreteNetwork(load_genotype("DARTS_V2"), channels, 10, layers, in_channels=in_channels,
-                                image_size=size)
-        ours = [p.detach().clone().requires_grad_() for p in model.parameters()]
-        theirs = [p.detach().clone().requires_grad_() for p in model.parameters()]
-        optimizers = {"foreach": (torch.optim.SGD(ours, 0.025, momentum=0.9, weight_decay=3e-4, foreach=True), ours),
-                      "default": (torch.optim.SGD(theirs, 0.025, momentum=0.9, weight_decay=3e-4), theirs)}
-        times: dict[str, list[float]] = {label: [] for label in optimizers}
+                                image_size=size).to(memory_format=torch.channels_last)
+        copies = {label: [p.detach().clone().requires_grad_() for p in model.parameters()]
+                  for label in ("default", "foreach", "flat")}
+        flat = FlatParameters(copies["flat"])
+        updates = {"default": (copies["default"], {}), "foreach": (copies["foreach"], {"foreach": True}),
+                   "flat": ([flat.flat], {})}
+        optimizers = {label: torch.optim.SGD(params, 0.025, momentum=0.9, weight_decay=3e-4, **options)
+                      for label, (params, options) in updates.items()}
+        times: dict[str, list[float]] = {label: [] for label in updates}
         for _ in range(steps):
-            gradients = [torch.randn_like(p) for p in ours]
-            for label, (optimizer, params) in optimizers.items():
-                for p, g in zip(params, gradients):
-                    p.grad = g.clone()
+            gradients = [torch.randn_like(p) for p in copies["default"]]
+            for label, (params, options) in updates.items():
+                with torch.no_grad():
+                    for p, g in zip(copies[label], gradients):
+                        if label == "flat":
+                            p.grad.copy_(g)
+                        else:
+                            p.grad = g.clone()
                 began = time.perf_counter()
-                optimizer.step()
+                nn.utils.clip_grad_norm_(params, 5.0, **options)
+                optimizers[label].step()
                 times[label].append(time.perf_counter() - began)
         ms = {label: 1e3 * statistics.median(seconds) for label, seconds in times.items()}
-        equal = all(torch.equal(a, b) for a, b in zip(ours, theirs))
-        print(f"{name}: {len(ours)} tensors, {sum(p.numel() for p in ours) / 1e6:.2f}M weights; "
-              f"default {ms['default']:.2f} ms/step, foreach {ms['foreach']:.2f} ms/step, "
-              f"{ms['default'] / ms['foreach']:.2f}x; weights bitwise equal after {steps} steps: {equal}")
+        default = copies["default"]
+        differences = {label: max(float((a - b).detach().abs().max()) for a, b in zip(copies[label], default))
+                       for label in ("foreach", "flat")}
+        print(f"{name}: {len(default)} tensors, {sum(p.numel() for p in default) / 1e6:.2f}M weights; clip + SGD: "
+              f"default {ms['default']:.2f} ms, foreach {ms['foreach']:.2f} ms ({ms['default'] / ms['foreach']:.2f}x), "
+              f"flat {ms['flat']:.2f} ms ({ms['default'] / ms['flat']:.2f}x); largest weight difference from the "
+              f"default after {steps} steps: foreach {differences['foreach']:.1e}, flat {differences['flat']:.1e}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Retraining a genotype from scratch with the DARTS evaluation recipe, as an epoch task.
 
-SGD with momentum and cosine LR, or a step schedule (`train.sgd.schedule`) (optionally after a linear warm-up, `train.warmup_epochs`), gradient
-clipping, auxiliary head (loss weight 0.4), drop-path rising linearly to its maximum, cutout,
-optionally precise BatchNorm statistics after each epoch (`train.precise_bn`, train/precise_bn.py); the
-long-tail plug-ins (loss re-weighting, DRW, class-balanced sampling) come from the `train.longtail`
-section. Baseline networks (`train.network`) train the same way; auxiliary head and drop-path are
-cell-network features they do not have. Each epoch is monitored on a validation part held out of the
-training set (`train.val_fraction`), never on the test set.
+SGD with momentum (over one buffer holding every parameter, train/flat.py) and cosine LR, or a step schedule
+(`train.sgd.schedule`) (optionally after a linear warm-up, `train.warmup_epochs`), gradient clipping, auxiliary
+head (loss weight 0.4), drop-path rising linearly to its maximum, cutout, optionally precise BatchNorm statistics
+after each epoch (`train.precise_bn`, train/precise_bn.py); the long-tail plug-ins (loss re-weighting, DRW,
+class-balanced sampling) come from the `train.longtail` section. Baseline networks (`train.network`) train the same
+way; auxiliary head and drop-path are cell-network features they do not have. Each epoch is monitored on a
+validation part held out of the training set (`train.val_fraction`), never on the test set.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ltnas.evaluate import predict
 from ltnas.longtail import LongTailLoss
 from ltnas.metrics import classification_metrics
 from ltnas.space import DiscreteNetwork
+from ltnas.train.flat import FlatParameters
 from ltnas.train.loop import OnStep
 from ltnas.train.lr_schedule import follow_config, lr_scheduler
 from ltnas.train.precise_bn import recalibrate_batchnorm
@@ -51,8 +52,9 @@ class RetrainTask:
         self.num_classes = num_classes
         self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
         self.recalibration = recalibration  # training images for precise BatchNorm after each epoch; None: off
+        self.weights = FlatParameters(model.parameters())  # one buffer: clipping and SGD in a few kernels (train/flat.py)
         self.optimizer = torch.optim.SGD(
-            model.parameters(), config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
+            [self.weights.flat], config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
         )
         self.scheduler = lr_scheduler(self.optimizer, config.sgd, config.epochs)  # cosine or step (train.sgd.schedule)
 
@@ -73,7 +75,7 @@ class RetrainTask:
             if epoch < config.warmup_epochs:
                 for group, scheduled_lr in zip(groups, scheduled):
                     group["lr"] = scheduled_lr * warmup_factor(epoch * steps + step, config.warmup_epochs * steps)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.weights.zero_grad()
             with autocast(x.device, config.amp):
                 output = self.model(x)
                 logits, aux_logits = output if isinstance(output, tuple) else (output, None)
@@ -81,8 +83,9 @@ class RetrainTask:
                 if aux_logits is not None:
                     loss = loss + config.auxiliary_weight * self.criterion(aux_logits, y)
             loss.backward()
-            distributed.average_gradients(self.model.parameters())
-            nn.utils.clip_grad_norm_(self.model.parameters(), config.sgd.grad_clip)
+            self.weights.gather_gradients()
+            distributed.average_gradients([self.weights.flat])
+            nn.utils.clip_grad_norm_([self.weights.flat], config.sgd.grad_clip)
             self.optimizer.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
