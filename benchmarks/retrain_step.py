@@ -6,15 +6,17 @@
     python benchmarks/retrain_step.py --quickstart --channels-last --revision f0fd91f --repeats 5 --threads 1
                                                        # the quickstart network: this tree beside a git revision
 
-The step is the retrain recipe's (`ltnas.train.retrain`): forward with the auxiliary head and
-drop-path 0.2, loss + 0.4 × auxiliary loss, backward, gradient clipping at 5, SGD with momentum. The
-reference in the same run is that step in plain NCHW fp32 eager, the original DARTS formulation (the
-discrete network is the original NetworkCIFAR); with --amp or --channels-last the tuned step is timed
-beside it. Random tensors stand in for CIFAR. Peak memory: CUDA peak allocated; on CPU the maximum
+The step is the retrain recipe's: forward with the auxiliary head and drop-path 0.2, loss + 0.4 × auxiliary loss,
+backward, gradient clipping at 5, SGD with momentum. The reference in the same run is that step written out here in
+plain NCHW fp32 eager, the original DARTS formulation (the discrete network is the original NetworkCIFAR); with --amp
+or --channels-last the tuned step is timed beside it, and the tuned step is the retrain stage's own
+(`ltnas.train.retrain.RetrainTask.run_epoch` over random images: its optimiser, the batches' augmentation on the
+device, the per-step loss read-out), so a change to the stage's loop shows in it. Random tensors stand in for CIFAR. Peak memory: CUDA peak allocated; on CPU the maximum
 resident set of the process (both variants run in this process, so only the CUDA figure is per variant).
 
 --quickstart sets the quickstart's retraining (configs/quickstart.yaml: the cell network at C=36, 6 cells, batch
-16, 8×8 grey digits, no auxiliary head, no drop-path). With --revision REV the tuned step (and the evaluation
+16, 8×8 grey digits, no auxiliary head, no drop-path; the stage's step with its logit-adjusted loss, weight decay
+1e-3 and 1-pixel crops). With --revision REV the tuned step (and the evaluation
 forward pass) of this working tree is timed beside git revision REV's, in alternating fresh processes
 (benchmarks/revision.py): before and after a change, in one run. Every mode also times evaluation: the network
 in eval mode without gradients, at --eval-batch images per call, as `ltnas evaluate` runs it.
@@ -96,7 +98,8 @@ def main() -> None:
                          args.amp, args.channels_last))
     reference = None
     for name, amp, channels_last in variants:
-        seconds, peak, params = time_steps(args, device, amp, channels_last)
+        timer = time_steps if reference is None else time_task_steps
+        seconds, peak, params = timer(args, device, amp, channels_last)
         evaluation = time_evaluation(args, device, amp, channels_last)
         print(f"{args.genotype} retrain step, C={args.channels}, {args.layers} layers ({params / 1e6:.2f}M "
               f"parameters), batch {args.batch}, {args.size}x{args.size}x{args.in_channels}, {name}: {seconds:.3f} "
@@ -159,6 +162,49 @@ def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tu
     return seconds, peak, count_parameters(model)
 
 
+def time_task_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tuple[float, float, int]:
+    """(seconds per training step, peak memory in MB, parameters) of the retrain stage's own step: a `RetrainTask`
+    over random images (uint8, normalised and augmented on the device as in a run), one epoch of `args.warmup`
+    steps, then one of `args.steps` timed at the full drop-path; no validation, no precise BatchNorm."""
+    from ltnas.config import TrainConfig
+    from ltnas.data import DeviceBatches, ImageSet
+    from ltnas.longtail import build_criterion
+    from ltnas.train.retrain import RetrainTask
+
+    model, _ = build(args, device, channels_last, 1)
+    quickstart = args.quickstart
+    config = TrainConfig(epochs=2, batch_size=args.batch, amp=amp, auxiliary=args.auxiliary, drop_path=args.drop_path,
+                         sgd={"lr": 0.025, "weight_decay": 1e-3 if quickstart else 3e-4},
+                         longtail={"loss": "logit_adjusted" if quickstart else "ce"},
+                         augment={"crop_padding": 1, "flip": False} if quickstart else {"cutout": 16})
+    counts = [1] * 10
+    criterion = build_criterion(config.longtail, counts, config.epochs, device)
+    generator = torch.Generator().manual_seed(0)
+
+    def batches(steps: int) -> DeviceBatches:
+        n = args.batch * steps
+        images = ImageSet(torch.randint(0, 256, (n, args.in_channels, args.size, args.size), dtype=torch.uint8,
+                                        generator=generator), torch.arange(n) % 10)
+        return DeviceBatches(images, args.batch, device=device, mean=[0.5] * args.in_channels,
+                             std=[0.25] * args.in_channels, generator=generator, augment=config.augment)
+
+    task = RetrainTask(model, config, criterion, batches(max(1, args.warmup)), None, counts, 10)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    task.run_epoch(0, lambda **_: None)
+    task.train_batches = batches(args.steps)
+    synchronize(device)
+    began = time.perf_counter()
+    task.run_epoch(config.epochs, lambda **_: None)  # drop-path at its maximum, as from the last epoch on
+    synchronize(device)
+    seconds = (time.perf_counter() - began) / args.steps
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return seconds, peak, count_parameters(model)
+
+
 @torch.no_grad()
 def time_evaluation(args, device: torch.device, amp: bool, channels_last: bool) -> float:
     """Images per second of the network in eval mode, without gradients, at `args.eval_batch` images a call."""
@@ -178,10 +224,10 @@ def time_evaluation(args, device: torch.device, amp: bool, channels_last: bool) 
 
 
 def time_child(args, device: torch.device) -> dict:
-    """One --revision child: the tuned step (channels_last and/or bf16 as asked) and evaluation, as JSON."""
+    """One --revision child: the stage's step (channels_last and/or bf16 as asked) and evaluation, as JSON."""
     import ltnas
 
-    seconds, peak, _ = time_steps(args, device, args.amp, args.channels_last)
+    seconds, peak, _ = time_task_steps(args, device, args.amp, args.channels_last)
     return {"seconds": seconds, "peak_mb": peak, "memory": "peak resident set" if device.type == "cpu" else
             "CUDA peak allocated", "eval_images_per_s": time_evaluation(args, device, args.amp, args.channels_last),
             "ltnas": str(Path(ltnas.__file__).resolve().parent.parent)}

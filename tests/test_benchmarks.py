@@ -210,6 +210,33 @@ def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revisi
     assert "8x8x1, auxiliary head off" in out and "median of 1 rounds" in out and "evaluation: " in out
 
 
+def test_retrain_step_times_the_stages_own_step(monkeypatch):
+    """The tuned step (and each --revision child's) is RetrainTask's epoch loop, so a change to the stage's loop
+    (its optimiser, say) shows in the benchmark: one warm-up epoch and one timed, the latter at the full drop-path."""
+    import argparse
+
+    from ltnas.train.retrain import RetrainTask
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import retrain_step
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    epochs, original = [], RetrainTask.run_epoch
+
+    def run_epoch(task, epoch, on_step):
+        epochs.append((epoch, len(task.train_batches)))
+        row = original(task, epoch, on_step)
+        epochs[-1] += (task.model.drop_path_prob,)
+        return row
+
+    monkeypatch.setattr(RetrainTask, "run_epoch", run_epoch)
+    args = argparse.Namespace(genotype="DARTS_V2", channels=4, layers=3, batch=4, size=8, in_channels=1,
+                              auxiliary=True, drop_path=0.2, warmup=1, steps=2, quickstart=False)
+    seconds, _, params = retrain_step.time_task_steps(args, torch.device("cpu"), False, True)
+    assert epochs == [(0, 1, 0.0), (2, 2, 0.2)] and seconds > 0 and params > 0
+
+
 @pytest.mark.parametrize("script,expect", [("retrain_step.py", "tuned / original"), ("end_to_end.py", "total")])
 def test_retrain_and_end_to_end_benchmarks_run(script, expect):
     extra = ["--amp", "--channels-last"] if script == "retrain_step.py" else ["--set", "search.amp=true"]
