@@ -181,7 +181,7 @@ def test_conv_routes_benchmark_times_both_routes_and_finds_the_same_numbers():
     out = run_script(str(BENCHMARKS / "conv_routes.py"))
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| smoke")]
     assert [row[3].strip() for row in rows] == ["1x1", "dil 3x3, stride 1", "dil 5x5, stride 1", "dil 3x3, stride 2",
-                                                "dil 5x5, stride 2"]
+                                                "dil 5x5, stride 2", "dw 3x3", "dil 3x3", "dw 5x5", "dw 3x3, stride 2"]
     assert all(float(row[7]) < 1e-12 for row in rows)  # float64: the same sums
 
 

@@ -183,12 +183,15 @@ def test_dilated_depthwise_backward_under_bf16_autocast(size, stride):
 
 
 @pytest.mark.parametrize("kernel,height,width", [(5, 2, 2), (5, 1, 1), (3, 1, 1), (5, 3, 1), (5, 2, 4), (3, 2, 2)])
-def test_depthwise_on_maps_smaller_than_its_filter(kernel, height, width):
-    """On a map narrower than a same-padded filter's reach (the quickstart's 2×2 and 1×1 maps) the convolution runs
-    with the filter cut to the taps that reach the map: the same output and input gradient in float64, channels_last,
-    and a weight gradient that is zero on the cut taps, as the full convolution's is."""
+def test_depthwise_on_maps_smaller_than_its_filter(monkeypatch, kernel, height, width):
+    """On a map narrower than a same-padded filter's reach (the quickstart's 2×2 and 1×1 maps, in evaluation or
+    with the products route off) the convolution runs with the filter cut to the taps that reach the map: the same
+    output and input gradient in float64, channels_last, and a weight gradient that is zero on the cut taps, as the
+    full convolution's is."""
+    from ltnas.space import convolutions
     from ltnas.space.convolutions import reachable_taps
 
+    monkeypatch.setattr(convolutions, "PRODUCTS_MAX_PIXELS", 0)
     torch.manual_seed(0)
     padding = (kernel - 1) // 2
     layer = Depthwise(4, kernel, 1, padding).double()
@@ -205,6 +208,65 @@ def test_depthwise_on_maps_smaller_than_its_filter(kernel, height, width):
     grad = results[1][2][0, 0]
     assert grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().min() > 0
     assert grad.abs().sum() == grad[cut_h: kernel - cut_h, cut_w: kernel - cut_w].abs().sum()
+
+
+@pytest.mark.parametrize("height,width,kernel,stride,padding,dilation", [
+    (2, 2, 3, 1, 1, 1), (2, 2, 3, 1, 2, 2), (2, 2, 5, 1, 2, 1), (2, 2, 5, 1, 4, 2), (2, 2, 3, 2, 1, 1),
+    (1, 1, 3, 1, 1, 1), (2, 1, 3, 1, 1, 1), (1, 2, 5, 2, 2, 1)])
+def test_depthwise_as_products_is_the_convolution(height, width, kernel, stride, padding, dilation):
+    """The per-pixel products give the depthwise convolution's output and both gradients in float64 (any filter
+    size, stride, padding, dilation; a 1×1 output), channels_last out and in the input gradient, and gradients of
+    gradients (RobustDARTS' Hessian)."""
+    from ltnas.space.convolutions import depthwise_as_products
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, height, width, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(4, 1, kernel, kernel, dtype=torch.float64)
+    x.requires_grad_(), weight.requires_grad_()
+    ours = lambda a, w: depthwise_as_products(a, w, stride, padding, dilation)  # noqa: E731
+    theirs = lambda a, w: F.conv2d(a, w, None, stride, padding, dilation, 4)  # noqa: E731
+    y, expected = ours(x, weight), theirs(x, weight)
+    torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(y)
+    gradients = torch.autograd.grad(y, (x, weight), upstream)
+    for a, b in zip(gradients, torch.autograd.grad(expected, (x, weight), upstream)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert gradients[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradgradcheck(ours, (x, weight))
+
+
+def test_tap_index_by_hand():
+    """T[o, p]: the tap through which output pixel o reads input pixel p, k² for none. A 3×3 filter, padding 1, on a
+    2×2 map reaches every pixel from every output pixel; dilated 2 (padding 2) only through its centre."""
+    from ltnas.space.convolutions import tap_index
+
+    taps, out_h, out_w = tap_index(2, 2, 3, 1, 1, 1, torch.device("cpu"))
+    assert (out_h, out_w) == (2, 2)
+    assert taps.tolist() == [[4, 5, 7, 8], [3, 4, 6, 7], [1, 2, 4, 5], [0, 1, 3, 4]]
+    assert tap_index(2, 2, 3, 1, 2, 2, torch.device("cpu"))[0].tolist() == [[4, 9, 9, 9], [9, 4, 9, 9], [9, 9, 4, 9],
+                                                                           [9, 9, 9, 4]]
+    assert tap_index(2, 2, 3, 2, 1, 1, torch.device("cpu"))[0].tolist() == [[4, 5, 7, 8]]  # stride 2: one pixel out
+
+
+@pytest.mark.parametrize("size,grad,channels_last,products", [(2, True, True, True), (1, True, True, True),
+                                                               (4, True, True, False), (2, False, True, False),
+                                                               (2, True, False, False)])
+def test_depthwise_takes_the_products_on_the_smallest_maps_in_training(monkeypatch, size, grad, channels_last,
+                                                                       products):
+    """Training on maps of at most PRODUCTS_MAX_PIXELS pixels, channels_last on the CPU: the products, for dilated
+    filters too; 4×4 maps, evaluation and NCHW tensors: the library's layer (with the routes above)."""
+    from ltnas.space import convolutions
+
+    taken, route = [], convolutions.depthwise_as_products
+    monkeypatch.setattr(convolutions, "depthwise_as_products", lambda *a: taken.append(1) or route(*a))
+    x = torch.randn(2, 3, size, size)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    for dilation in (1, 2):
+        with torch.set_grad_enabled(grad):
+            Depthwise(3, 3, 1, dilation, dilation)(x)
+    assert taken == ([1, 1] if products else [])
+    assert convolutions.PRODUCTS_MAX_PIXELS == 4
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

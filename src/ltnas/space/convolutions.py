@@ -47,6 +47,17 @@ Without gradients the plain dilated layer is fastest (the phase copies cost more
 evaluation keeps it. Every route is built from differentiable operations, so gradients of gradients (RobustDARTS'
 Hessian, `search.cures`) still flow.
 
+**Depthwise convolutions on the smallest maps as products.** On an H×W map a depthwise filter is, per channel, a
+linear map of the map's P = H·W pixels to the output's P' pixels: output pixel o = (i, j) reads input pixel
+p = (u, v) through tap (a, b) exactly when u = s·i + d·a − pad and v = s·j + d·b − pad, so
+
+    y[n, c, o] = Σ_p M_c[o, p] · x[n, c, p],    M_c[o, p] = w_c[a, b] for that tap, 0 where no tap joins them.
+
+On maps of at most `PRODUCTS_MAX_PIXELS` pixels (the 2×2 maps of the quickstart's last cells) the library's
+backward — its weight gradient above all — takes several times its forward, while the P'·P·C products and one sum over p are
+a few small element-wise operations; in training the layer runs that way (`depthwise_as_products`), any filter size,
+stride, padding and dilation.
+
 **Filters larger than the map.** A same-padded k×k filter (k = 2m + 1) at stride 1 reads input pixel i + a − m
 for output pixel i, so on an H×W map tap a touches the map only if |a − m| ≤ H − 1. On maps smaller than the
 filter's reach — the quickstart's last cell runs a 5×5 filter (or a dilated 3×3 as one) on 2×2 maps, and a
@@ -57,6 +68,9 @@ weight gradient that is zero on the cut taps, as the full layer's is. Only on th
 """
 
 from __future__ import annotations
+
+import functools
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +87,10 @@ MATMUL_MAX_NUMEL = 1 << 18
 # on 16×16 and 32×32 maps 0.65–1.1× the input-gradient route (benchmarks/RESULTS.md, "Dilated convolutions as
 # undilated ones").
 POLYPHASE_MAX_PIXELS = 64
+# The largest map (H·W pixels) whose depthwise convolution trains as per-pixel products (`depthwise_as_products`):
+# on the quickstart's 2×2 maps 1.7–3.7× the layer's other routes forward + backward, on 4×4 maps 0.19–1.22× (the
+# undilated 3×3 0.19–0.50×) (benchmarks/conv_routes.py --table products; RESULTS.md, "Depthwise filters on 2×2 maps").
+PRODUCTS_MAX_PIXELS = 4
 
 
 def fast_route(x: torch.Tensor) -> bool:
@@ -228,13 +246,46 @@ class Depthwise(nn.Conv2d):
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 0,
                    dilation: int = 1) -> torch.Tensor:
     """`F.conv2d(x, weight, None, stride, padding, dilation, groups=C)` for depthwise filters `weight` (C, 1, k, k);
-    a dilated, same-padded one with an odd k in training by `dilated_depthwise`, where `fast_route(x)`."""
+    where `fast_route(x)`, in training: on maps of at most `PRODUCTS_MAX_PIXELS` pixels by `depthwise_as_products`,
+    a dilated, same-padded one with an odd k by `dilated_depthwise`."""
+    if fast_route(x) and torch.is_grad_enabled() and x.shape[-2] * x.shape[-1] <= PRODUCTS_MAX_PIXELS:
+        return depthwise_as_products(x, weight, stride, padding, dilation)
     if _dilated_same(weight.shape[-1], padding, dilation) and fast_route(x) and torch.is_grad_enabled():
         return dilated_depthwise(x, weight, dilation, stride)
     if stride == dilation == 1 and _same_square(weight, padding) and fast_route(x):
         weight, pads = reachable_taps(weight, padding, *x.shape[-2:])
         return F.conv2d(x, weight, None, 1, pads, 1, x.shape[1])
     return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+def depthwise_as_products(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
+                          dilation: int) -> torch.Tensor:
+    """The depthwise convolution of channels_last x with `weight` (C, 1, k, k) as y[n, o, c] = Σ_p M_c[o, p] x[n, p, c]
+    over x's pixels p (see the module's docstring): the filters spread into the (P', P) matrices by `tap_index`
+    (the taps' gradient gathered back by autograd), one product with the pixels and one sum. Channels_last out."""
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    taps, out_h, out_w = tap_index(h, w, k, stride, padding, dilation, x.device)
+    # (P', P, C), channels fastest as in x, so that the products and their gradients keep x's layout; index k² → 0
+    matrices = F.pad(weight.reshape(c, k * k), (0, 1))[:, taps].permute(1, 2, 0).contiguous()
+    pixels = x.permute(0, 2, 3, 1).reshape(n, 1, h * w, c)  # (N, 1, P, C): channels_last memory, no copy
+    return (matrices * pixels).sum(2).reshape(n, out_h, out_w, c).permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=64)
+def tap_index(height: int, width: int, kernel: int, stride: int, padding: int, dilation: int,
+              device: torch.device) -> tuple[torch.Tensor, int, int]:
+    """(T, H', W'): T[o, p] is the flat index a·k + b of the tap through which output pixel o = (i, j) of a k×k
+    filter (stride s, padding, dilation d) reads input pixel p = (u, v) — u = s·i + d·a − padding, v = s·j + d·b −
+    padding — and k² where no tap does; H'×W' the output's size."""
+    out_h = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out_w = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    taps = torch.full((out_h * out_w, height * width), kernel * kernel, dtype=torch.long)
+    for i, j, a, b in itertools.product(range(out_h), range(out_w), range(kernel), range(kernel)):
+        u, v = stride * i + dilation * a - padding, stride * j + dilation * b - padding
+        if 0 <= u < height and 0 <= v < width:
+            taps[i * out_w + j, u * width + v] = a * kernel + b
+    return taps.to(device), out_h, out_w
 
 
 def reachable_taps(weight: torch.Tensor, padding: int, height: int, width: int) -> tuple[torch.Tensor, tuple[int, int]]:
