@@ -11,8 +11,9 @@ backward, gradient clipping at 5, SGD with momentum. The reference in the same r
 plain NCHW fp32 eager, the original DARTS formulation (the discrete network is the original NetworkCIFAR); with --amp
 or --channels-last the tuned step is timed beside it, and the tuned step is the retrain stage's own
 (`ltnas.train.retrain.RetrainTask.run_epoch` over random images: its optimiser, the batches' augmentation on the
-device, the per-step loss read-out), so a change to the stage's loop shows in it. Random tensors stand in for CIFAR. Peak memory: CUDA peak allocated; on CPU the maximum
-resident set of the process (both variants run in this process, so only the CUDA figure is per variant).
+device, the per-step loss read-out), so a change to the stage's loop shows in it. Random tensors stand in for CIFAR.
+Peak memory: CUDA peak allocated; on CPU the maximum resident set of the process (both variants run in this process,
+so only the CUDA figure is per variant).
 
 --quickstart sets the quickstart's retraining (configs/quickstart.yaml: the cell network at C=36, 6 cells, batch
 16, 8×8 grey digits, no auxiliary head, no drop-path; the stage's step with its logit-adjusted loss, weight decay

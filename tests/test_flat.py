@@ -49,7 +49,8 @@ def _steps(model: nn.Module, flat: bool, steps: int = 3) -> tuple[list[torch.Ten
     return [p.detach().clone() for p in model.parameters()], norms
 
 
-@pytest.mark.parametrize("build", [lambda: _cell_network(torch.float64), lambda: build_baseline("resnet20", 3, 1).double(),
+@pytest.mark.parametrize("build", [lambda: _cell_network(torch.float64),
+                                   lambda: build_baseline("resnet20", 3, 1).double(),
                                    lambda: build_baseline("cnn", 3, 1, normalised=True).double()],
                          ids=["DARTS_V2", "resnet20", "cnn"])
 def test_sgd_over_the_buffer_is_sgd_over_the_tensors_in_float64(build):
@@ -70,8 +71,8 @@ def test_sgd_over_the_buffer_is_sgd_over_the_tensors_in_float64(build):
 def test_every_retrained_network_uses_every_parameter_each_step():
     """The one difference from torch's SGD (a parameter without a gradient still decays) never arises: each
     network the retrain stage builds gives every parameter a gradient in a training step."""
-    arch = MobileArch(tuple(("ib_k3_e3", SKIP) if spec.skippable else ("ib_k3_e3",) for spec in layer_specs("small", 0.25)),
-                      "small", 0.25)
+    layers = tuple(("ib_k3_e3", SKIP) if spec.skippable else ("ib_k3_e3",) for spec in layer_specs("small", 0.25))
+    arch = MobileArch(layers, "small", 0.25)
     imagenet = DiscreteNetwork(load_genotype("FairDARTS_a"), 4, 3, 5, auxiliary=True, in_channels=3, image_size=32,
                                stem="imagenet")
     networks = {"cell": (_cell_network(), 1, 8), "imagenet cell": (imagenet, 3, 32),

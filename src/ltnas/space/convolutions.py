@@ -54,9 +54,9 @@ p = (u, v) through tap (a, b) exactly when u = s·i + d·a − pad and v = s·j 
     y[n, c, o] = Σ_p M_c[o, p] · x[n, c, p],    M_c[o, p] = w_c[a, b] for that tap, 0 where no tap joins them.
 
 On maps of at most `PRODUCTS_MAX_PIXELS` pixels (the 2×2 maps of the quickstart's last cells) the library's
-backward — its weight gradient above all — takes several times its forward, while the P'·P·C products and one sum over p are
-a few small element-wise operations; in training the layer runs that way (`depthwise_as_products`), any filter size,
-stride, padding and dilation.
+backward — its weight gradient above all — takes several times its forward, while the P'·P·C products and one sum
+over p are a few small element-wise operations; in training the layer runs that way (`depthwise_as_products`), any
+filter size, stride, padding and dilation.
 
 **Filters larger than the map.** A same-padded k×k filter (k = 2m + 1) at stride 1 reads input pixel i + a − m
 for output pixel i, so on an H×W map tap a touches the map only if |a − m| ≤ H − 1. On maps smaller than the

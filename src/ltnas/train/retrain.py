@@ -52,7 +52,7 @@ class RetrainTask:
         self.num_classes = num_classes
         self.shots = shots  # (many, few) shot-group thresholds of the per-epoch validation metrics
         self.recalibration = recalibration  # training images for precise BatchNorm after each epoch; None: off
-        self.weights = FlatParameters(model.parameters())  # one buffer: clipping and SGD in a few kernels (train/flat.py)
+        self.weights = FlatParameters(model.parameters())  # one buffer: clipping and SGD in few kernels (train/flat.py)
         self.optimizer = torch.optim.SGD(
             [self.weights.flat], config.sgd.lr, momentum=config.sgd.momentum, weight_decay=config.sgd.weight_decay
         )
