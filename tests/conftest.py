@@ -25,6 +25,12 @@ os.environ["LTNAS_JOBS"] = "1"
 # Reports draw every figure at 10 dpi without the layout pass, ticks or heatmap numbers (src/ltnas/plot_settings.py):
 # a quarter of a full-quality report's time, which was most of a tiny run's. test_report.py renders at full quality.
 os.environ["LTNAS_PLOTS"] = "draft"
+# The processes tests start (`ltnas` commands, comparison workers, benchmark scripts' children) import ltnas from its
+# source: with PYTHONDONTWRITEBYTECODE set, as on this project's machines, none of them could keep the compiled
+# modules, and each compiled ltnas's ~70 modules again (~0.45 CPU s a process). The suite lets them, and itself,
+# share src/ltnas/__pycache__ (git-ignored; Python writes each file under a temporary name, then renames it).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 # The xdist grouping (tests/xdist_groups.py: shared fixtures stay on one worker), imported so that pytest finds its hooks.
