@@ -45,7 +45,7 @@ def dense_strides(t: torch.Tensor) -> tuple[int, ...]:
 class FlatParameters:
     """`parameters` (one dtype, one device) moved into one buffer, `flat`, whose `.grad` holds their gradients:
     build it once the model is on its device and in its memory format, give `[flat]` to the optimiser and to
-    gradient clipping, and call `zero_grad` before each backward pass."""
+    gradient clipping, call `zero_grad` before each backward pass and `gather_gradients` after it."""
 
     def __init__(self, parameters: Iterable[nn.Parameter]):
         self.parameters = [p for p in parameters if p.requires_grad]
