@@ -156,11 +156,14 @@ def time_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tu
         step()
     synchronize(device)
     seconds = (time.perf_counter() - began) / args.steps
+    return seconds, peak_memory_mb(device), count_parameters(model)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: the peak allocated since the last reset; CPU: the process's maximum resident set."""
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return seconds, peak, count_parameters(model)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_task_steps(args, device: torch.device, amp: bool, channels_last: bool) -> tuple[float, float, int]:
@@ -173,7 +176,7 @@ def time_task_steps(args, device: torch.device, amp: bool, channels_last: bool) 
     from ltnas.train.retrain import RetrainTask
 
     model, _ = build(args, device, channels_last, 1)
-    quickstart = args.quickstart
+    quickstart = args.quickstart  # the quickstart's loss, weight decay and crops; else DARTS's recipe
     config = TrainConfig(epochs=2, batch_size=args.batch, amp=amp, auxiliary=args.auxiliary, drop_path=args.drop_path,
                          sgd={"lr": 0.025, "weight_decay": 1e-3 if quickstart else 3e-4},
                          longtail={"loss": "logit_adjusted" if quickstart else "ce"},
@@ -199,11 +202,7 @@ def time_task_steps(args, device: torch.device, amp: bool, channels_last: bool) 
     task.run_epoch(config.epochs, lambda **_: None)  # drop-path at its maximum, as from the last epoch on
     synchronize(device)
     seconds = (time.perf_counter() - began) / args.steps
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return seconds, peak, count_parameters(model)
+    return seconds, peak_memory_mb(device), count_parameters(model)
 
 
 @torch.no_grad()
