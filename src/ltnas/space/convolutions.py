@@ -248,9 +248,10 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, paddi
     """`F.conv2d(x, weight, None, stride, padding, dilation, groups=C)` for depthwise filters `weight` (C, 1, k, k);
     where `fast_route(x)`, in training: on maps of at most `PRODUCTS_MAX_PIXELS` pixels by `depthwise_as_products`,
     a dilated, same-padded one with an odd k by `dilated_depthwise`."""
-    if fast_route(x) and torch.is_grad_enabled() and x.shape[-2] * x.shape[-1] <= PRODUCTS_MAX_PIXELS:
+    training_fast = fast_route(x) and torch.is_grad_enabled()
+    if training_fast and x.shape[-2] * x.shape[-1] <= PRODUCTS_MAX_PIXELS:
         return depthwise_as_products(x, weight, stride, padding, dilation)
-    if _dilated_same(weight.shape[-1], padding, dilation) and fast_route(x) and torch.is_grad_enabled():
+    if training_fast and _dilated_same(weight.shape[-1], padding, dilation):
         return dilated_depthwise(x, weight, dilation, stride)
     if stride == dilation == 1 and _same_square(weight, padding) and fast_route(x):
         weight, pads = reachable_taps(weight, padding, *x.shape[-2:])
