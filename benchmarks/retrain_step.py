@@ -5,6 +5,8 @@
     python benchmarks/retrain_step.py --smoke          # tiny sizes: checks the script runs, times nothing useful
     python benchmarks/retrain_step.py --quickstart --channels-last --revision f0fd91f --repeats 5 --threads 1
                                                        # the quickstart network: this tree beside a git revision
+    python benchmarks/retrain_step.py --quickstart --channels-last --threads 1 --batch 1
+                                                       # its step's fixed cost (a size given beside --quickstart wins)
 
 The step is the retrain recipe's: forward with the auxiliary head and drop-path 0.2, loss + 0.4 × auxiliary loss,
 backward, gradient clipping at 5, SGD with momentum. The reference in the same run is that step written out here in
@@ -52,7 +54,7 @@ QUICKSTART = {"channels": 36, "layers": 6, "batch": 16, "size": 8, "in_channels"
               "drop_path": 0.0}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--genotype", default="DARTS_V2")
@@ -67,19 +69,25 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels_last weights and inputs")
     parser.add_argument("--in-channels", type=int, default=3, help="image channels (digits: 1)")
     parser.add_argument("--quickstart", action="store_true", help="the quickstart's retraining: C=36, 6 cells, "
-                        "batch 16, 8x8x1, no auxiliary head or drop-path")
+                        "batch 16, 8x8x1, no auxiliary head or drop-path (a size given as well wins: --batch 1 "
+                        "times the step's fixed cost)")
     parser.add_argument("--eval-batch", type=int, default=256, help="images per evaluation call")
     parser.add_argument("--revision", help="time this tree's tuned step beside git revision REV's (e.g. f0fd91f)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of fresh processes per tree (--revision)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a --revision timing child
-    args = parser.parse_args()
-    args.auxiliary, args.drop_path = True, 0.2  # the DARTS retraining recipe
-    if args.quickstart:
-        vars(args).update(QUICKSTART)
+    parser.set_defaults(auxiliary=True, drop_path=0.2)  # the DARTS retraining recipe
+    if parser.parse_known_args(argv)[0].quickstart:
+        parser.set_defaults(**QUICKSTART)  # defaults, so that a size given on the command line wins
+    args = parser.parse_args(argv)
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 4, 3, 4, 8, 1, 1
         args.eval_batch = 8
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

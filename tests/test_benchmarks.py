@@ -210,6 +210,25 @@ def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revisi
     assert "8x8x1, auxiliary head off" in out and "median of 1 rounds" in out and "evaluation: " in out
 
 
+def test_retrain_step_quickstart_sizes_are_defaults_that_given_options_override():
+    """--quickstart sets the quickstart network's sizes and recipe; a size given beside it wins (`--batch 1`: the
+    step's fixed cost), and without it the DARTS recipe (C=36, 20 cells, batch 96, auxiliary head, drop-path 0.2)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import retrain_step
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def sizes(*argv: str) -> tuple:
+        args = retrain_step.parse_args(list(argv))
+        return args.channels, args.layers, args.batch, args.size, args.in_channels, args.auxiliary, args.drop_path
+
+    assert sizes() == (36, 20, 96, 32, 3, True, 0.2)
+    assert sizes("--quickstart") == (36, 6, 16, 8, 1, False, 0.0)
+    assert sizes("--quickstart", "--batch", "1", "--layers", "3") == (36, 3, 1, 8, 1, False, 0.0)
+    assert sizes("--batch", "1") == (36, 20, 1, 32, 3, True, 0.2)
+
+
 def test_retrain_step_times_the_stages_own_step(monkeypatch):
     """The tuned step (and each --revision child's) is RetrainTask's epoch loop, so a change to the stage's loop
     (its optimiser, say) shows in the benchmark: one warm-up epoch and one timed, the latter at the full drop-path."""
