@@ -67,6 +67,10 @@ METHODS = {"darts": "softmax", "fairdarts": "sigmoid"}
 TOLERANCE = 1e-4
 
 
+# The quickstart's search (configs/quickstart.yaml, search): C=8, 3 cells, batch 32 (+ 32), 8×8×1 digits.
+QUICKSTART = {"channels": 8, "layers": 3, "batch": 32, "size": 8, "in_channels": 1}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -79,7 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--in-channels", type=int, default=3, help="image channels (digits: 1)")
     parser.add_argument("--quickstart", action="store_true", help="the quickstart's size: C=8, 3 layers, batch 32, "
-                        "8x8, 1 channel (sets --channels --layers --batch --size --in-channels)")
+                        "8x8, 1 channel (the defaults of --channels --layers --batch --size --in-channels: one given "
+                        "as well wins, e.g. --batch 2 for the step's fixed cost)")
     parser.add_argument("--revision", help="time this tree's ltnas step beside git revision REV's (e.g. f0fd91f)")
     parser.add_argument("--primitives", choices=["all", "shipped"], default="all",
                         help="the supernet's operations: all eight DARTS primitives, or (with --revision) each "
@@ -95,11 +100,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "node's activations are small (FUSE_MAX_NUMEL), always, never")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one step: for the test suite")
     parser.add_argument("--impl", choices=["ours", "baseline"], help=argparse.SUPPRESS)  # a timing child
+    if parser.parse_known_args(argv)[0].quickstart:
+        parser.set_defaults(**QUICKSTART)
     args = parser.parse_args(argv)
     if args.primitives == "shipped" and not args.revision:
         parser.error("--primitives shipped needs --revision REV: the original DARTS code holds all eight primitives")
-    if args.quickstart:
-        args.channels, args.layers, args.batch, args.size, args.in_channels = 8, 3, 32, 8, 1
     if args.smoke:
         args.channels, args.layers, args.batch, args.size, args.steps, args.warmup = 2, 3, 4, 8, 1, 1
         if args.strategies:

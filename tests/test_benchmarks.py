@@ -210,23 +210,32 @@ def test_retrain_step_benchmark_times_the_quickstart_network_beside_a_git_revisi
     assert "8x8x1, auxiliary head off" in out and "median of 1 rounds" in out and "evaluation: " in out
 
 
-def test_retrain_step_quickstart_sizes_are_defaults_that_given_options_override():
-    """--quickstart sets the quickstart network's sizes and recipe; a size given beside it wins (`--batch 1`: the
-    step's fixed cost), and without it the DARTS recipe (C=36, 20 cells, batch 96, auxiliary head, drop-path 0.2)."""
+def test_quickstart_sizes_are_defaults_that_given_options_override():
+    """--quickstart sets the quickstart's sizes (and the retraining's recipe); a size given beside it wins (`--batch
+    1`: the step's fixed cost); without it, the DARTS sizes: retraining C=36, 20 cells, batch 96, auxiliary head,
+    drop-path 0.2; search C=16, 8 cells, batch 64, 32×32×3."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import retrain_step
+        import search_step
     finally:
         sys.path.remove(str(BENCHMARKS))
 
-    def sizes(*argv: str) -> tuple:
+    def retraining(*argv: str) -> tuple:
         args = retrain_step.parse_args(list(argv))
         return args.channels, args.layers, args.batch, args.size, args.in_channels, args.auxiliary, args.drop_path
 
-    assert sizes() == (36, 20, 96, 32, 3, True, 0.2)
-    assert sizes("--quickstart") == (36, 6, 16, 8, 1, False, 0.0)
-    assert sizes("--quickstart", "--batch", "1", "--layers", "3") == (36, 3, 1, 8, 1, False, 0.0)
-    assert sizes("--batch", "1") == (36, 20, 1, 32, 3, True, 0.2)
+    def search(*argv: str) -> tuple:
+        args = search_step.parse_args(list(argv))
+        return args.channels, args.layers, args.batch, args.size, args.in_channels
+
+    assert retraining() == (36, 20, 96, 32, 3, True, 0.2)
+    assert retraining("--quickstart") == (36, 6, 16, 8, 1, False, 0.0)
+    assert retraining("--quickstart", "--batch", "1", "--layers", "3") == (36, 3, 1, 8, 1, False, 0.0)
+    assert retraining("--batch", "1") == (36, 20, 1, 32, 3, True, 0.2)
+    assert search() == (16, 8, 64, 32, 3)
+    assert search("--quickstart") == (8, 3, 32, 8, 1)
+    assert search("--quickstart", "--batch", "2") == (8, 3, 2, 8, 1)
 
 
 def test_retrain_step_times_the_stages_own_step(monkeypatch):
