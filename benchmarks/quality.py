@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -127,6 +128,7 @@ def main() -> None:
     from ltnas.cli import resolve_config_path
     from ltnas.compare import Comparison, spec_from_methods
     from ltnas.report.comparison import aggregate, baseline_variants, write_comparison
+    from ltnas.runs import stopping_on_sigterm
 
     overrides = [*args.overrides, "progress=false", f"device={args.device}"]
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
@@ -140,7 +142,9 @@ def main() -> None:
         jobs = [(str(m.run.path), m.variant, m.seed) for m in comparison.members]
         began = time.perf_counter()
         if args.jobs > 1:
-            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            # SIGTERM (`kill`, `timeout`) reaches this process only: raised here, leaving the Pool's block ends its
+            # workers too, where the default handler ended this process alone and left them running their members.
+            with stopping_on_sigterm(), multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
                 done = pool.map(run_member, jobs, chunksize=1)
         else:
             done = [run_member(job) for job in jobs]
@@ -185,4 +189,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM while members run (runs.Terminated)
+        sys.exit("quality.py: stopped before the table; no worker is left running")

@@ -154,6 +154,20 @@ def search_killed_and_resumed(config, folder: Path, monkeypatch, after_epoch: in
     pipeline.search_only(run.config(), run)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped by its new parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 def nchw_layer_calls(step) -> list[tuple[str, list[tuple[int, ...]]]]:
     """The layer calls of `step()` that see an activation or gradient out of channels_last memory, on the CPU the
     library's slow paths: a convolution given an NCHW tensor (a strided slice it copies at no extra cost), a BatchNorm,

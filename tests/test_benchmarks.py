@@ -336,6 +336,51 @@ def test_quality_benchmark_puts_baselines_and_logistic_regression_beside_search(
     assert "balanced test %" in out and "few-shot %" in out and "best search method: DARTS" in out
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
+def test_quality_benchmark_stopped_with_sigterm_leaves_no_worker_running(tmp_path):
+    """`quality.py --jobs 2` stopped with SIGTERM (`kill`, `timeout`: only the parent gets it) ends its pool's
+    workers and says so in one line, instead of dying alone and leaving them training their members."""
+    import signal
+    import time
+
+    from conftest import process_alive
+
+    argv = [sys.executable, str(BENCHMARKS / "quality.py"), "--smoke", "--jobs", "2", "--out", str(tmp_path / "q"),
+            "--set", "train.epochs=100000"]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: reading a pipe would wait for the workers to end too
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def workers() -> list[int]:
+        found = []
+        for task in Path(f"/proc/{process.pid}/task").glob("*"):
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(int(pid))
+        return found
+
+    deadline = time.monotonic() + 120
+    while len(running := workers()) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert len(running) == 2, f"both members should be running in pool workers: {running}, exit {process.poll()}"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        deadline = time.monotonic() + 60
+        while any(process_alive(pid) for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(process_alive(pid) for pid in running)
+    finally:  # a failure here must not leave workers training for the rest of the suite
+        process.kill()
+        for pid in filter(process_alive, running):
+            os.kill(pid, signal.SIGKILL)
+    stderr = log.read_text()
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "quality.py: stopped before the table; no worker is left running"
+
+
 def test_recipe_benchmark_reports_convergence(tmp_path):
     out = run_script(str(BENCHMARKS / "recipe.py"), "--seeds", "0", "--network", "cnn",
                      "--recipe", "warm:train.warmup_epochs=1", "--out", str(tmp_path))

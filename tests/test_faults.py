@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_RUN
+from conftest import TINY_RUN, process_alive
 from test_cli import call, snapshot, user_error
 
 from ltnas import lock
@@ -207,9 +207,9 @@ def test_a_stopped_comparison_leaves_no_worker_holding_a_member(tmp_path, tiny, 
     process.send_signal(getattr(signal, signal_name))
     code = process.wait(timeout=120)
     deadline = time.monotonic() + 120  # generous: on a loaded machine a niced worker may wait long for the CPU
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in workers)
+    assert not any(process_alive(pid) for pid in workers)
     assert not any(path.exists() for path in locks)  # each worker let go of its member's folder
     if signal_name == "SIGTERM":
         stderr = log.read_text()
@@ -222,20 +222,6 @@ def _read(path: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, ended but not yet reaped by its new parent, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 # ---------------------------------------------------------------- 2. damaged or unwritable files
