@@ -4,11 +4,9 @@ as a searched genotype."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from test_cli import call, user_error
 
 from ltnas.cli import resolve_config_path

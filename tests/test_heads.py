@@ -7,7 +7,6 @@ import random
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ltnas.config import LongTailConfig, validate_config
