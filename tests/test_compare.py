@@ -428,3 +428,39 @@ def test_class_counts_of_variants_that_differ_in_data(tmp_path):
     result = {"title": "t", "seeds": [0], "variants": {}, "runs": {}, "shot_thresholds": None}
     assert "![training class counts of the variants](plots/class_counts.png)" in comparison_markdown(
         result, {"class_counts"})
+
+
+def test_the_terminal_table_leaves_out_columns_to_fit_instead_of_cutting_numbers():
+    """In an 80-column terminal rich cut every number short ("91.…"); the table now leaves out the columns read
+    least (NARROW_TERMINAL_DROPS: top-5, ×+, search, train, ...) until it fits and says which, and a terminal wide
+    enough keeps them all."""
+    import io
+
+    from rich.console import Console
+
+    from ltnas.report.comparison import print_comparison
+
+    def stats(balanced, few):
+        three = lambda mean, std: {"mean": mean, "std": std, "values": [mean] * 3}  # noqa: E731
+        return {"balanced": three(balanced, 0.0342), "longtail": three(0.9852, 0.0101), "many": three(0.975, 0.0123),
+                "medium": three(0.965, 0.0177), "few": three(few, 0.0921), "top5": three(0.998, 0.002),
+                "params": three(938930, 0.0), "madds": three(11.02e6, 0.0), "search_seconds": three(13.0, 0.4),
+                "train_seconds": three(80.0, 2.1)}
+
+    result = {"title": "quickstart", "seeds": [0, 1, 2], "published": None,
+              "variants": {"FairDARTS": stats(0.9148, 0.69), "ResNet-32": stats(0.8816, 0.74)}}
+
+    def printed(width: int) -> str:
+        console = Console(width=width, record=True, file=io.StringIO())
+        print_comparison(result, "runs/cmp", console)
+        return console.export_text()
+
+    narrow = printed(80)
+    assert "…" not in narrow and "91.48 ± 3.42" in narrow and "69.00 ± 9.21" in narrow
+    note = next(line for line in narrow.splitlines() if line.startswith("Left out to fit 80 columns: "))
+    left_out = note.removeprefix("Left out to fit 80 columns: ").split(" (comparison.md")[0].split("; ")
+    assert left_out[:3] == ["balanced test, top-5", "×+", "search"] and "few" not in left_out
+    assert "few" in narrow and "balanced test" in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    wide = printed(250)
+    assert "Left out" not in wide and "×+" in wide and "balanced test, top-5" in wide and "1m 20s" in wide

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -303,6 +304,12 @@ def one_seed(result: dict) -> bool:
     return max(counts, default=0) <= 1
 
 
+# Columns the terminal's table leaves out, in this order, while it is wider than the terminal (rich would cut every
+# number short instead: "91.…" in an 80-column window); comparison.md keeps them all. A header matches by its end
+# (the top-5 column is "<test set>, top-5").
+NARROW_TERMINAL_DROPS = ("top-5", "×+", "search", "train", "params", "LT test", "medium", "many")
+
+
 def print_comparison(result: dict, folder: str | Path, console: Console | None = None) -> None:
     if console is None:
         console = Console()
@@ -312,12 +319,11 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
     seeds = result["seeds"]
     title = f"{result.get('title') or 'comparison'} — accuracy %, mean ± std over seeds {seeds}" if len(seeds) > 1 \
         else f"{result.get('title') or 'comparison'} — accuracy %, seed {seeds[0]}"
-    table = Table(title=title, title_justify="left")
-    for index, column in enumerate(header):
-        table.add_column(column, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+    table, left_out = terminal_table(title, header, rows, console)
     console.print(table)
+    if left_out:  # "; " between them: the top-5 column's header holds a comma
+        console.print(Text(f"Left out to fit {console.width} columns: {'; '.join(left_out)} (comparison.md has "
+                           "every column)."))
     if result.get("published"):
         console.print(Text(f"Published: {result['published']['source']}"))
     if any(stats.get(key, {}).get("mean") is not None for stats in result["variants"].values() for key, _, _ in MU_METRICS):
@@ -328,6 +334,25 @@ def print_comparison(result: dict, folder: str | Path, console: Console | None =
     for failure in failure_lines(result):
         console.print(Text(failure))
     console.print(Text(f"Comparison folder: {folder} (comparison.md)"))
+
+
+def terminal_table(title: str, header: list[str], rows: list[list[str]], console: Console) -> tuple[Table, list[str]]:
+    """The table at most as wide as `console`, leaving out the columns of NARROW_TERMINAL_DROPS in their order while it
+    is wider; returns it and the headers it left out (none when it fits, or when nothing is left to leave out)."""
+    kept, left_out = list(header), []
+    unbounded = console.options.update_width(10_000)  # measured as wide as it wants (rich caps it at the console)
+    droppable = [next(column for column in header if column.endswith(end))
+                 for end in NARROW_TERMINAL_DROPS if any(column.endswith(end) for column in header)]
+    while True:
+        table = Table(title=title, title_justify="left")
+        for column in kept:
+            table.add_column(column, justify="left" if column == header[0] else "right")
+        for row in rows:
+            table.add_row(*(Text(cell) for column, cell in zip(header, row) if column in kept))
+        if not droppable or Measurement.get(console, unbounded, table).maximum <= console.width:
+            return table, left_out
+        left_out.append(droppable.pop(0))
+        kept.remove(left_out[-1])
 
 
 def comparison_markdown(result: dict, plots: set[str]) -> str:
