@@ -233,7 +233,7 @@ def test_the_report_is_prepared_once_the_last_members_run_on_fewer_cores(tiny_ya
         def hand(self, index, path, config):
             self.busy[index] = index
 
-        def events(self):
+        def events(self, timeout=None):
             index = min(self.busy)
             del self.busy[index]
             return [("done", index)]
@@ -464,3 +464,96 @@ def test_the_terminal_table_leaves_out_columns_to_fit_instead_of_cutting_numbers
     assert max(len(line) for line in narrow.splitlines()) <= 80
     wide = printed(250)
     assert "Left out" not in wide and "×+" in wide and "balanced test, top-5" in wide and "1m 20s" in wide
+
+
+def test_a_member_says_where_it_stands_from_its_run_folder(tiny_yaml, tmp_path):
+    """Member.progress: the stage whose metrics.jsonl was written last, its finished epochs (whole lines: a row
+    being appended does not count) out of that config section's epochs; "starting" before any."""
+    import os
+
+    from ltnas import lock
+    from ltnas.compare import Comparison, spec_from_methods
+
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["darts"], [0]), tmp_path / "c",
+                                   ["search.epochs=4", "train.epochs=7", "progress=false"])
+    lock.release_all()
+    member = comparison.members[0]
+    assert member.progress() == "starting"
+    search = member.run.path / "search" / "metrics.jsonl"
+    search.parent.mkdir()
+    search.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epo')
+    assert member.progress() == "search epoch 2/4"
+    train = member.run.path / "train" / "metrics.jsonl"
+    train.parent.mkdir()
+    train.write_text('{"epoch": 1}\n')
+    os.utime(search, ns=(1, 1))  # the search's log older than the retraining's
+    assert member.progress() == "train epoch 1/7"
+    other = member.run.path / "evolve" / "metrics.jsonl"  # a stage whose config section has no `epochs`
+    other.parent.mkdir()
+    other.write_text('{"generation": 1}\n{"generation": 2}\n{"generation": 3}\n')
+    os.utime(train, ns=(2, 2))
+    assert member.progress() == "evolve epoch 3"
+
+
+def test_the_parallel_loop_reports_its_running_members_when_none_ends(tiny_yaml, tmp_path, monkeypatch):
+    """While no worker says anything for compare.STATUS_EVERY seconds, the loop calls on_wait with the running
+    members (the workers' wait times out), then goes on waiting; without on_wait it waits without a timeout."""
+    from ltnas import compare, lock
+    from ltnas.compare import Comparison, spec_from_methods
+
+    timeouts = []
+
+    class QuietWorkers:  # the first wait of each member times out; the next one ends the lowest-numbered member
+        def __init__(self, log, threads):
+            self.busy: dict[int, bool] = {}
+
+        def hand(self, index, path, config):
+            self.busy[index] = False
+
+        def running(self):
+            return sorted(self.busy)
+
+        def events(self, timeout=None):
+            timeouts.append(timeout)
+            index = min(self.busy)
+            if not self.busy[index]:
+                self.busy[index] = True
+                return []
+            del self.busy[index]
+            return [("done", index)]
+
+        def close(self, **options):
+            pass
+
+    comparison = Comparison.create(spec_from_methods(tiny_yaml, ["cnn"], [0, 1, 2]), tmp_path / "c", ["progress=false"])
+    monkeypatch.setattr(compare, "_Workers", QuietWorkers)
+    monkeypatch.setattr(compare, "_prepare_report", lambda: None)
+    waits = []
+    try:
+        comparison._run_parallel(None, None, None, jobs=2, threads=1,
+                                 on_wait=lambda running: waits.append([index for index, _ in running]))
+        assert waits == [[0, 1], [1, 2], [2]] and set(timeouts) == {compare.STATUS_EVERY}
+        timeouts.clear()
+        comparison._run_parallel(None, None, None, jobs=2, threads=1)  # no on_wait: no timeout, nothing called
+        assert set(timeouts) == {None}
+    finally:
+        lock.release_all()
+
+
+def test_a_parallel_comparison_prints_where_its_running_members_stand(tiny_yaml, tmp_path, monkeypatch, capsys):
+    """`ltnas compare` with workers: the members' bars are off, so each on_wait call (compare.STATUS_EVERY seconds
+    without a member ending) prints one line with each running member's stage and epoch."""
+    from ltnas.cli import main
+    from ltnas.compare import Comparison
+
+    original = Comparison.run
+
+    def run(self, **options):  # as the parallel loop calls it after a quiet wait, then the members one by one
+        options["on_wait"]([(0, self.members[0])])
+        return original(self, **{**options, "jobs": 1})
+
+    monkeypatch.setattr(Comparison, "run", run)
+    code = main(["compare", str(tiny_yaml), "--methods", "cnn", "--seeds", "0", "--set", "train.epochs=1",
+                 "--no-progress", "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 0 and "still running: [1/1] CNN, seed 0: starting\n" in err

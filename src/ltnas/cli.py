@@ -352,6 +352,11 @@ def _compare_command(args: argparse.Namespace) -> int:
         print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state}",
               file=sys.stderr, flush=True)
 
+    def still_running(running) -> None:  # every compare.STATUS_EVERY s without a member ending: where they stand
+        print("still running: " + "; ".join(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed "
+                                            f"{member.seed}: {member.progress()}" for index, member in running),
+              file=sys.stderr, flush=True)
+
     print(f"comparison folder: {comparison.path}", flush=True)
     if unfinished:
         print(f"{plan.describe()} (set with --jobs / --threads)", file=sys.stderr, flush=True)
@@ -359,7 +364,7 @@ def _compare_command(args: argparse.Namespace) -> int:
 
     with resume_advice(comparison.path, f"ltnas {args.command}"):
         result = comparison.run(on_member=announce, log=args.log, jobs=plan.jobs, threads=plan.threads,
-                                on_end=ended)
+                                on_end=ended, on_wait=still_running)
     print_comparison(result, comparison.path)
     failed = result["failed"]
     if failed:  # every other member ran and is in the table; the command still reports the failure

@@ -50,6 +50,9 @@ FAILED_FILE = "failed.json"  # in a member's run folder: why its last attempt fa
 # What `ltnas compare --resume DIR --set KEY=VALUE` may change: more epochs for the members that
 # have not finished (their checkpoints continue; a finished member keeps what it ran).
 EXTENDABLE = ("search.epochs", "train.epochs")
+# Seconds between the parallel loop's `on_wait` calls while no member starts or ends: the members' progress bars are
+# off (they would interleave), so without it a terminal shows nothing for minutes.
+STATUS_EVERY = 30.0
 
 
 class ComparisonSpec(Section):
@@ -97,6 +100,22 @@ class Member:
         if self.finished or not path.is_file():
             return None
         return str(json.loads(path.read_text()).get("error") or "failed")
+
+    def progress(self) -> str:
+        """Where a running member stands, read from its run folder: "<stage> epoch k/N" for the stage whose
+        metrics.jsonl was written last (k: its whole lines, one per finished epoch; N: that config section's
+        `epochs`, where it has one), or "starting". Reads bytes only: the parent of the workers never imports torch."""
+        try:
+            logs = list(self.run.path.glob("*/metrics.jsonl"))
+            if not logs:
+                return "starting"
+            latest = max(logs, key=lambda path: path.stat().st_mtime_ns)
+            epochs_done = latest.read_bytes().count(b"\n")  # a row being appended has no newline yet
+        except OSError:  # a file the worker replaces this instant
+            return "running"
+        stage = latest.parent.name
+        epochs = getattr(getattr(self.config, stage, None), "epochs", None)
+        return f"{stage} epoch {epochs_done}/{epochs}" if isinstance(epochs, int) else f"{stage} epoch {epochs_done}"
 
 
 def slug(name: str) -> str:
@@ -271,7 +290,7 @@ class Comparison:
         return [f"{member.variant} seed {member.seed}" for member in extended]
 
     def run(self, on_member=None, log: str | None = None, jobs: int = 1, threads: int | None = None,
-            on_end=None) -> dict:
+            on_end=None, on_wait=None) -> dict:
         """Run every unfinished member (a killed one resumes; a failed one is tried again), then write
         the comparison report. A member that fails is recorded in its RUN/failed.json with the reason
         and the others still run; the result lists it under "failed".
@@ -279,11 +298,12 @@ class Comparison:
         `jobs` > 1 runs that many members at a time, each in its own process with `threads` torch
         intra-op threads (ltnas.threads says why); `jobs` = 1 runs them one after another in this
         process. `on_member(index, member)` is called as a member starts (or is found finished),
-        `on_end(index, member, seconds)` as one that ran ends."""
+        `on_end(index, member, seconds)` as one that ran ends, and with `jobs` > 1 `on_wait([(index, member), ...])`
+        with the running members every STATUS_EVERY seconds in which none ends."""
         from ltnas.report.comparison import write_comparison
 
         if jobs > 1 and sum(not member.finished for member in self.members) > 1:
-            self._run_parallel(on_member, on_end, log, jobs, threads)
+            self._run_parallel(on_member, on_end, log, jobs, threads, on_wait)
         else:
             for index, member in enumerate(self.members):
                 if on_member is not None:
@@ -298,7 +318,8 @@ class Comparison:
         return write_comparison(self.path, self.spec, [(m.variant, m.seed, m.run.path) for m in self.members
                                                        if m.finished], failed=failed)
 
-    def _run_parallel(self, on_member, on_end, log: str | None, jobs: int, threads: int | None) -> None:
+    def _run_parallel(self, on_member, on_end, log: str | None, jobs: int, threads: int | None,
+                      on_wait=None) -> None:
         """Members `jobs` at a time in worker processes (`_Workers`), each worker taking one member after
         another, the longest members first (`start_order`). This process lets go of a member's lock as it
         hands the member over and keeps the comparison folder's; the worker holds the member's folder while
@@ -321,7 +342,10 @@ class Comparison:
                     began[index] = time.perf_counter()
                 if not waiting and len(workers.busy) < jobs:
                     _prepare_report()  # a core idles from here on
-                for event, index, *detail in (workers.events() if workers.busy else []):
+                events = workers.events(STATUS_EVERY if on_wait is not None else None) if workers.busy else []
+                if not events and workers.busy and on_wait is not None:  # STATUS_EVERY s without a member ending
+                    on_wait([(index, self.members[index]) for index in workers.running()])
+                for event, index, *detail in events:
                     member = self.members[index]
                     if event == "started":
                         self.workers[index] = {"pid": detail[0], "threads": detail[1]}
@@ -366,12 +390,17 @@ class _Workers:
             self.busy[connection] = (process, index)
             return
 
-    def events(self) -> list[tuple]:
-        """Wait until a busy worker says something or dies; return ("started", index, pid, threads),
-        ("done", index) and ("died", index, exit code) events (a done or dead worker is no longer busy)."""
+    def running(self) -> list[int]:
+        """The indices of the members the busy workers run."""
+        return sorted(index for _, index in self.busy.values())
+
+    def events(self, timeout: float | None = None) -> list[tuple]:
+        """Wait until a busy worker says something or dies (at most `timeout` seconds: then no events); return
+        ("started", index, pid, threads), ("done", index) and ("died", index, exit code) events (a done or dead
+        worker is no longer busy)."""
         from multiprocessing.connection import wait
 
-        ready = wait([*self.busy, *(process.sentinel for process, _ in self.busy.values())])
+        ready = wait([*self.busy, *(process.sentinel for process, _ in self.busy.values())], timeout)
         events = []
         for connection in [c for c in self.busy if c in ready]:
             try:
