@@ -340,21 +340,21 @@ def _compare_command(args: argparse.Namespace) -> int:
     if plan.jobs == 1:
         threads.apply(plan.threads)
 
+    def label(index: int, member) -> str:
+        return f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}"
+
     def announce(index: int, member) -> None:
         state = "done" if member.finished else ("trying again" if member.failure else "running")
-        print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state} "
-              f"({member.run.path})", file=sys.stderr, flush=True)
+        print(f"{label(index, member)}: {state} ({member.run.path})", file=sys.stderr, flush=True)
 
     def ended(index: int, member, seconds: float) -> None:
         if plan.jobs == 1:  # one at a time: the next line says the next one started
             return
         state = f"finished in {format_seconds(seconds)}" if member.finished else f"failed ({member.failure})"
-        print(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed {member.seed}: {state}",
-              file=sys.stderr, flush=True)
+        print(f"{label(index, member)}: {state}", file=sys.stderr, flush=True)
 
     def still_running(running) -> None:  # every compare.STATUS_EVERY s without a member ending: where they stand
-        print("still running: " + "; ".join(f"[{index + 1}/{len(comparison.members)}] {member.variant}, seed "
-                                            f"{member.seed}: {member.progress()}" for index, member in running),
+        print("still running: " + "; ".join(f"{label(index, member)}: {member.progress()}" for index, member in running),
               file=sys.stderr, flush=True)
 
     print(f"comparison folder: {comparison.path}", flush=True)
